@@ -1,0 +1,184 @@
+//! Local endpoints: a veth pair whose host end lives in the tenant namespace (on the network's
+//! bridge, or routed as a /32 with proxy ARP in routing mode) and whose other end becomes the
+//! workload's interface with its address, MAC, MTU and default route via the gateway.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
+use rtnetlink::packet_route::neighbour::NeighbourState;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::driver::{LinuxDatapath, NetLoc};
+use crate::error::{Errors, LinuxError};
+use crate::names;
+use crate::netns;
+use crate::nl::Nl;
+
+/// Plugs `ep` in; rolls back the veth on failure; converges when it already exists.
+pub(crate) fn add(
+    d: &LinuxDatapath,
+    loc: &NetLoc,
+    ep: &LocalEndpoint,
+) -> Result<EndpointAttachment, DatapathError> {
+    let host = names::host_veth(&ep.id);
+    let attachment = EndpointAttachment {
+        host_ifname: host.clone(),
+        host_location: loc.ns_name.clone(),
+        mac: ep.mac,
+        mtu: loc.mtu,
+    };
+    let ws = ep.netns_path.display().to_string();
+    let present = d.in_ns(&ep.netns_path, &ws, |nl| async move {
+        Ok(nl
+            .link(&ep.ifname)
+            .await?
+            .is_some_and(|l| l.mac == ep.mac.octets()))
+    })?;
+    let host_present = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+        let l = nl.link(&host).await?;
+        if l.is_some() && !present {
+            nl.del_link(&host).await?; // half-built by an interrupted call: start over
+        }
+        Ok(l.is_some() && present)
+    })?;
+    let res = if host_present {
+        configure(d, loc, ep)
+    } else {
+        create_veth(d, loc, ep).and_then(|_| configure(d, loc, ep))
+    };
+    match res {
+        Ok(()) => Ok(attachment),
+        Err(e) => {
+            let host = names::host_veth(&ep.id);
+            let _ = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+                nl.del_link(&host).await
+            });
+            Err(e.into())
+        }
+    }
+}
+
+/// Creates the pair in the tenant namespace and moves the workload end into the workload's.
+fn create_veth(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+    let ws = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
+        ns: ep.netns_path.display().to_string(),
+        op: "open",
+        source,
+    })?;
+    let fd = ws.as_raw_fd();
+    let (host, peer) = (names::host_veth(&ep.id), names::temp_peer(&ep.id));
+    let (host, peer) = (&host, &peer);
+    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+        nl.del_link(peer).await?;
+        nl.add_link(host, LinkVeth::new(host, peer).build()).await?;
+        let p = nl.need_link(peer).await?;
+        let msg = LinkUnspec::new_with_index(p.index)
+            .mtu(loc.mtu)
+            .address(ep.mac.octets().to_vec())
+            .build();
+        nl.set_link(peer, msg).await?;
+        nl.move_to_ns(peer, p.index, fd).await
+    })?;
+    let ws_name = ep.netns_path.display().to_string();
+    d.in_ns(&ep.netns_path, &ws_name, |nl| async move {
+        let p = nl.need_link(peer).await?;
+        let msg = LinkUnspec::new_with_index(p.index)
+            .name(ep.ifname.clone())
+            .build();
+        nl.set_link(peer, msg).await
+    })
+}
+
+/// Converges both ends: host end attached/routed and up; workload end addressed, up, routed.
+fn configure(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+    let host = names::host_veth(&ep.id);
+    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+        let h = nl.need_link(&host).await?;
+        let mut b = LinkUnspec::new_with_index(h.index)
+            .mtu(loc.mtu)
+            .alias(names::ep_alias(&ep.network_id, &ep.id))
+            .up();
+        if loc.mode == FwdMode::Bridge {
+            b = b.controller(nl.need_link(&names::bridge(loc.vni)).await?.index);
+        }
+        nl.set_link(&host, b.build()).await?;
+        if loc.mode == FwdMode::Routing {
+            netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
+            let r = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(ep.ip.addr(), 32)
+                .output_interface(h.index)
+                .scope(rtnetlink::packet_route::route::RouteScope::Link)
+                .build();
+            nl.replace_route(&format!("{}/32 dev {host}", ep.ip.addr()), r)
+                .await?;
+        }
+        Ok(())
+    })?;
+    let ws = ep.netns_path.display().to_string();
+    d.in_ns(&ep.netns_path, &ws, |nl| async move {
+        configure_workload(&nl, ep, loc.mtu).await
+    })
+}
+
+async fn configure_workload(nl: &Nl, ep: &LocalEndpoint, mtu: u32) -> Result<(), LinuxError> {
+    let lo = nl.need_link("lo").await?;
+    nl.set_link("lo", LinkUnspec::new_with_index(lo.index).up().build())
+        .await?;
+    let l = nl.need_link(&ep.ifname).await?;
+    let msg = LinkUnspec::new_with_index(l.index)
+        .mtu(mtu)
+        .address(ep.mac.octets().to_vec())
+        .up()
+        .build();
+    nl.set_link(&ep.ifname, msg).await?;
+    nl.converge_addr(&ep.ifname, l.index, ep.ip.addr(), ep.ip.prefix_len())
+        .await?;
+    let r = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(ep.gateway)
+        .output_interface(l.index)
+        .build();
+    nl.replace_route(&format!("default via {}", ep.gateway), r)
+        .await
+}
+
+/// Unplugs `ep` (best effort). `loc` is `None` when its network is already gone.
+pub(crate) fn remove(
+    d: &LinuxDatapath,
+    loc: Option<&NetLoc>,
+    ep: &LocalEndpoint,
+) -> Result<(), DatapathError> {
+    let mut errs = Errors::default();
+    let host = names::host_veth(&ep.id);
+    if let Some(loc) = loc {
+        let r = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+            let mut errs = Errors::default();
+            errs.absorb(nl.del_link(&host).await);
+            // Neighbour entries the router learnt for the workload (the link's own went with it).
+            let ip = IpAddr::V4(ep.ip.addr());
+            for n in nl.neighs(AddressFamily::Inet).await? {
+                if n.ip == Some(ip) && n.state() != NeighbourState::Permanent {
+                    errs.absorb(nl.del_neigh(&ip.to_string(), &n).await);
+                }
+            }
+            Ok(errs)
+        });
+        match r {
+            Ok(e) => errs.0.extend(e.0),
+            Err(e) => errs.push(e.into()),
+        }
+    }
+    // The workload end, should the host end have been lost (e.g. network removed first).
+    if netns::is_netns(&ep.netns_path) {
+        let ws = ep.netns_path.display().to_string();
+        errs.absorb(d.in_ns(&ep.netns_path, &ws, |nl| async move {
+            match nl.link(&ep.ifname).await? {
+                Some(l) if l.mac == ep.mac.octets() => nl.del_link(&ep.ifname).await,
+                _ => Ok(()),
+            }
+        }));
+    }
+    errs.finish()
+}

@@ -1,0 +1,45 @@
+//! The Linux kernel datapath driver: bridge + VXLAN over netlink, tenants isolated in their own
+//! router network namespaces (this kernel has no VRF module).
+//!
+//! Per host (the "host namespace", where the underlay interface and VTEP address live):
+//!
+//! ```text
+//!  host netns: underlay (vtep ip) ── UDP 4789 sockets of every VXLAN device below
+//!  tenant netns <prefix>-t-<hash(tenant)>   (ip_forward=1: the tenant's router)
+//!    bridge mode : ctvbr<vni> (gateway ip, mac 00:00:11:11:11:11)
+//!                    ├─ ctvvx<vni> VXLAN (nolearning, neigh_suppress, static FDB)
+//!                    └─ ctve<hash(ep id)> ─── veth ─── eth0 in the workload netns
+//!    routing mode: ctvvx<vni> (gateway/32, mac 02:cc:<vtep>)   ctve… host veth: <ip>/32 route,
+//!                  proxy_arp; remote <ip>/32 via <vtep> dev ctvvx<vni> onlink
+//! ```
+//!
+//! Invariant: a VXLAN device is created in the host namespace and then moved into the tenant
+//! namespace; its UDP socket stays in the namespace it was created in, so the underlay never
+//! leaks into a tenant and two tenants may use the same subnet.
+//!
+//! Invariant: every object's name derives from an id (tenant, VNI, endpoint id) and links
+//! carry an alias with the Contiv id, so a restarted agent finds and diffs them (`observe`).
+//!
+//! Bridge mode has no flood-and-learn: the VXLAN devices have no all-zeros FDB entry, so ARP
+//! for a remote workload is answered by the local bridge (`neigh_suppress` on the VXLAN port)
+//! from the static neighbour `set_remote_endpoints` installs. Routing between two networks of
+//! a tenant on different hosts is asymmetric (each side routes at its own anycast gateway), so
+//! a host needs every network of the tenant its workloads talk to ensured, with its remotes.
+//!
+//! All netlink work for a namespace runs on a dedicated OS thread that `setns()`es first (see
+//! `netns`); the driver's methods are synchronous and serialized by one lock.
+
+mod driver;
+mod endpoint;
+mod error;
+pub mod names;
+pub mod netns;
+mod network;
+mod nl;
+mod observe;
+mod remote;
+#[cfg(feature = "testbed")]
+pub mod testbed;
+
+pub use driver::{LinuxConfig, LinuxDatapath};
+pub use error::LinuxError;

@@ -1,0 +1,124 @@
+//! The `rule` object (key `tenantName:policyName:ruleId`), its link-sets and links (no oper).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{model_object, NoOper};
+use crate::format as f;
+use crate::gojson::go_json;
+use crate::link::Link;
+use crate::validate as v;
+use crate::ValidationError;
+
+/// Config of the Contiv object `Rule` as on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", default)]
+pub struct Rule {
+    /// `key`: The object key.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// `action`: Action.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub action: String,
+    /// `direction`: Direction.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub direction: String,
+    /// `fromEndpointGroup`: From Endpoint Group.
+    #[serde(rename = "fromEndpointGroup", skip_serializing_if = "String::is_empty")]
+    pub from_endpoint_group: String,
+    /// `fromIpAddress`: IP Address.
+    #[serde(rename = "fromIpAddress", skip_serializing_if = "String::is_empty")]
+    pub from_ip_address: String,
+    /// `fromNetwork`: From Network.
+    #[serde(rename = "fromNetwork", skip_serializing_if = "String::is_empty")]
+    pub from_network: String,
+    /// `policyName`: Policy Name.
+    #[serde(rename = "policyName", skip_serializing_if = "String::is_empty")]
+    pub policy_name: String,
+    /// `port`: Port No.
+    #[serde(skip_serializing_if = "crate::gojson::is_zero")]
+    pub port: i64,
+    /// `priority`: Priority.
+    #[serde(skip_serializing_if = "crate::gojson::is_zero")]
+    pub priority: i64,
+    /// `protocol`: Protocol.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
+    /// `ruleId`: Rule Id.
+    #[serde(rename = "ruleId", skip_serializing_if = "String::is_empty")]
+    pub rule_id: String,
+    /// `tenantName`: Tenant Name.
+    #[serde(rename = "tenantName", skip_serializing_if = "String::is_empty")]
+    pub tenant_name: String,
+    /// `toEndpointGroup`: To Endpoint Group.
+    #[serde(rename = "toEndpointGroup", skip_serializing_if = "String::is_empty")]
+    pub to_endpoint_group: String,
+    /// `toIpAddress`: IP Address.
+    #[serde(rename = "toIpAddress", skip_serializing_if = "String::is_empty")]
+    pub to_ip_address: String,
+    /// `toNetwork`: To Network.
+    #[serde(rename = "toNetwork", skip_serializing_if = "String::is_empty")]
+    pub to_network: String,
+    /// `link-sets`.
+    #[serde(rename = "link-sets")]
+    pub link_sets: RuleLinkSets,
+    /// `links`.
+    pub links: RuleLinks,
+}
+
+/// `link-sets` of Rule: maps from the linked object's key to the link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", default)]
+pub struct RuleLinkSets {
+    /// `Policies`.
+    #[serde(rename = "Policies", skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, Link>,
+}
+
+/// `links` of Rule: single links (an unset one encodes as `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", default)]
+pub struct RuleLinks {
+    /// `MatchEndpointGroup`.
+    #[serde(rename = "MatchEndpointGroup")]
+    pub match_endpoint_group: Link,
+}
+
+go_json!(Rule, RuleLinkSets, RuleLinks);
+
+model_object!(Rule, Rule, NoOper, [tenant_name, policy_name, rule_id]);
+
+impl Rule {
+    /// Contiv's field checks for a rule, in Go's order; fills `priority` 0 -> 1.
+    fn validate_fields(&mut self) -> Result<(), ValidationError> {
+        v::format("action", &self.action, &f::RULE_ACTION)?;
+        v::format("direction", &self.direction, &f::RULE_DIRECTION)?;
+        v::string(
+            "fromEndpointGroup",
+            &self.from_endpoint_group,
+            64,
+            &f::NAME_OR_EMPTY,
+        )?;
+        v::format("fromIpAddress", &self.from_ip_address, &f::RULE_IP)?;
+        v::string("fromNetwork", &self.from_network, 64, &f::NAME_OR_EMPTY)?;
+        v::string("policyName", &self.policy_name, 64, &f::NAME)?;
+        v::max("port", self.port, 65535)?;
+        if self.priority == 0 {
+            self.priority = 1;
+        }
+        v::min("priority", self.priority, 1)?;
+        v::max("priority", self.priority, 100)?;
+        v::format("protocol", &self.protocol, &f::RULE_PROTOCOL)?;
+        v::string("ruleId", &self.rule_id, 64, &f::NAME)?;
+        v::string("tenantName", &self.tenant_name, 64, &f::NAME)?;
+        v::string(
+            "toEndpointGroup",
+            &self.to_endpoint_group,
+            64,
+            &f::NAME_OR_EMPTY,
+        )?;
+        v::format("toIpAddress", &self.to_ip_address, &f::RULE_IP)?;
+        v::string("toNetwork", &self.to_network, 64, &f::NAME_OR_EMPTY)
+    }
+}

@@ -1,0 +1,225 @@
+//! HTTP client of netmaster's Contiv REST API (`/api/v1/...`, `/version`).
+//!
+//! One keep-alive ureq agent per invocation. Transport failures become [`Error::Connect`]; non-2xx
+//! answers become [`Error::Server`] carrying netmaster's message (Contiv answers errors with HTTP 500
+//! and a text/plain body). Objects travel as `serde_json::Value`, so nothing the server sends is
+//! lost when it is printed back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Default netmaster address of Contiv's netctl.
+pub const DEFAULT_NETMASTER: &str = "http://netmaster:9999";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to one netmaster.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// The HTTP verbs netctl uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Client {
+    /// A client for the netmaster at `url` (`http://host:port`; a bare `host:port` gets `http://`).
+    pub fn new(url: &str) -> Result<Self> {
+        let base = normalize_base(url)?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .user_agent(concat!("netctl/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(config),
+            base,
+        })
+    }
+
+    /// The netmaster base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /api/v1/<plural>/`: every object of a type. A `null` body is an empty list.
+    pub fn list(&self, plural: &str) -> Result<Vec<Value>> {
+        let path = format!("/api/v1/{plural}/");
+        match self.get_json(&path)? {
+            Value::Array(items) => Ok(items),
+            Value::Null => Ok(Vec::new()),
+            other => Err(Error::Decode {
+                path,
+                reason: format!("expected a JSON array, got {}", kind_of(&other)),
+            }),
+        }
+    }
+
+    /// `GET /api/v1/<plural>/<key>/`: one object's config.
+    pub fn get(&self, plural: &str, key: &str) -> Result<Value> {
+        self.get_json(&format!("/api/v1/{plural}/{key}/"))
+    }
+
+    /// `GET /api/v1/inspect/<plural>/<key>/`: `{"Config": .., "Oper": ..}`.
+    pub fn inspect(&self, plural: &str, key: &str) -> Result<Value> {
+        self.get_json(&format!("/api/v1/inspect/{plural}/{key}/"))
+    }
+
+    /// `POST /api/v1/<plural>/<key>/` with the object as body (create or update).
+    pub fn post(&self, plural: &str, key: &str, body: &Value) -> Result<()> {
+        let path = format!("/api/v1/{plural}/{key}/");
+        self.send(Method::Post, &path, Some(body)).map(|_| ())
+    }
+
+    /// `DELETE /api/v1/<plural>/<key>/`. Like Contiv's client, a 404 counts as already deleted.
+    pub fn delete(&self, plural: &str, key: &str) -> Result<()> {
+        let path = format!("/api/v1/{plural}/{key}/");
+        self.send(Method::Delete, &path, None).map(|_| ())
+    }
+
+    /// `GET <path>` decoded as JSON (`path` starts with `/`).
+    pub fn get_json(&self, path: &str) -> Result<Value> {
+        let text = self.send(Method::Get, path, None)?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends one request and returns the body of a successful answer.
+    fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String> {
+        let url = format!("{}{}", self.base, path);
+        let result = match method {
+            Method::Get => self.agent.get(&url).call(),
+            Method::Delete => self.agent.delete(&url).call(),
+            Method::Post => {
+                let payload = body.map(Value::to_string).unwrap_or_default();
+                self.agent
+                    .post(&url)
+                    .content_type("application/json")
+                    .send(payload.as_str())
+            }
+        };
+        let mut response = result.map_err(|e| self.connect_error(e))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.connect_error(e))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        if method == Method::Delete && status.as_u16() == 404 {
+            return Ok(String::new());
+        }
+        Err(Error::Server(server_message(status.as_u16(), &text)))
+    }
+
+    fn connect_error(&self, err: ureq::Error) -> Error {
+        Error::Connect {
+            url: self.base.clone(),
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// Checks and normalizes the `--netmaster` value.
+fn normalize_base(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Err(Error::invalid("netmaster URL is empty"));
+    }
+    if url.starts_with("https://") {
+        return Err(Error::Unsupported(format!(
+            "this netctl is built without TLS support: use an http:// netmaster URL instead of {url}"
+        )));
+    }
+    if url.starts_with("http://") {
+        return Ok(url.to_string());
+    }
+    if url.contains("://") {
+        return Err(Error::invalid(format!(
+            "unsupported netmaster URL scheme: {url}"
+        )));
+    }
+    Ok(format!("http://{url}"))
+}
+
+/// The message to show for a failed request: netmaster's text, or the problem+json detail, or the
+/// status line when the body is empty (Contiv's client says "Page not found!" for a bare 404).
+fn server_message(status: u16, body: &str) -> String {
+    let body = body.trim();
+    if let Ok(Value::Object(problem)) = serde_json::from_str::<Value>(body) {
+        for field in ["detail", "title", "message", "error"] {
+            if let Some(Value::String(msg)) = problem.get(field) {
+                return msg.clone();
+            }
+        }
+    }
+    if !body.is_empty() {
+        return body.to_string();
+    }
+    match status {
+        404 => "Page not found!".to_string(),
+        403 => "Access denied!".to_string(),
+        _ => format!("netmaster answered HTTP {status}"),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_normalization() {
+        assert_eq!(
+            normalize_base("http://nm:9999/").ok(),
+            Some("http://nm:9999".into())
+        );
+        assert_eq!(
+            normalize_base("nm:9999").ok(),
+            Some("http://nm:9999".into())
+        );
+        assert!(matches!(
+            normalize_base("https://nm"),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(normalize_base("ftp://nm"), Err(Error::Invalid(_))));
+        assert!(matches!(normalize_base(" "), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn server_messages() {
+        assert_eq!(
+            server_message(500, "tenant not found\n"),
+            "tenant not found"
+        );
+        assert_eq!(server_message(404, ""), "Page not found!");
+        assert_eq!(
+            server_message(409, r#"{"title":"Conflict","detail":"network exists"}"#),
+            "network exists"
+        );
+        assert_eq!(server_message(502, ""), "netmaster answered HTTP 502");
+    }
+}

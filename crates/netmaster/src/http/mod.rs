@@ -1,0 +1,61 @@
+//! The HTTP surface of netmaster: Contiv's REST routes (`/api/v1/...`), the agent-facing
+//! `/plugin/*` routes, `/version`, `/info` and the OpenAPI document.
+//!
+//! Bodies are taken as bytes and decoded here (Docker's plugin client and some Contiv clients send
+//! no Content-Type), so a bad body is a clear 400/500 message instead of a framework rejection.
+
+mod objects;
+mod plugin;
+mod reply;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::engine::Engine;
+
+pub use reply::Reply;
+
+/// Shared handler state.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub info: Arc<ServerInfo>,
+}
+
+/// Facts `/info` and `/version` report.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub listen: String,
+    pub version: &'static str,
+    pub git_commit: &'static str,
+    pub build_time: &'static str,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/openapi.json", get(objects::openapi))
+        .route("/api/v1/inspect/{plural}/{key}/", get(objects::inspect))
+        .route("/api/v1/inspect/{plural}/{key}", get(objects::inspect))
+        .route("/api/v1/{plural}/", get(objects::list))
+        .route("/api/v1/{plural}", get(objects::list))
+        .route(
+            "/api/v1/{plural}/{key}/",
+            get(objects::get_one).post(objects::upsert).put(objects::upsert).delete(objects::delete),
+        )
+        .route(
+            "/api/v1/{plural}/{key}",
+            get(objects::get_one).post(objects::upsert).put(objects::upsert).delete(objects::delete),
+        )
+        .route("/plugin/allocAddress", post(plugin::alloc_address))
+        .route("/plugin/releaseAddress", post(plugin::release_address))
+        .route("/plugin/createEndpoint", post(plugin::create_endpoint))
+        .route("/plugin/deleteEndpoint", post(plugin::delete_endpoint))
+        .route("/plugin/updateEndpoint", post(plugin::update_endpoint))
+        .route("/version", get(plugin::version))
+        .route("/info", get(plugin::info))
+        .fallback(objects::no_route)
+        .with_state(state)
+}

@@ -1,0 +1,511 @@
+//! Conformance suite: the same semantic tests run against every backend (memory and SQLite).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use contiv_store::{
+    Compare, EventKind, MemoryStore, SqliteStore, StateStore, StoreError, SyncMode, Txn,
+    TxnOutcome, WatchEvent, WatchStream,
+};
+
+/// Creates stores of one backend; SQLite ones live in a temporary directory.
+struct Backend {
+    dir: Option<tempfile::TempDir>,
+    count: AtomicUsize,
+}
+
+impl Backend {
+    fn memory() -> Self {
+        Backend {
+            dir: None,
+            count: AtomicUsize::new(0),
+        }
+    }
+    fn sqlite() -> Self {
+        Backend {
+            dir: Some(tempfile::tempdir().expect("tempdir")),
+            count: AtomicUsize::new(0),
+        }
+    }
+    fn store(&self) -> Arc<dyn StateStore> {
+        self.store_with_history(50_000)
+    }
+    fn store_with_history(&self, events: usize) -> Arc<dyn StateStore> {
+        match &self.dir {
+            None => Arc::new(MemoryStore::with_history(events)),
+            Some(dir) => {
+                let n = self.count.fetch_add(1, Ordering::Relaxed);
+                let path = dir.path().join(format!("store{n}"));
+                Arc::new(
+                    SqliteStore::open_with_history(&path, SyncMode::Normal, events)
+                        .expect("open sqlite"),
+                )
+            }
+        }
+    }
+}
+
+async fn next(w: &mut WatchStream) -> Vec<WatchEvent> {
+    match tokio::time::timeout(Duration::from_secs(5), w.next()).await {
+        Ok(Some(Ok(events))) => events,
+        other => panic!("expected a batch, got {other:?}"),
+    }
+}
+
+fn committed(o: TxnOutcome) -> u64 {
+    match o {
+        TxnOutcome::Committed { revision } => revision,
+        other => panic!("expected commit, got {other:?}"),
+    }
+}
+
+async fn txn_atomicity(b: &Backend) {
+    let s = b.store();
+    let r1 = committed(s.commit(Txn::new().put("/a", "1")).await.unwrap());
+    let out = s
+        .commit(Txn::new().when_absent("/a").put("/b", "2").put("/c", "3"))
+        .await
+        .unwrap();
+    assert_eq!(out, TxnOutcome::CompareFailed { index: 0 });
+    let out = s
+        .commit(
+            Txn::new()
+                .when(Compare::Exists("/a".into()))
+                .when(Compare::Value("/a".into(), b"x".to_vec()))
+                .put("/b", "2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, TxnOutcome::CompareFailed { index: 1 });
+    // An error (unknown lease) in the last op leaves the earlier ops unapplied.
+    let err = s
+        .commit(Txn::new().put("/b", "2").put_with_lease("/c", "3", 4242))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseNotFound(4242)), "{err}");
+    let err = s.commit(Txn::new().put("", "x")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    let snap = s.range("").await.unwrap();
+    assert_eq!(snap.revision, r1);
+    assert_eq!(snap.kvs.len(), 1);
+    let out = s
+        .commit(
+            Txn::new()
+                .when(Compare::Value("/a".into(), b"1".to_vec()))
+                .put("/b", "2")
+                .put("/c", "3"),
+        )
+        .await;
+    assert_eq!(committed(out.unwrap()), r1 + 1);
+    assert_eq!(s.range("").await.unwrap().kvs.len(), 3);
+}
+
+async fn revisions(b: &Backend) {
+    let s = b.store();
+    assert_eq!(
+        committed(
+            s.commit(Txn::new().put("/k", "v1").put("/j", "x"))
+                .await
+                .unwrap()
+        ),
+        1
+    );
+    assert_eq!(
+        committed(s.commit(Txn::new().put("/k", "v2")).await.unwrap()),
+        2
+    );
+    let kv = s.get("/k").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            kv.value.as_slice(),
+            kv.create_revision,
+            kv.mod_revision,
+            kv.lease
+        ),
+        (&b"v2"[..], 1, 2, None)
+    );
+    // Nothing changed: no revision spent.
+    assert_eq!(
+        committed(s.commit(Txn::new().delete("/absent")).await.unwrap()),
+        2
+    );
+    assert_eq!(
+        committed(
+            s.commit(Txn::new().when(Compare::Exists("/k".into())))
+                .await
+                .unwrap()
+        ),
+        2
+    );
+    // mod_revision compares (0 = absent).
+    let out = s
+        .commit(Txn::new().when_mod_revision("/k", 1).put("/k", "v3"))
+        .await
+        .unwrap();
+    assert_eq!(out, TxnOutcome::CompareFailed { index: 0 });
+    assert_eq!(
+        committed(
+            s.commit(Txn::new().when_mod_revision("/k", 2).put("/k", "v3"))
+                .await
+                .unwrap()
+        ),
+        3
+    );
+    assert_eq!(
+        committed(
+            s.commit(Txn::new().when_mod_revision("/new", 0).put("/new", "n"))
+                .await
+                .unwrap()
+        ),
+        4
+    );
+    assert_eq!(
+        committed(s.commit(Txn::new().delete("/k")).await.unwrap()),
+        5
+    );
+    assert!(s.get("/k").await.unwrap().is_none());
+    assert_eq!(
+        committed(s.commit(Txn::new().put("/k", "again")).await.unwrap()),
+        6
+    );
+    let kv = s.get("/k").await.unwrap().unwrap();
+    assert_eq!((kv.create_revision, kv.mod_revision), (6, 6));
+    assert_eq!(s.range("").await.unwrap().revision, 6);
+}
+
+async fn range_prefix(b: &Backend) {
+    let s = b.store();
+    let keys = ["/a/2", "/a/1", "/ab", "/b", "/a/10", "/a", "/a/\u{10FFFF}"];
+    let mut txn = Txn::new();
+    for k in keys {
+        txn = txn.put(k, k.as_bytes().to_vec());
+    }
+    let rev = committed(s.commit(txn).await.unwrap());
+    let snap = s.range("/a/").await.unwrap();
+    let got: Vec<&str> = snap.kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(got, ["/a/1", "/a/10", "/a/2", "/a/\u{10FFFF}"]);
+    assert_eq!(snap.revision, rev);
+    assert_eq!(snap.kvs[0].value, b"/a/1");
+    assert_eq!(s.range("").await.unwrap().kvs.len(), keys.len());
+    assert!(s.range("/zzz").await.unwrap().kvs.is_empty());
+    assert_eq!(s.range("/a").await.unwrap().kvs.len(), 6);
+}
+
+async fn delete_prefix(b: &Backend) {
+    let s = b.store();
+    committed(
+        s.commit(
+            Txn::new()
+                .put("/p/1", "a")
+                .put("/p/2", "b")
+                .put("/p2", "c")
+                .put("/q", "d"),
+        )
+        .await
+        .unwrap(),
+    );
+    let mut w = s.watch("", 1).await.unwrap();
+    let rev = committed(s.commit(Txn::new().delete_prefix("/p/")).await.unwrap());
+    assert_eq!(rev, 2);
+    let events = next(&mut w).await;
+    let keys: Vec<(&str, EventKind, u64, usize)> = events
+        .iter()
+        .map(|e| (e.kv.key.as_str(), e.kind, e.revision, e.kv.value.len()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("/p/1", EventKind::Delete, 2, 0),
+            ("/p/2", EventKind::Delete, 2, 0)
+        ]
+    );
+    let left: Vec<String> = s
+        .range("")
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(left, ["/p2", "/q"]);
+    assert_eq!(
+        committed(s.commit(Txn::new().delete_prefix("/p/")).await.unwrap()),
+        2
+    );
+    assert_eq!(
+        committed(s.commit(Txn::new().delete_prefix("")).await.unwrap()),
+        3
+    );
+    assert!(s.range("").await.unwrap().kvs.is_empty());
+}
+
+async fn watch_from_past(b: &Backend) {
+    let s = b.store();
+    for i in 1..=6u32 {
+        let prefix = if i % 2 == 0 { "/w/" } else { "/other/" };
+        committed(
+            s.commit(Txn::new().put(format!("{prefix}{i}"), i.to_string()))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut w = s.watch("/w/", 2).await.unwrap();
+    let revs: Vec<u64> = [next(&mut w).await, next(&mut w).await]
+        .iter()
+        .map(|e| e[0].revision)
+        .collect();
+    assert_eq!(revs, [4, 6]);
+    let mut w0 = s.watch("/w/", 0).await.unwrap();
+    let first = next(&mut w0).await;
+    assert_eq!(
+        (
+            first[0].kv.key.as_str(),
+            first[0].kind,
+            first[0].kv.value.as_slice()
+        ),
+        ("/w/2", EventKind::Put, &b"2"[..])
+    );
+    // Continuing from a range snapshot sees exactly the later changes.
+    let snap = s.range("/w/").await.unwrap();
+    let mut w2 = s.watch("/w/", snap.revision).await.unwrap();
+    committed(s.commit(Txn::new().put("/w/7", "7")).await.unwrap());
+    assert_eq!(next(&mut w2).await[0].revision, snap.revision + 1);
+}
+
+async fn watch_live(b: &Backend) {
+    let s = b.store();
+    let mut w = s.watch("/live/", 0).await.unwrap();
+    let writer = s.clone();
+    let task = tokio::spawn(async move {
+        for i in 0..20u32 {
+            let txn = Txn::new()
+                .put(format!("/live/{i}"), "x")
+                .put(format!("/live/{i}b"), "y")
+                .put("/skip", "z");
+            committed(writer.commit(txn).await.unwrap());
+        }
+        committed(writer.commit(Txn::new().delete("/live/3")).await.unwrap());
+    });
+    let mut last = 0;
+    for i in 0..20u32 {
+        let events = next(&mut w).await;
+        assert_eq!(events.len(), 2, "one batch per txn, filtered by prefix");
+        assert_eq!(events[0].kv.key, format!("/live/{i}"));
+        assert!(
+            events[0].revision > last && events.iter().all(|e| e.revision == events[0].revision)
+        );
+        last = events[0].revision;
+    }
+    let del = next(&mut w).await;
+    assert_eq!(
+        (del[0].kind, del[0].kv.value.len(), del[0].kv.mod_revision),
+        (EventKind::Delete, 0, last + 1)
+    );
+    task.await.unwrap();
+}
+
+async fn compacted(b: &Backend) {
+    let s = b.store_with_history(10);
+    let mut lagging = s.watch("/c/", 0).await.unwrap();
+    for i in 0..100u32 {
+        committed(
+            s.commit(Txn::new().put(format!("/c/{i}"), "x"))
+                .await
+                .unwrap(),
+        );
+    }
+    match s.watch("/c/", 0).await {
+        Err(StoreError::Compacted {
+            requested: 0,
+            oldest,
+        }) => assert!((90..100).contains(&oldest), "{oldest}"),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    assert!(s.watch("/c/", 95).await.is_ok());
+    let mut got_err = false;
+    for _ in 0..200 {
+        match tokio::time::timeout(Duration::from_secs(5), lagging.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                assert!(e.is_compacted(), "{e}");
+                got_err = true;
+                break;
+            }
+            None => panic!("stream ended without Compacted"),
+        }
+    }
+    assert!(got_err, "a lagging watcher must get Compacted");
+    assert!(
+        lagging.next().await.is_none(),
+        "stream ends after Compacted"
+    );
+}
+
+async fn lease_expiry(b: &Backend) {
+    let s = b.store();
+    let lease = s.grant_lease(Duration::from_millis(300)).await.unwrap();
+    let rev = committed(
+        s.commit(
+            Txn::new()
+                .put_with_lease("/l/1", "a", lease)
+                .put_with_lease("/l/2", "b", lease)
+                .put("/l/3", "c"),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(s.get("/l/1").await.unwrap().unwrap().lease, Some(lease));
+    let mut w = s.watch("/l/", rev).await.unwrap();
+    let events = next(&mut w).await;
+    let got: Vec<(&str, EventKind, u64)> = events
+        .iter()
+        .map(|e| (e.kv.key.as_str(), e.kind, e.revision))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/l/1", EventKind::Delete, rev + 1),
+            ("/l/2", EventKind::Delete, rev + 1)
+        ]
+    );
+    let left: Vec<String> = s
+        .range("/l/")
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(left, ["/l/3"]);
+    assert!(matches!(s.keep_alive(lease).await, Err(StoreError::LeaseNotFound(l)) if l == lease));
+    assert!(matches!(
+        s.commit(Txn::new().put_with_lease("/l/4", "d", lease))
+            .await,
+        Err(StoreError::LeaseNotFound(_))
+    ));
+}
+
+async fn keep_alive(b: &Backend) {
+    let s = b.store();
+    let lease = s.grant_lease(Duration::from_millis(300)).await.unwrap();
+    committed(
+        s.commit(Txn::new().put_with_lease("/ka", "a", lease))
+            .await
+            .unwrap(),
+    );
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.keep_alive(lease).await.unwrap();
+    }
+    assert!(
+        s.get("/ka").await.unwrap().is_some(),
+        "kept alive for 800 ms with a 300 ms ttl"
+    );
+    // Re-putting without a lease detaches the key.
+    committed(s.commit(Txn::new().put("/ka", "b")).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(s.keep_alive(lease).await.is_err());
+    assert!(
+        s.get("/ka").await.unwrap().is_some(),
+        "detached key survives its old lease"
+    );
+}
+
+async fn revoke(b: &Backend) {
+    let s = b.store();
+    let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let other = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+    assert_ne!(lease, other);
+    let rev = committed(
+        s.commit(
+            Txn::new()
+                .put_with_lease("/r/1", "a", lease)
+                .put_with_lease("/r/2", "b", other),
+        )
+        .await
+        .unwrap(),
+    );
+    let mut w = s.watch("/r/", rev).await.unwrap();
+    s.revoke_lease(lease).await.unwrap();
+    let events = next(&mut w).await;
+    assert_eq!(
+        (events.len(), events[0].kv.key.as_str(), events[0].revision),
+        (1, "/r/1", rev + 1)
+    );
+    assert!(matches!(
+        s.revoke_lease(lease).await,
+        Err(StoreError::LeaseNotFound(_))
+    ));
+    assert!(s.get("/r/2").await.unwrap().is_some());
+    // A lease without keys: revoking spends no revision.
+    s.revoke_lease(other).await.unwrap();
+    assert_eq!(s.range("").await.unwrap().revision, rev + 2);
+    let empty = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+    s.revoke_lease(empty).await.unwrap();
+    assert_eq!(s.range("").await.unwrap().revision, rev + 2);
+}
+
+async fn concurrent_cas(b: &Backend) {
+    let s = b.store();
+    let mut tasks = Vec::new();
+    for t in 0..4u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u32 {
+                loop {
+                    let cur = s.get("/counter").await.unwrap();
+                    let (n, rev) = cur.map_or((0u64, 0), |kv| {
+                        (
+                            String::from_utf8_lossy(&kv.value).parse().unwrap_or(0),
+                            kv.mod_revision,
+                        )
+                    });
+                    let txn = Txn::new()
+                        .when_mod_revision("/counter", rev)
+                        .put("/counter", (n + 1).to_string())
+                        .put(format!("/by/{t}/{i}"), "");
+                    if s.commit(txn).await.unwrap().is_committed() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let kv = s.get("/counter").await.unwrap().unwrap();
+    assert_eq!(kv.value, b"100");
+    assert_eq!(kv.mod_revision, 100);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::Backend::memory()).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::Backend::sqlite()).await })*
+        }
+    };
+}
+
+conformance!(
+    txn_atomicity,
+    revisions,
+    range_prefix,
+    delete_prefix,
+    watch_from_past,
+    watch_live,
+    compacted,
+    lease_expiry,
+    keep_alive,
+    revoke,
+    concurrent_cas,
+);

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what building and testing Contiv-rs needs on a fresh Debian 12 machine (root).
+# Idempotent: skips apt when everything is already there.
+set -euo pipefail
+PKGS=(build-essential pkg-config iproute2 iputils-ping netcat-openbsd ethtool nftables procps curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo (Rust toolchain) not found" >&2; exit 1; }
