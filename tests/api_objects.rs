@@ -328,3 +328,62 @@ fn openapi_lists_every_route() {
     }
     assert!(doc["paths"]["/plugin/allocAddress"]["post"].is_object());
 }
+
+/// Every object type: create, get, list, update where Contiv allows it, inspect, delete — and the
+/// inspect shape Contiv gives that type.
+#[test]
+fn every_object_type_has_the_full_lifecycle() {
+    let nm = Netmaster::start();
+    ok(&nm, "/api/v1/networks/default:n1/", net("default", "n1", "10.1.1.0/24"));
+    ok(&nm, "/api/v1/endpointGroups/default:g0/", json!({"tenantName": "default", "groupName": "g0", "networkName": "n1"}));
+    ok(&nm, "/api/v1/policys/default:p0/", json!({"tenantName": "default", "policyName": "p0"}));
+    // (plural, key, create body, update body or None if immutable, has Config, has Oper)
+    let cases: Vec<(&str, &str, Value, Option<Value>, bool, bool)> = vec![
+        ("tenants", "t1", json!({"tenantName": "t1"}), None, true, true),
+        ("networks", "default:n2", net("default", "n2", "10.1.2.0/24"), None, true, true),
+        ("endpointGroups", "default:g1", json!({"tenantName": "default", "groupName": "g1", "networkName": "n1"}),
+            Some(json!({"tenantName": "default", "groupName": "g1", "networkName": "n1", "policies": ["p0"]})), true, true),
+        ("policys", "default:p1", json!({"tenantName": "default", "policyName": "p1"}), None, true, true),
+        ("rules", "default:p0:r1", json!({"tenantName": "default", "policyName": "p0", "ruleId": "r1", "direction": "out", "toEndpointGroup": "g0", "action": "deny"}), None, true, false),
+        ("appProfiles", "default:ap", json!({"tenantName": "default", "appProfileName": "ap", "endpointGroups": ["g0"]}),
+            Some(json!({"tenantName": "default", "appProfileName": "ap", "endpointGroups": []})), true, false),
+        ("serviceLBs", "default:s", json!({"tenantName": "default", "serviceName": "s", "networkName": "n1", "selectors": ["a=b"], "ports": ["80:80:TCP"]}),
+            Some(json!({"tenantName": "default", "serviceName": "s", "networkName": "n1", "selectors": ["a=c"], "ports": ["80:80:TCP"]})), true, true),
+        ("netprofiles", "default:np", json!({"tenantName": "default", "profileName": "np", "bandwidth": "1gbps"}),
+            Some(json!({"tenantName": "default", "profileName": "np", "bandwidth": "2gbps", "DSCP": 3})), true, false),
+        ("Bgps", "h1", json!({"hostname": "h1", "routerip": "50.1.1.1/24", "as": "65001", "neighbor-as": "65002", "neighbor": "50.1.1.2"}),
+            Some(json!({"hostname": "h1", "routerip": "50.1.1.3/24", "as": "65001", "neighbor-as": "65002", "neighbor": "50.1.1.2"})), true, true),
+        ("aciGws", "aciGw", json!({"name": "aciGw", "enforcePolicies": "no", "includeCommonTenant": "no", "physicalDomain": "d"}),
+            Some(json!({"name": "aciGw", "enforcePolicies": "yes", "includeCommonTenant": "no", "physicalDomain": "d"})), true, true),
+        ("extContractsGroups", "default:c", json!({"tenantName": "default", "contractsGroupName": "c", "contractsType": "consumed", "contracts": ["x"]}),
+            Some(json!({"tenantName": "default", "contractsGroupName": "c", "contractsType": "consumed", "contracts": ["x", "y"]})), true, false),
+    ];
+    for (plural, key, create, update, has_config, has_oper) in cases {
+        let path = format!("/api/v1/{plural}/{key}/");
+        let created = ok(&nm, &path, create.clone());
+        assert_eq!(created["key"], key, "{plural}");
+        assert_eq!(nm.get_json(&path)["key"], key, "{plural} get");
+        let list = nm.get_json(&format!("/api/v1/{plural}/"));
+        assert!(list.as_array().is_some_and(|l| l.iter().any(|o| o["key"] == key)), "{plural} list");
+        if let Some(u) = update {
+            let updated = ok(&nm, &path, u.clone());
+            for (field, value) in u.as_object().into_iter().flatten() {
+                // Go's omitempty drops empty lists on output
+                let expected = if value.as_array().is_some_and(Vec::is_empty) { &Value::Null } else { value };
+                assert_eq!(&updated[field], expected, "{plural} update of {field}");
+            }
+        }
+        let insp = nm.get_json(&format!("/api/v1/inspect/{plural}/{key}/"));
+        assert_eq!(insp.get("Config").is_some(), has_config, "{plural} inspect Config");
+        assert_eq!(insp.get("Oper").is_some(), has_oper, "{plural} inspect Oper");
+        let (code, body) = nm.delete(&path);
+        assert_eq!((code, body), (200, format!("\"{key}\"")), "{plural} delete");
+        assert_eq!(nm.get(&path).0, 500, "{plural} gone");
+    }
+    // the global object: get, list, update, inspect (it cannot be deleted)
+    assert_eq!(nm.get_json("/api/v1/globals/").as_array().map(Vec::len), Some(1));
+    ok(&nm, "/api/v1/globals/global/", json!({"name": "global", "arpMode": "flood"}));
+    assert_eq!(nm.get_json("/api/v1/inspect/globals/global/")["Config"]["arpMode"], "flood");
+    // policy inspect lists the endpoints of attached groups
+    assert_eq!(nm.get_json("/api/v1/inspect/policys/default:p0/")["Oper"]["numEndpoints"].as_i64().unwrap_or(0), 0);
+}

@@ -11,7 +11,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod http;
-pub mod keys;
+pub use contiv_api::keys;
 pub mod openapi;
 pub mod plugin;
 pub mod rules;
@@ -85,11 +85,25 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         git_commit: option_env!("CONTIV_GIT_COMMIT").unwrap_or("unknown"),
         build_time: option_env!("CONTIV_BUILD_TIME").unwrap_or("unknown"),
     };
+    tokio::spawn(expire_nodes_forever(engine.clone()));
     let app = http::router(AppState { engine, info: Arc::new(info) });
     info!(%local, store = ?store_cfg, "netmaster serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     info!("netmaster stopped");
     Ok(())
+}
+
+/// Drops nodes whose agents stopped sending heartbeats.
+async fn expire_nodes_forever(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match engine.expire_nodes().await {
+            Ok(gone) if !gone.is_empty() => info!(?gone, "nodes expired (no heartbeat)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("expiring nodes: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

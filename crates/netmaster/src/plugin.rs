@@ -1,117 +1,15 @@
 //! The `/plugin/*` operations netplugin (and Contiv's own agent) call, with Contiv's request and
 //! response shapes (Go structs without JSON tags: field names as-is).
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
+pub use contiv_api::plugin::*;
 
 use crate::endpoint::{self, resolve_net_id, EndpointState};
 use crate::engine::Engine;
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::state::State;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct AllocAddressRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    pub address_pool: String,
-    #[serde(rename = "PreferredIPv4Address")]
-    pub preferred_ipv4_address: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AllocAddressResponse {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ReleaseAddressRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-/// Contiv's intent.ConfigEP, plus optional agent facts (old clients simply omit them).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct ConfigEp {
-    pub container: String,
-    pub host: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPv6Address")]
-    pub ipv6_address: String,
-    pub service_name: String,
-    pub intf_name: String,
-    #[serde(rename = "VtepIP")]
-    pub vtep_ip: String,
-    pub labels: BTreeMap<String, String>,
-    #[serde(rename = "ContainerID")]
-    pub container_id: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct CreateEndpointRequest {
-    pub tenant_name: String,
-    pub network_name: String,
-    pub service_name: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    #[serde(rename = "EPCommonName")]
-    pub ep_common_name: String,
-    #[serde(rename = "ConfigEP")]
-    pub config_ep: ConfigEp,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EndpointResponse {
-    #[serde(rename = "EndpointConfig")]
-    pub endpoint_config: EndpointState,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct DeleteEndpointRequest {
-    pub tenant_name: String,
-    pub network_name: String,
-    pub service_name: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct UpdateEndpointRequest {
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "ContainerID")]
-    pub container_id: String,
-    pub labels: BTreeMap<String, String>,
-    pub tenant: String,
-    pub network: String,
-    pub event: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    #[serde(rename = "EPCommonName")]
-    pub ep_common_name: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UpdateEndpointResponse {
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-}
 
 /// Contiv's allocation id: "<net>.<tenant>" or "<net>:<group>.<tenant>"; returns (network key,
 /// group key).

@@ -9,22 +9,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use contiv_model::*;
 use contiv_resources::{IdPool, Ipv4Pool, Ipv4Range, Ipv6Pool};
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::endpoint::EndpointState;
-use crate::keys::{self, Parsed};
-
-/// Runtime state of one network that is not part of its config: the tags it was given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetOper {
-    /// VLAN encap: the VLAN; VXLAN encap: the host-local VLAN (Contiv's internal tag).
-    #[serde(rename = "pktTag")]
-    pub pkt_tag: u32,
-    /// VLAN encap: the VLAN; VXLAN encap: the VNI.
-    #[serde(rename = "extPktTag")]
-    pub ext_pkt_tag: u32,
-}
+use contiv_api::keys::{self, Parsed};
+pub use contiv_api::{EndpointState, NetOper};
+use contiv_api::agent::NodeInfo;
 
 /// Address pools of one network, and who holds each allocated address.
 #[derive(Debug)]
@@ -109,8 +98,12 @@ pub struct State {
     /// highest group id ever handed out (ids are not reused)
     pub epg_id_high_water: u32,
     pub endpoints: BTreeMap<String, EndpointState>,
+    /// Registered host agents.
+    pub nodes: BTreeMap<String, NodeInfo>,
     /// netmaster's `--mode` (shown by global inspect).
     pub cluster_mode: String,
+    /// Store revision this state reflects.
+    pub revision: u64,
 }
 
 /// Typed access to the table holding objects of one kind.
@@ -233,6 +226,13 @@ impl State {
             }
             (Parsed::Endpoint(id), None) => {
                 self.endpoints.remove(*id);
+            }
+            (Parsed::Node(host), Some(v)) => {
+                let node: NodeInfo = serde_json::from_slice(v).map_err(|e| e.to_string())?;
+                self.nodes.insert((*host).to_owned(), node);
+            }
+            (Parsed::Node(host), None) => {
+                self.nodes.remove(*host);
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ use contiv_store::{
 /// Creates stores of one backend; SQLite ones live in a temporary directory.
 struct Backend {
     dir: Option<tempfile::TempDir>,
+    sync: SyncMode,
     count: AtomicUsize,
 }
 
@@ -19,12 +20,15 @@ impl Backend {
     fn memory() -> Self {
         Backend {
             dir: None,
+            sync: SyncMode::Normal,
             count: AtomicUsize::new(0),
         }
     }
-    fn sqlite() -> Self {
+    fn sqlite(sync: SyncMode) -> Self {
+        let dir = Some(tempfile::tempdir().expect("tempdir"));
         Backend {
-            dir: Some(tempfile::tempdir().expect("tempdir")),
+            dir,
+            sync,
             count: AtomicUsize::new(0),
         }
     }
@@ -38,8 +42,7 @@ impl Backend {
                 let n = self.count.fetch_add(1, Ordering::Relaxed);
                 let path = dir.path().join(format!("store{n}"));
                 Arc::new(
-                    SqliteStore::open_with_history(&path, SyncMode::Normal, events)
-                        .expect("open sqlite"),
+                    SqliteStore::open_with_history(&path, self.sync, events).expect("open sqlite"),
                 )
             }
         }
@@ -391,23 +394,24 @@ async fn lease_expiry(b: &Backend) {
 
 async fn keep_alive(b: &Backend) {
     let s = b.store();
-    let lease = s.grant_lease(Duration::from_millis(300)).await.unwrap();
+    let lease = s.grant_lease(Duration::from_millis(600)).await.unwrap();
     committed(
         s.commit(Txn::new().put_with_lease("/ka", "a", lease))
             .await
             .unwrap(),
     );
-    for _ in 0..8 {
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s.keep_alive(lease).await.unwrap();
     }
     assert!(
         s.get("/ka").await.unwrap().is_some(),
-        "kept alive for 800 ms with a 300 ms ttl"
+        "kept alive for 1.2 s with a 600 ms ttl"
     );
     // Re-putting without a lease detaches the key.
     committed(s.commit(Txn::new().put("/ka", "b")).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Not renewed any more: it expires (polling must not renew it, so just wait well past the ttl).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(s.keep_alive(lease).await.is_err());
     assert!(
         s.get("/ka").await.unwrap().is_some(),
@@ -483,6 +487,22 @@ async fn concurrent_cas(b: &Backend) {
     assert_eq!(kv.mod_revision, 100);
 }
 
+async fn watch_ends_when_store_dropped(b: &Backend) {
+    let s = b.store();
+    committed(s.commit(Txn::new().put("/d/1", "x")).await.unwrap());
+    let mut w = s.watch("/d/", 0).await.unwrap();
+    drop(s);
+    assert_eq!(
+        next(&mut w).await[0].kv.key,
+        "/d/1",
+        "history already taken is still delivered"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "stream ends when the store is gone: {end:?}");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -490,8 +510,14 @@ macro_rules! conformance {
             async fn $name() { super::$name(&super::Backend::memory()).await })*
         }
         mod sqlite {
+            use contiv_store::SyncMode;
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(&super::Backend::sqlite()).await })*
+            async fn $name() { super::$name(&super::Backend::sqlite(SyncMode::Normal)).await })*
+        }
+        mod sqlite_full {
+            use contiv_store::SyncMode;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::Backend::sqlite(SyncMode::Full)).await })*
         }
     };
 }
@@ -508,4 +534,5 @@ conformance!(
     keep_alive,
     revoke,
     concurrent_cas,
+    watch_ends_when_store_dropped,
 );

@@ -18,7 +18,12 @@ fn crash_child_writer() {
     };
     let s = SqliteStore::open(std::path::Path::new(&dir), SyncMode::Normal).unwrap();
     let start = s.range_sync_count();
-    for n in start.. {
+    // Bounded so that an orphaned child can never run forever.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    for n in start..start + 2_000_000 {
+        if std::time::Instant::now() > until {
+            break;
+        }
         let key = format!("/crash/{n:08}");
         let txn = Txn::new()
             .when_absent(key.clone())
@@ -47,11 +52,21 @@ impl CountKeys for SqliteStore {
     }
 }
 
+/// Kills the child if the parent test fails before doing it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Spawns the child, waits for `acks` acknowledgements plus a random-ish extra delay, SIGKILLs it;
 /// returns the highest acknowledged number.
 fn run_child_and_kill(dir: &std::path::Path, acks: u64, extra: Duration) -> u64 {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .args([
             "--exact",
             "crash_child_writer",
@@ -63,7 +78,8 @@ fn run_child_and_kill(dir: &std::path::Path, acks: u64, extra: Duration) -> u64 
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut last = None;
     let mut seen = 0;
@@ -78,7 +94,7 @@ fn run_child_and_kill(dir: &std::path::Path, acks: u64, extra: Duration) -> u64 
             kill_at = Some(Instant::now() + extra);
         }
         if kill_at.is_some_and(|t| Instant::now() >= t) || Instant::now() > deadline {
-            child.kill().unwrap(); // SIGKILL
+            child.0.kill().unwrap(); // SIGKILL
             break;
         }
     }
@@ -88,7 +104,7 @@ fn run_child_and_kill(dir: &std::path::Path, acks: u64, extra: Duration) -> u64 
             last = Some(n.trim().parse::<u64>().unwrap());
         }
     }
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(!status.success(), "child must have been killed");
     last.expect("child acknowledged nothing")
 }

@@ -167,3 +167,29 @@ async fn open_store_dispatch() {
         "{err}"
     );
 }
+
+/// The revision is recovered whether the last transaction put or deleted keys (it is stored
+/// explicitly only by deleting transactions; put-only ones leave it in the rows' `mod_rev`).
+#[test]
+fn revision_recovered_after_puts_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reopen = || SqliteStore::open(dir.path(), SyncMode::Normal).unwrap();
+    let s = reopen();
+    s.commit_sync(Txn::new().put("/a", "1")).unwrap();
+    s.commit_sync(Txn::new().put("/b", "2")).unwrap();
+    s.commit_sync(Txn::new().delete("/b")).unwrap();
+    drop(s);
+    let s = reopen();
+    assert_eq!(s.revision(), 3, "last txn deleted the newest key");
+    s.commit_sync(Txn::new().put("/c", "3").put("/a", "1b"))
+        .unwrap();
+    drop(s);
+    let s = reopen();
+    assert_eq!(s.revision(), 4, "last txn only put");
+    s.commit_sync(Txn::new().delete_prefix("")).unwrap();
+    drop(s);
+    let s = reopen();
+    assert_eq!(s.revision(), 5, "empty store keeps its revision");
+    let out = s.commit_sync(Txn::new().put("/d", "4")).unwrap();
+    assert_eq!(out, TxnOutcome::Committed { revision: 6 });
+}

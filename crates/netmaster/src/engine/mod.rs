@@ -1,8 +1,10 @@
 //! The engine: owns the in-memory [`State`], serializes writers, turns every API write into one
 //! store transaction, and serves reads (with cached list bodies) from memory.
 
+pub mod agent;
 mod bootstrap;
 mod cache;
+pub mod events;
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use tracing::debug;
 
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::rules::Managed;
 use crate::state::State;
 
@@ -27,6 +29,10 @@ pub struct Engine {
     /// One writer at a time: planning reads a state no other write can change underneath.
     writer: tokio::sync::Mutex<()>,
     lists: cache::ListCache,
+    events: events::EventLog,
+    /// Last heartbeat of each registered node (in memory: a restarted netmaster gives every
+    /// node a fresh grace period).
+    node_seen: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     options: EngineOptions,
 }
 
@@ -37,12 +43,18 @@ impl Engine {
         let snapshot = store.range(keys::ROOT).await?;
         let mut state = State::default();
         state.load(snapshot.kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_slice())));
+        state.revision = snapshot.revision;
+        state.cluster_mode.clone_from(&options.cluster_mode);
+        let now = std::time::Instant::now();
+        let node_seen = state.nodes.keys().map(|n| (n.clone(), now)).collect();
         debug!(keys = snapshot.kvs.len(), revision = snapshot.revision, "state loaded");
         let engine = Arc::new(Engine {
             store,
             state: RwLock::new(state),
             writer: tokio::sync::Mutex::new(()),
             lists: cache::ListCache::default(),
+            events: events::EventLog::starting_at(snapshot.revision),
+            node_seen: parking_lot::Mutex::new(node_seen),
             options,
         });
         bootstrap::ensure_defaults(&engine).await?;
@@ -74,20 +86,22 @@ impl Engine {
         if cs.is_empty() {
             return Ok(result);
         }
-        match self.store.commit(cs.to_txn()).await? {
-            TxnOutcome::Committed { .. } => {}
+        let revision = match self.store.commit(cs.to_txn()).await? {
+            TxnOutcome::Committed { revision } => revision,
             TxnOutcome::CompareFailed { index } => {
                 return Err(ApiError::conflict(format!(
                     "state changed concurrently (guard {index} failed), retry the request"
                 )));
             }
-        }
+        };
         let mut st = self.state.write();
         let mut writes: Vec<_> = cs.writes().iter().collect();
         writes.sort_by_key(|(k, _)| keys::parse(k).map_or(9, |p| p.phase()));
         for (k, v) in writes {
             st.apply(k, v.as_deref());
         }
+        st.revision = revision;
+        self.events.publish(revision, cs.writes());
         self.lists.clear();
         Ok(result)
     }

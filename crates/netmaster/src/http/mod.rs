@@ -4,6 +4,7 @@
 //! Bodies are taken as bytes and decoded here (Docker's plugin client and some Contiv clients send
 //! no Content-Type), so a bad body is a clear 400/500 message instead of a framework rejection.
 
+mod agent;
 mod objects;
 mod plugin;
 mod reply;
@@ -54,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/plugin/createEndpoint", post(plugin::create_endpoint))
         .route("/plugin/deleteEndpoint", post(plugin::delete_endpoint))
         .route("/plugin/updateEndpoint", post(plugin::update_endpoint))
+        .route("/plugin/registerNode", post(agent::register_node))
+        .route("/plugin/agentState", get(agent::agent_state))
+        .route("/plugin/agentWatch", get(agent::agent_watch))
         .route("/version", get(plugin::version))
         .route("/info", get(plugin::info))
         .fallback(objects::no_route)

@@ -46,11 +46,12 @@ pub async fn version(State(app): State<AppState>) -> Reply {
 /// Contiv's cluster info map (single netmaster: it is the leader).
 pub async fn info(State(app): State<AppState>) -> Reply {
     let store = app.engine.store_info();
+    let nodes: Vec<String> = app.engine.read(|st| st.nodes.values().map(|n| if n.vtep_ip.is_empty() { n.hostname.clone() } else { n.vtep_ip.clone() }).collect());
     let v = json!({
         "local-ip": app.info.listen,
         "leader-ip": app.info.listen,
         "current-state": "leader",
-        "netplugin-nodes": [],
+        "netplugin-nodes": nodes,
         "netmaster-nodes": [app.info.listen],
         "cluster-mode": app.engine.options().cluster_mode,
         "state-store": { "backend": store.backend, "location": store.location },

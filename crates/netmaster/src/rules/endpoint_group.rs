@@ -11,7 +11,7 @@ use super::network::resource_error;
 use super::{count_i64, link, link_set, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::state::State;
 
 /// Group ids fit the 15 bits the OpenFlow pipeline's metadata gives them.

@@ -10,7 +10,7 @@ use contiv_resources::{subnets_overlap, Ipv4Pool, Ipv6Pool, ResourceError};
 use super::{count_i64, link, link_set, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::state::{NetOper, State};
 
 /// Shown when a client tries to change a network (Contiv's text).

@@ -10,7 +10,7 @@ use contiv_model::{
 use super::{count_i64, link, link_set, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::state::State;
 
 fn groups_using<'a>(st: &'a State, p: &'a Policy) -> impl Iterator<Item = &'a EndpointGroup> + 'a {

@@ -10,7 +10,7 @@ use super::{count_i64, link, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::endpoint::{self, EndpointState};
 use crate::error::{ApiError, ApiResult};
-use crate::keys;
+use contiv_api::keys;
 use crate::state::State;
 
 fn owner(svc: &ServiceLb) -> String {

@@ -30,7 +30,9 @@ use crate::error::StoreError;
 use crate::lease::{check_ttl, Leases};
 use crate::store::StateStore;
 use crate::txn::{apply_txn, revoke_keys, Applied};
-use crate::types::{KeyValue, LeaseId, Revision, Snapshot, StoreInfo, SyncMode, Txn, TxnOutcome};
+use crate::types::{
+    EventKind, KeyValue, LeaseId, Revision, Snapshot, StoreInfo, SyncMode, Txn, TxnOutcome,
+};
 use crate::watch::{WatchHub, WatchStream, DEFAULT_HISTORY_EVENTS};
 
 pub use self::syncer::SYNC_INTERVAL;
@@ -85,7 +87,11 @@ impl Inner {
             }
             Applied::Done(events) => events,
         };
-        table.set_revision(rev + 1)?;
+        // A put-only txn records its revision in the rows' mod_rev; only a txn that deletes must
+        // persist it explicitly (schema::load_revision).
+        if events.iter().any(|e| e.kind == EventKind::Delete) {
+            table.set_revision(rev + 1)?;
+        }
         tx.commit().map_err(|e| sql_err(&self.path, "commit", e))?;
         w.revision = rev + 1;
         self.commits.fetch_add(1, Ordering::Release);
@@ -150,8 +156,12 @@ impl Inner {
     }
 
     fn range(&self, prefix: &str) -> Result<Snapshot, StoreError> {
-        let (kvs, revision) = table::range(&mut self.writer.lock().conn, &self.path, prefix)?;
-        Ok(Snapshot { kvs, revision })
+        let w = self.writer.lock();
+        let kvs = table::range(&w.conn, &self.path, prefix)?;
+        Ok(Snapshot {
+            kvs,
+            revision: w.revision,
+        })
     }
 }
 

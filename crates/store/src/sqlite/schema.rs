@@ -182,8 +182,19 @@ fn meta(conn: &Connection, path: &Path, name: &str) -> Result<i64, StoreError> {
     .ok_or_else(|| corrupt(path, format!("meta row {name} missing")))
 }
 
+/// The store revision: `meta.revision` is only written by transactions that delete keys, because a
+/// put-only transaction leaves its revision in the `mod_rev` of the rows it wrote (saves one page
+/// write per commit). So the revision is the larger of the two (see `Inner::commit`).
+fn load_revision(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let stored = meta(conn, path, "revision")?;
+    let max_mod: Option<i64> = conn
+        .query_row("SELECT max(mod_rev) FROM kv", [], |r| r.get(0))
+        .map_err(|e| sql_err(path, "read max mod_rev", e))?;
+    Ok(stored.max(max_mod.unwrap_or(0)))
+}
+
 fn load(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
-    let revision = meta(conn, path, "revision")?;
+    let revision = load_revision(conn, path)?;
     let next_lease = meta(conn, path, "next_lease")?;
     if revision < 0 || next_lease < 1 {
         return Err(corrupt(
@@ -217,6 +228,8 @@ pub(super) fn open_writer(path: &Path, sync: SyncMode) -> Result<(Connection, Lo
         .map_err(|e| sql_err(path, "set wal_autocheckpoint", e))?;
     conn.pragma_update(None, "cache_size", -32_000)
         .map_err(|e| sql_err(path, "set cache_size", e))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|e| sql_err(path, "set temp_store", e))?;
     let loaded = load(&conn, path)?;
     Ok((conn, loaded))
 }

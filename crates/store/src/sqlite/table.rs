@@ -154,35 +154,26 @@ pub(super) fn get(
         .map_err(|e| sql_err(path, &format!("get {key}"), e))
 }
 
-/// Keys under `prefix`, sorted, and the revision they are at (one read transaction).
+/// Keys under `prefix`, sorted (one statement: a consistent read; the caller holds the writer lock,
+/// so the writer's revision is the snapshot's).
 pub(super) fn range(
-    conn: &mut Connection,
+    conn: &Connection,
     path: &Path,
     prefix: &str,
-) -> Result<(Vec<KeyValue>, Revision), StoreError> {
+) -> Result<Vec<KeyValue>, StoreError> {
     let ctx = format!("range {prefix}");
     let err = |e| sql_err(path, &ctx, e);
-    let tx = conn.transaction().map_err(err)?;
-    let rev: i64 = tx
-        .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
-            r.get(0)
-        })
-        .map_err(err)?;
     let end = prefix_end(prefix);
-    let kvs = {
-        let sql = if end.is_some() {
-            RANGE_SQL
-        } else {
-            RANGE_FROM_SQL
-        };
-        let mut stmt = tx.prepare_cached(sql).map_err(err)?;
-        let rows = match &end {
-            Some(end) => stmt.query_map([prefix, end.as_str()], row_kv),
-            None => stmt.query_map([prefix], row_kv),
-        }
-        .map_err(err)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)?
+    let sql = if end.is_some() {
+        RANGE_SQL
+    } else {
+        RANGE_FROM_SQL
     };
-    tx.finish().map_err(err)?;
-    Ok((kvs, rev as Revision))
+    let mut stmt = conn.prepare_cached(sql).map_err(err)?;
+    let rows = match &end {
+        Some(end) => stmt.query_map([prefix, end.as_str()], row_kv),
+        None => stmt.query_map([prefix], row_kv),
+    }
+    .map_err(err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
 }

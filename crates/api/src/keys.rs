@@ -13,6 +13,7 @@ const IP: &str = "/contiv/alloc/ip/";
 const EPG_ID: &str = "/contiv/alloc/epgid/";
 pub const EPG_ID_COUNTER: &str = "/contiv/counter/epgid";
 const ENDPOINT: &str = "/contiv/ep/";
+const NODE: &str = "/contiv/node/";
 
 pub fn object(kind: ObjectKind, key: &str) -> String {
     format!("{OBJ}{}/{key}", kind.type_name())
@@ -42,6 +43,10 @@ pub fn epg_id(id: u32) -> String {
 pub fn endpoint(id: &str) -> String {
     format!("{ENDPOINT}{id}")
 }
+/// A registered host agent (leased: disappears when its heartbeats stop).
+pub fn node(hostname: &str) -> String {
+    format!("{NODE}{hostname}")
+}
 
 /// A store key, parsed back into what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +60,7 @@ pub enum Parsed<'a> {
     EpgId(u32),
     EpgIdCounter,
     Endpoint(&'a str),
+    Node(&'a str),
 }
 
 impl<'a> Parsed<'a> {
@@ -98,6 +104,9 @@ pub fn parse(key: &str) -> Option<Parsed<'_>> {
     }
     if key == EPG_ID_COUNTER {
         return Some(Parsed::EpgIdCounter);
+    }
+    if let Some(rest) = key.strip_prefix(NODE) {
+        return Some(Parsed::Node(rest));
     }
     key.strip_prefix(ENDPOINT).map(Parsed::Endpoint)
 }

@@ -1,0 +1,102 @@
+//! What host agents see: node registration (with heartbeats and expiry) and the state snapshot +
+//! change stream they mirror (see `contiv_api::agent`).
+
+use std::time::{Duration, Instant};
+
+use contiv_api::agent::{AgentSnapshot, KvChange, NodeInfo, NODE_TTL_SECS};
+use contiv_api::keys;
+use contiv_model::{ModelObject, ObjectKind};
+use serde::Serialize;
+
+use super::events::Subscription;
+use super::Engine;
+use crate::error::{ApiError, ApiResult};
+use crate::state::State;
+
+fn kv<T: Serialize>(key: String, v: &T) -> Option<KvChange> {
+    serde_json::to_value(v).ok().map(|value| KvChange { key, value: Some(value) })
+}
+
+fn objects<T: ModelObject>(kind: ObjectKind, map: &std::collections::BTreeMap<String, T>, out: &mut Vec<KvChange>) {
+    out.extend(map.iter().filter_map(|(k, o)| kv(keys::object(kind, k), o)));
+}
+
+fn snapshot_of(st: &State) -> AgentSnapshot {
+    let mut kvs = Vec::new();
+    objects(ObjectKind::Global, &st.globals, &mut kvs);
+    objects(ObjectKind::Network, &st.networks, &mut kvs);
+    objects(ObjectKind::EndpointGroup, &st.epgs, &mut kvs);
+    objects(ObjectKind::Policy, &st.policies, &mut kvs);
+    objects(ObjectKind::Rule, &st.rules, &mut kvs);
+    objects(ObjectKind::NetProfile, &st.net_profiles, &mut kvs);
+    objects(ObjectKind::ServiceLb, &st.service_lbs, &mut kvs);
+    kvs.extend(st.net_oper.iter().filter_map(|(k, o)| kv(keys::net_oper(k), o)));
+    kvs.extend(st.endpoints.iter().filter_map(|(k, e)| kv(keys::endpoint(k), e)));
+    kvs.extend(st.nodes.iter().filter_map(|(k, n)| kv(keys::node(k), n)));
+    AgentSnapshot { revision: st.revision, kvs }
+}
+
+impl Engine {
+    /// Everything an agent mirrors, at one revision.
+    pub fn agent_snapshot(&self) -> AgentSnapshot {
+        self.read(snapshot_of)
+    }
+
+    /// Changes after `after` (then live); `None`: take a new snapshot.
+    pub fn agent_subscribe(&self, after: u64) -> Option<Subscription> {
+        self.events.subscribe(after)
+    }
+
+    /// `POST /plugin/registerNode`: records the node (a store write only when something changed)
+    /// and its heartbeat.
+    pub async fn register_node(&self, node: NodeInfo) -> ApiResult<NodeInfo> {
+        if node.hostname.is_empty() || node.hostname.contains('/') {
+            return Err(ApiError::bad_request("invalid hostname"));
+        }
+        if !node.vtep_ip.is_empty() && node.vtep_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(ApiError::bad_request(format!("invalid vtepIP {}", node.vtep_ip)));
+        }
+        self.node_seen.lock().insert(node.hostname.clone(), Instant::now());
+        let stored = node.clone();
+        self.write(move |st, cs| {
+            if st.nodes.get(&stored.hostname) != Some(&stored) {
+                cs.put_json(keys::node(&stored.hostname), &stored)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(node)
+    }
+
+    /// Removes nodes whose heartbeats stopped more than the TTL ago.
+    pub async fn expire_nodes(&self) -> ApiResult<Vec<String>> {
+        let ttl = Duration::from_secs(NODE_TTL_SECS);
+        let dead: Vec<String> = {
+            let mut seen = self.node_seen.lock();
+            let known: Vec<String> = self.read(|st| st.nodes.keys().cloned().collect());
+            let now = Instant::now();
+            known
+                .into_iter()
+                .filter(|n| now.duration_since(*seen.entry(n.clone()).or_insert(now)) > ttl)
+                .collect()
+        };
+        if dead.is_empty() {
+            return Ok(dead);
+        }
+        let gone = dead.clone();
+        self.write(move |st, cs| {
+            for n in &gone {
+                if st.nodes.contains_key(n) {
+                    cs.delete(keys::node(n));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        let mut seen = self.node_seen.lock();
+        for n in &dead {
+            seen.remove(n);
+        }
+        Ok(dead)
+    }
+}

@@ -1,0 +1,74 @@
+//! The agent event log: every committed change to agent-visible keys, numbered by store revision,
+//! kept for a while so a reconnecting agent resumes where it stopped, and broadcast live.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use contiv_api::agent::{is_agent_key, AgentEvent, KvChange};
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+/// How many change events are kept for resuming agents.
+const HISTORY: usize = 20_000;
+
+pub struct EventLog {
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Arc<AgentEvent>>,
+}
+
+struct Inner {
+    history: VecDeque<Arc<AgentEvent>>,
+    /// Events at or below this revision are not held (evicted, or before this process started).
+    floor: u64,
+}
+
+/// What a subscriber gets: the events it missed, then the live feed.
+pub struct Subscription {
+    pub backlog: Vec<Arc<AgentEvent>>,
+    pub live: broadcast::Receiver<Arc<AgentEvent>>,
+}
+
+impl EventLog {
+    /// A log that starts at `revision` (the revision the loaded state reflects).
+    pub fn starting_at(revision: u64) -> Self {
+        let (live, _) = broadcast::channel(4096);
+        EventLog { inner: Mutex::new(Inner { history: VecDeque::new(), floor: revision }), live }
+    }
+
+    /// Records one committed change set (only its agent-visible writes).
+    pub fn publish(&self, revision: u64, writes: &[(String, Option<Vec<u8>>)]) {
+        let changes: Vec<KvChange> = writes
+            .iter()
+            .filter(|(k, _)| is_agent_key(k))
+            .map(|(k, v)| KvChange {
+                key: k.clone(),
+                value: v.as_deref().and_then(|b| serde_json::from_slice(b).ok()),
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        let ev = Arc::new(AgentEvent { revision, changes, resync: false });
+        let mut inner = self.inner.lock();
+        if inner.history.len() == HISTORY {
+            if let Some(old) = inner.history.pop_front() {
+                inner.floor = old.revision;
+            }
+        }
+        inner.history.push_back(ev.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.live.send(ev);
+    }
+
+    /// Every event after `after`, then the live feed; `None` when events after `after` may have
+    /// been dropped (the caller must take a new snapshot).
+    pub fn subscribe(&self, after: u64) -> Option<Subscription> {
+        let inner = self.inner.lock();
+        if after < inner.floor {
+            return None;
+        }
+        let live = self.live.subscribe();
+        let backlog = inner.history.iter().filter(|e| e.revision > after).cloned().collect();
+        Some(Subscription { backlog, live })
+    }
+}

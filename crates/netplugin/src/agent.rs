@@ -1,0 +1,179 @@
+//! [`Agent`]: the state every part of the host agent shares (settings, datapath, netmaster
+//! client, mirror, attachment records) and the locks that order its operations.
+//!
+//! Concurrency: CNI operations run in parallel on the server's blocking pool; two operations on
+//! the same network are ordered by a per-network lock. A reconcile pass takes the `gate` for
+//! writing, so it never sees an attachment half made (netmaster endpoint created, record not yet
+//! written); CNI operations take it for reading, so they do not wait for each other.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use contiv_cni::agent_api::{AgentAddResponse, AgentError, AgentRoute};
+use contiv_cni::error::codes;
+use contiv_datapath::{Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr};
+
+use crate::follow::Link;
+use crate::mirror::SharedMirror;
+use crate::netmaster::Netmaster;
+use crate::records::{Attachment, RecordStore};
+
+/// Tells whether a workload network namespace still exists.
+pub type NetnsProbe = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
+/// What the agent is, as the rest of the cluster knows it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This host's name (endpoints' `homingHost`).
+    pub host: String,
+    pub vtep_ip: Ipv4Addr,
+    /// Forwarding mode when netmaster's global object does not say.
+    pub fwd_mode: FwdMode,
+    /// The CNI plugin's pending-delete spool.
+    pub pending_dir: PathBuf,
+    /// How long ADD waits for the mirror to learn a network it does not know yet.
+    pub mirror_wait: Duration,
+}
+
+/// A flag the reconciler sleeps on; anyone may raise it.
+#[derive(Default)]
+pub struct Kick {
+    dirty: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Kick {
+    pub fn kick(&self) {
+        *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+    }
+    /// Waits up to `timeout` for a kick; returns whether one came (and clears it).
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let g = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut g, _) = self
+            .cond
+            .wait_timeout_while(g, timeout, |d| !*d)
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *g, false)
+    }
+}
+
+/// The host agent's shared state.
+pub struct Agent {
+    pub settings: Settings,
+    pub dp: Arc<dyn Datapath>,
+    pub nm: Arc<dyn Netmaster>,
+    pub mirror: Arc<SharedMirror>,
+    pub link: Arc<Link>,
+    pub records: RecordStore,
+    pub netns_alive: NetnsProbe,
+    pub kick: Kick,
+    gate: RwLock<()>,
+    net_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// Parts an [`Agent`] is built from.
+pub struct Parts {
+    pub settings: Settings,
+    pub dp: Arc<dyn Datapath>,
+    pub nm: Arc<dyn Netmaster>,
+    pub records: RecordStore,
+    pub netns_alive: NetnsProbe,
+}
+
+impl Agent {
+    pub fn new(p: Parts) -> Arc<Agent> {
+        Arc::new(Agent {
+            settings: p.settings,
+            dp: p.dp,
+            nm: p.nm,
+            mirror: Arc::new(SharedMirror::new()),
+            link: Link::new(),
+            records: p.records,
+            netns_alive: p.netns_alive,
+            kick: Kick::default(),
+            gate: RwLock::new(()),
+            net_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock ordering operations on one network.
+    pub(crate) fn net_lock(&self, net_key: &str) -> Arc<Mutex<()>> {
+        let mut m = self.net_locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(net_key.to_string()).or_default().clone()
+    }
+
+    /// The forwarding mode in force (netmaster's global object, else the flag).
+    pub fn fwd_mode(&self) -> FwdMode {
+        self.mirror
+            .read()
+            .as_ref()
+            .map_or(self.settings.fwd_mode, |m| m.fwd_mode(self.settings.fwd_mode))
+    }
+}
+
+/// Locks a per-network mutex (poison is ignored: the protected data is `()`).
+pub(crate) fn hold(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An internal (999) error with details.
+pub(crate) fn internal(msg: &str, details: impl ToString) -> AgentError {
+    AgentError {
+        code: codes::INTERNAL,
+        msg: msg.to_string(),
+        details: details.to_string(),
+    }
+}
+
+/// The datapath's view of a recorded attachment.
+pub(crate) fn local_endpoint(a: &Attachment) -> Result<LocalEndpoint, AgentError> {
+    let ip: Ipv4Net = a
+        .ip
+        .parse()
+        .map_err(|_| internal("corrupt attachment record", format!("ip {:?}", a.ip)))?;
+    let gateway: Ipv4Addr = a
+        .gateway
+        .parse()
+        .map_err(|_| internal("corrupt attachment record", format!("gateway {:?}", a.gateway)))?;
+    let mac = a.mac.parse().unwrap_or_else(|_| MacAddr::from_ipv4(ip.addr()));
+    Ok(LocalEndpoint {
+        id: a.endpoint_id.clone(),
+        network_id: a.network_key(),
+        netns_path: PathBuf::from(&a.netns),
+        ifname: a.ifname.clone(),
+        ip,
+        mac,
+        gateway,
+    })
+}
+
+/// The CNI answer for a recorded attachment.
+pub(crate) fn response(a: &Attachment) -> AgentAddResponse {
+    AgentAddResponse {
+        ip: a.ip.clone(),
+        gateway: Some(a.gateway.clone()),
+        mac: Some(a.mac.clone()),
+        ifname: a.ifname.clone(),
+        host_ifname: (!a.host_ifname.is_empty()).then(|| a.host_ifname.clone()),
+        mtu: (a.mtu != 0).then_some(a.mtu),
+        routes: vec![AgentRoute {
+            dst: "0.0.0.0/0".into(),
+            gw: Some(a.gateway.clone()),
+            ..Default::default()
+        }],
+        endpoint_id: Some(a.endpoint_id.clone()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,288 @@
+//! CNI ADD and DEL: an attachment's life from netmaster's address to the workload interface and
+//! back, with its durable record written first and removed last (see `records`).
+//!
+//! ADD: resolve the network in the mirror (waiting briefly for a network netmaster just made),
+//! let the datapath validate it (the Linux driver refuses VLAN), `createEndpoint` at netmaster,
+//! record, ensure the network with its remotes, plug the interface. A failure after netmaster
+//! answered rolls back (datapath, netmaster, record). DEL: unplug, then `deleteEndpoint`; when
+//! netmaster is unreachable the record stays in phase `Releasing` and the reconciler finishes it.
+
+use contiv_api::plugin::{ConfigEp, CreateEndpointRequest, DeleteEndpointRequest};
+use contiv_cni::agent_api::{AgentAddRequest, AgentAddResponse, AgentDelRequest, AgentError};
+use contiv_cni::error::codes;
+use contiv_datapath::{DatapathError, NetworkSpec};
+
+use crate::agent::{hold, internal, local_endpoint, response, Agent};
+use crate::mirror::SpecError;
+use crate::netmaster::NmError;
+use crate::records::{ep_container, Attachment, Phase};
+
+fn invalid(msg: impl Into<String>) -> AgentError {
+    AgentError::new(codes::INVALID_NETCONF, msg)
+}
+
+/// netmaster errors as CNI errors: unreachable is transient (11), unknown objects and bad
+/// requests are configuration errors (7), the rest internal.
+pub(crate) fn nm_error(e: NmError) -> AgentError {
+    let code = match &e {
+        NmError::Unreachable { .. } => codes::TRY_AGAIN_LATER,
+        NmError::Refused { status, .. } if matches!(status, 400 | 404) => codes::INVALID_NETCONF,
+        _ => codes::INTERNAL,
+    };
+    let msg = match &e {
+        NmError::Refused { message, .. } => message.clone(),
+        _ => "netmaster unreachable".to_string(),
+    };
+    AgentError {
+        code,
+        msg,
+        details: e.to_string(),
+    }
+}
+
+fn dp_error(e: DatapathError) -> AgentError {
+    match e {
+        DatapathError::Unsupported { .. } | DatapathError::Invalid { .. } => {
+            AgentError::new(codes::INVALID_NETCONF, e.to_string())
+        }
+        e => internal("datapath failure", e),
+    }
+}
+
+fn check_add_request(req: &AgentAddRequest) -> Result<(), AgentError> {
+    let missing = [
+        ("container_id", req.container_id.is_empty()),
+        ("netns", req.netns.is_empty()),
+        ("ifname", req.ifname.is_empty()),
+        ("tenant", req.identity.tenant.is_empty()),
+        ("network", req.identity.network.is_empty()),
+    ];
+    match missing.iter().find(|(_, m)| *m) {
+        Some((name, _)) => Err(AgentError::new(codes::INVALID_ENV, format!("missing {name}"))),
+        None => Ok(()),
+    }
+}
+
+impl Agent {
+    /// CNI ADD (idempotent per container id + ifname).
+    pub fn add(&self, req: &AgentAddRequest) -> Result<AgentAddResponse, AgentError> {
+        check_add_request(req)?;
+        let _gate = self.shared();
+        let net_key = format!("{}:{}", req.identity.tenant, req.identity.network);
+        let lock = self.net_lock(&net_key);
+        let _net = hold(&lock);
+        let key = (req.container_id.clone(), req.ifname.clone());
+        if let Some(a) = self.records.get(&key) {
+            if a.network_key() != net_key {
+                return Err(invalid(format!(
+                    "{} {} is already attached to network {}",
+                    a.container_id,
+                    a.ifname,
+                    a.network_key()
+                )));
+            }
+            if a.phase != Phase::Releasing {
+                let spec = self.spec_for_add(&net_key)?;
+                return self.plug(a, &spec);
+            }
+            self.finish_release(&a)?;
+        }
+        let spec = self.spec_for_add(&net_key)?;
+        let ep = self.nm.create_endpoint(&self.create_request(req)).map_err(nm_error)?;
+        let a = Attachment {
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+            netns: req.netns.clone(),
+            cni_network: req.cni_network.clone(),
+            tenant: req.identity.tenant.clone(),
+            network: req.identity.network.clone(),
+            group: req.identity.group.clone(),
+            ep_container: ep_container(&req.container_id, &req.ifname),
+            endpoint_id: ep.id.clone(),
+            ip: format!("{}/{}", ep.ip_address, spec.subnet.prefix_len()),
+            gateway: spec.gateway.to_string(),
+            mac: ep.mac_address.clone(),
+            phase: Phase::Adding,
+            ..Default::default()
+        };
+        if let Err(e) = self.records.put(&a) {
+            let _ = self.nm.delete_endpoint(&delete_request(&a));
+            return Err(internal("cannot record the attachment", e));
+        }
+        self.plug(a.clone(), &spec).inspect_err(|_| self.rollback(&a))
+    }
+
+    /// The network's spec from the mirror, validated by the datapath.
+    fn spec_for_add(&self, net_key: &str) -> Result<NetworkSpec, AgentError> {
+        let fallback = self.settings.fwd_mode;
+        let ready = |m: &crate::mirror::Mirror| {
+            !matches!(
+                m.network_spec(net_key, fallback),
+                Err(SpecError::NotFound(_) | SpecError::NoTag(_))
+            )
+        };
+        self.mirror.wait_for(self.settings.mirror_wait, ready);
+        let spec = match self.mirror.read().as_ref() {
+            None => Err(AgentError {
+                code: codes::TRY_AGAIN_LATER,
+                msg: "netmaster state not loaded yet".into(),
+                details: "the agent has not reached netmaster since it started".into(),
+            }),
+            Some(m) => m.network_spec(net_key, fallback).map_err(|e| match e {
+                SpecError::NoTag(_) => AgentError::new(codes::TRY_AGAIN_LATER, e.to_string()),
+                e => invalid(e.to_string()),
+            }),
+        }?;
+        self.dp.validate(&spec).map_err(dp_error)?;
+        Ok(spec)
+    }
+
+    fn create_request(&self, req: &AgentAddRequest) -> CreateEndpointRequest {
+        let id = &req.identity;
+        let container = ep_container(&req.container_id, &req.ifname);
+        let common = match (&id.pod_namespace, &id.pod_name) {
+            (Some(ns), Some(n)) => format!("{ns}/{n}"),
+            _ => String::new(),
+        };
+        CreateEndpointRequest {
+            tenant_name: id.tenant.clone(),
+            network_name: id.network.clone(),
+            service_name: id.group.clone().unwrap_or_default(),
+            endpoint_id: container.clone(),
+            ep_common_name: common,
+            config_ep: ConfigEp {
+                container,
+                host: self.settings.host.clone(),
+                service_name: id.group.clone().unwrap_or_default(),
+                intf_name: req.ifname.clone(),
+                vtep_ip: self.settings.vtep_ip.to_string(),
+                labels: id.labels.clone(),
+                container_id: req.container_id.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Ensures the network (with its remotes) and plugs the interface; marks the record ready.
+    fn plug(&self, mut a: Attachment, spec: &NetworkSpec) -> Result<AgentAddResponse, AgentError> {
+        self.dp.ensure_network(spec).map_err(dp_error)?;
+        let remotes = self
+            .mirror
+            .read()
+            .as_ref()
+            .map(|m| m.remote_endpoints(&spec.id, &self.settings.host))
+            .unwrap_or_default();
+        if let Err(e) = self.dp.set_remote_endpoints(&spec.id, &remotes) {
+            tracing::warn!(network = %spec.id, "remote endpoints: {e}");
+        }
+        let att = self
+            .dp
+            .add_local_endpoint(&local_endpoint(&a)?)
+            .map_err(dp_error)?;
+        a.host_ifname = att.host_ifname;
+        a.mtu = att.mtu;
+        a.mac = att.mac.to_string();
+        a.phase = Phase::Ready;
+        self.records
+            .put(&a)
+            .map_err(|e| internal("cannot record the attachment", e))?;
+        self.kick.kick(); // the tenant's other networks, stale entries
+        tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
+        Ok(response(&a))
+    }
+
+    fn rollback(&self, a: &Attachment) {
+        if let Ok(ep) = local_endpoint(a) {
+            if let Err(e) = self.dp.remove_local_endpoint(&ep) {
+                tracing::warn!(endpoint = %a.endpoint_id, "rollback: {e}");
+            }
+        }
+        match self.nm.delete_endpoint(&delete_request(a)) {
+            Ok(()) => {
+                let _ = self.records.remove(&a.key());
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %a.endpoint_id, "rollback: {e}");
+                let mut r = a.clone();
+                r.phase = Phase::Releasing;
+                let _ = self.records.put(&r);
+            }
+        }
+    }
+
+    /// CNI DEL (idempotent; an unknown attachment is success).
+    pub fn del(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
+        let _gate = self.shared();
+        let key = (req.container_id.clone(), req.ifname.clone());
+        let Some(a) = self.records.get(&key) else {
+            return self.del_unknown(req);
+        };
+        let lock = self.net_lock(&a.network_key());
+        let _net = hold(&lock);
+        self.release(&a)
+    }
+
+    /// No record: netmaster may still hold an endpoint (crash right after createEndpoint).
+    fn del_unknown(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
+        let id = &req.identity;
+        if id.tenant.is_empty() || id.network.is_empty() {
+            return Ok(());
+        }
+        let d = DeleteEndpointRequest {
+            tenant_name: id.tenant.clone(),
+            network_name: id.network.clone(),
+            endpoint_id: ep_container(&req.container_id, &req.ifname),
+            ..Default::default()
+        };
+        if let Err(e) = self.nm.delete_endpoint(&d) {
+            tracing::warn!(container = %req.container_id, "delete of unrecorded endpoint: {e}");
+        }
+        Ok(())
+    }
+
+    /// Unplugs, then releases at netmaster (or leaves that to the reconciler); kicks the
+    /// reconciler (networks no longer needed).
+    pub(crate) fn release(&self, a: &Attachment) -> Result<(), AgentError> {
+        self.release_quietly(a)?;
+        self.kick.kick();
+        Ok(())
+    }
+
+    /// [`Agent::release`] without the kick (for the reconciler itself).
+    pub(crate) fn release_quietly(&self, a: &Attachment) -> Result<(), AgentError> {
+        if a.phase != Phase::Releasing {
+            self.dp
+                .remove_local_endpoint(&local_endpoint(a)?)
+                .map_err(dp_error)?;
+            let mut r = a.clone();
+            r.phase = Phase::Releasing;
+            self.records
+                .put(&r)
+                .map_err(|e| internal("cannot record the attachment", e))?;
+        }
+        if let Err(e) = self.finish_release(a) {
+            tracing::warn!(endpoint = %a.endpoint_id, "netmaster delete deferred: {}", e.details);
+        }
+        Ok(())
+    }
+
+    /// netmaster's delete, then the record goes.
+    pub(crate) fn finish_release(&self, a: &Attachment) -> Result<(), AgentError> {
+        self.nm.delete_endpoint(&delete_request(a)).map_err(nm_error)?;
+        self.records
+            .remove(&a.key())
+            .map_err(|e| internal("cannot remove the attachment record", e))?;
+        tracing::info!(endpoint = %a.endpoint_id, "released");
+        Ok(())
+    }
+}
+
+pub(crate) fn delete_request(a: &Attachment) -> DeleteEndpointRequest {
+    DeleteEndpointRequest {
+        tenant_name: a.tenant.clone(),
+        network_name: a.network.clone(),
+        endpoint_id: a.ep_container.clone(),
+        ipv4_address: a.ip.split('/').next().unwrap_or_default().to_string(),
+        ..Default::default()
+    }
+}

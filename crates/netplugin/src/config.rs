@@ -1,0 +1,153 @@
+//! Command-line flags of `netplugin` (Contiv's names where they apply) and their checks.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use contiv_cni::agent_api::{DEFAULT_AGENT_SOCKET, DEFAULT_PENDING_DELETE_DIR};
+use contiv_datapath::FwdMode;
+
+/// Contiv's `--mode`: which container runtime integration the agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Kubernetes,
+    Docker,
+    #[value(name = "swarm-mode")]
+    SwarmMode,
+    Test,
+}
+
+/// Contiv's `--fwdmode` (netmaster's global `fwdMode` wins when set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FwdFlag {
+    Bridge,
+    Routing,
+}
+
+/// Contiv's `--netmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    Vxlan,
+    Vlan,
+}
+
+/// netplugin: Contiv's host agent.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "netplugin", version)]
+pub struct Flags {
+    /// This host's name, as endpoints' homing host (default: the system hostname).
+    #[arg(long, env = "CONTIV_NETPLUGIN_HOST")]
+    pub host: Option<String>,
+    /// This host's VXLAN tunnel endpoint address (an address of the underlay interface).
+    #[arg(long, env = "CONTIV_NETPLUGIN_VTEP_IP")]
+    pub vtep_ip: Ipv4Addr,
+    /// netmaster's URL (Contiv's --netmaster-address).
+    #[arg(long, alias = "netmaster-address", default_value = "http://127.0.0.1:9999", env = "CONTIV_NETPLUGIN_NETMASTER")]
+    pub netmaster: String,
+    /// Runtime integration (only the CNI socket is served today).
+    #[arg(long, value_enum, default_value = "kubernetes", env = "CONTIV_NETPLUGIN_MODE")]
+    pub mode: Mode,
+    /// Forwarding mode when netmaster's global object does not set one.
+    #[arg(long, value_enum, default_value = "bridge", env = "CONTIV_NETPLUGIN_FORWARD_MODE")]
+    pub fwdmode: FwdFlag,
+    /// Encapsulation (the linux datapath supports vxlan only).
+    #[arg(long, value_enum, default_value = "vxlan", env = "CONTIV_NETPLUGIN_NET_MODE")]
+    pub netmode: NetMode,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, default_value = "info", env = "CONTIV_NETPLUGIN_LOG_LEVEL")]
+    pub log_level: String,
+    /// The network namespace whose network the agent programs (default: its own).
+    #[arg(long)]
+    pub host_netns: Option<PathBuf>,
+    /// The underlay interface (holding the VTEP address) in the host namespace.
+    #[arg(long, default_value = "eth0")]
+    pub underlay_if: String,
+    /// MTU of the underlay interface (workloads get this minus the VXLAN overhead).
+    #[arg(long, default_value_t = 1500)]
+    pub underlay_mtu: u32,
+    /// Durable local state (attachment records).
+    #[arg(long, default_value = "/var/lib/contiv/netplugin", env = "CONTIV_NETPLUGIN_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Unix socket the CNI plugin talks to.
+    #[arg(long, default_value = DEFAULT_AGENT_SOCKET)]
+    pub cni_socket: PathBuf,
+    /// Where the CNI plugin spools DELs it could not deliver.
+    #[arg(long, default_value = DEFAULT_PENDING_DELETE_DIR)]
+    pub cni_pending_dir: PathBuf,
+    /// Directory of named network namespaces (tenant routers are created there).
+    #[arg(long, default_value = "/run/netns")]
+    pub netns_dir: PathBuf,
+    /// Name prefix of the tenant router namespaces.
+    #[arg(long, default_value = "ctv")]
+    pub ns_prefix: String,
+    /// Seconds between full reconcile passes (changes trigger one at once anyway).
+    #[arg(long, default_value_t = 30)]
+    pub reconcile_interval: u64,
+}
+
+/// A flag combination the agent cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Flags {
+    /// Cross-flag checks.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.netmode == NetMode::Vlan {
+            return Err(ConfigError(
+                "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan".into(),
+            ));
+        }
+        if !self.netmaster.starts_with("http://") {
+            return Err(ConfigError(format!("--netmaster {}: expected http://host:port", self.netmaster)));
+        }
+        if self.host.as_deref().is_some_and(|h| h.is_empty() || h.contains('/')) {
+            return Err(ConfigError("--host must be a plain name".into()));
+        }
+        Ok(())
+    }
+
+    /// The hostname in force.
+    pub fn hostname(&self) -> String {
+        self.host.clone().unwrap_or_else(system_hostname)
+    }
+
+    pub fn fwd_mode(&self) -> FwdMode {
+        match self.fwdmode {
+            FwdFlag::Bridge => FwdMode::Bridge,
+            FwdFlag::Routing => FwdMode::Routing,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval.max(1))
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_check() {
+        let f = Flags::try_parse_from([
+            "netplugin", "--vtep-ip", "10.0.0.1", "--netmaster-address", "http://127.0.0.1:1",
+            "--fwdmode", "routing", "--host", "h1",
+        ])
+        .expect("parse");
+        assert_eq!(f.fwd_mode(), FwdMode::Routing);
+        assert_eq!(f.hostname(), "h1");
+        assert!(f.check().is_ok());
+        let mut v = f.clone();
+        v.netmode = NetMode::Vlan;
+        assert!(v.check().unwrap_err().0.contains("vlan"));
+        assert!(Flags::try_parse_from(["netplugin"]).is_err(), "vtep ip is required");
+    }
+}

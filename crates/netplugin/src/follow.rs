@@ -1,0 +1,200 @@
+//! Long-running loops that talk to netmaster: the follower (snapshot, then the change stream,
+//! reconnecting with backoff and resuming from the last revision, a new snapshot on resync) and
+//! the heartbeat (node registration every [`HEARTBEAT`]). Both run on their own OS threads and
+//! end when the [`Stop`] flag is raised.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use contiv_api::agent::NodeInfo;
+
+use crate::mirror::{Mirror, SharedMirror};
+use crate::netmaster::{Netmaster, WatchEnd};
+
+/// How often the agent re-registers (netmaster's node TTL is 30 s).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// A stop flag threads can sleep on.
+#[derive(Default)]
+pub struct Stop {
+    flag: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Stop {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    pub fn raise(&self) {
+        *self.flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+    }
+    pub fn is_raised(&self) -> bool {
+        *self.flag.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Sleeps up to `d`; returns true when stopped.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let g = self.flag.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .cond
+            .wait_timeout_while(g, d, |s| !*s)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+}
+
+/// Exponential backoff from 100 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        d
+    }
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(100);
+    }
+}
+
+/// Health of the netmaster connection, for STATUS.
+#[derive(Default)]
+pub struct Link {
+    /// Milliseconds since `start` of the last successful contact (0: never).
+    last_ok_ms: AtomicU64,
+    connected: AtomicBool,
+    start: Option<Instant>,
+}
+
+impl Link {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Link {
+            start: Some(Instant::now()),
+            ..Default::default()
+        })
+    }
+    fn ok(&self) {
+        let ms = self.start.map_or(0, |s| s.elapsed().as_millis() as u64).max(1);
+        self.last_ok_ms.store(ms, Ordering::SeqCst);
+    }
+    fn set_connected(&self, c: bool) {
+        self.connected.store(c, Ordering::SeqCst);
+        if c {
+            self.ok();
+        }
+    }
+    /// Whether netmaster answered recently (stream up, or contact within `window`).
+    pub fn healthy(&self, window: Duration) -> bool {
+        if self.connected.load(Ordering::SeqCst) {
+            return true;
+        }
+        let last = self.last_ok_ms.load(Ordering::SeqCst);
+        let now = self.start.map_or(0, |s| s.elapsed().as_millis() as u64);
+        last != 0 && now.saturating_sub(last) <= window.as_millis() as u64
+    }
+}
+
+/// Follows netmaster until `stop`: calls `changed` after each snapshot and each event that
+/// changed the mirror.
+pub fn follow(
+    nm: &dyn Netmaster,
+    mirror: &SharedMirror,
+    link: &Link,
+    stop: &Stop,
+    changed: &dyn Fn(),
+) {
+    let mut backoff = Backoff::new();
+    while !stop.is_raised() {
+        let snap = match nm.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                link.set_connected(false);
+                tracing::warn!("snapshot: {e}");
+                if stop.sleep(backoff.next()) {
+                    return;
+                }
+                continue;
+            }
+        };
+        link.ok();
+        let mut rev = snap.revision;
+        mirror.replace(Mirror::from_snapshot(&snap));
+        tracing::info!(revision = rev, "mirror loaded from snapshot");
+        changed();
+        backoff.reset();
+        if watch_until_resync(nm, mirror, link, stop, changed, &mut rev, &mut backoff) {
+            return;
+        }
+    }
+}
+
+/// Watches from `rev`, reconnecting on breaks; returns true when stopped, false on resync.
+fn watch_until_resync(
+    nm: &dyn Netmaster,
+    mirror: &SharedMirror,
+    link: &Link,
+    stop: &Stop,
+    changed: &dyn Fn(),
+    rev: &mut u64,
+    backoff: &mut Backoff,
+) -> bool {
+    loop {
+        let mut last = *rev;
+        let end = {
+            let mut on_event = |ev: contiv_api::agent::AgentEvent| {
+                link.set_connected(true);
+                last = last.max(ev.revision);
+                if mirror.apply(&ev) {
+                    changed();
+                }
+                if stop.is_raised() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
+            nm.watch(*rev, &mut on_event)
+        };
+        *rev = last;
+        link.set_connected(false);
+        match end {
+            WatchEnd::Stopped => return true,
+            WatchEnd::Resync => {
+                tracing::info!(revision = *rev, "netmaster asked for a resync");
+                return false;
+            }
+            WatchEnd::Disconnected(why) => {
+                tracing::warn!(revision = *rev, "watch: {why}; reconnecting");
+                if stop.sleep(backoff.next()) {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Registers `node` every [`HEARTBEAT`] until `stop` (retrying faster while it fails).
+pub fn heartbeat(nm: &dyn Netmaster, node: &NodeInfo, link: &Link, stop: &Stop) {
+    let mut backoff = Backoff::new();
+    loop {
+        let wait = match nm.register_node(node) {
+            Ok(()) => {
+                link.ok();
+                backoff.reset();
+                HEARTBEAT
+            }
+            Err(e) => {
+                tracing::warn!("register node: {e}");
+                backoff.next().max(Duration::from_secs(1))
+            }
+        };
+        if stop.sleep(wait) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! netplugin, Contiv's host agent, for the Linux kernel datapath.
+//!
+//! It registers with netmaster and heartbeats, mirrors netmaster's state (snapshot + change
+//! stream), serves the CNI plugin's socket (ADD/DEL/CHECK/STATUS/GC of `contiv_cni::agent_api`),
+//! and keeps the datapath equal to what its attachments and the mirror ask for: every network of
+//! each tenant with a local workload, with the endpoints other hosts have on them.
+//!
+//! Code map:
+//! - [`config`]: flags; [`run`]: wiring, threads, start-up.
+//! - [`netmaster`]: the [`netmaster::Netmaster`] trait and its HTTP client.
+//! - [`mirror`]: netmaster state as the agent sees it; [`follow`]: follower and heartbeat loops.
+//! - [`records`]: durable attachment records (the agent's own state).
+//! - [`agent`]: shared state and locks; `attach` (ADD/DEL), `ops` (CHECK/STATUS/GC/spool).
+//! - [`reconcile`]: desired vs observed, by diff, never flushing.
+//! - [`cni_server`]: the unix-socket HTTP server.
+//! - `testbed` (feature `testbed`): the multi-host harness of the end-to-end tests.
+//!
+//! Invariant: the agent never flushes the datapath; a restart reconciles by diff, so traffic of
+//! existing workloads flows on while the agent is down or restarting.
+
+pub mod agent;
+mod attach;
+pub mod cni_server;
+pub mod config;
+pub mod follow;
+pub mod mirror;
+pub mod netmaster;
+mod ops;
+pub mod reconcile;
+pub mod records;
+pub mod run;
+#[cfg(feature = "testbed")]
+pub mod testbed;
+
+#[cfg(test)]
+mod tests;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use agent::{Agent, Parts, Settings};
+pub use config::Flags;
+
+/// The `netplugin` binary: parse flags, set up logs, run until a signal.
+pub fn cli_main() -> ExitCode {
+    let flags = Flags::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run::run(&flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("netplugin: {e}");
+            eprintln!("netplugin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

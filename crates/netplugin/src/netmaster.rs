@@ -1,0 +1,257 @@
+//! The agent's view of netmaster: the [`Netmaster`] trait (registration, the state snapshot and
+//! change stream, endpoint create/delete) and its HTTP implementation [`HttpNetmaster`].
+//!
+//! Every call is blocking; callers run them on their own threads (the follower, the heartbeat,
+//! the blocking pool of the CNI server). Errors say whether netmaster was unreachable (a CNI
+//! "try again later") or answered a refusal (with its HTTP status and message).
+
+use std::io::BufRead;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use contiv_api::agent::{AgentEvent, AgentSnapshot, NodeInfo};
+use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest, EndpointResponse};
+use contiv_api::EndpointState;
+
+/// Why a netmaster call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NmError {
+    /// No answer (connection refused, timeout, broken stream).
+    #[error("netmaster {url} unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// netmaster answered with an error status.
+    #[error("netmaster refused {op}: {message} (http {status})")]
+    Refused {
+        op: String,
+        status: u16,
+        message: String,
+    },
+    /// netmaster answered something that is not the protocol.
+    #[error("netmaster answered {op} with an invalid body: {reason}")]
+    Protocol { op: String, reason: String },
+}
+
+impl NmError {
+    /// True for "endpoint ... not found" answers to deletes (success for an idempotent delete).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            NmError::Refused {
+                status, message, ..
+            } => *status == 404 || message.contains("not found"),
+            _ => false,
+        }
+    }
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// netmaster no longer holds the events after the requested revision: take a new snapshot.
+    Resync,
+    /// The stream ended or broke (reconnect and resume from the last revision seen).
+    Disconnected(String),
+    /// The callback asked to stop.
+    Stopped,
+}
+
+/// Calls the agent makes to netmaster. Implementations are shared across threads.
+pub trait Netmaster: Send + Sync {
+    /// `POST /plugin/registerNode` (also the heartbeat).
+    fn register_node(&self, node: &NodeInfo) -> Result<(), NmError>;
+    /// `GET /plugin/agentState`.
+    fn snapshot(&self) -> Result<AgentSnapshot, NmError>;
+    /// `GET /plugin/agentWatch?after=REV`: calls `on_event` for every event (keepalives
+    /// included) until the stream ends, breaks, asks for a resync or `on_event` breaks.
+    fn watch(
+        &self,
+        after: u64,
+        on_event: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
+    ) -> WatchEnd;
+    /// `POST /plugin/createEndpoint` (idempotent at netmaster).
+    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<EndpointState, NmError>;
+    /// `POST /plugin/deleteEndpoint`; an unknown endpoint is success.
+    fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError>;
+}
+
+/// A watch stream that stays silent this long is considered dead (netmaster sends a keepalive
+/// every 5 s).
+const WATCH_IDLE: Duration = Duration::from_secs(15);
+/// Largest snapshot accepted.
+const MAX_SNAPSHOT: u64 = 256 << 20;
+
+/// netmaster over HTTP (`http://host:port`).
+pub struct HttpNetmaster {
+    base: String,
+    calls: ureq::Agent,
+    stream: ureq::Agent,
+}
+
+impl HttpNetmaster {
+    pub fn new(url: &str) -> Self {
+        let base = url.trim_end_matches('/').to_string();
+        let calls = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(3)))
+            .timeout_global(Some(Duration::from_secs(15)))
+            .build()
+            .into();
+        let stream = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(3)))
+            .timeout_per_read(Some(WATCH_IDLE))
+            .build()
+            .into();
+        HttpNetmaster { base, calls, stream }
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> NmError {
+        NmError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// POSTs `body` as JSON; returns the body text of a 2xx answer.
+    fn post<T: serde::Serialize>(&self, op: &str, body: &T) -> Result<String, NmError> {
+        let json = serde_json::to_string(body).map_err(|e| NmError::Protocol {
+            op: op.into(),
+            reason: e.to_string(),
+        })?;
+        let resp = self
+            .calls
+            .post(format!("{}{op}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/problem+json")
+            .send(json);
+        let mut resp = resp.map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.unreachable(e))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        Err(NmError::Refused {
+            op: op.into(),
+            status,
+            message: problem_message(&text),
+        })
+    }
+}
+
+/// The human message of a problem+json body (`detail`, else `title`), else the text itself.
+fn problem_message(text: &str) -> String {
+    let v: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let pick = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|d| d.as_str())
+            .map(str::to_string)
+    };
+    pick("detail")
+        .or_else(|| pick("title"))
+        .unwrap_or_else(|| text.trim().to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(op: &str, text: &str) -> Result<T, NmError> {
+    serde_json::from_str(text).map_err(|e| NmError::Protocol {
+        op: op.into(),
+        reason: e.to_string(),
+    })
+}
+
+impl Netmaster for HttpNetmaster {
+    fn register_node(&self, node: &NodeInfo) -> Result<(), NmError> {
+        self.post("/plugin/registerNode", node).map(|_| ())
+    }
+
+    fn snapshot(&self) -> Result<AgentSnapshot, NmError> {
+        let op = "/plugin/agentState";
+        let mut resp = self
+            .calls
+            .get(format!("{}{op}", self.base))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_SNAPSHOT)
+            .read_to_string()
+            .map_err(|e| self.unreachable(e))?;
+        if status != 200 {
+            return Err(NmError::Refused {
+                op: op.into(),
+                status,
+                message: problem_message(&text),
+            });
+        }
+        decode(op, &text)
+    }
+
+    fn watch(
+        &self,
+        after: u64,
+        on_event: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
+    ) -> WatchEnd {
+        let url = format!("{}/plugin/agentWatch?after={after}", self.base);
+        let resp = match self.stream.get(url).call() {
+            Ok(r) if r.status().as_u16() == 200 => r,
+            Ok(r) => return WatchEnd::Disconnected(format!("http {}", r.status())),
+            Err(e) => return WatchEnd::Disconnected(e.to_string()),
+        };
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = match line {
+                Ok(l) if l.trim().is_empty() => continue,
+                Ok(l) => l,
+                Err(e) => return WatchEnd::Disconnected(e.to_string()),
+            };
+            let ev: AgentEvent = match serde_json::from_str(&line) {
+                Ok(ev) => ev,
+                Err(e) => return WatchEnd::Disconnected(format!("bad event line: {e}")),
+            };
+            if ev.resync {
+                return WatchEnd::Resync;
+            }
+            if on_event(ev).is_break() {
+                return WatchEnd::Stopped;
+            }
+        }
+        WatchEnd::Disconnected("stream ended".into())
+    }
+
+    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<EndpointState, NmError> {
+        let op = "/plugin/createEndpoint";
+        let text = self.post(op, req)?;
+        decode::<EndpointResponse>(op, &text).map(|r| r.endpoint_config)
+    }
+
+    fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError> {
+        match self.post("/plugin/deleteEndpoint", req) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_messages_and_not_found() {
+        assert_eq!(problem_message(r#"{"title":"Not Found","detail":"endpoint x not found"}"#), "endpoint x not found");
+        assert_eq!(problem_message("network not found\n"), "network not found");
+        let e = NmError::Refused {
+            op: "d".into(),
+            status: 500,
+            message: "endpoint n.t-c not found".into(),
+        };
+        assert!(e.is_not_found());
+        let u = HttpNetmaster::new("http://127.0.0.1:1/");
+        assert!(matches!(u.snapshot(), Err(NmError::Unreachable { .. })));
+    }
+}

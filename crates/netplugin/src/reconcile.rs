@@ -1,0 +1,254 @@
+//! Reconcile by diff: what this host should have (from the attachment records and the mirror)
+//! against what the datapath has (`observe`), turned into the few idempotent calls that close
+//! the gap. Nothing is flushed: existing networks, interfaces and remote entries that are right
+//! stay untouched, so traffic survives an agent restart.
+//!
+//! [`desired`] and [`plan`] are pure; [`Agent::reconcile`] gathers their inputs, cleans up
+//! attachments whose workload is gone (datapath + netmaster: Contiv's stale endpoints, #389
+//! #901, do not survive here), applies the plan and releases endpoints netmaster still holds for
+//! this host without a record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use contiv_datapath::{
+    FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedState, RemoteEndpoint,
+};
+
+use crate::agent::{local_endpoint, Agent};
+use crate::attach::delete_request;
+use crate::mirror::Mirror;
+use crate::records::{Attachment, Phase};
+
+/// What this host should have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// Networks to have, with their remote endpoints.
+    pub networks: BTreeMap<String, (NetworkSpec, Vec<RemoteEndpoint>)>,
+    /// Networks to keep even without a spec (a local workload is on it, or netmaster is unknown).
+    pub keep: BTreeSet<String>,
+    /// Whether the mirror was loaded (without it nothing is removed).
+    pub informed: bool,
+}
+
+/// Calls that converge the datapath, in the order to make them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Local interfaces nobody owns (no live record).
+    pub orphans: Vec<ObservedEndpoint>,
+    pub remove_networks: Vec<String>,
+    pub ensure: Vec<NetworkSpec>,
+    /// Recorded attachments whose interface is missing (or whose network is rebuilt).
+    pub replug: Vec<Attachment>,
+    pub set_remotes: Vec<(String, Vec<RemoteEndpoint>)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        *self == Plan::default()
+    }
+}
+
+/// Every network of each tenant with a live local attachment (so the tenant's gateways route
+/// between its networks), with the endpoints other hosts have on them.
+pub fn desired(mirror: Option<&Mirror>, live: &[Attachment], host: &str, fallback: FwdMode) -> Desired {
+    let mut d = Desired {
+        keep: live.iter().map(Attachment::network_key).collect(),
+        informed: mirror.is_some(),
+        ..Default::default()
+    };
+    let Some(m) = mirror else { return d };
+    let tenants: BTreeSet<&str> = live.iter().map(|a| a.tenant.as_str()).collect();
+    for t in tenants {
+        for key in m.tenant_networks(t) {
+            match m.network_spec(&key, fallback) {
+                Ok(spec) => {
+                    let remotes = m.remote_endpoints(&key, host);
+                    d.networks.insert(key, (spec, remotes));
+                }
+                Err(e) => tracing::debug!("not setting up {key}: {e}"),
+            }
+        }
+    }
+    d
+}
+
+/// The diff of `desired` against `observed`, given the live records.
+pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan {
+    let mut p = Plan::default();
+    let owned: BTreeSet<&str> = live.iter().map(|a| a.endpoint_id.as_str()).collect();
+    p.orphans = observed
+        .local_endpoints
+        .iter()
+        .filter(|e| !owned.contains(e.id.as_str()))
+        .cloned()
+        .collect();
+    let have: BTreeMap<&str, _> = observed.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut rebuilt = BTreeSet::new();
+    for (id, (spec, _)) in &d.networks {
+        match have.get(id.as_str()) {
+            None => p.ensure.push(spec.clone()),
+            Some(o) if o.vni != spec.vni || o.fwd_mode != spec.fwd_mode => {
+                p.remove_networks.push(id.clone());
+                p.ensure.push(spec.clone());
+                rebuilt.insert(id.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    if d.informed {
+        for n in &observed.networks {
+            if !d.networks.contains_key(&n.id) && !d.keep.contains(&n.id) {
+                p.remove_networks.push(n.id.clone());
+            }
+        }
+    }
+    let plugged: BTreeSet<&str> = observed.local_endpoints.iter().map(|e| e.id.as_str()).collect();
+    p.replug = live
+        .iter()
+        .filter(|a| !plugged.contains(a.endpoint_id.as_str()) || rebuilt.contains(&a.network_key()))
+        .cloned()
+        .collect();
+    for (id, (_, remotes)) in &d.networks {
+        let want: BTreeSet<_> = remotes.iter().map(|r| (r.ip, r.vtep)).collect();
+        let got: BTreeSet<_> = observed
+            .remote_endpoints
+            .iter()
+            .filter(|r| &r.network_id == id)
+            .map(|r| (r.ip, r.vtep))
+            .collect();
+        if want != got || p.ensure.iter().any(|s| &s.id == id) {
+            p.set_remotes.push((id.clone(), remotes.clone()));
+        }
+    }
+    p
+}
+
+/// What a reconcile pass did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub stale_released: usize,
+    pub plan: Plan,
+    pub netmaster_released: usize,
+    pub errors: Vec<String>,
+}
+
+/// A placeholder endpoint to remove an orphan interface (its workload end is unknown).
+fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> LocalEndpoint {
+    let ep = m.and_then(|m| m.endpoints.get(&o.id));
+    let ip = ep
+        .and_then(|e| e.ip_address.parse().ok())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    LocalEndpoint {
+        id: o.id.clone(),
+        network_id: o.network_id.clone(),
+        netns_path: "/nonexistent/contiv-orphan".into(),
+        ifname: "eth0".into(),
+        ip: contiv_datapath::Ipv4Net::new(ip, 32).unwrap_or_default(),
+        mac: contiv_datapath::MacAddr::from_ipv4(ip),
+        gateway: ip,
+    }
+}
+
+impl Agent {
+    /// One full pass (exclusive with CNI operations).
+    pub fn reconcile(&self) -> Report {
+        let _gate = self.exclusive();
+        let mut r = Report::default();
+        self.release_stale(&mut r);
+        let observed = match self.dp.observe() {
+            Ok(o) => o,
+            Err(e) => {
+                r.errors.push(format!("observe: {e}"));
+                return r;
+            }
+        };
+        let live: Vec<Attachment> = self
+            .records
+            .list()
+            .into_iter()
+            .filter(|a| a.phase != Phase::Releasing)
+            .collect();
+        let mirror = self.mirror.read().clone();
+        let d = desired(mirror.as_ref(), &live, &self.settings.host, self.settings.fwd_mode);
+        r.plan = plan(&d, &observed, &live);
+        self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
+        if let Some(m) = &mirror {
+            r.netmaster_released = self.release_unrecorded(m, &mut r.errors);
+        }
+        if !r.errors.is_empty() || !r.plan.is_empty() || r.stale_released > 0 {
+            tracing::info!(?r, "reconciled");
+        }
+        r
+    }
+
+    /// Attachments whose workload namespace is gone, and releases netmaster did not finish.
+    fn release_stale(&self, r: &mut Report) {
+        for a in self.records.list() {
+            let gone = !(self.netns_alive)(std::path::Path::new(&a.netns));
+            if a.phase != Phase::Releasing && !gone {
+                continue;
+            }
+            match self.release_quietly(&a) {
+                Ok(()) if self.records.get(&a.key()).is_none() => r.stale_released += 1,
+                Ok(()) => {}
+                Err(e) => r.errors.push(format!("release {}: {}", a.endpoint_id, e.msg)),
+            }
+        }
+    }
+
+    fn apply(&self, p: &Plan, m: Option<&Mirror>, errors: &mut Vec<String>) {
+        let mut err = |what: String, e: &dyn std::fmt::Display| errors.push(format!("{what}: {e}"));
+        for o in &p.orphans {
+            if let Err(e) = self.dp.remove_local_endpoint(&orphan_endpoint(o, m)) {
+                err(format!("remove orphan {}", o.id), &e);
+            }
+        }
+        for id in &p.remove_networks {
+            if let Err(e) = self.dp.remove_network(id) {
+                err(format!("remove network {id}"), &e);
+            }
+        }
+        for spec in &p.ensure {
+            if let Err(e) = self.dp.ensure_network(spec) {
+                err(format!("ensure network {}", spec.id), &e);
+            }
+        }
+        for a in &p.replug {
+            let res = local_endpoint(a).map_err(|e| e.msg).and_then(|ep| {
+                self.dp.add_local_endpoint(&ep).map_err(|e| e.to_string())
+            });
+            if let Err(e) = res {
+                err(format!("replug {}", a.endpoint_id), &e);
+            }
+        }
+        for (id, remotes) in &p.set_remotes {
+            if let Err(e) = self.dp.set_remote_endpoints(id, remotes) {
+                err(format!("remote endpoints of {id}"), &e);
+            }
+        }
+    }
+
+    /// Endpoints netmaster has for this host that no record knows (a crash between
+    /// `createEndpoint` and the record, or records lost): released at netmaster.
+    fn release_unrecorded(&self, m: &Mirror, errors: &mut Vec<String>) -> usize {
+        let known: BTreeSet<String> = self.records.list().into_iter().map(|a| a.endpoint_id).collect();
+        let mut n = 0;
+        for ep in m.host_endpoints(&self.settings.host) {
+            if known.contains(&ep.id) {
+                continue;
+            }
+            let a = Attachment {
+                tenant: ep.tenant_name.clone(),
+                network: ep.network_name.clone(),
+                ep_container: ep.endpoint_id.clone(),
+                ip: ep.ip_address.clone(),
+                ..Default::default()
+            };
+            match self.nm.delete_endpoint(&delete_request(&a)) {
+                Ok(()) => n += 1,
+                Err(e) => errors.push(format!("release {} at netmaster: {e}", ep.id)),
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,170 @@
+//! Wiring of a running agent: builds the parts from the flags, starts the threads (heartbeat,
+//! follower, reconciler), does the start-up reconcile and spool replay, then serves the CNI
+//! socket until SIGTERM/SIGINT.
+//!
+//! Threads: heartbeat (registerNode every 10 s), follower (snapshot + watch → mirror, kicks the
+//! reconciler), reconciler (a pass per kick, debounced, and every `--reconcile-interval`, with
+//! the spool replay), and the tokio runtime serving the CNI socket (requests on its blocking
+//! pool). State: netmaster's in the mirror (memory), attachments in the record store (disk),
+//! the datapath's in the kernel (read back with `observe`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use contiv_api::agent::NodeInfo;
+use contiv_datapath::HostSpec;
+use contiv_datapath_linux::{netns, LinuxConfig, LinuxDatapath};
+
+use crate::agent::{Agent, Parts, Settings};
+use crate::config::{ConfigError, Flags};
+use crate::follow::{follow, heartbeat, Stop};
+use crate::netmaster::HttpNetmaster;
+use crate::records::{RecordError, RecordStore};
+
+/// Why the agent could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    #[error("cni socket {path}: {source}")]
+    Socket {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// How long start-up waits for netmaster's first snapshot before reconciling without it.
+const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// Changes arriving within this window are handled by one pass.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Builds the agent from the flags (no thread started yet).
+pub fn build(flags: &Flags) -> Result<Arc<Agent>, RunError> {
+    flags.check()?;
+    let host = HostSpec {
+        vtep_ip: flags.vtep_ip,
+        underlay_ifname: flags.underlay_if.clone(),
+        underlay_mtu: flags.underlay_mtu,
+    };
+    let cfg = LinuxConfig {
+        host,
+        host_netns: flags.host_netns.clone(),
+        netns_dir: flags.netns_dir.clone(),
+        ns_prefix: flags.ns_prefix.clone(),
+    };
+    let settings = Settings {
+        host: flags.hostname(),
+        vtep_ip: flags.vtep_ip,
+        fwd_mode: flags.fwd_mode(),
+        pending_dir: flags.cni_pending_dir.clone(),
+        mirror_wait: Duration::from_secs(3),
+    };
+    Ok(Agent::new(Parts {
+        settings,
+        dp: Arc::new(LinuxDatapath::new(cfg)),
+        nm: Arc::new(HttpNetmaster::new(&flags.netmaster)),
+        records: RecordStore::open(&flags.state_dir)?,
+        netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),
+    }))
+}
+
+/// Starts the heartbeat and follower threads.
+pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) {
+    let node = NodeInfo {
+        hostname: agent.settings.host.clone(),
+        vtep_ip: agent.settings.vtep_ip.to_string(),
+        datapath: "linux".into(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let (a, s) = (agent.clone(), stop.clone());
+    std::thread::spawn(move || heartbeat(a.nm.as_ref(), &node, &a.link, &s));
+    let (a, s) = (agent.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let kick = || a.kick.kick();
+        follow(a.nm.as_ref(), &a.mirror, &a.link, &s, &kick)
+    });
+}
+
+/// The reconciler loop: a pass per (debounced) kick and every `interval`, spool replay with
+/// each periodic pass.
+pub fn reconcile_loop(agent: &Agent, stop: &Stop, interval: Duration) {
+    let mut last_replay = Instant::now();
+    while !stop.is_raised() {
+        if agent.kick.wait(interval) {
+            std::thread::sleep(DEBOUNCE);
+            agent.kick.wait(Duration::ZERO);
+        }
+        if stop.is_raised() {
+            return;
+        }
+        agent.reconcile();
+        if last_replay.elapsed() >= interval {
+            agent.replay_spool();
+            last_replay = Instant::now();
+        }
+    }
+}
+
+/// Start-up: first snapshot (bounded wait), one reconcile pass, the spool replay.
+pub fn start_up(agent: &Agent) {
+    if !agent.mirror.wait_for(FIRST_SNAPSHOT_WAIT, |_| true) {
+        tracing::warn!("netmaster not reached yet: reconciling local state only");
+    }
+    let report = agent.reconcile();
+    let replayed = agent.replay_spool();
+    tracing::info!(
+        stale = report.stale_released,
+        replayed,
+        errors = report.errors.len(),
+        "start-up reconcile done"
+    );
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT.
+pub fn run(flags: &Flags) -> Result<(), RunError> {
+    let agent = build(flags)?;
+    let stop = Stop::new();
+    tracing::info!(host = %agent.settings.host, vtep = %agent.settings.vtep_ip, netmaster = %flags.netmaster, "netplugin starting");
+    start_netmaster_threads(&agent, &stop);
+    start_up(&agent);
+    let (a, s, every) = (agent.clone(), stop.clone(), flags.interval());
+    let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let socket = flags.cni_socket.clone();
+    let served = rt.block_on(async {
+        let listener = crate::cni_server::bind(&socket).map_err(|source| RunError::Socket {
+            path: socket.display().to_string(),
+            source,
+        })?;
+        tracing::info!(socket = %socket.display(), "serving CNI requests");
+        crate::cni_server::serve(listener, agent.clone(), shutdown_signal())
+            .await
+            .map_err(RunError::Runtime)
+    });
+    stop.raise();
+    agent.kick.kick();
+    let _ = reconciler.join();
+    let _ = std::fs::remove_file(&flags.cni_socket);
+    tracing::info!("netplugin stopped");
+    served
+}
