@@ -9,7 +9,8 @@
 //! 4. `GET /api/v1/networks/` throughput with N + 2 networks;
 //! 5. N sequential endpoint-group creates `default:g1..gN` on n0;
 //! 6. N sequential `/plugin/allocAddress` on big (/16);
-//! 7. RSS (VmRSS, VmHWM) of the server process(es) from /proc.
+//! 7. N sequential `GET /version` (the HTTP + client floor of one request);
+//! 8. RSS (VmRSS, VmHWM) of the server process(es) from /proc.
 //!
 //! Sequential ops report median/p99/mean; throughput reports req/s. Only 127.0.0.1 is targeted.
 
@@ -125,6 +126,8 @@ struct Results {
     net_create: Seq,
     epg_create: Seq,
     alloc: Seq,
+    /// GET /version: the HTTP + client floor of a sequential request.
+    version: Seq,
     /// (connections, result) per --connections entry
     list_small: Vec<(usize, load::LoadResult)>,
     list_large: Vec<(usize, load::LoadResult)>,
@@ -271,8 +274,12 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
         bail!("[{label}] allocAddress returned {} distinct answers for {n} calls", seen.len());
     }
 
+    eprintln!("[{label}] {n} GET /version (HTTP floor)");
+    let version_url = format!("{base}/version");
+    let version = timed(n, |_| get(&agent, &version_url).map(drop))?;
+
     let rss = target.pids().into_iter().map(read_rss).collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Results { label, net_create, epg_create, alloc, list_small, list_large, networks_large, rss })
+    Ok(Results { label, net_create, epg_create, alloc, version, list_small, list_large, networks_large, rss })
 }
 
 struct Row {
@@ -308,6 +315,7 @@ fn rows(results: &[Results]) -> Vec<Row> {
     seq(&mut out, &format!("network create ×{n}"), &|r| &r.net_create, Some(1.0));
     seq(&mut out, &format!("endpoint-group create ×{n}"), &|r| &r.epg_create, None);
     seq(&mut out, &format!("allocAddress /16 ×{n}"), &|r| &r.alloc, Some(0.2));
+    seq(&mut out, &format!("HTTP floor: GET /version ×{n}"), &|r| &r.version, None);
     let large = results.first().map(|r| r.networks_large).unwrap_or(0);
     let conns: Vec<usize> = results.first().map(|r| r.list_small.iter().map(|x| x.0).collect()).unwrap_or_default();
     let max_c = conns.iter().copied().max().unwrap_or(0);
@@ -330,7 +338,14 @@ fn rows(results: &[Results]) -> Vec<Row> {
         }
     }
     out.push(Row {
-        metric: "RSS after (sum of measured PIDs)".into(),
+        metric: "RSS after, server process (first PID)".into(),
+        values: results.iter().map(|r| r.rss.first().map_or(f64::NAN, |x| x.rss_kb as f64 / 1024.0)).collect(),
+        unit: "MiB",
+        lower_better: true,
+        target: None,
+    });
+    out.push(Row {
+        metric: "RSS after, server + store processes (sum)".into(),
         values: results.iter().map(|r| r.rss.iter().map(|x| x.rss_kb).sum::<u64>() as f64 / 1024.0).collect(),
         unit: "MiB",
         lower_better: true,
@@ -353,7 +368,7 @@ fn fmt(v: f64, unit: &str) -> String {
 
 /// "3.2× better" style ratio of the first column (ours) against `other`.
 fn ratio(row: &Row, ours: f64, other: f64) -> String {
-    if ours <= 0.0 || other <= 0.0 {
+    if !(ours > 0.0 && other > 0.0) {
         return "n/a".into();
     }
     let r = if row.lower_better { other / ours } else { ours / other };
@@ -372,7 +387,7 @@ fn met(row: &Row, ours: f64) -> String {
             let miss = if ok {
                 String::new()
             } else if op == "≤" {
-                format!(" ({:.1}× over)", ours / t)
+                format!(" ({:+.0}% over)", (ours / t - 1.0) * 100.0)
             } else {
                 format!(" ({:.0}% of target)", ours / t * 100.0)
             };
@@ -431,7 +446,7 @@ fn details(results: &[Results]) -> String {
         for (nets, runs) in [(2, &r.list_small), (r.networks_large, &r.list_large)] {
             for (c, l) in runs {
                 s.push_str(&format!(
-                    " list({nets} nets, {c} conn): {} req in {:.1}s, {} TCP connects, {} B/response, {} errors;",
+                    " list({nets} nets, {c} conn): {} req in {:.1}s, {} new TCP connections, {} B/response, {} errors;",
                     l.requests, l.secs, l.connects, l.body_bytes, l.errors
                 ));
             }

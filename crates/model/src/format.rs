@@ -4,6 +4,7 @@
 //! The patterns are Contiv's, byte for byte (RE2 and Rust's `regex` agree on all of them; both
 //! anchor `$` at the very end of the text).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -15,12 +16,25 @@ fn compile(pattern: &'static str) -> Regex {
 
 macro_rules! patterns {
     ($($(#[$doc:meta])* $name:ident = $pat:expr;)+) => {
-        $( $(#[$doc])* pub static $name: LazyLock<Regex> = LazyLock::new(|| compile($pat)); )+
+        /// The pattern sources, byte for byte: what [`FieldSpec::pattern`](crate::FieldSpec)
+        /// carries, what validation compiles and what the OpenAPI document publishes.
+        pub mod source {
+            $( $(#[$doc])* pub const $name: &str = $pat; )+
+        }
+        $( $(#[$doc])* pub static $name: LazyLock<Regex> = LazyLock::new(|| compile(source::$name)); )+
         /// Every pattern of this module with its name (for tests and diagnostics).
         pub fn all_patterns() -> Vec<(&'static str, &'static Regex)> {
             vec![$((stringify!($name), &*$name)),+]
         }
+        /// Every pattern keyed by its source.
+        static BY_SOURCE: LazyLock<HashMap<&'static str, &'static Regex>> =
+            LazyLock::new(|| HashMap::from([$((source::$name, &*$name)),+]));
     };
+}
+
+/// The compiled regex of one of this module's pattern sources (`None` for any other string).
+pub fn compiled(source: &str) -> Option<&'static Regex> {
+    BY_SOURCE.get(source).copied()
 }
 
 patterns! {

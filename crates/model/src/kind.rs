@@ -1,8 +1,14 @@
 //! The Contiv object kinds: type names, REST route plurals and key fields.
 //!
+//! Each kind also names its field table ([`ObjectKind::fields`]) and its `link-sets` / `links`
+//! members.
+//!
 //! Plurals are the URL segments Contiv's generated `AddRoutes` registers
 //! (`/api/v1/<plural>/{key}/`, `/api/v1/inspect/<plural>/{key}/`), including its quirks
 //! (`policys`, `Bgps`, `serviceLBs`, `netprofiles`). `endpoints` only has the inspect route.
+
+use crate::objects::*;
+use crate::FieldSpec;
 
 /// One Contiv object type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,6 +110,78 @@ impl ObjectKind {
             ObjectKind::AciGw => &["name"],
             ObjectKind::ExtContractsGroup => &["tenantName", "contractsGroupName"],
             ObjectKind::Endpoint => &["endpointID"],
+        }
+    }
+
+    /// The field table of the config object (JSON names, types and the constraints `validate`
+    /// enforces), in Go's validation order; empty for the inspect-only `endpoint`. `key`,
+    /// `link-sets` and `links` are not listed.
+    pub fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            ObjectKind::Tenant => Tenant::FIELDS,
+            ObjectKind::Network => Network::FIELDS,
+            ObjectKind::EndpointGroup => EndpointGroup::FIELDS,
+            ObjectKind::Policy => Policy::FIELDS,
+            ObjectKind::Rule => Rule::FIELDS,
+            ObjectKind::AppProfile => AppProfile::FIELDS,
+            ObjectKind::ServiceLb => ServiceLb::FIELDS,
+            ObjectKind::NetProfile => NetProfile::FIELDS,
+            ObjectKind::Global => Global::FIELDS,
+            ObjectKind::Bgp => Bgp::FIELDS,
+            ObjectKind::AciGw => AciGw::FIELDS,
+            ObjectKind::ExtContractsGroup => ExtContractsGroup::FIELDS,
+            ObjectKind::Endpoint => Endpoint::FIELDS,
+        }
+    }
+
+    /// Members of the object's `link-sets` (maps from key to [`Link`](crate::Link)); empty when
+    /// the object has no `link-sets` at all.
+    pub fn link_sets(self) -> &'static [&'static str] {
+        match self {
+            ObjectKind::Tenant => &[
+                "AppProfiles",
+                "EndpointGroups",
+                "NetProfiles",
+                "Networks",
+                "Policies",
+                "Servicelbs",
+                "VolumeProfiles",
+                "Volumes",
+            ],
+            ObjectKind::Network => &["EndpointGroups", "Servicelbs", "Services"],
+            ObjectKind::EndpointGroup => {
+                &["ExtContractsGrps", "MatchRules", "Policies", "Services"]
+            }
+            ObjectKind::Policy => &["EndpointGroups", "Rules"],
+            ObjectKind::Rule => &["Policies"],
+            ObjectKind::AppProfile | ObjectKind::NetProfile | ObjectKind::ExtContractsGroup => {
+                &["EndpointGroups"]
+            }
+            ObjectKind::ServiceLb
+            | ObjectKind::Global
+            | ObjectKind::Bgp
+            | ObjectKind::AciGw
+            | ObjectKind::Endpoint => &[],
+        }
+    }
+
+    /// Members of the object's `links` (single [`Link`](crate::Link)s); empty when the object has
+    /// no `links` at all.
+    pub fn links(self) -> &'static [&'static str] {
+        match self {
+            ObjectKind::Network
+            | ObjectKind::Policy
+            | ObjectKind::AppProfile
+            | ObjectKind::NetProfile => &["Tenant"],
+            ObjectKind::EndpointGroup => &["AppProfile", "NetProfile", "Network", "Tenant"],
+            ObjectKind::Rule => &["MatchEndpointGroup"],
+            ObjectKind::ServiceLb => &["Network", "Tenant"],
+            ObjectKind::Tenant
+            | ObjectKind::Global
+            | ObjectKind::Bgp
+            | ObjectKind::AciGw
+            | ObjectKind::ExtContractsGroup
+            | ObjectKind::Endpoint => &[],
         }
     }
 

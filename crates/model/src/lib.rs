@@ -3,7 +3,8 @@
 //!
 //! This root module owns the [`ModelObject`] trait, the [`Inspect`] envelope and
 //! [`ValidationError`]; the objects themselves live in [`objects`], the wire kinds/routes in
-//! [`kind`], links in [`link`] and the schema formats in [`format`].
+//! [`kind`], links in [`link`], the schema formats in [`format`](mod@format) and the field metadata
+//! ([`FieldSpec`], one table per object, shared by validation and the OpenAPI document) in `fields`.
 //!
 //! Wire compatibility with Contiv's Go server (`encoding/json`):
 //! - field order is Go's declaration order, empty strings / zero ints / empty lists and maps are
@@ -13,6 +14,7 @@
 //!   anywhere meaning "leave the zero value", field names matched case-insensitively (exact match
 //!   preferred), duplicate keys resolved last-wins.
 
+mod fields;
 pub mod format;
 mod gojson;
 pub mod kind;
@@ -25,6 +27,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use fields::{FieldKind, FieldSpec};
 pub use kind::ObjectKind;
 pub use link::Link;
 pub use objects::*;

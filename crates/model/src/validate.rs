@@ -1,8 +1,10 @@
 //! The building blocks of Contiv's generated `Validate<Obj>` functions, each returning Contiv's
-//! exact message: key check, string length (bytes), string format, int bounds.
+//! exact message: key check, string length (bytes), string format, int bounds — and [`fields`],
+//! which applies them to an object by walking its [`FieldSpec`] table.
 
 use regex::Regex;
 
+use crate::fields::{FieldMut, FieldSpec};
 use crate::ValidationError;
 
 /// `"Invalid Key"` unless `key == computed`.
@@ -32,17 +34,6 @@ pub(crate) fn format(field: &str, value: &str, re: &Regex) -> Result<(), Validat
     }
 }
 
-/// Length then format, the usual pair.
-pub(crate) fn string(
-    field: &str,
-    value: &str,
-    max: usize,
-    re: &Regex,
-) -> Result<(), ValidationError> {
-    length(field, value, max)?;
-    format(field, value, re)
-}
-
 /// `"<field> Value Out of bound"` when `value > max`.
 pub(crate) fn max(field: &str, value: i64, max: i64) -> Result<(), ValidationError> {
     if value > max {
@@ -59,4 +50,69 @@ pub(crate) fn min(field: &str, value: i64, min: i64) -> Result<(), ValidationErr
     } else {
         Ok(())
     }
+}
+
+/// An object whose fields are described by a [`FieldSpec`] table.
+pub(crate) trait Fields {
+    /// The table, in Go's validation order.
+    const FIELDS: &'static [FieldSpec];
+    /// The field with this JSON name.
+    fn field_mut(&mut self, name: &str) -> Option<FieldMut<'_>>;
+}
+
+/// Checks every field of `obj` against its table, in order; fills defaults on the way.
+pub(crate) fn fields<T: Fields>(obj: &mut T) -> Result<(), ValidationError> {
+    for spec in T::FIELDS {
+        let value = obj
+            .field_mut(spec.name)
+            .ok_or_else(|| ValidationError(format!("{} has no accessor (model bug)", spec.name)))?;
+        field(spec, value)?;
+    }
+    Ok(())
+}
+
+/// Checks one value against its spec (default, length, format, bounds).
+fn field(spec: &FieldSpec, value: FieldMut<'_>) -> Result<(), ValidationError> {
+    match value {
+        FieldMut::Str(s) => {
+            if let (true, Some(d)) = (s.is_empty(), spec.default) {
+                d.clone_into(s);
+            }
+            string(spec, s)
+        }
+        FieldMut::List(items) => items.iter().try_for_each(|s| string(spec, s)),
+        FieldMut::Int(n) => {
+            if let (0, Some(d)) = (*n, spec.default) {
+                *n = d.parse().map_err(|_| {
+                    ValidationError(format!(
+                        "{} default {d:?} is not an int (model bug)",
+                        spec.name
+                    ))
+                })?;
+            }
+            if let Some(lo) = spec.min {
+                min(spec.name, *n, lo)?;
+            }
+            if let Some(hi) = spec.max {
+                max(spec.name, *n, hi)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn string(spec: &FieldSpec, value: &str) -> Result<(), ValidationError> {
+    if let Some(n) = spec.max_len {
+        length(spec.name, value, n)?;
+    }
+    if let Some(source) = spec.pattern {
+        let re = spec.regex().ok_or_else(|| {
+            ValidationError(format!(
+                "{}: unknown pattern {source:?} (model bug)",
+                spec.name
+            ))
+        })?;
+        format(spec.name, value, re)?;
+    }
+    Ok(())
 }

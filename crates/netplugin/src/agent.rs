@@ -119,7 +119,9 @@ impl Agent {
         self.mirror
             .read()
             .as_ref()
-            .map_or(self.settings.fwd_mode, |m| m.fwd_mode(self.settings.fwd_mode))
+            .map_or(self.settings.fwd_mode, |m| {
+                m.fwd_mode(self.settings.fwd_mode)
+            })
     }
 }
 
@@ -139,15 +141,19 @@ pub(crate) fn internal(msg: &str, details: impl ToString) -> AgentError {
 
 /// The datapath's view of a recorded attachment.
 pub(crate) fn local_endpoint(a: &Attachment) -> Result<LocalEndpoint, AgentError> {
-    let ip: Ipv4Net = a
-        .ip
+    let ip: Ipv4Net =
+        a.ip.parse()
+            .map_err(|_| internal("corrupt attachment record", format!("ip {:?}", a.ip)))?;
+    let gateway: Ipv4Addr = a.gateway.parse().map_err(|_| {
+        internal(
+            "corrupt attachment record",
+            format!("gateway {:?}", a.gateway),
+        )
+    })?;
+    let mac = a
+        .mac
         .parse()
-        .map_err(|_| internal("corrupt attachment record", format!("ip {:?}", a.ip)))?;
-    let gateway: Ipv4Addr = a
-        .gateway
-        .parse()
-        .map_err(|_| internal("corrupt attachment record", format!("gateway {:?}", a.gateway)))?;
-    let mac = a.mac.parse().unwrap_or_else(|_| MacAddr::from_ipv4(ip.addr()));
+        .unwrap_or_else(|_| MacAddr::from_ipv4(ip.addr()));
     Ok(LocalEndpoint {
         id: a.endpoint_id.clone(),
         network_id: a.network_key(),

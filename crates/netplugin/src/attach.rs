@@ -26,7 +26,9 @@ fn invalid(msg: impl Into<String>) -> AgentError {
 pub(crate) fn nm_error(e: NmError) -> AgentError {
     let code = match &e {
         NmError::Unreachable { .. } => codes::TRY_AGAIN_LATER,
-        NmError::Refused { status, .. } if matches!(status, 400 | 404) => codes::INVALID_NETCONF,
+        NmError::Refused {
+            status: 400 | 404, ..
+        } => codes::INVALID_NETCONF,
         _ => codes::INTERNAL,
     };
     let msg = match &e {
@@ -58,7 +60,10 @@ fn check_add_request(req: &AgentAddRequest) -> Result<(), AgentError> {
         ("network", req.identity.network.is_empty()),
     ];
     match missing.iter().find(|(_, m)| *m) {
-        Some((name, _)) => Err(AgentError::new(codes::INVALID_ENV, format!("missing {name}"))),
+        Some((name, _)) => Err(AgentError::new(
+            codes::INVALID_ENV,
+            format!("missing {name}"),
+        )),
         None => Ok(()),
     }
 }
@@ -88,7 +93,10 @@ impl Agent {
             self.finish_release(&a)?;
         }
         let spec = self.spec_for_add(&net_key)?;
-        let ep = self.nm.create_endpoint(&self.create_request(req)).map_err(nm_error)?;
+        let ep = self
+            .nm
+            .create_endpoint(&self.create_request(req))
+            .map_err(nm_error)?;
         let a = Attachment {
             container_id: req.container_id.clone(),
             ifname: req.ifname.clone(),
@@ -109,7 +117,8 @@ impl Agent {
             let _ = self.nm.delete_endpoint(&delete_request(&a));
             return Err(internal("cannot record the attachment", e));
         }
-        self.plug(a.clone(), &spec).inspect_err(|_| self.rollback(&a))
+        self.plug(a.clone(), &spec)
+            .inspect_err(|_| self.rollback(&a))
     }
 
     /// The network's spec from the mirror, validated by the datapath.
@@ -268,7 +277,9 @@ impl Agent {
 
     /// netmaster's delete, then the record goes.
     pub(crate) fn finish_release(&self, a: &Attachment) -> Result<(), AgentError> {
-        self.nm.delete_endpoint(&delete_request(a)).map_err(nm_error)?;
+        self.nm
+            .delete_endpoint(&delete_request(a))
+            .map_err(nm_error)?;
         self.records
             .remove(&a.key())
             .map_err(|e| internal("cannot remove the attachment record", e))?;

@@ -51,7 +51,10 @@ where
     let joined = tokio::task::spawn_blocking(move || op(&agent, &req)).await;
     match joined {
         Ok(r) => reply(r),
-        Err(e) => reply::<()>(Err(AgentError::new(codes::INTERNAL, format!("agent task failed: {e}")))),
+        Err(e) => reply::<()>(Err(AgentError::new(
+            codes::INTERNAL,
+            format!("agent task failed: {e}"),
+        ))),
     }
 }
 

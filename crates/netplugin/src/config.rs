@@ -43,16 +43,36 @@ pub struct Flags {
     #[arg(long, env = "CONTIV_NETPLUGIN_VTEP_IP")]
     pub vtep_ip: Ipv4Addr,
     /// netmaster's URL (Contiv's --netmaster-address).
-    #[arg(long, alias = "netmaster-address", default_value = "http://127.0.0.1:9999", env = "CONTIV_NETPLUGIN_NETMASTER")]
+    #[arg(
+        long,
+        alias = "netmaster-address",
+        default_value = "http://127.0.0.1:9999",
+        env = "CONTIV_NETPLUGIN_NETMASTER"
+    )]
     pub netmaster: String,
     /// Runtime integration (only the CNI socket is served today).
-    #[arg(long, value_enum, default_value = "kubernetes", env = "CONTIV_NETPLUGIN_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "kubernetes",
+        env = "CONTIV_NETPLUGIN_MODE"
+    )]
     pub mode: Mode,
     /// Forwarding mode when netmaster's global object does not set one.
-    #[arg(long, value_enum, default_value = "bridge", env = "CONTIV_NETPLUGIN_FORWARD_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "bridge",
+        env = "CONTIV_NETPLUGIN_FORWARD_MODE"
+    )]
     pub fwdmode: FwdFlag,
     /// Encapsulation (the linux datapath supports vxlan only).
-    #[arg(long, value_enum, default_value = "vxlan", env = "CONTIV_NETPLUGIN_NET_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "vxlan",
+        env = "CONTIV_NETPLUGIN_NET_MODE"
+    )]
     pub netmode: NetMode,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, default_value = "info", env = "CONTIV_NETPLUGIN_LOG_LEVEL")]
@@ -67,7 +87,11 @@ pub struct Flags {
     #[arg(long, default_value_t = 1500)]
     pub underlay_mtu: u32,
     /// Durable local state (attachment records).
-    #[arg(long, default_value = "/var/lib/contiv/netplugin", env = "CONTIV_NETPLUGIN_STATE_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/contiv/netplugin",
+        env = "CONTIV_NETPLUGIN_STATE_DIR"
+    )]
     pub state_dir: PathBuf,
     /// Unix socket the CNI plugin talks to.
     #[arg(long, default_value = DEFAULT_AGENT_SOCKET)]
@@ -100,9 +124,16 @@ impl Flags {
             ));
         }
         if !self.netmaster.starts_with("http://") {
-            return Err(ConfigError(format!("--netmaster {}: expected http://host:port", self.netmaster)));
+            return Err(ConfigError(format!(
+                "--netmaster {}: expected http://host:port",
+                self.netmaster
+            )));
         }
-        if self.host.as_deref().is_some_and(|h| h.is_empty() || h.contains('/')) {
+        if self
+            .host
+            .as_deref()
+            .is_some_and(|h| h.is_empty() || h.contains('/'))
+        {
             return Err(ConfigError("--host must be a plain name".into()));
         }
         Ok(())
@@ -138,8 +169,15 @@ mod tests {
     #[test]
     fn flags_parse_and_check() {
         let f = Flags::try_parse_from([
-            "netplugin", "--vtep-ip", "10.0.0.1", "--netmaster-address", "http://127.0.0.1:1",
-            "--fwdmode", "routing", "--host", "h1",
+            "netplugin",
+            "--vtep-ip",
+            "10.0.0.1",
+            "--netmaster-address",
+            "http://127.0.0.1:1",
+            "--fwdmode",
+            "routing",
+            "--host",
+            "h1",
         ])
         .expect("parse");
         assert_eq!(f.fwd_mode(), FwdMode::Routing);
@@ -148,6 +186,9 @@ mod tests {
         let mut v = f.clone();
         v.netmode = NetMode::Vlan;
         assert!(v.check().unwrap_err().0.contains("vlan"));
-        assert!(Flags::try_parse_from(["netplugin"]).is_err(), "vtep ip is required");
+        assert!(
+            Flags::try_parse_from(["netplugin"]).is_err(),
+            "vtep ip is required"
+        );
     }
 }

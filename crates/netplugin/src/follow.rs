@@ -62,11 +62,13 @@ impl Backoff {
     }
 }
 
-/// Health of the netmaster connection, for STATUS.
+/// Health of the netmaster connection, for STATUS: healthy while the change stream is up or
+/// the latest contact succeeded (a failure newer than the last success means unreachable).
 #[derive(Default)]
 pub struct Link {
-    /// Milliseconds since `start` of the last successful contact (0: never).
+    /// Milliseconds since `start` of the last success / failure (0: never).
     last_ok_ms: AtomicU64,
+    last_fail_ms: AtomicU64,
     connected: AtomicBool,
     start: Option<Instant>,
 }
@@ -78,24 +80,29 @@ impl Link {
             ..Default::default()
         })
     }
+    fn now_ms(&self) -> u64 {
+        self.start
+            .map_or(0, |s| s.elapsed().as_millis() as u64)
+            .max(1)
+    }
     fn ok(&self) {
-        let ms = self.start.map_or(0, |s| s.elapsed().as_millis() as u64).max(1);
-        self.last_ok_ms.store(ms, Ordering::SeqCst);
+        self.last_ok_ms.store(self.now_ms(), Ordering::SeqCst);
     }
-    fn set_connected(&self, c: bool) {
-        self.connected.store(c, Ordering::SeqCst);
-        if c {
-            self.ok();
-        }
+    fn fail(&self) {
+        self.connected.store(false, Ordering::SeqCst);
+        self.last_fail_ms.store(self.now_ms(), Ordering::SeqCst);
     }
-    /// Whether netmaster answered recently (stream up, or contact within `window`).
-    pub fn healthy(&self, window: Duration) -> bool {
+    fn set_connected(&self) {
+        self.connected.store(true, Ordering::SeqCst);
+        self.ok();
+    }
+    /// Whether netmaster is reachable as far as the agent knows.
+    pub fn healthy(&self) -> bool {
         if self.connected.load(Ordering::SeqCst) {
             return true;
         }
-        let last = self.last_ok_ms.load(Ordering::SeqCst);
-        let now = self.start.map_or(0, |s| s.elapsed().as_millis() as u64);
-        last != 0 && now.saturating_sub(last) <= window.as_millis() as u64
+        let ok = self.last_ok_ms.load(Ordering::SeqCst);
+        ok != 0 && ok >= self.last_fail_ms.load(Ordering::SeqCst)
     }
 }
 
@@ -113,7 +120,7 @@ pub fn follow(
         let snap = match nm.snapshot() {
             Ok(s) => s,
             Err(e) => {
-                link.set_connected(false);
+                link.fail();
                 tracing::warn!("snapshot: {e}");
                 if stop.sleep(backoff.next()) {
                     return;
@@ -147,7 +154,7 @@ fn watch_until_resync(
         let mut last = *rev;
         let end = {
             let mut on_event = |ev: contiv_api::agent::AgentEvent| {
-                link.set_connected(true);
+                link.set_connected();
                 last = last.max(ev.revision);
                 if mirror.apply(&ev) {
                     changed();
@@ -161,7 +168,9 @@ fn watch_until_resync(
             nm.watch(*rev, &mut on_event)
         };
         *rev = last;
-        link.set_connected(false);
+        if end != WatchEnd::Stopped {
+            link.fail();
+        }
         match end {
             WatchEnd::Stopped => return true,
             WatchEnd::Resync => {
@@ -189,6 +198,9 @@ pub fn heartbeat(nm: &dyn Netmaster, node: &NodeInfo, link: &Link, stop: &Stop) 
                 HEARTBEAT
             }
             Err(e) => {
+                if matches!(e, crate::netmaster::NmError::Unreachable { .. }) {
+                    link.fail();
+                }
                 tracing::warn!("register node: {e}");
                 backoff.next().max(Duration::from_secs(1))
             }

@@ -42,7 +42,8 @@ pub struct Mirror {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: &Option<Value>) -> Option<T> {
-    v.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+    v.as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 fn set<T>(map: &mut BTreeMap<String, T>, k: &str, v: Option<T>) {
@@ -104,12 +105,16 @@ impl Mirror {
             net: key.to_string(),
             reason,
         };
-        let subnet = parse_subnet(&n.subnet).ok_or_else(|| invalid(format!("subnet {:?}", n.subnet)))?;
-        let gateway: Ipv4Addr = n
-            .gateway
-            .parse()
-            .map_err(|_| invalid("has no IPv4 gateway (the linux datapath routes through one)".into()))?;
-        let encap = if n.encap == "vlan" { Encap::Vlan } else { Encap::Vxlan };
+        let subnet =
+            parse_subnet(&n.subnet).ok_or_else(|| invalid(format!("subnet {:?}", n.subnet)))?;
+        let gateway: Ipv4Addr = n.gateway.parse().map_err(|_| {
+            invalid("has no IPv4 gateway (the linux datapath routes through one)".into())
+        })?;
+        let encap = if n.encap == "vlan" {
+            Encap::Vlan
+        } else {
+            Encap::Vxlan
+        };
         let oper = self.net_oper.get(key);
         let vni = oper.map_or(0, |o| o.ext_pkt_tag);
         if vni == 0 && encap == Encap::Vxlan {
@@ -146,15 +151,23 @@ impl Mirror {
     }
 
     /// Endpoints netmaster believes are homed on `host`.
-    pub fn host_endpoints<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a EndpointState> + 'a {
-        self.endpoints.values().filter(move |e| e.homing_host == host)
+    pub fn host_endpoints<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = &'a EndpointState> + 'a {
+        self.endpoints
+            .values()
+            .filter(move |e| e.homing_host == host)
     }
 }
 
 fn remote_of(e: &EndpointState, key: &str) -> Option<RemoteEndpoint> {
     let vtep: Ipv4Addr = e.vtep_ip.parse().ok()?;
     let ip: Ipv4Addr = e.ip_address.parse().ok()?;
-    let mac = e.mac_address.parse().unwrap_or_else(|_| MacAddr::from_ipv4(ip));
+    let mac = e
+        .mac_address
+        .parse()
+        .unwrap_or_else(|_| MacAddr::from_ipv4(ip));
     Some(RemoteEndpoint {
         id: e.id.clone(),
         network_id: key.to_string(),
@@ -247,18 +260,33 @@ mod tests {
     use serde_json::json;
 
     pub(crate) fn kv(key: String, v: Value) -> KvChange {
-        KvChange { key, value: Some(v) }
+        KvChange {
+            key,
+            value: Some(v),
+        }
     }
 
     fn snapshot() -> AgentSnapshot {
         AgentSnapshot {
             revision: 7,
             kvs: vec![
-                kv(keys::object(ObjectKind::Global, "global"), json!({"name":"global","fwdMode":"routing"})),
-                kv(keys::object(ObjectKind::Network, "t:n"), json!({"tenantName":"t","networkName":"n","subnet":"10.1.0.10-10.1.0.99/24","gateway":"10.1.0.1","encap":"vxlan"})),
+                kv(
+                    keys::object(ObjectKind::Global, "global"),
+                    json!({"name":"global","fwdMode":"routing"}),
+                ),
+                kv(
+                    keys::object(ObjectKind::Network, "t:n"),
+                    json!({"tenantName":"t","networkName":"n","subnet":"10.1.0.10-10.1.0.99/24","gateway":"10.1.0.1","encap":"vxlan"}),
+                ),
                 kv(keys::net_oper("t:n"), json!({"pktTag":1,"extPktTag":5001})),
-                kv(keys::endpoint("n.t-a"), json!({"id":"n.t-a","tenantName":"t","networkName":"n","ipAddress":"10.1.0.10","macAddress":"02:02:0a:01:00:0a","homingHost":"h1","vtepIP":"10.255.0.1"})),
-                kv(keys::endpoint("n.t-b"), json!({"id":"n.t-b","tenantName":"t","networkName":"n","ipAddress":"10.1.0.11","homingHost":"h2","vtepIP":"10.255.0.2"})),
+                kv(
+                    keys::endpoint("n.t-a"),
+                    json!({"id":"n.t-a","tenantName":"t","networkName":"n","ipAddress":"10.1.0.10","macAddress":"02:02:0a:01:00:0a","homingHost":"h1","vtepIP":"10.255.0.1"}),
+                ),
+                kv(
+                    keys::endpoint("n.t-b"),
+                    json!({"id":"n.t-b","tenantName":"t","networkName":"n","ipAddress":"10.1.0.11","homingHost":"h2","vtepIP":"10.255.0.2"}),
+                ),
                 kv("/contiv/obj/policy/t:p".into(), json!({"policyName":"p"})),
             ],
         }
@@ -272,10 +300,16 @@ mod tests {
         assert_eq!(spec.subnet.to_string(), "10.1.0.0/24");
         let r = m.remote_endpoints("t:n", "h1");
         assert_eq!(r.len(), 1);
-        assert_eq!((r[0].ip, r[0].vtep), (Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 255, 0, 2)));
+        assert_eq!(
+            (r[0].ip, r[0].vtep),
+            (Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 255, 0, 2))
+        );
         assert_eq!(r[0].mac.to_string(), "02:02:0a:01:00:0b");
         assert_eq!(m.other.len(), 1);
-        assert!(matches!(m.network_spec("t:x", FwdMode::Bridge), Err(SpecError::NotFound(_))));
+        assert!(matches!(
+            m.network_spec("t:x", FwdMode::Bridge),
+            Err(SpecError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -284,7 +318,10 @@ mod tests {
         shared.replace(Mirror::from_snapshot(&snapshot()));
         let ev = AgentEvent {
             revision: 9,
-            changes: vec![KvChange { key: keys::endpoint("n.t-b"), value: None }],
+            changes: vec![KvChange {
+                key: keys::endpoint("n.t-b"),
+                value: None,
+            }],
             resync: false,
         };
         assert!(shared.apply(&ev));
@@ -292,6 +329,10 @@ mod tests {
         let g = shared.read();
         let m = g.as_ref().expect("mirror");
         assert!(m.remote_endpoints("t:n", "h1").is_empty());
-        assert!(!shared.apply(&AgentEvent { revision: 9, ..Default::default() }));
+        drop(g);
+        assert!(!shared.apply(&AgentEvent {
+            revision: 9,
+            ..Default::default()
+        }));
     }
 }

@@ -101,7 +101,11 @@ impl HttpNetmaster {
             .timeout_per_read(Some(WATCH_IDLE))
             .build()
             .into();
-        HttpNetmaster { base, calls, stream }
+        HttpNetmaster {
+            base,
+            calls,
+            stream,
+        }
     }
 
     fn unreachable(&self, e: impl std::fmt::Display) -> NmError {
@@ -201,6 +205,14 @@ impl Netmaster for HttpNetmaster {
             Ok(r) => return WatchEnd::Disconnected(format!("http {}", r.status())),
             Err(e) => return WatchEnd::Disconnected(e.to_string()),
         };
+        // Connected: tell the caller at once (the first real line may be 5 s away).
+        let connected = AgentEvent {
+            revision: after,
+            ..Default::default()
+        };
+        if on_event(connected).is_break() {
+            return WatchEnd::Stopped;
+        }
         let reader = std::io::BufReader::new(resp.into_body().into_reader());
         for line in reader.lines() {
             let line = match line {
@@ -243,7 +255,10 @@ mod tests {
 
     #[test]
     fn problem_messages_and_not_found() {
-        assert_eq!(problem_message(r#"{"title":"Not Found","detail":"endpoint x not found"}"#), "endpoint x not found");
+        assert_eq!(
+            problem_message(r#"{"title":"Not Found","detail":"endpoint x not found"}"#),
+            "endpoint x not found"
+        );
         assert_eq!(problem_message("network not found\n"), "network not found");
         let e = NmError::Refused {
             op: "d".into(),

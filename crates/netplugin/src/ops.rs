@@ -1,7 +1,6 @@
 //! CNI CHECK, STATUS and GC, and the replay of the plugin's pending-delete spool.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use contiv_cni::agent_api::{
     AgentAddResponse, AgentCheckRequest, AgentError, AgentGcRequest, AgentStatusRequest,
@@ -11,9 +10,6 @@ use contiv_cni::spool;
 
 use crate::agent::{hold, internal, response, Agent};
 use crate::records::Phase;
-
-/// netmaster counts as reachable while it answered within this window.
-const HEALTH_WINDOW: Duration = Duration::from_secs(30);
 
 impl Agent {
     /// CNI CHECK: the attachment exists, matches what the runtime recorded, and is plugged.
@@ -30,7 +26,10 @@ impl Agent {
         };
         let mismatch = |what: String| AgentError::new(codes::CHECK_MISMATCH, what);
         if !req.expected_ips.is_empty() && !req.expected_ips.contains(&a.ip) {
-            return Err(mismatch(format!("address {} not in {:?}", a.ip, req.expected_ips)));
+            return Err(mismatch(format!(
+                "address {} not in {:?}",
+                a.ip, req.expected_ips
+            )));
         }
         if let Some(mac) = &req.expected_mac {
             if !mac.eq_ignore_ascii_case(&a.mac) {
@@ -44,8 +43,15 @@ impl Agent {
             .dp
             .observe()
             .map_err(|e| internal("datapath unusable", e))?;
-        if !observed.local_endpoints.iter().any(|e| e.id == a.endpoint_id) {
-            return Err(mismatch(format!("interface of {} is missing", a.endpoint_id)));
+        if !observed
+            .local_endpoints
+            .iter()
+            .any(|e| e.id == a.endpoint_id)
+        {
+            return Err(mismatch(format!(
+                "interface of {} is missing",
+                a.endpoint_id
+            )));
         }
         Ok(response(&a))
     }
@@ -61,7 +67,7 @@ impl Agent {
             });
         }
         let loaded = self.mirror.read().is_some();
-        if !loaded || !self.link.healthy(HEALTH_WINDOW) {
+        if !loaded || !self.link.healthy() {
             return Err(AgentError::new(
                 codes::PLUGIN_NOT_AVAILABLE,
                 "netmaster unreachable",
@@ -92,7 +98,10 @@ impl Agent {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(internal("gc could not release every attachment", failed.join("; ")))
+            Err(internal(
+                "gc could not release every attachment",
+                failed.join("; "),
+            ))
         }
     }
 
@@ -113,7 +122,9 @@ impl Agent {
                     let _ = spool::remove(&path);
                     done += 1;
                 }
-                Err(e) => tracing::warn!(container = %req.container_id, "pending delete: {}", e.msg),
+                Err(e) => {
+                    tracing::warn!(container = %req.container_id, "pending delete: {}", e.msg)
+                }
             }
         }
         done

@@ -49,8 +49,14 @@ impl Plan {
 }
 
 /// Every network of each tenant with a live local attachment (so the tenant's gateways route
-/// between its networks), with the endpoints other hosts have on them.
-pub fn desired(mirror: Option<&Mirror>, live: &[Attachment], host: &str, fallback: FwdMode) -> Desired {
+/// between its networks) that the datapath `accept`s, with the endpoints other hosts have on them.
+pub fn desired(
+    mirror: Option<&Mirror>,
+    live: &[Attachment],
+    host: &str,
+    fallback: FwdMode,
+    accept: &dyn Fn(&NetworkSpec) -> bool,
+) -> Desired {
     let mut d = Desired {
         keep: live.iter().map(Attachment::network_key).collect(),
         informed: mirror.is_some(),
@@ -61,10 +67,11 @@ pub fn desired(mirror: Option<&Mirror>, live: &[Attachment], host: &str, fallbac
     for t in tenants {
         for key in m.tenant_networks(t) {
             match m.network_spec(&key, fallback) {
-                Ok(spec) => {
+                Ok(spec) if accept(&spec) => {
                     let remotes = m.remote_endpoints(&key, host);
                     d.networks.insert(key, (spec, remotes));
                 }
+                Ok(_) => tracing::debug!("not setting up {key}: refused by the datapath"),
                 Err(e) => tracing::debug!("not setting up {key}: {e}"),
             }
         }
@@ -82,7 +89,11 @@ pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan 
         .filter(|e| !owned.contains(e.id.as_str()))
         .cloned()
         .collect();
-    let have: BTreeMap<&str, _> = observed.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let have: BTreeMap<&str, _> = observed
+        .networks
+        .iter()
+        .map(|n| (n.id.as_str(), n))
+        .collect();
     let mut rebuilt = BTreeSet::new();
     for (id, (spec, _)) in &d.networks {
         match have.get(id.as_str()) {
@@ -102,7 +113,11 @@ pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan 
             }
         }
     }
-    let plugged: BTreeSet<&str> = observed.local_endpoints.iter().map(|e| e.id.as_str()).collect();
+    let plugged: BTreeSet<&str> = observed
+        .local_endpoints
+        .iter()
+        .map(|e| e.id.as_str())
+        .collect();
     p.replug = live
         .iter()
         .filter(|a| !plugged.contains(a.endpoint_id.as_str()) || rebuilt.contains(&a.network_key()))
@@ -149,6 +164,15 @@ fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> LocalEndpoint {
     }
 }
 
+/// Contiv's `Container` of an endpoint (its id is `<network>.<tenant>-<container>`).
+fn container_of(ep: &contiv_api::EndpointState) -> String {
+    if !ep.endpoint_id.is_empty() {
+        return ep.endpoint_id.clone();
+    }
+    let prefix = format!("{}.{}-", ep.network_name, ep.tenant_name);
+    ep.id.strip_prefix(&prefix).unwrap_or(&ep.id).to_string()
+}
+
 impl Agent {
     /// One full pass (exclusive with CNI operations).
     pub fn reconcile(&self) -> Report {
@@ -169,7 +193,14 @@ impl Agent {
             .filter(|a| a.phase != Phase::Releasing)
             .collect();
         let mirror = self.mirror.read().clone();
-        let d = desired(mirror.as_ref(), &live, &self.settings.host, self.settings.fwd_mode);
+        let accept = |s: &NetworkSpec| self.dp.validate(s).is_ok();
+        let d = desired(
+            mirror.as_ref(),
+            &live,
+            &self.settings.host,
+            self.settings.fwd_mode,
+            &accept,
+        );
         r.plan = plan(&d, &observed, &live);
         self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
         if let Some(m) = &mirror {
@@ -191,7 +222,9 @@ impl Agent {
             match self.release_quietly(&a) {
                 Ok(()) if self.records.get(&a.key()).is_none() => r.stale_released += 1,
                 Ok(()) => {}
-                Err(e) => r.errors.push(format!("release {}: {}", a.endpoint_id, e.msg)),
+                Err(e) => r
+                    .errors
+                    .push(format!("release {}: {}", a.endpoint_id, e.msg)),
             }
         }
     }
@@ -214,9 +247,9 @@ impl Agent {
             }
         }
         for a in &p.replug {
-            let res = local_endpoint(a).map_err(|e| e.msg).and_then(|ep| {
-                self.dp.add_local_endpoint(&ep).map_err(|e| e.to_string())
-            });
+            let res = local_endpoint(a)
+                .map_err(|e| e.msg)
+                .and_then(|ep| self.dp.add_local_endpoint(&ep).map_err(|e| e.to_string()));
             if let Err(e) = res {
                 err(format!("replug {}", a.endpoint_id), &e);
             }
@@ -231,7 +264,12 @@ impl Agent {
     /// Endpoints netmaster has for this host that no record knows (a crash between
     /// `createEndpoint` and the record, or records lost): released at netmaster.
     fn release_unrecorded(&self, m: &Mirror, errors: &mut Vec<String>) -> usize {
-        let known: BTreeSet<String> = self.records.list().into_iter().map(|a| a.endpoint_id).collect();
+        let known: BTreeSet<String> = self
+            .records
+            .list()
+            .into_iter()
+            .map(|a| a.endpoint_id)
+            .collect();
         let mut n = 0;
         for ep in m.host_endpoints(&self.settings.host) {
             if known.contains(&ep.id) {
@@ -240,7 +278,7 @@ impl Agent {
             let a = Attachment {
                 tenant: ep.tenant_name.clone(),
                 network: ep.network_name.clone(),
-                ep_container: ep.endpoint_id.clone(),
+                ep_container: container_of(ep),
                 ip: ep.ip_address.clone(),
                 ..Default::default()
             };

@@ -161,7 +161,9 @@ impl RecordStore {
         let tmp = self.dir.join(format!("{name}.tmp"));
         let body = serde_json::to_vec_pretty(a).map_err(|e| io(&path)(e.into()))?;
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&body).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
+        f.write_all(&body)
+            .and_then(|()| f.sync_all())
+            .map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
         self.sync_dir()?;
         self.lock().insert(a.key(), a.clone());
@@ -206,7 +208,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let s = RecordStore::open(dir.path()).expect("open");
-            assert!(matches!(RecordStore::open(dir.path()), Err(RecordError::Locked(_))));
+            assert!(matches!(
+                RecordStore::open(dir.path()),
+                Err(RecordError::Locked(_))
+            ));
             s.put(&att("c1")).expect("put");
             s.put(&att("c/2")).expect("put");
             s.remove(&att("c1").key()).expect("remove");

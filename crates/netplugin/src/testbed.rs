@@ -1,1 +1,541 @@
-//! Multi-host harness (feature `testbed`).
+//! Multi-host harness for end-to-end tests (feature `testbed`).
+//!
+//! A [`Cluster`] is N simulated hosts (network namespaces on one underlay, from
+//! `contiv_datapath_linux::testbed`), one netmaster process on loopback, and one netplugin
+//! process per host running in the root namespace with `--host-netns` pointing at its host (so
+//! it reaches netmaster on 127.0.0.1) and its own CNI socket, state dir and spool. Workloads
+//! are namespaces attached through the real `contivk8s` binary.
+//!
+//! Everything is named per run (`ctvtb-<pid>-<n>-…` namespaces, a `ctvnp-<pid>-…` temp dir);
+//! dropping the cluster kills its processes by PID and deletes its namespaces and files, also
+//! on panic. Child processes get `PR_SET_PDEATHSIG` so a killed test run takes them along;
+//! namespaces and temp dirs of dead runs are reaped when the next cluster starts.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contiv_datapath_linux::testbed::{in_netns, Testbed};
+use contiv_datapath_linux::LinuxDatapath;
+use serde_json::{json, Value};
+
+pub use contiv_datapath_linux::testbed::{is_root, ping, tcp_exchange};
+
+/// Paths of the binaries under test (`env!("CARGO_BIN_EXE_…")` in the root package's tests).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub netmaster: PathBuf,
+    pub netplugin: PathBuf,
+    pub contivk8s: PathBuf,
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+    /// SIGKILL by PID and wait.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    pub fn is_running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns `cmd` so that it dies with the spawning thread, output appended to `log`.
+fn spawn(mut cmd: Command, log: &Path) -> Result<Proc, String> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map(|c| Proc(Some(c)))
+        .map_err(|e| format!("spawn: {e}"))
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+const TMP_PREFIX: &str = "ctvnp-";
+
+/// Removes temp dirs of earlier runs whose process is gone.
+fn reap_tmp() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn spawn_netmaster(
+    bins: &Binaries,
+    tmp: &Path,
+    port: u16,
+    args: &[String],
+) -> Result<Proc, String> {
+    let mut cmd = Command::new(&bins.netmaster);
+    cmd.arg("--external-address")
+        .arg(format!("127.0.0.1:{port}"));
+    cmd.arg("--data-dir").arg(tmp.join("netmaster"));
+    cmd.args(args);
+    spawn(cmd, &tmp.join("netmaster.log"))
+}
+
+/// One workload attached through contivk8s.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub name: String,
+    pub host: usize,
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub tenant: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    /// The CNI result as printed by contivk8s.
+    pub result: Value,
+}
+
+/// The running cluster (see the module docs).
+pub struct Cluster {
+    agents: Vec<Proc>,
+    netmaster: Proc,
+    port: u16,
+    nm_args: Vec<String>,
+    pub url: String,
+    pub bins: Binaries,
+    /// Declared after the processes so it is dropped after them.
+    pub tb: Testbed,
+    tmp: tempfile::TempDir,
+    http: ureq::Agent,
+}
+
+impl Cluster {
+    /// `hosts` hosts, netmaster started with `netmaster_args`, one agent per host.
+    pub fn start(bins: Binaries, hosts: usize, netmaster_args: &[&str]) -> Result<Cluster, String> {
+        reap_tmp();
+        let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let nm_args: Vec<String> = netmaster_args.iter().map(|a| a.to_string()).collect();
+        let netmaster = spawn_netmaster(&bins, tmp.path(), port, &nm_args)?;
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        let mut c = Cluster {
+            agents: Vec::new(),
+            netmaster,
+            port,
+            nm_args,
+            url: format!("http://127.0.0.1:{port}"),
+            bins,
+            tb,
+            tmp,
+            http,
+        };
+        c.wait_netmaster()?;
+        for i in 0..hosts {
+            let p = c.spawn_agent(i)?;
+            c.agents.push(p);
+        }
+        for i in 0..hosts {
+            c.wait_agent(i)?;
+        }
+        Ok(c)
+    }
+
+    fn wait_netmaster(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(self.api("GET", "/version", None), Ok((200, _))) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        Err("netmaster did not become ready".into())
+    }
+
+    /// The hostname agent `i` registers as.
+    pub fn host_name(&self, i: usize) -> String {
+        format!("h{}", i + 1)
+    }
+
+    fn host_dir(&self, i: usize) -> PathBuf {
+        self.tmp.path().join(self.host_name(i))
+    }
+
+    /// The CNI socket of host `i`'s agent.
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.host_dir(i).join("cni.sock")
+    }
+
+    /// The pending-delete spool of host `i`.
+    pub fn pending_dir(&self, i: usize) -> PathBuf {
+        self.host_dir(i).join("pending")
+    }
+
+    /// The agent log of host `i`.
+    pub fn agent_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.host_dir(i).join("agent.log")).unwrap_or_default()
+    }
+
+    fn spawn_agent(&self, i: usize) -> Result<Proc, String> {
+        let h = &self.tb.hosts[i];
+        let dir = self.host_dir(i);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&self.bins.netplugin);
+        cmd.arg("--host").arg(self.host_name(i));
+        cmd.arg("--vtep-ip").arg(h.vtep.to_string());
+        cmd.arg("--netmaster").arg(&self.url);
+        cmd.arg("--host-netns").arg(&h.netns);
+        cmd.arg("--underlay-if").arg("ul0");
+        cmd.arg("--state-dir").arg(dir.join("state"));
+        cmd.arg("--cni-socket").arg(self.socket(i));
+        cmd.arg("--cni-pending-dir").arg(self.pending_dir(i));
+        cmd.arg("--ns-prefix").arg(&h.ns_prefix);
+        cmd.arg("--reconcile-interval").arg("3");
+        cmd.arg("--log-level").arg("debug");
+        spawn(cmd, &dir.join("agent.log"))
+    }
+
+    /// Waits until agent `i` accepts connections on its CNI socket (it binds after start-up).
+    pub fn wait_agent(&mut self, i: usize) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !self.agents[i].is_running() {
+                return Err(format!("agent {i} exited:\n{}", self.agent_log(i)));
+            }
+            if std::os::unix::net::UnixStream::connect(self.socket(i)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        Err(format!("agent {i} not ready:\n{}", self.agent_log(i)))
+    }
+
+    /// SIGKILL of agent `i` (no clean-up chance).
+    pub fn kill_agent(&mut self, i: usize) {
+        self.agents[i].kill();
+    }
+
+    /// Starts agent `i` again and waits until it serves.
+    pub fn restart_agent(&mut self, i: usize) -> Result<(), String> {
+        self.agents[i].kill();
+        self.agents[i] = self.spawn_agent(i)?;
+        self.wait_agent(i)
+    }
+
+    /// SIGKILL of netmaster.
+    pub fn kill_netmaster(&mut self) {
+        self.netmaster.kill();
+    }
+
+    /// Starts netmaster again (same port, same data) and waits until it answers.
+    pub fn start_netmaster(&mut self) -> Result<(), String> {
+        self.netmaster.kill();
+        self.netmaster = spawn_netmaster(&self.bins, self.tmp.path(), self.port, &self.nm_args)?;
+        self.wait_netmaster()
+    }
+
+    /// PID of the netmaster process.
+    pub fn netmaster_pid(&self) -> Option<u32> {
+        self.netmaster.pid()
+    }
+
+    /// PID of agent `i`, if running.
+    pub fn agent_pid(&self, i: usize) -> Option<u32> {
+        self.agents[i].pid()
+    }
+
+    /// One netmaster REST call with `Accept: application/problem+json`.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), String> {
+        let url = format!("{}{path}", self.url);
+        let accept = "application/problem+json";
+        let resp = match (method, body) {
+            ("GET", _) => self.http.get(&url).header("Accept", accept).call(),
+            ("DELETE", _) => self.http.delete(&url).header("Accept", accept).call(),
+            ("POST", b) => self
+                .http
+                .post(&url)
+                .header("Accept", accept)
+                .header("Content-Type", "application/json")
+                .send(b.map(Value::to_string).unwrap_or_default()),
+            (m, _) => return Err(format!("unsupported method {m}")),
+        };
+        let mut resp = resp.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        Ok((code, text))
+    }
+
+    fn post_ok(&self, path: &str, body: Value) -> Result<(), String> {
+        match self.api("POST", path, Some(&body))? {
+            (200 | 201, _) => Ok(()),
+            (code, text) => Err(format!("POST {path}: {code} {text}")),
+        }
+    }
+
+    /// Creates a tenant (the `default` tenant always exists).
+    pub fn create_tenant(&self, tenant: &str) -> Result<(), String> {
+        self.post_ok(
+            &format!("/api/v1/tenants/{tenant}/"),
+            json!({"tenantName": tenant}),
+        )
+    }
+
+    /// Creates a VXLAN network `tenant:name` with `subnet` and gateway `gw`.
+    pub fn create_network(
+        &self,
+        tenant: &str,
+        name: &str,
+        subnet: &str,
+        gw: &str,
+    ) -> Result<(), String> {
+        let body = json!({"tenantName": tenant, "networkName": name, "encap": "vxlan",
+            "subnet": subnet, "gateway": gw});
+        self.post_ok(&format!("/api/v1/networks/{tenant}:{name}/"), body)
+    }
+
+    /// Deletes network `tenant:name`.
+    pub fn delete_network(&self, tenant: &str, name: &str) -> Result<(), String> {
+        match self.api(
+            "DELETE",
+            &format!("/api/v1/networks/{tenant}:{name}/"),
+            None,
+        )? {
+            (200, _) => Ok(()),
+            (code, text) => Err(format!("DELETE network: {code} {text}")),
+        }
+    }
+
+    /// `GET` returning JSON.
+    pub fn get_json(&self, path: &str) -> Result<Value, String> {
+        match self.api("GET", path, None)? {
+            (200, text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            (code, text) => Err(format!("GET {path}: {code} {text}")),
+        }
+    }
+
+    fn netconf(&self, host: usize, tenant: &str, network: &str) -> Value {
+        json!({"cniVersion": "1.1.0", "name": "contiv", "type": "contivk8s",
+            "agentSocket": self.socket(host), "pendingDeleteDir": self.pending_dir(host),
+            "tenant": tenant, "network": network})
+    }
+
+    /// Runs contivk8s with `command` for a container; returns (exit code, stdout).
+    pub fn cni(
+        &self,
+        host: usize,
+        command: &str,
+        cid: &str,
+        netns: &Path,
+        tenant: &str,
+        network: &str,
+    ) -> Result<(i32, String), String> {
+        let mut child = Command::new(&self.bins.contivk8s)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", cid)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawn contivk8s: {e}"))?;
+        let conf = self.netconf(host, tenant, network).to_string();
+        child.stdin.take().map(|mut s| s.write_all(conf.as_bytes()));
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+        ))
+    }
+
+    /// A new workload namespace on host `host` attached to `tenant:network` (CNI ADD).
+    pub fn add_workload(
+        &self,
+        host: usize,
+        name: &str,
+        tenant: &str,
+        network: &str,
+    ) -> Result<Workload, String> {
+        let netns = self
+            .tb
+            .workload(name)
+            .map_err(|e| format!("workload netns: {e}"))?;
+        let cid = format!("{}-{name}", self.tb.prefix);
+        let (code, out) = self.cni(host, "ADD", &cid, &netns, tenant, network)?;
+        if code != 0 {
+            return Err(format!(
+                "ADD {name}: exit {code}: {out}\n{}",
+                self.agent_log(host)
+            ));
+        }
+        let result: Value =
+            serde_json::from_str(&out).map_err(|e| format!("ADD result {out:?}: {e}"))?;
+        let cidr = result["ips"][0]["address"].as_str().unwrap_or_default();
+        let ip = cidr
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| format!("ADD result without ip: {out}"))?;
+        Ok(Workload {
+            name: name.into(),
+            host,
+            container_id: cid,
+            netns,
+            tenant: tenant.into(),
+            network: network.into(),
+            ip,
+            result,
+        })
+    }
+
+    /// CNI DEL of a workload (its namespace stays).
+    pub fn del_workload(&self, w: &Workload) -> Result<(), String> {
+        let (code, out) = self.cni(
+            w.host,
+            "DEL",
+            &w.container_id,
+            &w.netns,
+            &w.tenant,
+            &w.network,
+        )?;
+        if code != 0 {
+            return Err(format!("DEL {}: exit {code}: {out}", w.name));
+        }
+        Ok(())
+    }
+
+    /// Deletes a workload's namespace (the container died without a CNI DEL).
+    pub fn remove_workload_netns(&self, w: &Workload) -> Result<(), String> {
+        contiv_datapath_linux::netns::delete_named(&w.netns).map_err(|e| e.to_string())
+    }
+
+    /// Path of `tenant`'s router namespace on host `host`.
+    pub fn tenant_ns(&self, host: usize, tenant: &str) -> PathBuf {
+        LinuxDatapath::new(self.tb.hosts[host].config()).tenant_netns_path(tenant)
+    }
+
+    /// netmaster's endpoint id of a workload.
+    pub fn endpoint_id(&self, w: &Workload) -> String {
+        format!("{}.{}-{}", w.network, w.tenant, w.container_id)
+    }
+}
+
+/// Polls `f` every 100 ms until it is true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP connection kept open between two workloads (client side in `client`'s namespace).
+pub struct TcpSession {
+    client: TcpStream,
+    server: TcpStream,
+}
+
+impl TcpSession {
+    /// Listens in `server_ns` on `ip:port`, connects from `client_ns`, accepts.
+    pub fn open(
+        client_ns: &Path,
+        server_ns: &Path,
+        ip: Ipv4Addr,
+        port: u16,
+    ) -> Result<TcpSession, String> {
+        let addr = SocketAddr::from((ip, port));
+        let listener = in_netns(server_ns, || TcpListener::bind(addr))?
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let client = in_netns(client_ns, || {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        })?
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+        let (server, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        for s in [&client, &server] {
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(TcpSession { client, server })
+    }
+
+    /// Client sends `token`, the server echoes it back; returns what the client got.
+    pub fn exchange(&mut self, token: &str) -> Result<String, String> {
+        let n = token.len();
+        self.client
+            .write_all(token.as_bytes())
+            .map_err(|e| format!("client write: {e}"))?;
+        let mut buf = vec![0; n];
+        self.server
+            .read_exact(&mut buf)
+            .map_err(|e| format!("server read: {e}"))?;
+        self.server
+            .write_all(&buf)
+            .map_err(|e| format!("server write: {e}"))?;
+        let mut back = vec![0; n];
+        self.client
+            .read_exact(&mut back)
+            .map_err(|e| format!("client read: {e}"))?;
+        Ok(String::from_utf8_lossy(&back).into())
+    }
+}

@@ -39,7 +39,10 @@ struct FakeNm {
 impl FakeNm {
     fn check_up(&self) -> Result<(), NmError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(NmError::Unreachable { url: "fake".into(), reason: "down".into() });
+            return Err(NmError::Unreachable {
+                url: "fake".into(),
+                reason: "down".into(),
+            });
         }
         Ok(())
     }
@@ -51,10 +54,14 @@ impl Netmaster for FakeNm {
     }
     fn snapshot(&self) -> Result<AgentSnapshot, NmError> {
         self.check_up()?;
-        self.snapshots.lock().unwrap().pop_front().ok_or(NmError::Unreachable {
-            url: "fake".into(),
-            reason: "no more snapshots".into(),
-        })
+        self.snapshots
+            .lock()
+            .unwrap()
+            .pop_front()
+            .ok_or(NmError::Unreachable {
+                url: "fake".into(),
+                reason: "no more snapshots".into(),
+            })
     }
     fn watch(&self, after: u64, f: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>) -> WatchEnd {
         self.watched_from.lock().unwrap().push(after);
@@ -70,7 +77,10 @@ impl Netmaster for FakeNm {
     }
     fn create_endpoint(&self, r: &CreateEndpointRequest) -> Result<EndpointState, NmError> {
         self.check_up()?;
-        let id = format!("{}.{}-{}", r.network_name, r.tenant_name, r.config_ep.container);
+        let id = format!(
+            "{}.{}-{}",
+            r.network_name, r.tenant_name, r.config_ep.container
+        );
         let mut eps = self.eps.lock().unwrap();
         let third = if r.network_name == "n2" { 2 } else { 1 };
         let n = eps.len() as u8 + 2;
@@ -97,22 +107,31 @@ impl Netmaster for FakeNm {
 }
 
 fn kv(key: String, v: serde_json::Value) -> KvChange {
-    KvChange { key, value: Some(v) }
+    KvChange {
+        key,
+        value: Some(v),
+    }
 }
 
 fn net_kvs(tenant: &str, net: &str, third: u8, vni: u32, encap: &str) -> Vec<KvChange> {
     let key = format!("{tenant}:{net}");
     vec![
-        kv(keys::object(ObjectKind::Network, &key), json!({"tenantName":tenant,"networkName":net,
-            "subnet":format!("10.{third}.0.0/24"),"gateway":format!("10.{third}.0.1"),"encap":encap})),
+        kv(
+            keys::object(ObjectKind::Network, &key),
+            json!({"tenantName":tenant,"networkName":net,
+            "subnet":format!("10.{third}.0.0/24"),"gateway":format!("10.{third}.0.1"),"encap":encap}),
+        ),
         kv(keys::net_oper(&key), json!({"pktTag":1,"extPktTag":vni})),
     ]
 }
 
 fn remote_ep(net: &str, name: &str, ip: &str, host: &str) -> KvChange {
     let id = format!("{net}.t-{name}");
-    kv(keys::endpoint(&id), json!({"id":id,"tenantName":"t","networkName":net,"ipAddress":ip,
-        "homingHost":host,"vtepIP":"10.255.0.2"}))
+    kv(
+        keys::endpoint(&id),
+        json!({"id":id,"tenantName":"t","networkName":net,"ipAddress":ip,
+        "homingHost":host,"vtepIP":"10.255.0.2"}),
+    )
 }
 
 fn base_mirror() -> Mirror {
@@ -146,17 +165,29 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
         dp: dp.clone(),
         nm: nm.clone(),
         records: RecordStore::open(&dir.path().join("state")).expect("records"),
-        netns_alive: Arc::new(move |p: &Path| !d2.lock().unwrap().contains(&p.display().to_string())),
+        netns_alive: Arc::new(move |p: &Path| {
+            !d2.lock().unwrap().contains(&p.display().to_string())
+        }),
     });
     agent.mirror.replace(base_mirror());
-    Env { agent, dp, nm, dead, dir }
+    Env {
+        agent,
+        dp,
+        nm,
+        dead,
+        dir,
+    }
 }
 
 fn env() -> Env {
     let mut dp = FakeDatapath::new();
     dp.refuse_vlan = true;
     let dp = Arc::new(dp);
-    agent_with(dp, Arc::new(FakeNm::default()), tempfile::tempdir().expect("tempdir"))
+    agent_with(
+        dp,
+        Arc::new(FakeNm::default()),
+        tempfile::tempdir().expect("tempdir"),
+    )
 }
 
 fn add_req(cid: &str, net: &str) -> AgentAddRequest {
@@ -165,7 +196,11 @@ fn add_req(cid: &str, net: &str) -> AgentAddRequest {
         netns: format!("/run/netns/{cid}"),
         ifname: "eth0".into(),
         cni_network: "contiv".into(),
-        identity: AttachmentIdentity { tenant: "t".into(), network: net.into(), ..Default::default() },
+        identity: AttachmentIdentity {
+            tenant: "t".into(),
+            network: net.into(),
+            ..Default::default()
+        },
     }
 }
 
@@ -196,7 +231,10 @@ fn add_is_idempotent_and_del_cleans_everything() {
     assert!(e.agent.records.list().is_empty());
     assert!(e.nm.eps.lock().unwrap().is_empty());
     assert!(e.dp.observe().unwrap().local_endpoints.is_empty());
-    assert!(e.dp.calls().contains(&Call::RemoveLocalEndpoint("n.t-c1".into())));
+    assert!(e
+        .dp
+        .calls()
+        .contains(&Call::RemoveLocalEndpoint("n.t-c1".into())));
 }
 
 #[test]
@@ -213,7 +251,10 @@ fn add_errors_map_to_cni_codes() {
     bad.netns.clear();
     assert_eq!(e.agent.add(&bad).unwrap_err().code, 4);
     assert!(e.agent.records.list().is_empty());
-    assert!(e.nm.eps.lock().unwrap().is_empty(), "nothing allocated by failed adds");
+    assert!(
+        e.nm.eps.lock().unwrap().is_empty(),
+        "nothing allocated by failed adds"
+    );
 }
 
 #[test]
@@ -231,8 +272,18 @@ fn reconcile_sets_up_all_tenant_networks_with_remotes() {
     e.agent.add(&add_req("c1", "n")).expect("add");
     let rep = e.agent.reconcile();
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-    let nets: Vec<_> = e.dp.observe().unwrap().networks.into_iter().map(|n| n.id).collect();
-    assert_eq!(nets, ["t:n", "t:n2"], "vlan network skipped, other tenant not set up");
+    let nets: Vec<_> =
+        e.dp.observe()
+            .unwrap()
+            .networks
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+    assert_eq!(
+        nets,
+        ["t:n", "t:n2"],
+        "vlan network skipped, other tenant not set up"
+    );
     assert_eq!(e.dp.remotes("t:n2").len(), 1);
     assert_eq!(e.dp.remotes("t:n2")[0].ip.to_string(), "10.2.0.9");
     // A second pass changes nothing.
@@ -250,10 +301,13 @@ fn mirror_changes_reprogram_remotes() {
     e.agent.reconcile();
     e.agent.mirror.apply(&AgentEvent {
         revision: 4,
-        changes: vec![remote_ep("n", "r2", "10.1.0.50", "h2"), KvChange {
-            key: keys::endpoint("n2.t-r1"),
-            value: None,
-        }],
+        changes: vec![
+            remote_ep("n", "r2", "10.1.0.50", "h2"),
+            KvChange {
+                key: keys::endpoint("n2.t-r1"),
+                value: None,
+            },
+        ],
         resync: false,
     });
     e.agent.reconcile();
@@ -281,7 +335,13 @@ fn restart_converges_without_flushing() {
     let rep = e2.agent.reconcile();
     assert_eq!(rep.stale_released, 1);
     let calls = dp.calls()[before..].to_vec();
-    assert!(!calls.iter().any(|c| matches!(c, Call::AddLocalEndpoint(_) | Call::RemoveNetwork(_) | Call::EnsureNetwork(_))), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| matches!(
+            c,
+            Call::AddLocalEndpoint(_) | Call::RemoveNetwork(_) | Call::EnsureNetwork(_)
+        )),
+        "{calls:?}"
+    );
     assert!(calls.contains(&Call::RemoveLocalEndpoint("n.t-c2".into())));
     assert_eq!(dp.remotes("t:n").len(), 1);
     assert_eq!(e2.agent.records.list().len(), 1);
@@ -293,11 +353,17 @@ fn del_with_netmaster_down_finishes_later() {
     let e = env();
     e.agent.add(&add_req("c1", "n")).expect("add");
     e.nm.down.store(true, Ordering::SeqCst);
-    e.agent.del(&del_req("c1", "n")).expect("del succeeds locally");
+    e.agent
+        .del(&del_req("c1", "n"))
+        .expect("del succeeds locally");
     assert_eq!(e.agent.records.list()[0].phase, Phase::Releasing);
     assert!(e.dp.observe().unwrap().local_endpoints.is_empty());
     e.agent.reconcile();
-    assert_eq!(e.agent.records.list().len(), 1, "still waiting for netmaster");
+    assert_eq!(
+        e.agent.records.list().len(),
+        1,
+        "still waiting for netmaster"
+    );
     e.nm.down.store(false, Ordering::SeqCst);
     e.agent.reconcile();
     assert!(e.agent.records.list().is_empty());
@@ -322,7 +388,10 @@ fn orphan_interfaces_are_removed() {
     let e = env();
     e.agent.add(&add_req("c1", "n")).expect("add");
     // The record is lost (e.g. state dir wiped): the interface is an orphan.
-    e.agent.records.remove(&("c1".into(), "eth0".into())).unwrap();
+    e.agent
+        .records
+        .remove(&("c1".into(), "eth0".into()))
+        .unwrap();
     e.agent.reconcile();
     assert!(e.dp.observe().unwrap().local_endpoints.is_empty());
 }
@@ -331,7 +400,8 @@ fn orphan_interfaces_are_removed() {
 fn spool_replay_deletes_and_forgets() {
     let e = env();
     e.agent.add(&add_req("c1", "n")).expect("add");
-    let path = contiv_cni::spool::record(&e.agent.settings.pending_dir, &del_req("c1", "n")).unwrap();
+    let path =
+        contiv_cni::spool::record(&e.agent.settings.pending_dir, &del_req("c1", "n")).unwrap();
     assert_eq!(e.agent.replay_spool(), 1);
     assert!(!path.exists());
     assert!(e.agent.records.list().is_empty());
@@ -344,10 +414,19 @@ fn gc_releases_unlisted_attachments() {
     e.agent.add(&add_req("c2", "n")).expect("add");
     let req = contiv_cni::agent_api::AgentGcRequest {
         cni_network: "contiv".into(),
-        valid_attachments: vec![contiv_cni::agent_api::GcAttachment { container_id: "c2".into(), ifname: "eth0".into() }],
+        valid_attachments: vec![contiv_cni::agent_api::GcAttachment {
+            container_id: "c2".into(),
+            ifname: "eth0".into(),
+        }],
     };
     e.agent.gc(&req).expect("gc");
-    let left: Vec<_> = e.agent.records.list().into_iter().map(|a| a.container_id).collect();
+    let left: Vec<_> = e
+        .agent
+        .records
+        .list()
+        .into_iter()
+        .map(|a| a.container_id)
+        .collect();
     assert_eq!(left, ["c2"]);
 }
 
@@ -367,7 +446,11 @@ fn check_and_status() {
     chk.container_id = "nope".into();
     assert_eq!(e.agent.check(&chk).unwrap_err().code, 3);
     let st = contiv_cni::agent_api::AgentStatusRequest::default();
-    assert_eq!(e.agent.status(&st).unwrap_err().code, 50, "never reached netmaster");
+    assert_eq!(
+        e.agent.status(&st).unwrap_err().code,
+        50,
+        "never reached netmaster"
+    );
     e.dp.fail_next("observe");
     assert_eq!(e.agent.status(&st).unwrap_err().code, 51);
 }
@@ -375,10 +458,20 @@ fn check_and_status() {
 #[test]
 fn follower_resumes_and_resyncs() {
     let nm = FakeNm::default();
-    let snap = |rev| AgentSnapshot { revision: rev, kvs: net_kvs("t", "n", 1, 5001, "vxlan") };
+    let snap = |rev| AgentSnapshot {
+        revision: rev,
+        kvs: net_kvs("t", "n", 1, 5001, "vxlan"),
+    };
     nm.snapshots.lock().unwrap().extend([snap(10), snap(20)]);
-    let ev = AgentEvent { revision: 11, changes: vec![remote_ep("n", "a", "10.1.0.5", "h2")], resync: false };
-    let keepalive = AgentEvent { revision: 11, ..Default::default() };
+    let ev = AgentEvent {
+        revision: 11,
+        changes: vec![remote_ep("n", "a", "10.1.0.5", "h2")],
+        resync: false,
+    };
+    let keepalive = AgentEvent {
+        revision: 11,
+        ..Default::default()
+    };
     nm.watches.lock().unwrap().extend([
         (vec![ev, keepalive], WatchEnd::Disconnected("reset".into())),
         (vec![], WatchEnd::Resync),
@@ -386,10 +479,48 @@ fn follower_resumes_and_resyncs() {
     ]);
     let (mirror, link, stop) = (SharedMirror::new(), Link::new(), Stop::new());
     let changes = Mutex::new(0);
-    follow(&nm, &mirror, &link, &stop, &|| *changes.lock().unwrap() += 1);
+    follow(&nm, &mirror, &link, &stop, &|| {
+        *changes.lock().unwrap() += 1
+    });
     assert_eq!(*nm.watched_from.lock().unwrap(), [10, 11, 20]);
-    assert_eq!(*changes.lock().unwrap(), 3, "two snapshots and one real change");
+    assert_eq!(
+        *changes.lock().unwrap(),
+        3,
+        "two snapshots and one real change"
+    );
     let m = mirror.read();
     assert_eq!(m.as_ref().unwrap().revision, 20);
-    assert!(m.as_ref().unwrap().endpoints.is_empty(), "resync replaced the mirror");
+    assert!(
+        m.as_ref().unwrap().endpoints.is_empty(),
+        "resync replaced the mirror"
+    );
+}
+
+#[test]
+fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
+    use crate::reconcile::{desired, plan};
+    let e = env();
+    e.agent.add(&add_req("c1", "n")).expect("add");
+    e.agent.reconcile();
+    let mut observed = e.dp.observe().unwrap();
+    observed
+        .networks
+        .iter_mut()
+        .filter(|n| n.id == "t:n")
+        .for_each(|n| n.vni = 42);
+    let live = e.agent.records.list();
+    let m = e.agent.mirror.read().clone();
+    let d = desired(m.as_ref(), &live, HOST, FwdMode::Bridge, &|s| {
+        e.dp.validate(s).is_ok()
+    });
+    let p = plan(&d, &observed, &live);
+    assert_eq!(p.remove_networks, ["t:n"]);
+    assert_eq!(p.ensure.iter().map(|s| s.vni).collect::<Vec<_>>(), [5001]);
+    assert_eq!(p.replug.len(), 1);
+    assert!(p.orphans.is_empty());
+    // Without a mirror nothing is removed.
+    let blind = desired(None, &live, HOST, FwdMode::Bridge, &|_| true);
+    assert!(plan(&blind, &e.dp.observe().unwrap(), &live)
+        .remove_networks
+        .is_empty());
 }

@@ -2,11 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model_object;
-use crate::format as f;
+use super::{model_object, object_fields};
+use crate::format::source as p;
 use crate::gojson::go_json;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `AciGw` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,20 +52,13 @@ go_json!(AciGw, AciGwOper);
 
 model_object!(AciGw, AciGw, AciGwOper, [name]);
 
-impl AciGw {
-    /// Contiv's field checks for the aciGw object, in Go's order (`enforcePolicies` and
-    /// `includeCommonTenant` must be "yes"/"no": the schema default "no" is *not* filled).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("enforcePolicies", &self.enforce_policies, 64, &f::YES_NO)?;
-        v::string(
-            "includeCommonTenant",
-            &self.include_common_tenant,
-            64,
-            &f::YES_NO,
-        )?;
-        v::string("name", &self.name, 64, &f::ACI_GW_NAME)?;
-        v::string("nodeBindings", &self.node_bindings, 2048, &f::NODE_BINDINGS)?;
-        v::string("pathBindings", &self.path_bindings, 2048, &f::PATH_BINDINGS)?;
-        v::string("physicalDomain", &self.physical_domain, 128, &f::NAME)
-    }
-}
+// Contiv's field checks for the aciGw object, in Go's order (`enforcePolicies` and
+// `includeCommonTenant` must be "yes"/"no": the schema default "no" is *not* filled).
+object_fields!(AciGw {
+    "enforcePolicies" => string(enforce_policies).max_len(64).pattern(p::YES_NO).required(),
+    "includeCommonTenant" => string(include_common_tenant).max_len(64).pattern(p::YES_NO).required(),
+    "name" => string(name).max_len(64).pattern(p::ACI_GW_NAME).required(),
+    "nodeBindings" => string(node_bindings).max_len(2048).pattern(p::NODE_BINDINGS),
+    "pathBindings" => string(path_bindings).max_len(2048).pattern(p::PATH_BINDINGS),
+    "physicalDomain" => string(physical_domain).max_len(128).pattern(p::NAME).required(),
+});

@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, NoOper};
-use crate::format as f;
+use super::{model_object, object_fields, NoOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `AppProfile` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +59,9 @@ model_object!(
     [tenant_name, app_profile_name]
 );
 
-impl AppProfile {
-    /// Contiv's field checks for an app profile, in Go's order.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("appProfileName", &self.app_profile_name, 64, &f::NAME)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for an app profile, in Go's order.
+object_fields!(AppProfile {
+    "appProfileName" => string(app_profile_name).max_len(64).pattern(p::NAME).required(),
+    "endpointGroups" => list(endpoint_groups),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

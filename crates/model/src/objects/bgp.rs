@@ -2,11 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model_object;
-use crate::format as f;
+use super::{model_object, object_fields};
+use crate::format::source as p;
 use crate::gojson::go_json;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Bgp` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,14 +52,12 @@ go_json!(Bgp, BgpOper);
 
 model_object!(Bgp, Bgp, BgpOper, [hostname]);
 
-impl Bgp {
-    /// Contiv's field checks for a Bgp host, in Go's order (`as`/`neighbor-as` are only
-    /// length-checked; `routerip` only format-checked).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::length("as", &self.r#as, 64)?;
-        v::string("hostname", &self.hostname, 256, &f::NAME)?;
-        v::string("neighbor", &self.neighbor, 15, &f::IPV4_OR_EMPTY)?;
-        v::length("neighbor-as", &self.neighbor_as, 64)?;
-        v::format("routerip", &self.routerip, &f::ROUTER_IP)
-    }
-}
+// Contiv's field checks for a Bgp host, in Go's order (`as`/`neighbor-as` are only
+// length-checked; `routerip` only format-checked).
+object_fields!(Bgp {
+    "as" => string(r#as).max_len(64),
+    "hostname" => string(hostname).max_len(256).pattern(p::NAME).required(),
+    "neighbor" => string(neighbor).max_len(15).pattern(p::IPV4_OR_EMPTY),
+    "neighbor-as" => string(neighbor_as).max_len(64),
+    "routerip" => string(routerip).pattern(p::ROUTER_IP).required(),
+});

@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model_object;
+use super::{model_object, object_fields};
 use crate::gojson::go_json;
-use crate::ValidationError;
 
 /// An endpoint's runtime record (Go `EndpointOper`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,9 +86,7 @@ impl Endpoint {
             endpoint_id,
         }
     }
-
-    /// Contiv generates no validation for endpoints: only the key check applies.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        Ok(())
-    }
 }
+
+// Contiv generates no validation for endpoints: only the key check applies.
+object_fields!(Endpoint {});

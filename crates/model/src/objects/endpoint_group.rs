@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, EndpointOper};
-use crate::format as f;
+use super::{model_object, object_fields, EndpointOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `EndpointGroup` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,15 +139,15 @@ model_object!(
     [tenant_name, group_name]
 );
 
-impl EndpointGroup {
-    /// Contiv's field checks for an endpoint group, in Go's order (`netProfile` is only
-    /// length-checked, `ipPool` only format-checked).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("cfgdTag", &self.cfgd_tag, 128, &f::CFGD_TAG)?;
-        v::string("groupName", &self.group_name, 64, &f::NAME)?;
-        v::format("ipPool", &self.ip_pool, &f::IP_POOL)?;
-        v::length("netProfile", &self.net_profile, 64)?;
-        v::string("networkName", &self.network_name, 64, &f::NAME)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for an endpoint group, in Go's order (`netProfile` is only
+// length-checked, `ipPool` only format-checked).
+object_fields!(EndpointGroup {
+    "cfgdTag" => string(cfgd_tag).max_len(128).pattern(p::CFGD_TAG),
+    "extContractsGrps" => list(ext_contracts_grps),
+    "groupName" => string(group_name).max_len(64).pattern(p::NAME).required(),
+    "ipPool" => string(ip_pool).pattern(p::IP_POOL),
+    "netProfile" => string(net_profile).max_len(64),
+    "networkName" => string(network_name).max_len(64).pattern(p::NAME).required(),
+    "policies" => list(policies),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, NoOper};
-use crate::format as f;
+use super::{model_object, object_fields, NoOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `ExtContractsGroup` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,16 +54,11 @@ model_object!(
     [tenant_name, contracts_group_name]
 );
 
-impl ExtContractsGroup {
-    /// Contiv's field checks for an external contracts group, in Go's order (`contractsType`
-    /// is not checked).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string(
-            "contractsGroupName",
-            &self.contracts_group_name,
-            64,
-            &f::NAME,
-        )?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for an external contracts group, in Go's order (`contractsType`
+// is not checked).
+object_fields!(ExtContractsGroup {
+    "contracts" => list(contracts),
+    "contractsGroupName" => string(contracts_group_name).max_len(64).pattern(p::NAME).required(),
+    "contractsType" => string(contracts_type),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

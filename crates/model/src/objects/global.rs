@@ -2,11 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model_object;
-use crate::format as f;
+use super::{model_object, object_fields};
+use crate::format::source as p;
 use crate::gojson::go_json;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Global` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,21 +67,14 @@ go_json!(Global, GlobalOper);
 
 model_object!(Global, Global, GlobalOper, [name]);
 
-impl Global {
-    /// Contiv's field checks for the global object, in Go's order (no defaults are filled:
-    /// `pvtSubnet`, `vlans` and `vxlans` are required by their formats).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("arpMode", &self.arp_mode, 64, &f::ARP_MODE)?;
-        v::string("fwdMode", &self.fwd_mode, 64, &f::FWD_MODE)?;
-        v::string("name", &self.name, 64, &f::GLOBAL_NAME)?;
-        v::string(
-            "networkInfraType",
-            &self.network_infra_type,
-            64,
-            &f::NETWORK_INFRA_TYPE,
-        )?;
-        v::format("pvtSubnet", &self.pvt_subnet, &f::PVT_SUBNET)?;
-        v::format("vlans", &self.vlans, &f::VLANS)?;
-        v::format("vxlans", &self.vxlans, &f::VXLANS)
-    }
-}
+// Contiv's field checks for the global object, in Go's order (no defaults are filled:
+// `pvtSubnet`, `vlans` and `vxlans` are required by their formats).
+object_fields!(Global {
+    "arpMode" => string(arp_mode).max_len(64).pattern(p::ARP_MODE),
+    "fwdMode" => string(fwd_mode).max_len(64).pattern(p::FWD_MODE),
+    "name" => string(name).max_len(64).pattern(p::GLOBAL_NAME).required(),
+    "networkInfraType" => string(network_infra_type).max_len(64).pattern(p::NETWORK_INFRA_TYPE),
+    "pvtSubnet" => string(pvt_subnet).pattern(p::PVT_SUBNET).required(),
+    "vlans" => string(vlans).pattern(p::VLANS).required(),
+    "vxlans" => string(vxlans).pattern(p::VXLANS).required(),
+});

@@ -43,7 +43,7 @@ pub struct NoOper {}
 go_json!(NoOper);
 
 /// Implements [`ModelObject`](crate::ModelObject) from the kind, the oper type and the key
-/// fields; validation = key check then the type's inherent `validate_fields`.
+/// fields; validation = key check then the type's field table (see [`object_fields`]).
 macro_rules! model_object {
     ($ty:ident, $kind:ident, $oper:ty, [$($field:ident),+]) => {
         impl $crate::ModelObject for $ty {
@@ -64,10 +64,53 @@ macro_rules! model_object {
 
             fn validate(&mut self) -> Result<(), $crate::ValidationError> {
                 $crate::validate::key(&self.key, &$crate::ModelObject::computed_key(self))?;
-                self.validate_fields()
+                $crate::validate::fields(self)
             }
         }
     };
 }
 
 pub(crate) use model_object;
+
+/// The [`FieldMut`](crate::fields::FieldMut) variant for a [`FieldSpec`](crate::FieldSpec)
+/// constructor name.
+macro_rules! field_access {
+    (string, $e:expr) => {
+        $crate::fields::FieldMut::Str($e)
+    };
+    (int, $e:expr) => {
+        $crate::fields::FieldMut::Int($e)
+    };
+    (list, $e:expr) => {
+        $crate::fields::FieldMut::List($e)
+    };
+}
+
+/// Declares an object's field table once: `"jsonName" => ctor(rust_field).constraint(..)`, in
+/// Go's validation order. Generates the public `FIELDS` constant (what
+/// [`ObjectKind::fields`](crate::ObjectKind::fields) returns) and the name -> field accessor
+/// validation walks, so the constraints exist in exactly one place.
+macro_rules! object_fields {
+    ($ty:ident { $($name:literal => $ctor:ident($field:ident) $(.$m:ident($($arg:expr),*))*),* $(,)? }) => {
+        impl $ty {
+            /// The field table (JSON names, types, constraints), in Go's validation order.
+            pub const FIELDS: &'static [$crate::FieldSpec] =
+                &[$($crate::FieldSpec::$ctor($name)$(.$m($($arg),*))*),*];
+        }
+
+        impl $crate::validate::Fields for $ty {
+            const FIELDS: &'static [$crate::FieldSpec] = $ty::FIELDS;
+
+            #[allow(unused_variables)]
+            fn field_mut(&mut self, name: &str) -> Option<$crate::fields::FieldMut<'_>> {
+                match name {
+                    $($name => Some($crate::objects::field_access!($ctor, &mut self.$field)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use field_access;
+pub(crate) use object_fields;

@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, NoOper};
-use crate::format as f;
+use super::{model_object, object_fields, NoOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `NetProfile` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,14 +60,13 @@ go_json!(NetProfile, NetProfileLinkSets, NetProfileLinks);
 
 model_object!(NetProfile, NetProfile, NoOper, [tenant_name, profile_name]);
 
-impl NetProfile {
-    /// Contiv's field checks for a netprofile, in Go's order (`profileName` is only
-    /// length-checked and `tenantName` not at all, like Contiv; `DSCP` and `burst` have no
-    /// lower bound).
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::max("DSCP", self.dscp, 63)?;
-        v::string("bandwidth", &self.bandwidth, 64, &f::BANDWIDTH)?;
-        v::max("burst", self.burst, 10486)?;
-        v::length("profileName", &self.profile_name, 64)
-    }
-}
+// Contiv's field checks for a netprofile, in Go's order (`profileName` is only
+// length-checked and `tenantName` not at all, like Contiv; `DSCP` and `burst` have no
+// lower bound).
+object_fields!(NetProfile {
+    "DSCP" => int(dscp).max(63),
+    "bandwidth" => string(bandwidth).max_len(64).pattern(p::BANDWIDTH),
+    "burst" => int(burst).max(10486),
+    "profileName" => string(profile_name).max_len(64),
+    "tenantName" => string(tenant_name),
+});

@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, EndpointOper};
-use crate::format as f;
+use super::{model_object, object_fields, EndpointOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Network` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,21 +126,16 @@ go_json!(Network, NetworkLinkSets, NetworkLinks, NetworkOper);
 
 model_object!(Network, Network, NetworkOper, [tenant_name, network_name]);
 
-impl Network {
-    /// Contiv's field checks for a network, in Go's order; fills `nwType` "" -> "data".
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("cfgdTag", &self.cfgd_tag, 128, &f::CFGD_TAG)?;
-        v::format("encap", &self.encap, &f::ENCAP)?;
-        v::format("gateway", &self.gateway, &f::IPV4_OR_EMPTY)?;
-        v::format("ipv6Gateway", &self.ipv6_gateway, &f::IPV6_GATEWAY)?;
-        v::format("ipv6Subnet", &self.ipv6_subnet, &f::IPV6_SUBNET)?;
-        v::string("networkName", &self.network_name, 64, &f::NAME)?;
-        if self.nw_type.is_empty() {
-            self.nw_type = "data".to_owned();
-        }
-        v::format("nwType", &self.nw_type, &f::NW_TYPE)?;
-        v::max("pktTag", self.pkt_tag, 16_777_216)?;
-        v::format("subnet", &self.subnet, &f::NETWORK_SUBNET)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for a network, in Go's order; fills `nwType` "" -> "data".
+object_fields!(Network {
+    "cfgdTag" => string(cfgd_tag).max_len(128).pattern(p::CFGD_TAG),
+    "encap" => string(encap).pattern(p::ENCAP).required(),
+    "gateway" => string(gateway).pattern(p::IPV4_OR_EMPTY),
+    "ipv6Gateway" => string(ipv6_gateway).pattern(p::IPV6_GATEWAY),
+    "ipv6Subnet" => string(ipv6_subnet).pattern(p::IPV6_SUBNET),
+    "networkName" => string(network_name).max_len(64).pattern(p::NAME).required(),
+    "nwType" => string(nw_type).pattern(p::NW_TYPE).default("data"),
+    "pktTag" => int(pkt_tag).max(16_777_216),
+    "subnet" => string(subnet).pattern(p::NETWORK_SUBNET).required(),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, EndpointOper};
-use crate::format as f;
+use super::{model_object, object_fields, EndpointOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Policy` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,10 +75,8 @@ go_json!(Policy, PolicyLinkSets, PolicyLinks, PolicyOper);
 
 model_object!(Policy, Policy, PolicyOper, [tenant_name, policy_name]);
 
-impl Policy {
-    /// Contiv's field checks for a policy, in Go's order.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("policyName", &self.policy_name, 64, &f::NAME)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for a policy, in Go's order.
+object_fields!(Policy {
+    "policyName" => string(policy_name).max_len(64).pattern(p::NAME).required(),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

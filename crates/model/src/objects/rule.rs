@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, NoOper};
-use crate::format as f;
+use super::{model_object, object_fields, NoOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Rule` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,36 +87,20 @@ go_json!(Rule, RuleLinkSets, RuleLinks);
 
 model_object!(Rule, Rule, NoOper, [tenant_name, policy_name, rule_id]);
 
-impl Rule {
-    /// Contiv's field checks for a rule, in Go's order; fills `priority` 0 -> 1.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::format("action", &self.action, &f::RULE_ACTION)?;
-        v::format("direction", &self.direction, &f::RULE_DIRECTION)?;
-        v::string(
-            "fromEndpointGroup",
-            &self.from_endpoint_group,
-            64,
-            &f::NAME_OR_EMPTY,
-        )?;
-        v::format("fromIpAddress", &self.from_ip_address, &f::RULE_IP)?;
-        v::string("fromNetwork", &self.from_network, 64, &f::NAME_OR_EMPTY)?;
-        v::string("policyName", &self.policy_name, 64, &f::NAME)?;
-        v::max("port", self.port, 65535)?;
-        if self.priority == 0 {
-            self.priority = 1;
-        }
-        v::min("priority", self.priority, 1)?;
-        v::max("priority", self.priority, 100)?;
-        v::format("protocol", &self.protocol, &f::RULE_PROTOCOL)?;
-        v::string("ruleId", &self.rule_id, 64, &f::NAME)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)?;
-        v::string(
-            "toEndpointGroup",
-            &self.to_endpoint_group,
-            64,
-            &f::NAME_OR_EMPTY,
-        )?;
-        v::format("toIpAddress", &self.to_ip_address, &f::RULE_IP)?;
-        v::string("toNetwork", &self.to_network, 64, &f::NAME_OR_EMPTY)
-    }
-}
+// Contiv's field checks for a rule, in Go's order; fills `priority` 0 -> 1.
+object_fields!(Rule {
+    "action" => string(action).pattern(p::RULE_ACTION).required(),
+    "direction" => string(direction).pattern(p::RULE_DIRECTION).required(),
+    "fromEndpointGroup" => string(from_endpoint_group).max_len(64).pattern(p::NAME_OR_EMPTY),
+    "fromIpAddress" => string(from_ip_address).pattern(p::RULE_IP),
+    "fromNetwork" => string(from_network).max_len(64).pattern(p::NAME_OR_EMPTY),
+    "policyName" => string(policy_name).max_len(64).pattern(p::NAME).required(),
+    "port" => int(port).max(65535),
+    "priority" => int(priority).min(1).max(100).default("1"),
+    "protocol" => string(protocol).pattern(p::RULE_PROTOCOL),
+    "ruleId" => string(rule_id).max_len(64).pattern(p::NAME).required(),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+    "toEndpointGroup" => string(to_endpoint_group).max_len(64).pattern(p::NAME_OR_EMPTY),
+    "toIpAddress" => string(to_ip_address).pattern(p::RULE_IP),
+    "toNetwork" => string(to_network).max_len(64).pattern(p::NAME_OR_EMPTY),
+});

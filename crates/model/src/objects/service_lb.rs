@@ -2,12 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{model_object, EndpointOper};
-use crate::format as f;
+use super::{model_object, object_fields, EndpointOper};
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `ServiceLb` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,12 +75,12 @@ model_object!(
     [tenant_name, service_name]
 );
 
-impl ServiceLb {
-    /// Contiv's field checks for a service load balancer, in Go's order.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string("ipAddress", &self.ip_address, 15, &f::IPV4_OR_EMPTY)?;
-        v::string("networkName", &self.network_name, 64, &f::NAME)?;
-        v::string("serviceName", &self.service_name, 256, &f::NAME)?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for a service load balancer, in Go's order.
+object_fields!(ServiceLb {
+    "ipAddress" => string(ip_address).max_len(15).pattern(p::IPV4_OR_EMPTY),
+    "networkName" => string(network_name).max_len(64).pattern(p::NAME).required(),
+    "ports" => list(ports),
+    "selectors" => list(selectors),
+    "serviceName" => string(service_name).max_len(256).pattern(p::NAME).required(),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    model_object, EndpointGroupOper, EndpointOper, NetworkOper, PolicyOper, ServiceLbOper,
+    model_object, object_fields, EndpointGroupOper, EndpointOper, NetworkOper, PolicyOper,
+    ServiceLbOper,
 };
-use crate::format as f;
+use crate::format::source as p;
 use crate::gojson::go_json;
 use crate::link::Link;
-use crate::validate as v;
-use crate::ValidationError;
 
 /// Config of the Contiv object `Tenant` as on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,15 +124,8 @@ go_json!(Tenant, TenantLinkSets, TenantOper);
 
 model_object!(Tenant, Tenant, TenantOper, [tenant_name]);
 
-impl Tenant {
-    /// Contiv's field checks for a tenant, in Go's order.
-    fn validate_fields(&mut self) -> Result<(), ValidationError> {
-        v::string(
-            "defaultNetwork",
-            &self.default_network,
-            64,
-            &f::NAME_OR_EMPTY,
-        )?;
-        v::string("tenantName", &self.tenant_name, 64, &f::NAME)
-    }
-}
+// Contiv's field checks for a tenant, in Go's order.
+object_fields!(Tenant {
+    "defaultNetwork" => string(default_network).max_len(64).pattern(p::NAME_OR_EMPTY),
+    "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
+});

@@ -53,7 +53,6 @@ pub(super) async fn ensure_defaults(engine: &Engine) -> ApiResult<()> {
             pvt_subnet: DEFAULT_PVT_SUBNET.into(),
             vlans: DEFAULT_VLANS.into(),
             vxlans: DEFAULT_VXLANS.into(),
-            ..Default::default()
         };
         g.validate()?;
         engine.upsert(GLOBAL_KEY, g).await?;

@@ -214,7 +214,9 @@ pub fn network_oper_of(st: &State, n: &Network) -> NetworkOper {
     let pools = st.pools.get(&n.key);
     let v4 = pools.and_then(|p| p.v4.as_ref());
     NetworkOper {
-        allocated_addresses_count: count_i64(pools.map_or(0, |p| p.owners.len())),
+        allocated_addresses_count: count_i64(
+            pools.map_or(0, |p| p.owners.keys().filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok()).count()),
+        ),
         allocated_ip_addresses: v4.map(|p| p.allocated_ranges()).unwrap_or_default(),
         available_ip_addresses: v4.map(|p| p.available_ranges()).unwrap_or_default(),
         external_pkt_tag: i64::from(oper.ext_pkt_tag),

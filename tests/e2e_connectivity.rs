@@ -1,0 +1,317 @@
+//! End-to-end: netmaster + one netplugin process per simulated host + workloads attached by the
+//! real contivk8s binary; real packets (ICMP, TCP) between workload namespaces. Root only
+//! (skipped otherwise). Each test owns its cluster; the guard removes everything.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use contiv_netplugin::testbed::{
+    eventually, is_root, ping, tcp_exchange, Binaries, Cluster, Workload,
+};
+use serde_json::Value;
+
+fn bins() -> Binaries {
+    Binaries {
+        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
+        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
+        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
+    }
+}
+
+fn skip() -> bool {
+    if !is_root() {
+        eprintln!("skipped: end-to-end datapath tests need root");
+        return true;
+    }
+    false
+}
+
+fn cluster(hosts: usize, netmaster_args: &[&str]) -> Cluster {
+    Cluster::start(bins(), hosts, netmaster_args).unwrap_or_else(|e| panic!("cluster: {e}"))
+}
+
+fn add(c: &Cluster, host: usize, name: &str, tenant: &str, net: &str) -> Workload {
+    c.add_workload(host, name, tenant, net)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Ping with retries while remote entries propagate.
+fn reaches(from: &Workload, to: &Workload) -> bool {
+    eventually(Duration::from_secs(8), || ping(&from.netns, to.ip, 1))
+}
+
+fn assert_reaches(c: &Cluster, from: &Workload, to: &Workload) {
+    assert!(
+        reaches(from, to),
+        "{} ({}) cannot reach {} ({})\nagent logs:\n{}\n{}",
+        from.name,
+        from.ip,
+        to.name,
+        to.ip,
+        c.agent_log(from.host),
+        c.agent_log(to.host)
+    );
+}
+
+fn assert_tcp(from: &Workload, to: &Workload, port: u16) {
+    let got = tcp_exchange(&from.netns, &to.netns, to.ip, port, "contiv");
+    assert_eq!(
+        got,
+        Ok("contiv".to_string()),
+        "tcp {} -> {}",
+        from.name,
+        to.name
+    );
+}
+
+/// `ip -j` / `bridge -j` output in a namespace (by path), as text lines of JSON objects.
+fn kernel_objects(ns: &Path) -> Vec<String> {
+    let name = ns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let lists: [(&str, &[&str]); 5] = [
+        ("ip", &["link", "show"]),
+        ("ip", &["addr", "show"]),
+        ("ip", &["route", "show", "table", "all"]),
+        ("ip", &["neigh", "show"]),
+        ("bridge", &["fdb", "show"]),
+    ];
+    let mut out = Vec::new();
+    for (tool, args) in lists {
+        let o = Command::new(tool)
+            .args(["-j", "-n", &name])
+            .args(args)
+            .output()
+            .expect("iproute2");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Array(vec![]));
+        out.extend(
+            v.as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(Value::to_string),
+        );
+    }
+    out
+}
+
+fn mentions(ns: &Path, needle: &str) -> Vec<String> {
+    let n = format!("\"{needle}\"");
+    kernel_objects(ns)
+        .into_iter()
+        .filter(|s| s.contains(&n))
+        .collect()
+}
+
+fn inspect(c: &Cluster, w: &Workload) -> Value {
+    c.get_json(&format!("/api/v1/inspect/endpoints/{}/", c.endpoint_id(w)))
+        .expect("inspect endpoint")
+}
+
+#[test]
+fn bridge_mode_same_host_cross_host_inspect_and_clean_delete() {
+    if skip() {
+        return;
+    }
+    let c = cluster(2, &[]);
+    c.create_network("default", "net1", "10.1.1.0/24", "10.1.1.1")
+        .expect("network");
+    let a = add(&c, 0, "a", "default", "net1");
+    let b = add(&c, 0, "b", "default", "net1");
+    let r = add(&c, 1, "r", "default", "net1");
+    assert_reaches(&c, &a, &b);
+    assert_reaches(&c, &a, &r);
+    assert_reaches(&c, &r, &b);
+    assert_tcp(&a, &b, 7001);
+    assert_tcp(&r, &a, 7002);
+
+    let oper = inspect(&c, &r)["Oper"].clone();
+    assert_eq!(oper["homingHost"], "h2");
+    assert_eq!(oper["intfName"], "eth0");
+    assert_eq!(oper["vtepIP"], "10.255.0.2");
+    assert_eq!(oper["containerID"], r.container_id.as_str());
+    assert_eq!(oper["ipAddress"][0], r.ip.to_string());
+    let mac = oper["macAddress"].as_str().expect("mac").to_string();
+    let ifaces = r.result["interfaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let eth0 = ifaces
+        .iter()
+        .find(|i| i.get("sandbox").is_some())
+        .unwrap_or_else(|| panic!("no sandbox interface in {}", r.result));
+    assert_eq!(eth0["mac"], mac.as_str(), "{}", r.result);
+
+    // DEL: nothing of r is left on its host nor (once propagated) on the other one.
+    c.del_workload(&r).expect("del");
+    c.del_workload(&r).expect("del is idempotent");
+    let host_if = r.result["interfaces"].as_array().and_then(|i| {
+        i.iter()
+            .find(|x| x.get("sandbox").is_none())
+            .and_then(|x| x["name"].as_str().map(String::from))
+    });
+    for h in 0..2 {
+        let tns = c.tenant_ns(h, "default");
+        let mut needles = vec![r.ip.to_string(), mac.clone()];
+        needles.extend(host_if.clone());
+        let clean = eventually(Duration::from_secs(5), || {
+            needles.iter().all(|n| mentions(&tns, n).is_empty())
+        });
+        assert!(
+            clean,
+            "host {h} still has {:?}",
+            needles
+                .iter()
+                .map(|n| mentions(&tns, n))
+                .collect::<Vec<_>>()
+        );
+        let host_ns = &c.tb.hosts[h].netns;
+        assert!(
+            mentions(host_ns, &r.ip.to_string()).is_empty(),
+            "underlay ns of host {h} mentions r"
+        );
+    }
+    let links: BTreeSet<String> = kernel_objects(&r.netns)
+        .into_iter()
+        .filter(|s| s.contains("\"ifname\""))
+        .collect();
+    assert!(
+        links.iter().all(|l| l.contains("\"lo\"")),
+        "workload links left: {links:?}"
+    );
+    assert!(!ping(&a.netns, r.ip, 1));
+    let (code, _) = c
+        .api(
+            "GET",
+            &format!("/api/v1/inspect/endpoints/{}/", c.endpoint_id(&r)),
+            None,
+        )
+        .expect("api");
+    assert_eq!(code, 404, "endpoint released at netmaster");
+    assert_reaches(&c, &a, &b);
+}
+
+#[test]
+fn routing_mode_cross_host() {
+    if skip() {
+        return;
+    }
+    let c = cluster(2, &["--fwdmode", "routing"]);
+    c.create_network("default", "rnet", "10.5.0.0/24", "10.5.0.1")
+        .expect("network");
+    let a = add(&c, 0, "a", "default", "rnet");
+    let b = add(&c, 1, "b", "default", "rnet");
+    let a2 = add(&c, 0, "a2", "default", "rnet");
+    assert_reaches(&c, &a, &b);
+    assert_reaches(&c, &b, &a2);
+    assert_reaches(&c, &a, &a2);
+    assert_tcp(&a, &b, 7003);
+    assert_tcp(&b, &a2, 7004);
+}
+
+#[test]
+fn two_networks_of_a_tenant_route_through_the_gateway() {
+    if skip() {
+        return;
+    }
+    let c = cluster(2, &[]);
+    c.create_tenant("t1").expect("tenant");
+    c.create_network("t1", "front", "10.2.1.0/24", "10.2.1.1")
+        .expect("front");
+    c.create_network("t1", "back", "10.2.2.0/24", "10.2.2.1")
+        .expect("back");
+    let f1 = add(&c, 0, "f1", "t1", "front");
+    let b1 = add(&c, 0, "b1", "t1", "back");
+    let b2 = add(&c, 1, "b2", "t1", "back");
+    assert_reaches(&c, &f1, &b1);
+    assert_reaches(&c, &f1, &b2);
+    assert_reaches(&c, &b2, &f1);
+    assert_tcp(&f1, &b2, 7005);
+    assert_tcp(&b2, &f1, 7006);
+}
+
+#[test]
+fn two_tenants_same_subnet_are_isolated() {
+    if skip() {
+        return;
+    }
+    let c = cluster(2, &[]);
+    for t in ["ta", "tb"] {
+        c.create_tenant(t).expect("tenant");
+        c.create_network(t, "net", "10.3.0.0/24", "10.3.0.1")
+            .expect("network");
+    }
+    let a1 = add(&c, 0, "a1", "ta", "net");
+    let a2 = add(&c, 1, "a2", "ta", "net");
+    let b1 = add(&c, 0, "b1", "tb", "net");
+    let b2 = add(&c, 1, "b2", "tb", "net");
+    let b3 = add(&c, 1, "b3", "tb", "net");
+    assert_eq!(a1.ip, b1.ip, "same subnet, same first address");
+    assert_reaches(&c, &a1, &a2);
+    assert_reaches(&c, &b1, &b2);
+    assert_reaches(&c, &b2, &b1);
+    assert_tcp(&b1, &b3, 7007);
+    // b3's address exists only in tenant tb: tenant ta cannot reach it.
+    assert!(!a2.ip.eq(&b3.ip));
+    assert!(!ping(&a1.netns, b3.ip, 2), "tenant ta reached tenant tb");
+    assert!(
+        !ping(&a2.netns, b3.ip, 2),
+        "tenant ta reached tenant tb on its own host"
+    );
+}
+
+#[test]
+fn parallel_adds_and_vlan_refusal() {
+    if skip() {
+        return;
+    }
+    let c = cluster(1, &[]);
+    c.create_network("default", "par", "10.6.0.0/24", "10.6.0.1")
+        .expect("network");
+    let names: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
+    let ws: Vec<Workload> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| s.spawn(|| add(&c, 0, n, "default", "par")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("add thread"))
+            .collect()
+    });
+    let ips: BTreeSet<_> = ws.iter().map(|w| w.ip).collect();
+    assert_eq!(ips.len(), ws.len(), "distinct addresses");
+    for w in &ws[1..] {
+        assert_reaches(&c, &ws[0], w);
+    }
+
+    let body = serde_json::json!({"tenantName": "default", "networkName": "vl", "encap": "vlan",
+        "subnet": "10.7.0.0/24", "gateway": "10.7.0.1"});
+    let (code, text) = c
+        .api("POST", "/api/v1/networks/default:vl/", Some(&body))
+        .expect("api");
+    assert_eq!(code, 200, "{text}");
+    let ns = c.tb.workload("vlan").expect("netns");
+    let (code, out) = c
+        .cni(0, "ADD", "vlan-ctr", &ns, "default", "vl")
+        .expect("cni");
+    assert_ne!(code, 0);
+    let err: Value = serde_json::from_str(&out).expect("cni error json");
+    assert_eq!(err["code"], 7, "{out}");
+    assert!(
+        err["msg"].as_str().unwrap_or_default().contains("vlan"),
+        "{out}"
+    );
+    let (code, _) = c
+        .api(
+            "GET",
+            "/api/v1/inspect/endpoints/vl.default-vlan-ctr/",
+            None,
+        )
+        .expect("api");
+    assert_eq!(code, 404, "nothing allocated for a refused ADD");
+}
