@@ -5,6 +5,8 @@ use contiv_model::ObjectKind;
 
 pub const ROOT: &str = "/contiv/";
 const OBJ: &str = "/contiv/obj/";
+/// Prefix of every object key.
+pub const OBJECT_PREFIX: &str = OBJ;
 const NET_OPER: &str = "/contiv/oper/net/";
 const VLAN: &str = "/contiv/alloc/vlan/";
 const VXLAN: &str = "/contiv/alloc/vxlan/";

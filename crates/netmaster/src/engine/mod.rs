@@ -102,7 +102,11 @@ impl Engine {
         }
         st.revision = revision;
         self.events.publish(revision, cs.writes());
-        self.lists.clear();
+        // Served objects (with their derived links) depend only on object keys: allocations and
+        // endpoint records leave the cached list bodies valid.
+        if cs.writes().iter().any(|(k, _)| k.starts_with(keys::OBJECT_PREFIX)) {
+            self.lists.clear();
+        }
         Ok(result)
     }
 
