@@ -5,6 +5,8 @@ pub mod agent;
 mod bootstrap;
 mod cache;
 pub mod events;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
