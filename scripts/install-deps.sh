@@ -3,6 +3,9 @@
 # Idempotent: skips apt when everything is already there.
 set -euo pipefail
 PKGS=(build-essential pkg-config iproute2 iputils-ping netcat-openbsd ethtool nftables procps curl)
+# tests/e2e_containerd.rs (a real CRI runtime drives contivk8s) and scripts/bench-cni.sh (the
+# reference CNI plugins, iperf3).
+PKGS+=(containerd runc busybox-static containernetworking-plugins iperf3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -13,7 +13,10 @@
 //! 8. RSS (VmRSS, VmHWM) of the server process(es) from /proc.
 //!
 //! Sequential ops report median/p99/mean; throughput reports req/s. Only 127.0.0.1 is targeted.
+//!
+//! `contiv-bench cni ...` is the CNI plugin / data-plane benchmark instead (see `cni.rs`).
 
+mod cni;
 mod load;
 mod server;
 
@@ -461,6 +464,10 @@ fn details(results: &[Results]) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `contiv-bench cni ...`: the CNI / data-plane benchmark (crates/bench/src/cni.rs).
+    if std::env::args().nth(1).as_deref() == Some("cni") {
+        return cni::main(std::env::args().skip(2).collect());
+    }
     let args = Args::parse();
     if args.count == 0 || args.count > 15_000 {
         bail!("--count must be 1..=15000");

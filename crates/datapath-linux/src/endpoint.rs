@@ -9,7 +9,8 @@ use std::os::fd::AsRawFd;
 use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::driver::{LinuxDatapath, NetLoc};
 use crate::error::{Errors, LinuxError};
@@ -61,7 +62,11 @@ pub(crate) fn add(
     }
 }
 
-/// Creates the pair in the tenant namespace and moves the workload end into the workload's.
+/// Creates the pair in the tenant namespace with the workload end made directly inside the
+/// workload's namespace (`VETH_INFO_PEER` carrying `IFLA_NET_NS_FD`), already named, addressed
+/// (MAC) and sized (MTU). Creating the peer in its namespace avoids moving a device between
+/// namespaces afterwards, which waits for an RCU grace period (`synchronize_net`) and cost
+/// ~10-25 ms per ADD on a 2-core VM; it also saves the rename and the MAC/MTU calls.
 fn create_veth(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
     let ws = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
         ns: ep.netns_path.display().to_string(),
@@ -72,23 +77,18 @@ fn create_veth(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<()
     let (host, peer) = (names::host_veth(&ep.id), names::temp_peer(&ep.id));
     let (host, peer) = (&host, &peer);
     d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        nl.del_link(peer).await?;
-        nl.add_link(host, LinkVeth::new(host, peer).build()).await?;
-        let p = nl.need_link(peer).await?;
-        let msg = LinkUnspec::new_with_index(p.index)
+        nl.del_link(peer).await?; // left by an interrupted call of an earlier version
+        let workload_end = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(ep.ifname.clone())
             .mtu(loc.mtu)
             .address(ep.mac.octets().to_vec())
+            .setns_by_fd(fd)
             .build();
-        nl.set_link(peer, msg).await?;
-        nl.move_to_ns(peer, p.index, fd).await
-    })?;
-    let ws_name = ep.netns_path.display().to_string();
-    d.in_ns(&ep.netns_path, &ws_name, |nl| async move {
-        let p = nl.need_link(peer).await?;
-        let msg = LinkUnspec::new_with_index(p.index)
-            .name(ep.ifname.clone())
+        let msg = LinkVeth::new(host, &ep.ifname)
+            .mtu(loc.mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(workload_end)))
             .build();
-        nl.set_link(peer, msg).await
+        nl.add_link(host, msg).await
     })
 }
 

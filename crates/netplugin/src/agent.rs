@@ -2,7 +2,10 @@
 //! client, mirror, attachment records) and the locks that order its operations.
 //!
 //! Concurrency: CNI operations run in parallel on the server's blocking pool; two operations on
-//! the same network are ordered by a per-network lock. A reconcile pass takes the `gate` for
+//! the same attachment (container id + interface) are ordered by a per-attachment lock, while
+//! operations on different attachments of one network proceed in parallel (the datapath converges
+//! the network idempotently under its own lock, and a per-network lock made concurrent ADDs of one
+//! network wait for each other's netmaster round trip and netlink work). A reconcile pass takes the `gate` for
 //! writing, so it never sees an attachment half made (netmaster endpoint created, record not yet
 //! written); CNI operations take it for reading, so they do not wait for each other.
 
@@ -108,10 +111,19 @@ impl Agent {
         self.gate.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The lock ordering operations on one network.
-    pub(crate) fn net_lock(&self, net_key: &str) -> Arc<Mutex<()>> {
-        let mut m = self.net_locks.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(net_key.to_string()).or_default().clone()
+    /// The lock ordering operations on one attachment (`container_id`, `ifname`). Entries are
+    /// dropped again once no operation holds them.
+    pub(crate) fn attachment_lock(&self, container_id: &str, ifname: &str) -> AttachmentLock<'_> {
+        let key = format!("{container_id}\u{0}{ifname}");
+        let lock = {
+            let mut m = self.net_locks.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(key.clone()).or_default().clone()
+        };
+        AttachmentLock {
+            agent: self,
+            key,
+            lock,
+        }
     }
 
     /// The forwarding mode in force (netmaster's global object, else the flag).
@@ -125,7 +137,24 @@ impl Agent {
     }
 }
 
-/// Locks a per-network mutex (poison is ignored: the protected data is `()`).
+/// A handle on one attachment's mutex; removes the map entry when the last handle goes.
+pub(crate) struct AttachmentLock<'a> {
+    agent: &'a Agent,
+    key: String,
+    pub(crate) lock: Arc<Mutex<()>>,
+}
+
+impl Drop for AttachmentLock<'_> {
+    fn drop(&mut self) {
+        let mut m = self.agent.net_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours plus the map's: nobody else waits on it.
+        if Arc::strong_count(&self.lock) == 2 {
+            m.remove(&self.key);
+        }
+    }
+}
+
+/// Locks a per-attachment mutex (poison is ignored: the protected data is `()`).
 pub(crate) fn hold(m: &Mutex<()>) -> MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -74,8 +74,8 @@ impl Agent {
         check_add_request(req)?;
         let _gate = self.shared();
         let net_key = format!("{}:{}", req.identity.tenant, req.identity.network);
-        let lock = self.net_lock(&net_key);
-        let _net = hold(&lock);
+        let lock = self.attachment_lock(&req.container_id, &req.ifname);
+        let _att = hold(&lock.lock);
         let key = (req.container_id.clone(), req.ifname.clone());
         if let Some(a) = self.records.get(&key) {
             if a.network_key() != net_key {
@@ -222,12 +222,12 @@ impl Agent {
     /// CNI DEL (idempotent; an unknown attachment is success).
     pub fn del(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
         let _gate = self.shared();
+        let lock = self.attachment_lock(&req.container_id, &req.ifname);
+        let _att = hold(&lock.lock);
         let key = (req.container_id.clone(), req.ifname.clone());
         let Some(a) = self.records.get(&key) else {
             return self.del_unknown(req);
         };
-        let lock = self.net_lock(&a.network_key());
-        let _net = hold(&lock);
         self.release(&a)
     }
 

@@ -89,8 +89,11 @@ impl Agent {
             if a.cni_network != req.cni_network || valid.contains(&a.key()) {
                 continue;
             }
-            let lock = self.net_lock(&a.network_key());
-            let _net = hold(&lock);
+            let lock = self.attachment_lock(&a.container_id, &a.ifname);
+            let _att = hold(&lock.lock);
+            let Some(a) = self.records.get(&a.key()) else {
+                continue; // released meanwhile by a DEL
+            };
             if let Err(e) = self.release(&a) {
                 failed.push(format!("{} {}: {}", a.container_id, a.ifname, e.msg));
             }
