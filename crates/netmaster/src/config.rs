@@ -74,6 +74,9 @@ pub struct Flags {
     /// Durability of the embedded store.
     #[arg(long, value_enum, default_value = "normal")]
     pub sync: SyncFlag,
+    /// Worker threads of the async runtime (0: one per core).
+    #[arg(long, default_value_t = 0, env = "CONTIV_NETMASTER_WORKERS")]
+    pub workers: usize,
     /// etcd endpoints (comma separated): use etcd instead of the embedded store.
     #[arg(long, value_delimiter = ',', env = "CONTIV_NETMASTER_ETCD_ENDPOINTS")]
     pub etcd_endpoints: Vec<String>,

@@ -33,7 +33,11 @@ use http::{AppState, ServerInfo};
 pub fn cli_main() -> ExitCode {
     let flags = Flags::parse();
     init_logging(&flags.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if flags.workers > 0 {
+        builder.worker_threads(flags.workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netmaster: cannot start the async runtime: {e}");
