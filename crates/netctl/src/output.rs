@@ -78,6 +78,17 @@ pub fn str_field(obj: &Value, field: &str) -> String {
     }
 }
 
+/// Contiv's "info" output: one `Label: value` line per (label, field), for each object.
+pub fn label_lines(objs: &[Value], lines: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for obj in objs {
+        for (label, field) in lines {
+            text.push_str(&format!("{label}: {}\n", str_field(obj, field)));
+        }
+    }
+    text
+}
+
 /// An integer field of an object, `"0"` when absent (Go printed a zero value).
 pub fn int_field(obj: &Value, field: &str) -> String {
     match obj.get(field) {

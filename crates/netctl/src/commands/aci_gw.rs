@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{inspect, Body, Ctx};
 use crate::cli::InfoFlags;
 use crate::error::Result;
-use crate::output::{print_json, str_field};
+use crate::output::{label_lines, print_json, str_field};
 
 const PLURAL: &str = "aciGws";
 const NAME: &str = "aciGw";
@@ -98,20 +98,16 @@ pub fn set_body(key: &str, args: &SetArgs) -> Value {
 
 /// `aci-gw info` as Contiv printed it.
 pub fn info_text(list: &[Value]) -> String {
-    let mut text = String::new();
-    for gw in list {
-        let lines = [
+    label_lines(
+        list,
+        &[
             ("Path bindings", "pathBindings"),
             ("Node bindings", "nodeBindings"),
             ("Physical domain", "physicalDomain"),
             ("Enforce policies", "enforcePolicies"),
             ("Include Common-Tenant", "includeCommonTenant"),
-        ];
-        for (label, field) in lines {
-            text.push_str(&format!("{label}: {}\n", str_field(gw, field)));
-        }
-    }
-    text
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::{inspect, Ctx};
 use crate::cli::InfoFlags;
 use crate::error::{Error, Result};
-use crate::output::{print_json, str_field};
+use crate::output::{label_lines, print_json};
 
 const PLURAL: &str = "globals";
 const NAME: &str = "global";
@@ -136,21 +136,17 @@ pub fn updated(current: &Value, args: &SetArgs) -> Result<Value> {
 
 /// `global info` as Contiv printed it, one "Label: value" line per setting.
 pub fn info_text(list: &[Value]) -> String {
-    let mut text = String::new();
-    for g in list {
-        let lines = [
+    label_lines(
+        list,
+        &[
             ("Fabric mode", "networkInfraType"),
             ("Forward mode", "fwdMode"),
             ("ARP mode", "arpMode"),
             ("Vlan Range", "vlans"),
             ("Vxlan range", "vxlans"),
             ("Private subnet", "pvtSubnet"),
-        ];
-        for (label, field) in lines {
-            text.push_str(&format!("{label}: {}\n", str_field(g, field)));
-        }
-    }
-    text
+        ],
+    )
 }
 
 #[cfg(test)]
