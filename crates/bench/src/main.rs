@@ -245,10 +245,18 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     eprintln!("[{label}] list throughput with {small} networks");
     let list_small = throughput(addr, args, warmup, duration)?;
 
+    let mut client = load::SeqClient::new(addr);
+    let mut post_ok = |path: &str, body: &str| -> anyhow::Result<String> {
+        let (status, text) = client.call("POST", path, Some(body))?;
+        if status != 200 {
+            bail!("POST {path}: HTTP {status}: {}", text.trim());
+        }
+        Ok(text)
+    };
     eprintln!("[{label}] {n} network creates");
     let net_create = timed(n, |i| {
         let name = format!("n{i}");
-        post(&agent, &format!("{base}/api/v1/networks/default:{name}/"), &network_body(&name, &subnet_of(i))).map(drop)
+        post_ok(&format!("/api/v1/networks/default:{name}/"), &network_body(&name, &subnet_of(i))).map(drop)
     })?;
 
     let networks_large = count_networks(&agent, &base)?;
@@ -262,14 +270,13 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     let epg_create = timed(n, |i| {
         let name = format!("g{i}");
         let body = format!(r#"{{"tenantName":"default","groupName":"{name}","networkName":"n0"}}"#);
-        post(&agent, &format!("{base}/api/v1/endpointGroups/default:{name}/"), &body).map(drop)
+        post_ok(&format!("/api/v1/endpointGroups/default:{name}/"), &body).map(drop)
     })?;
 
     eprintln!("[{label}] {n} allocAddress on a /16");
     let mut seen = HashSet::new();
-    let alloc_url = format!("{base}/plugin/allocAddress");
     let alloc = timed(n, |_| {
-        let body = post(&agent, &alloc_url, r#"{"NetworkID":"big.default","AddressPool":"","PreferredIPv4Address":""}"#)?;
+        let body = post_ok("/plugin/allocAddress", r#"{"NetworkID":"big.default","AddressPool":"","PreferredIPv4Address":""}"#)?;
         seen.insert(body);
         Ok(())
     })?;
@@ -278,8 +285,11 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     }
 
     eprintln!("[{label}] {n} GET /version (HTTP floor)");
-    let version_url = format!("{base}/version");
-    let version = timed(n, |_| get(&agent, &version_url).map(drop))?;
+    let mut client = load::SeqClient::new(addr);
+    let version = timed(n, |_| match client.call("GET", "/version", None)? {
+        (200, _) => Ok(()),
+        (status, text) => bail!("GET /version: HTTP {status}: {}", text.trim()),
+    })?;
 
     let rss = target.pids().into_iter().map(read_rss).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Results { label, net_create, epg_create, alloc, version, list_small, list_large, networks_large, rss })

@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use contiv_cni::agent_api::{AgentAddResponse, AgentError, AgentRoute};
 use contiv_cni::error::codes;
-use contiv_datapath::{Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr};
+use contiv_datapath::{
+    Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr, NetworkSpec, RemoteEndpoint,
+};
 
 use crate::follow::Link;
 use crate::mirror::SharedMirror;
 use crate::netmaster::Netmaster;
+use crate::reconcile::Desired;
 use crate::records::{Attachment, RecordStore};
 
 /// Tells whether a workload network namespace still exists.
@@ -76,6 +79,17 @@ pub struct Agent {
     pub kick: Kick,
     gate: RwLock<()>,
     net_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Networks known converged in the datapath (spec + remote endpoints last applied), so an
+    /// ADD on a converged network skips `ensure_network` and the remote-endpoint diff (both read
+    /// back the network's devices, FDB and neighbours: O(pods)). Its mutex also orders every
+    /// "read the mirror, then program the network" sequence (ADD on a miss, reconcile passes),
+    /// so the last one to program a network applied the newest mirror. Cleared by full reconcile
+    /// passes; an ADD that fails on a cached network drops the entry and converges again.
+    pub(crate) converged: Mutex<HashMap<String, (NetworkSpec, Vec<RemoteEndpoint>)>>,
+    /// What the last reconcile pass converged to without error (`None`: unknown, so the next
+    /// kicked pass is a full one). Kicked passes diff the desired state against it and only
+    /// program what changed (see `reconcile`).
+    pub(crate) last_desired: Mutex<Option<Desired>>,
 }
 
 /// Parts an [`Agent`] is built from.
@@ -100,6 +114,8 @@ impl Agent {
             kick: Kick::default(),
             gate: RwLock::new(()),
             net_locks: Mutex::new(HashMap::new()),
+            converged: Mutex::new(HashMap::new()),
+            last_desired: Mutex::new(None),
         })
     }
 
@@ -152,6 +168,11 @@ impl Drop for AttachmentLock<'_> {
             m.remove(&self.key);
         }
     }
+}
+
+/// Locks a mutex ignoring poison (the protected maps are caches, always consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Locks a per-attachment mutex (poison is ignored: the protected data is `()`).

@@ -12,7 +12,7 @@ use contiv_cni::agent_api::{AgentAddRequest, AgentAddResponse, AgentDelRequest, 
 use contiv_cni::error::codes;
 use contiv_datapath::{DatapathError, NetworkSpec};
 
-use crate::agent::{hold, internal, local_endpoint, response, Agent};
+use crate::agent::{hold, internal, local_endpoint, lock, response, Agent};
 use crate::mirror::SpecError;
 use crate::netmaster::NmError;
 use crate::records::{ep_container, Attachment, Phase};
@@ -174,20 +174,17 @@ impl Agent {
 
     /// Ensures the network (with its remotes) and plugs the interface; marks the record ready.
     fn plug(&self, mut a: Attachment, spec: &NetworkSpec) -> Result<AgentAddResponse, AgentError> {
-        self.dp.ensure_network(spec).map_err(dp_error)?;
-        let remotes = self
-            .mirror
-            .read()
-            .as_ref()
-            .map(|m| m.remote_endpoints(&spec.id, &self.settings.host))
-            .unwrap_or_default();
-        if let Err(e) = self.dp.set_remote_endpoints(&spec.id, &remotes) {
-            tracing::warn!(network = %spec.id, "remote endpoints: {e}");
-        }
-        let att = self
-            .dp
-            .add_local_endpoint(&local_endpoint(&a)?)
-            .map_err(dp_error)?;
+        let cached = self.converge_network(spec, false)?;
+        let ep = local_endpoint(&a)?;
+        let att = match self.dp.add_local_endpoint(&ep) {
+            Ok(att) => att,
+            // The network may have been changed behind the cache's back: converge it for real.
+            Err(_) if cached => {
+                self.converge_network(spec, true)?;
+                self.dp.add_local_endpoint(&ep).map_err(dp_error)?
+            }
+            Err(e) => return Err(dp_error(e)),
+        };
         a.host_ifname = att.host_ifname;
         a.mtu = att.mtu;
         a.mac = att.mac.to_string();
@@ -198,6 +195,34 @@ impl Agent {
         self.kick.kick(); // the tenant's other networks, stale entries
         tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
         Ok(response(&a))
+    }
+
+    /// Ensures the network and its remote endpoints (from the mirror) unless they are known
+    /// converged to exactly that (`force`: regardless). Returns whether the cache answered.
+    fn converge_network(&self, spec: &NetworkSpec, force: bool) -> Result<bool, AgentError> {
+        let mut conv = lock(&self.converged);
+        let remotes = self
+            .mirror
+            .read()
+            .as_ref()
+            .map(|m| m.remote_endpoints(&spec.id, &self.settings.host))
+            .unwrap_or_default();
+        if !force {
+            if let Some((s, r)) = conv.get(&spec.id) {
+                if s == spec && *r == remotes {
+                    return Ok(true);
+                }
+            }
+        }
+        conv.remove(&spec.id);
+        self.dp.ensure_network(spec).map_err(dp_error)?;
+        match self.dp.set_remote_endpoints(&spec.id, &remotes) {
+            Ok(()) => {
+                conv.insert(spec.id.clone(), (spec.clone(), remotes));
+            }
+            Err(e) => tracing::warn!(network = %spec.id, "remote endpoints: {e}"),
+        }
+        Ok(false)
     }
 
     fn rollback(&self, a: &Attachment) {

@@ -14,7 +14,7 @@ use contiv_datapath::{
     FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedState, RemoteEndpoint,
 };
 
-use crate::agent::{local_endpoint, Agent};
+use crate::agent::{local_endpoint, lock, Agent};
 use crate::attach::delete_request;
 use crate::mirror::Mirror;
 use crate::records::{Attachment, Phase};
@@ -173,10 +173,51 @@ fn container_of(ep: &contiv_api::EndpointState) -> String {
     ep.id.strip_prefix(&prefix).unwrap_or(&ep.id).to_string()
 }
 
+/// What a kicked pass has to program, from the last converged desired state to the new one;
+/// `None` when only a full pass can tell (a network to remove or rebuild, nothing known).
+fn changes(last: &Desired, d: &Desired) -> Option<Vec<(NetworkSpec, bool, Vec<RemoteEndpoint>)>> {
+    if last.informed != d.informed {
+        return None;
+    }
+    let now: BTreeSet<&String> = d.networks.keys().chain(d.keep.iter()).collect();
+    if last.networks.keys().chain(last.keep.iter()).any(|id| !now.contains(id)) {
+        return None; // something may have to go
+    }
+    let mut out = Vec::new();
+    for (id, (spec, remotes)) in &d.networks {
+        match last.networks.get(id) {
+            None => out.push((spec.clone(), true, remotes.clone())),
+            Some((s, _)) if s.vni != spec.vni || s.fwd_mode != spec.fwd_mode => return None,
+            Some((s, _)) if s != spec => out.push((spec.clone(), true, remotes.clone())),
+            Some((_, r)) if r != remotes => out.push((spec.clone(), false, remotes.clone())),
+            Some(_) => {}
+        }
+    }
+    Some(out)
+}
+
 impl Agent {
-    /// One full pass (exclusive with CNI operations).
+    /// The desired state from the records and the mirror.
+    fn desired_now(&self, mirror: Option<&Mirror>, live: &[Attachment]) -> Desired {
+        let accept = |s: &NetworkSpec| self.dp.validate(s).is_ok();
+        desired(mirror, live, &self.settings.host, self.settings.fwd_mode, &accept)
+    }
+
+    /// Live (not releasing) attachment records.
+    fn live(&self) -> Vec<Attachment> {
+        self.records
+            .list()
+            .into_iter()
+            .filter(|a| a.phase != Phase::Releasing)
+            .collect()
+    }
+
+    /// One full pass (exclusive with CNI operations): reads the whole datapath back.
     pub fn reconcile(&self) -> Report {
         let _gate = self.exclusive();
+        let mut conv = lock(&self.converged);
+        conv.clear();
+        *lock(&self.last_desired) = None;
         let mut r = Report::default();
         self.release_stale(&mut r);
         let observed = match self.dp.observe() {
@@ -186,28 +227,78 @@ impl Agent {
                 return r;
             }
         };
-        let live: Vec<Attachment> = self
-            .records
-            .list()
-            .into_iter()
-            .filter(|a| a.phase != Phase::Releasing)
-            .collect();
+        let live = self.live();
         let mirror = self.mirror.read().clone();
-        let accept = |s: &NetworkSpec| self.dp.validate(s).is_ok();
-        let d = desired(
-            mirror.as_ref(),
-            &live,
-            &self.settings.host,
-            self.settings.fwd_mode,
-            &accept,
-        );
+        let d = self.desired_now(mirror.as_ref(), &live);
         r.plan = plan(&d, &observed, &live);
         self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
         if let Some(m) = &mirror {
             r.netmaster_released = self.release_unrecorded(m, &mut r.errors);
         }
+        if r.errors.is_empty() {
+            *lock(&self.last_desired) = Some(d);
+        }
         if !r.errors.is_empty() || !r.plan.is_empty() || r.stale_released > 0 {
             tracing::info!(?r, "reconciled");
+        }
+        r
+    }
+
+    /// The pass run on a kick (a mirror change, an ADD or DEL): programs only the networks
+    /// whose desired state changed since the last converged pass, without reading the datapath
+    /// back and without excluding CNI operations (ADD and DEL converge their own endpoint and
+    /// network; the kernel is read back by the full passes, at start-up and every
+    /// `--reconcile-interval`). Falls back to a full pass when something must be removed or
+    /// rebuilt, a record is stale or releasing, the last pass failed, or netmaster holds an
+    /// endpoint of this host no record knows.
+    pub fn reconcile_changes(&self) -> Report {
+        let mut r = Report::default();
+        let stale = self.records.list().into_iter().any(|a| {
+            a.phase == Phase::Releasing || !(self.netns_alive)(std::path::Path::new(&a.netns))
+        });
+        let Some(last) = lock(&self.last_desired).clone().filter(|_| !stale) else {
+            return self.reconcile();
+        };
+        let unrecorded = {
+            let _gate = self.shared();
+            let mut conv = lock(&self.converged);
+            let live = self.live();
+            let mirror = self.mirror.read().clone();
+            let d = self.desired_now(mirror.as_ref(), &live);
+            let Some(todo) = changes(&last, &d) else {
+                drop(conv);
+                drop(_gate);
+                return self.reconcile();
+            };
+            for (spec, ensure, remotes) in &todo {
+                conv.remove(&spec.id);
+                if *ensure {
+                    if let Err(e) = self.dp.ensure_network(spec) {
+                        r.errors.push(format!("ensure network {}: {e}", spec.id));
+                        continue;
+                    }
+                }
+                match self.dp.set_remote_endpoints(&spec.id, remotes) {
+                    Ok(()) => {
+                        conv.insert(spec.id.clone(), (spec.clone(), remotes.clone()));
+                    }
+                    Err(e) => r.errors.push(format!("remote endpoints of {}: {e}", spec.id)),
+                }
+            }
+            *lock(&self.last_desired) = r.errors.is_empty().then_some(d);
+            r.plan.ensure = todo.iter().filter(|t| t.1).map(|t| t.0.clone()).collect();
+            r.plan.set_remotes = todo.into_iter().map(|(s, _, rem)| (s.id, rem)).collect();
+            mirror.as_ref().is_some_and(|m| !self.unrecorded(m).is_empty())
+        };
+        if unrecorded {
+            // Usually an ADD between createEndpoint and its record: settle under the gate.
+            let _gate = self.exclusive();
+            if let Some(m) = self.mirror.read().clone() {
+                r.netmaster_released = self.release_unrecorded(&m, &mut r.errors);
+            }
+        }
+        if !r.errors.is_empty() || !r.plan.is_empty() || r.netmaster_released > 0 {
+            tracing::info!(?r, "reconciled changes");
         }
         r
     }
@@ -264,17 +355,8 @@ impl Agent {
     /// Endpoints netmaster has for this host that no record knows (a crash between
     /// `createEndpoint` and the record, or records lost): released at netmaster.
     fn release_unrecorded(&self, m: &Mirror, errors: &mut Vec<String>) -> usize {
-        let known: BTreeSet<String> = self
-            .records
-            .list()
-            .into_iter()
-            .map(|a| a.endpoint_id)
-            .collect();
         let mut n = 0;
-        for ep in m.host_endpoints(&self.settings.host) {
-            if known.contains(&ep.id) {
-                continue;
-            }
+        for ep in self.unrecorded(m) {
             let a = Attachment {
                 tenant: ep.tenant_name.clone(),
                 network: ep.network_name.clone(),
@@ -288,5 +370,18 @@ impl Agent {
             }
         }
         n
+    }
+
+    /// Endpoints netmaster has for this host that no record knows.
+    fn unrecorded<'a>(&'a self, m: &'a Mirror) -> Vec<&'a contiv_api::EndpointState> {
+        let known: BTreeSet<String> = self
+            .records
+            .list()
+            .into_iter()
+            .map(|a| a.endpoint_id)
+            .collect();
+        m.host_endpoints(&self.settings.host)
+            .filter(|ep| !known.contains(&ep.id))
+            .collect()
     }
 }

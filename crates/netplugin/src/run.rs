@@ -90,22 +90,26 @@ pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) {
     });
 }
 
-/// The reconciler loop: a pass per (debounced) kick and every `interval`, spool replay with
-/// each periodic pass.
+/// The reconciler loop: a pass per (debounced) kick that programs only what changed
+/// (`Agent::reconcile_changes`), a full pass (the datapath read back) every `interval`, and the
+/// spool replay with each full pass.
 pub fn reconcile_loop(agent: &Agent, stop: &Stop, interval: Duration) {
-    let mut last_replay = Instant::now();
+    let mut last_full = Instant::now();
     while !stop.is_raised() {
-        if agent.kick.wait(interval) {
+        let wait = interval.saturating_sub(last_full.elapsed());
+        if agent.kick.wait(wait) {
             std::thread::sleep(DEBOUNCE);
             agent.kick.wait(Duration::ZERO);
         }
         if stop.is_raised() {
             return;
         }
-        agent.reconcile();
-        if last_replay.elapsed() >= interval {
+        if last_full.elapsed() >= interval {
+            agent.reconcile();
             agent.replay_spool();
-            last_replay = Instant::now();
+            last_full = Instant::now();
+        } else {
+            agent.reconcile_changes();
         }
     }
 }
