@@ -62,6 +62,8 @@ pub struct LinuxDatapath {
     /// deletions share one). Callers order network removal against endpoint operations (the
     /// agent's reconcile pass runs exclusively).
     state: Mutex<HashMap<String, NetLoc>>,
+    /// Netlink threads kept in the host and tenant namespaces.
+    pool: netns::NsPool,
 }
 
 impl LinuxDatapath {
@@ -74,6 +76,7 @@ impl LinuxDatapath {
             cfg,
             host_ns,
             state: Mutex::new(HashMap::new()),
+            pool: netns::NsPool::default(),
         }
     }
 
@@ -109,7 +112,9 @@ impl LinuxDatapath {
         }
     }
 
-    /// Runs `f` with a netlink handle in the namespace at `path` (label for errors).
+    /// Runs `f` with a netlink handle in the namespace at `path` (label for errors): on a
+    /// pooled thread for the host and tenant namespaces, on a fresh one for others (workload
+    /// namespaces are one-off; a kept thread would also keep them alive).
     pub(crate) fn in_ns<F, Fut, R>(&self, path: &Path, label: &str, f: F) -> Result<R, LinuxError>
     where
         F: FnOnce(Nl) -> Fut + Send,
@@ -117,7 +122,27 @@ impl LinuxDatapath {
         R: Send,
     {
         let ns = label.to_string();
-        netns::run_in(path, move |h| f(Nl { h, ns }))
+        if self.pooled(path) {
+            self.pool.run(path, move |h| f(Nl { h, ns }))
+        } else {
+            netns::run_in(path, move |h| f(Nl { h, ns }))
+        }
+    }
+
+    /// Whether `path` is a namespace whose netlink threads are kept: the host's or a tenant's.
+    fn pooled(&self, path: &Path) -> bool {
+        path == self.host_ns
+            || (path.parent() == Some(self.cfg.netns_dir.as_path())
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&self.tenant_ns_prefix())))
+    }
+
+    /// Deletes a tenant namespace, dropping its kept threads first.
+    pub(crate) fn delete_tenant_ns(&self, path: &Path) -> Result<(), LinuxError> {
+        self.pool.forget(path);
+        netns::delete_named(path)
     }
 
     /// Every network of this driver found in the kernel (tenant namespaces scanned).

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::driver::{LinuxDatapath, NetLoc};
@@ -19,6 +19,11 @@ use crate::netns;
 use crate::nl::Nl;
 
 /// Plugs `ep` in; rolls back the veth on failure; converges when it already exists.
+///
+/// A fresh ADD is two namespace visits: the tenant's (pooled thread: create the pair with the
+/// workload end made inside the workload namespace, configure the host end) and the workload's
+/// (one-off thread: address, link up, default route). Only when the host end already exists is
+/// the workload end checked first (retried ADD, restart).
 pub(crate) fn add(
     d: &LinuxDatapath,
     loc: &NetLoc,
@@ -31,29 +36,15 @@ pub(crate) fn add(
         mac: ep.mac,
         mtu: loc.mtu,
     };
-    let ws = ep.netns_path.display().to_string();
-    let present = d.in_ns(&ep.netns_path, &ws, |nl| async move {
-        Ok(nl
-            .link(&ep.ifname)
-            .await?
-            .is_some_and(|l| l.mac == ep.mac.octets()))
-    })?;
-    let host_present = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        let l = nl.link(&host).await?;
-        if l.is_some() && !present {
-            nl.del_link(&host).await?; // half-built by an interrupted call: start over
-        }
-        Ok(l.is_some() && present)
-    })?;
-    let res = if host_present {
-        configure(d, loc, ep)
-    } else {
-        create_veth(d, loc, ep).and_then(|_| configure(d, loc, ep))
-    };
+    let res = plug(d, loc, ep).and_then(|()| {
+        let ws = ep.netns_path.display().to_string();
+        d.in_ns(&ep.netns_path, &ws, |nl| async move {
+            configure_workload(&nl, ep, loc.mtu).await
+        })
+    });
     match res {
         Ok(()) => Ok(attachment),
         Err(e) => {
-            let host = names::host_veth(&ep.id);
             let _ = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
                 nl.del_link(&host).await
             });
@@ -62,65 +53,91 @@ pub(crate) fn add(
     }
 }
 
+/// Makes the pair exist with its host end configured.
+fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+    let ws_file = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
+        ns: ep.netns_path.display().to_string(),
+        op: "open",
+        source,
+    })?;
+    let fd = ws_file.as_raw_fd();
+    let host = &names::host_veth(&ep.id);
+    let created = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+        if nl.link(host).await?.is_some() {
+            return Ok(false);
+        }
+        create_veth(&nl, loc, ep, fd).await?;
+        configure_host(&nl, loc, ep).await?;
+        Ok(true)
+    })?;
+    if created {
+        return Ok(());
+    }
+    let ws = ep.netns_path.display().to_string();
+    let present = d.in_ns(&ep.netns_path, &ws, |nl| async move {
+        Ok(nl
+            .link(&ep.ifname)
+            .await?
+            .is_some_and(|l| l.mac == ep.mac.octets()))
+    })?;
+    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
+        if !present {
+            nl.del_link(host).await?; // half-built by an interrupted call: start over
+            create_veth(&nl, loc, ep, fd).await?;
+        }
+        configure_host(&nl, loc, ep).await
+    })
+}
+
 /// Creates the pair in the tenant namespace with the workload end made directly inside the
 /// workload's namespace (`VETH_INFO_PEER` carrying `IFLA_NET_NS_FD`), already named, addressed
 /// (MAC) and sized (MTU). Creating the peer in its namespace avoids moving a device between
 /// namespaces afterwards, which waits for an RCU grace period (`synchronize_net`) and cost
 /// ~10-25 ms per ADD on a 2-core VM; it also saves the rename and the MAC/MTU calls.
-fn create_veth(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
-    let ws = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
-        ns: ep.netns_path.display().to_string(),
-        op: "open",
-        source,
-    })?;
-    let fd = ws.as_raw_fd();
-    let (host, peer) = (names::host_veth(&ep.id), names::temp_peer(&ep.id));
-    let (host, peer) = (&host, &peer);
-    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        nl.del_link(peer).await?; // left by an interrupted call of an earlier version
-        let workload_end = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(ep.ifname.clone())
-            .mtu(loc.mtu)
-            .address(ep.mac.octets().to_vec())
-            .setns_by_fd(fd)
-            .build();
-        let msg = LinkVeth::new(host, &ep.ifname)
-            .mtu(loc.mtu)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(workload_end)))
-            .build();
-        nl.add_link(host, msg).await
-    })
+async fn create_veth(
+    nl: &Nl,
+    loc: &NetLoc,
+    ep: &LocalEndpoint,
+    fd: std::os::fd::RawFd,
+) -> Result<(), LinuxError> {
+    let host = names::host_veth(&ep.id);
+    nl.del_link(&names::temp_peer(&ep.id)).await?; // left by an interrupted call of an earlier version
+    let workload_end = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(ep.ifname.clone())
+        .mtu(loc.mtu)
+        .address(ep.mac.octets().to_vec())
+        .setns_by_fd(fd)
+        .build();
+    let msg = LinkVeth::new(&host, &ep.ifname)
+        .mtu(loc.mtu)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(workload_end)))
+        .build();
+    nl.add_link(&host, msg).await
 }
 
-/// Converges both ends: host end attached/routed and up; workload end addressed, up, routed.
-fn configure(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+/// Converges the host end: attached to the bridge (or routed as a /32 with proxy ARP), up.
+async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
     let host = names::host_veth(&ep.id);
-    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        let h = nl.need_link(&host).await?;
-        let mut b = LinkUnspec::new_with_index(h.index)
-            .mtu(loc.mtu)
-            .alias(names::ep_alias(&ep.network_id, &ep.id))
-            .up();
-        if loc.mode == FwdMode::Bridge {
-            b = b.controller(nl.need_link(&names::bridge(loc.vni)).await?.index);
-        }
-        nl.set_link(&host, b.build()).await?;
-        if loc.mode == FwdMode::Routing {
-            netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
-            let r = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(ep.ip.addr(), 32)
-                .output_interface(h.index)
-                .scope(rtnetlink::packet_route::route::RouteScope::Link)
-                .build();
-            nl.replace_route(&format!("{}/32 dev {host}", ep.ip.addr()), r)
-                .await?;
-        }
-        Ok(())
-    })?;
-    let ws = ep.netns_path.display().to_string();
-    d.in_ns(&ep.netns_path, &ws, |nl| async move {
-        configure_workload(&nl, ep, loc.mtu).await
-    })
+    let h = nl.need_link(&host).await?;
+    let mut b = LinkUnspec::new_with_index(h.index)
+        .mtu(loc.mtu)
+        .alias(names::ep_alias(&ep.network_id, &ep.id))
+        .up();
+    if loc.mode == FwdMode::Bridge {
+        b = b.controller(nl.need_link(&names::bridge(loc.vni)).await?.index);
+    }
+    nl.set_link(&host, b.build()).await?;
+    if loc.mode == FwdMode::Routing {
+        netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
+        let r = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(ep.ip.addr(), 32)
+            .output_interface(h.index)
+            .scope(rtnetlink::packet_route::route::RouteScope::Link)
+            .build();
+        nl.replace_route(&format!("{}/32 dev {host}", ep.ip.addr()), r)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn configure_workload(nl: &Nl, ep: &LocalEndpoint, mtu: u32) -> Result<(), LinuxError> {
@@ -152,10 +169,14 @@ pub(crate) fn remove(
 ) -> Result<(), DatapathError> {
     let mut errs = Errors::default();
     let host = names::host_veth(&ep.id);
+    let mut peer_gone = false;
     if let Some(loc) = loc {
         let r = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
             let mut errs = Errors::default();
-            errs.absorb(nl.del_link(&host).await);
+            let existed = nl.link(&host).await?.is_some();
+            let del = nl.del_link(&host).await;
+            let gone = existed && del.is_ok();
+            errs.absorb(del);
             // Neighbour entries the router learnt for the workload (the link's own went with it).
             let ip = IpAddr::V4(ep.ip.addr());
             for n in nl.neighs(AddressFamily::Inet).await? {
@@ -163,15 +184,19 @@ pub(crate) fn remove(
                     errs.absorb(nl.del_neigh(&ip.to_string(), &n).await);
                 }
             }
-            Ok(errs)
+            Ok((errs, gone))
         });
         match r {
-            Ok(e) => errs.0.extend(e.0),
+            Ok((e, gone)) => {
+                errs.0.extend(e.0);
+                peer_gone = gone;
+            }
             Err(e) => errs.push(e.into()),
         }
     }
-    // The workload end, should the host end have been lost (e.g. network removed first).
-    if netns::is_netns(&ep.netns_path) {
+    // The workload end, should the host end have been lost (e.g. network removed first); a
+    // deleted host end took its peer with it.
+    if !peer_gone && netns::is_netns(&ep.netns_path) {
         let ws = ep.netns_path.display().to_string();
         errs.absorb(d.in_ns(&ep.netns_path, &ws, |nl| async move {
             match nl.link(&ep.ifname).await? {

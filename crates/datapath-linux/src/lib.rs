@@ -26,8 +26,15 @@
 //! a tenant on different hosts is asymmetric (each side routes at its own anycast gateway), so
 //! a host needs every network of the tenant its workloads talk to ensured, with its remotes.
 //!
-//! All netlink work for a namespace runs on a dedicated OS thread that `setns()`es first (see
-//! `netns`); the driver's methods are synchronous and serialized by one lock.
+//! All netlink work for a namespace runs on an OS thread that `setns()`ed into it (see
+//! `netns`): kept threads (a small pool per namespace) for the host and tenant namespaces, a
+//! fresh thread for a workload namespace. The driver's methods are synchronous; network-level
+//! ones are serialized by one lock, endpoint add/remove run in parallel.
+//!
+//! Tenant namespaces are IPv4-only routers: IPv6 is off for every device made there (except the
+//! bridge's link-local, which its MLD querier needs), and bridged frames skip the IP netfilter
+//! hooks (`bridge-nf-call-*` = 0; see `network::prepare_tenant`). Each bridge runs a multicast
+//! querier, so snooping keeps the workloads' MLD/IGMP reports from being flooded to every port.
 
 mod driver;
 mod endpoint;

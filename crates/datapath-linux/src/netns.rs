@@ -1,12 +1,22 @@
 //! Network namespaces. Netlink work for a namespace runs on a dedicated OS thread that
 //! `setns()`es first and owns a current-thread tokio runtime (a tokio worker is never moved).
+//! [`run_in`] makes a fresh thread per call (for one-off namespaces: workloads); [`NsPool`]
+//! keeps such threads, each with its runtime and netlink socket, per long-lived namespace (the
+//! host, tenant routers) and hands them calls over a channel, so a call costs a channel round
+//! trip instead of a thread spawn + setns + runtime + socket (~0.1-0.2 ms each, several per ADD).
 //! Named namespaces are created like `ip netns add`: `unshare(CLONE_NEWNET)` on a throwaway
 //! thread, then a bind mount of that thread's namespace onto `<dir>/<name>` (no fork).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -61,6 +71,201 @@ where
             .join()
             .unwrap_or(Err(LinuxError::ThreadPanicked { ns: name }))
     })
+}
+
+/// A job handed to a pooled worker: runs on the worker's runtime with its netlink handle;
+/// answers whether the worker is still healthy.
+type JobOf<'a> = Box<dyn FnOnce(&Handle, &tokio::runtime::Runtime) -> bool + Send + 'a>;
+type Job = JobOf<'static>;
+
+/// One pooled thread living in a namespace (it exits when this handle is dropped).
+struct Worker {
+    jobs: Sender<Job>,
+    used: Instant,
+}
+
+/// Idle workers of one namespace (identified by path and nsfs inode, so a namespace deleted
+/// and re-created under the same name never gets the old one's threads).
+#[derive(Default)]
+struct Idle {
+    ino: u64,
+    workers: Vec<Worker>,
+}
+
+/// Threads kept per namespace: at most this many idle ones.
+const MAX_IDLE: usize = 4;
+/// An idle thread is dropped after this long without work (and releases its namespace).
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// Pooled netlink threads per long-lived namespace (see the module docs). Calls on one
+/// namespace run in parallel on as many threads as are busy (deleting a veth blocks its
+/// thread for an RCU grace period; concurrent deletions share one); idle threads are reused.
+/// A pooled thread holds a reference to its namespace: call [`NsPool::forget`] before deleting
+/// a namespace so the kernel frees it (and the devices in it) at once.
+#[derive(Default)]
+pub struct NsPool {
+    idle: Mutex<HashMap<PathBuf, Idle>>,
+}
+
+/// What a worker answers for one call: the call's result, or its panic.
+type Outcome<R> = std::thread::Result<Result<R, LinuxError>>;
+
+/// A call in flight: the closure is dropped before the answer channel, so the caller (which
+/// waits for the answer or the channel's end) never returns while the closure may still touch
+/// what it borrows.
+struct Call<F, R> {
+    f: Option<F>,
+    tx: SyncSender<Outcome<R>>,
+}
+
+impl<F, R> Drop for Call<F, R> {
+    fn drop(&mut self) {
+        drop(self.f.take());
+    }
+}
+
+impl NsPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Idle>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the idle threads of `ns` (they exit and release the namespace).
+    pub fn forget(&self, ns: &Path) {
+        self.lock().remove(ns);
+    }
+
+    /// Like [`run_in`], on a pooled thread of `ns`.
+    pub fn run<F, Fut, R>(&self, ns: &Path, f: F) -> Result<R, LinuxError>
+    where
+        F: FnOnce(Handle) -> Fut + Send,
+        Fut: Future<Output = Result<R, LinuxError>>,
+        R: Send,
+    {
+        let ino = std::fs::metadata(ns).map_err(ns_err(ns, "stat"))?.ino();
+        let pooled = {
+            let mut m = self.lock();
+            for idle in m.values_mut() {
+                idle.workers.retain(|w| w.used.elapsed() < IDLE_EXIT);
+            }
+            m.retain(|p, idle| !idle.workers.is_empty() || p == ns);
+            let idle = m.entry(ns.to_path_buf()).or_default();
+            if idle.ino != ino {
+                *idle = Idle {
+                    ino,
+                    workers: Vec::new(),
+                };
+            }
+            idle.workers.pop()
+        };
+        let (tx, rx) = mpsc::sync_channel::<Outcome<R>>(1);
+        let call = Call { f: Some(f), tx };
+        let job: JobOf<'_> = Box::new(move |h: &Handle, rt: &tokio::runtime::Runtime| {
+            let mut call = call;
+            let f = call.f.take().expect("a call runs once");
+            let h = h.clone();
+            let out = catch_unwind(AssertUnwindSafe(|| rt.block_on(f(h))));
+            let healthy = out.is_ok();
+            let _ = call.tx.send(out);
+            healthy
+        });
+        // SAFETY: the job borrows from this frame; we do not return before the job has run or
+        // been dropped: we wait on `rx`, whose sender lives in the job and is dropped only
+        // after the closure `f` (and its future) are gone (see `Call`), whether the job runs,
+        // panics (caught), or is dropped unrun (worker gone: `send` hands it back, or the
+        // worker's queue drops it).
+        let job: Job = unsafe { std::mem::transmute(job) };
+        let mut worker = match pooled {
+            Some(w) => w,
+            None => Self::spawn(ns)?,
+        };
+        if let Err(mpsc::SendError(job)) = worker.jobs.send(job) {
+            // The worker is gone (cannot happen short of a bug): the job comes back unrun.
+            drop(job);
+            let _ = rx.recv();
+            return Err(LinuxError::ThreadPanicked {
+                ns: ns.display().to_string(),
+            });
+        }
+        let out = rx.recv();
+        match out {
+            Ok(Ok(r)) => {
+                worker.used = Instant::now();
+                let mut m = self.lock();
+                if let Some(idle) = m.get_mut(ns) {
+                    if idle.ino == ino && idle.workers.len() < MAX_IDLE {
+                        idle.workers.push(worker);
+                    }
+                }
+                r
+            }
+            Ok(Err(_)) | Err(_) => Err(LinuxError::ThreadPanicked {
+                ns: ns.display().to_string(),
+            }),
+        }
+    }
+
+    /// Starts a worker in `ns` (returns once it is in the namespace and ready).
+    fn spawn(ns: &Path) -> Result<Worker, LinuxError> {
+        let file = File::open(ns).map_err(ns_err(ns, "open"))?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), LinuxError>>(1);
+        let path = ns.to_path_buf();
+        std::thread::Builder::new()
+            .name("netns-worker".into())
+            .spawn(move || worker_main(&path, file, rx, ready_tx))
+            .map_err(ns_err(ns, "spawn thread"))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Worker {
+                jobs,
+                used: Instant::now(),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(LinuxError::ThreadPanicked {
+                ns: ns.display().to_string(),
+            }),
+        }
+    }
+}
+
+/// A pooled thread: enters the namespace, builds its runtime and netlink connection, reports on
+/// `ready`, then runs jobs until its handle is dropped or a job panics.
+fn worker_main(
+    ns: &Path,
+    file: File,
+    rx: Receiver<Job>,
+    ready: SyncSender<Result<(), LinuxError>>,
+) {
+    let setup = || -> Result<_, LinuxError> {
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| ns_err(ns, "setns")(nix_io(e)))?;
+        drop(file);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ns_err(ns, "tokio runtime"))?;
+        let (conn, handle, _) = {
+            let _g = rt.enter();
+            rtnetlink::new_connection().map_err(ns_err(ns, "netlink socket"))?
+        };
+        let conn_task = rt.spawn(conn);
+        Ok((rt, handle, conn_task))
+    };
+    let (rt, handle, conn_task) = match setup() {
+        Ok(v) => {
+            let _ = ready.send(Ok(()));
+            v
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    while let Ok(job) = rx.recv() {
+        if !job(&handle, &rt) {
+            break; // a panicked job may have left the connection half-used
+        }
+    }
+    conn_task.abort();
 }
 
 /// True when `path` is a mounted network namespace (nsfs).

@@ -5,9 +5,15 @@
 //! the same attachment (container id + interface) are ordered by a per-attachment lock, while
 //! operations on different attachments of one network proceed in parallel (the datapath converges
 //! the network idempotently under its own lock, and a per-network lock made concurrent ADDs of one
-//! network wait for each other's netmaster round trip and netlink work). A reconcile pass takes the `gate` for
-//! writing, so it never sees an attachment half made (netmaster endpoint created, record not yet
-//! written); CNI operations take it for reading, so they do not wait for each other.
+//! network wait for each other's netmaster round trip and netlink work). A full reconcile pass
+//! (start-up, every `--reconcile-interval`, or when a change needs a removal) takes the `gate`
+//! for writing, so it never sees an attachment half made (netmaster endpoint created, record
+//! not yet written); CNI operations take it for reading, so they do not wait for each other.
+//! The pass kicked by a change (an ADD, a DEL, a mirror event) takes it for reading too: it
+//! only ensures networks and remote endpoints whose desired state changed, and takes the gate
+//! for writing only to release endpoints netmaster holds without a record. Who reads the mirror
+//! and then programs a network's remotes holds `converged` meanwhile, so the last writer
+//! applied the newest mirror.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -162,7 +168,11 @@ pub(crate) struct AttachmentLock<'a> {
 
 impl Drop for AttachmentLock<'_> {
     fn drop(&mut self) {
-        let mut m = self.agent.net_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self
+            .agent
+            .net_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         // Ours plus the map's: nobody else waits on it.
         if Arc::strong_count(&self.lock) == 2 {
             m.remove(&self.key);

@@ -180,7 +180,12 @@ fn changes(last: &Desired, d: &Desired) -> Option<Vec<(NetworkSpec, bool, Vec<Re
         return None;
     }
     let now: BTreeSet<&String> = d.networks.keys().chain(d.keep.iter()).collect();
-    if last.networks.keys().chain(last.keep.iter()).any(|id| !now.contains(id)) {
+    if last
+        .networks
+        .keys()
+        .chain(last.keep.iter())
+        .any(|id| !now.contains(id))
+    {
         return None; // something may have to go
     }
     let mut out = Vec::new();
@@ -200,7 +205,13 @@ impl Agent {
     /// The desired state from the records and the mirror.
     fn desired_now(&self, mirror: Option<&Mirror>, live: &[Attachment]) -> Desired {
         let accept = |s: &NetworkSpec| self.dp.validate(s).is_ok();
-        desired(mirror, live, &self.settings.host, self.settings.fwd_mode, &accept)
+        desired(
+            mirror,
+            live,
+            &self.settings.host,
+            self.settings.fwd_mode,
+            &accept,
+        )
     }
 
     /// Live (not releasing) attachment records.
@@ -282,13 +293,17 @@ impl Agent {
                     Ok(()) => {
                         conv.insert(spec.id.clone(), (spec.clone(), remotes.clone()));
                     }
-                    Err(e) => r.errors.push(format!("remote endpoints of {}: {e}", spec.id)),
+                    Err(e) => r
+                        .errors
+                        .push(format!("remote endpoints of {}: {e}", spec.id)),
                 }
             }
             *lock(&self.last_desired) = r.errors.is_empty().then_some(d);
             r.plan.ensure = todo.iter().filter(|t| t.1).map(|t| t.0.clone()).collect();
             r.plan.set_remotes = todo.into_iter().map(|(s, _, rem)| (s.id, rem)).collect();
-            mirror.as_ref().is_some_and(|m| !self.unrecorded(m).is_empty())
+            mirror
+                .as_ref()
+                .is_some_and(|m| !self.unrecorded(m).is_empty())
         };
         if unrecorded {
             // Usually an ADD between createEndpoint and its record: settle under the gate.

@@ -1,7 +1,25 @@
 //! The agent's durable local state: one record per CNI attachment `(container id, ifname)`,
-//! one JSON file each under `<state dir>/attachments/`, written atomically (temp file, fsync,
-//! rename, directory fsync) so a `kill -9` leaves either the old or the new record. The state
-//! directory is locked (`flock` on `<state dir>/LOCK`) so two agents never share it.
+//! kept in memory and persisted as an append-only journal, `<state dir>/attachments.log`: one
+//! JSON line per change (`{"put":{..record..}}` or `{"del":[container id, ifname]}`), each
+//! appended with one `write`, so a `kill -9` leaves at worst a torn last line, which the next
+//! open drops (that change was never acknowledged). The journal is compacted (a snapshot
+//! written to a temp file and renamed over it) at open and when it grows past twice the live
+//! records. The state directory is locked (`flock` on `<state dir>/LOCK`) so two agents never
+//! share it. Records of earlier versions (one file each under `<state dir>/attachments/`) are
+//! read at open and folded into the journal.
+//!
+//! Why a journal and not a file per record: replacing a file atomically (temp file + rename)
+//! allocates an inode per write; on ext4 with many recently freed inodes that alone measured
+//! 0.4-0.7 ms per write (two writes per ADD).
+//!
+//! Durability is process-crash safety, not power-loss safety, on purpose: there is no fsync.
+//! A written line is in the page cache, which survives the agent's crash or `kill -9`; what a
+//! power loss (or kernel crash) can take, it takes together with everything the records
+//! describe: workload namespaces, veths, tenant namespaces are all gone after a reboot. What
+//! could be left over across a reboot is covered by the reconciler either way: interfaces no
+//! record owns are removed (orphans), and endpoints netmaster holds for this host without a
+//! record are released at netmaster. fsyncs (four per ADD) cost ~1.3 ms per ADD and bought
+//! nothing beyond that.
 //!
 //! Invariant: a record is written before the datapath is touched for an attachment and removed
 //! only after both the datapath and netmaster forgot it, so after any crash every interface or
@@ -95,98 +113,186 @@ pub fn ep_container(container_id: &str, ifname: &str) -> String {
     }
 }
 
-fn file_name(key: &AttachKey) -> String {
-    let hex: String = format!("{}\n{}", key.0, key.1)
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{hex}.json")
+/// One journal line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Entry {
+    Put(Box<Attachment>),
+    Del(AttachKey),
 }
 
-/// The attachment records, cached in memory, persisted per file.
+/// The records and the open journal.
+struct Inner {
+    cache: BTreeMap<AttachKey, Attachment>,
+    log: File,
+    /// Lines in the journal.
+    lines: usize,
+}
+
+/// The attachment records, cached in memory, persisted in an append-only journal.
 pub struct RecordStore {
-    dir: PathBuf,
-    cache: Mutex<BTreeMap<AttachKey, Attachment>>,
+    path: PathBuf,
+    inner: Mutex<Inner>,
     _lock: File,
 }
 
+/// Journal lines beyond which a compaction is due, for `live` records.
+fn compaction_due(lines: usize, live: usize) -> bool {
+    lines > 2 * live + 256
+}
+
 impl RecordStore {
-    /// Opens (creating) `<state_dir>/attachments`, locking the state dir.
+    /// Opens (creating) the journal in `state_dir`, locking the state dir.
     pub fn open(state_dir: &Path) -> Result<Self, RecordError> {
-        let dir = state_dir.join("attachments");
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        fs::create_dir_all(state_dir).map_err(io(state_dir))?;
         let lock_path = state_dir.join("LOCK");
         let lock = File::create(&lock_path).map_err(io(&lock_path))?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(RecordError::Locked(state_dir.to_path_buf()));
         }
-        let mut cache = BTreeMap::new();
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                let _ = fs::remove_file(&path); // temp files of an interrupted write
-                continue;
-            }
-            match fs::read(&path).map(|b| serde_json::from_slice::<Attachment>(&b)) {
-                Ok(Ok(a)) => {
-                    cache.insert(a.key(), a);
-                }
-                _ => tracing::warn!("skipping unreadable record {}", path.display()),
-            }
+        let legacy_dir = state_dir.join("attachments");
+        let (mut cache, legacy) = read_legacy(&legacy_dir)?;
+        let path = state_dir.join("attachments.log");
+        match fs::read(&path) {
+            Ok(bytes) => replay(&bytes, &mut cache, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
         }
+        let log = write_snapshot(&path, &cache)?;
+        for f in legacy {
+            let _ = fs::remove_file(f);
+        }
+        let lines = cache.len();
         Ok(RecordStore {
-            dir,
-            cache: Mutex::new(cache),
+            path,
+            inner: Mutex::new(Inner { cache, log, lines }),
             _lock: lock,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<AttachKey, Attachment>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn get(&self, key: &AttachKey) -> Option<Attachment> {
-        self.lock().get(key).cloned()
+        self.lock().cache.get(key).cloned()
     }
 
     pub fn list(&self) -> Vec<Attachment> {
-        self.lock().values().cloned().collect()
+        self.lock().cache.values().cloned().collect()
     }
 
-    /// Writes (or replaces) a record durably.
+    /// Writes (or replaces) a record: one journal line (crash-safe for the process; see the
+    /// module docs for why there is no fsync).
     pub fn put(&self, a: &Attachment) -> Result<(), RecordError> {
-        let name = file_name(&a.key());
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let body = serde_json::to_vec_pretty(a).map_err(|e| io(&path)(e.into()))?;
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&body)
-            .and_then(|()| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        self.sync_dir()?;
-        self.lock().insert(a.key(), a.clone());
-        Ok(())
+        let mut g = self.lock();
+        self.append(&mut g, &Entry::Put(Box::new(a.clone())))?;
+        g.cache.insert(a.key(), a.clone());
+        self.maybe_compact(&mut g)
     }
 
     /// Removes a record (absent is success).
     pub fn remove(&self, key: &AttachKey) -> Result<(), RecordError> {
-        let path = self.dir.join(file_name(key));
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
-            _ => {}
+        let mut g = self.lock();
+        if !g.cache.contains_key(key) {
+            return Ok(());
         }
-        self.sync_dir()?;
-        self.lock().remove(key);
+        self.append(&mut g, &Entry::Del(key.clone()))?;
+        g.cache.remove(key);
+        self.maybe_compact(&mut g)
+    }
+
+    fn append(&self, g: &mut Inner, e: &Entry) -> Result<(), RecordError> {
+        let mut line = serde_json::to_vec(e).map_err(|e| io(&self.path)(e.into()))?;
+        line.push(b'\n');
+        g.log.write_all(&line).map_err(io(&self.path))?;
+        g.lines += 1;
         Ok(())
     }
 
-    fn sync_dir(&self) -> Result<(), RecordError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))
+    fn maybe_compact(&self, g: &mut Inner) -> Result<(), RecordError> {
+        if compaction_due(g.lines, g.cache.len()) {
+            g.log = write_snapshot(&self.path, &g.cache)?;
+            g.lines = g.cache.len();
+        }
+        Ok(())
     }
+}
+
+/// Records of earlier versions (one JSON file each); also returns the files to delete once
+/// the journal holds them. Temp files of interrupted writes are deleted.
+fn read_legacy(dir: &Path) -> Result<(BTreeMap<AttachKey, Attachment>, Vec<PathBuf>), RecordError> {
+    let mut cache = BTreeMap::new();
+    let mut files = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((cache, files)),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in rd {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        match fs::read(&path).map(|b| serde_json::from_slice::<Attachment>(&b)) {
+            Ok(Ok(a)) => {
+                cache.insert(a.key(), a);
+                files.push(path);
+            }
+            _ => tracing::warn!("skipping unreadable record {}", path.display()),
+        }
+    }
+    Ok((cache, files))
+}
+
+/// Applies the journal's complete lines in order; stops at a torn or unreadable line.
+fn replay(bytes: &[u8], cache: &mut BTreeMap<AttachKey, Attachment>, path: &Path) {
+    let mut rest = bytes;
+    while let Some(n) = rest.iter().position(|&b| b == b'\n') {
+        let (line, tail) = rest.split_at(n);
+        rest = &tail[1..];
+        match serde_json::from_slice::<Entry>(line) {
+            Ok(Entry::Put(a)) => {
+                cache.insert(a.key(), *a);
+            }
+            Ok(Entry::Del(k)) => {
+                cache.remove(&k);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}: dropping the journal from an unreadable line: {e}",
+                    path.display()
+                );
+                return;
+            }
+        }
+    }
+    if !rest.is_empty() {
+        tracing::warn!("{}: dropping a torn last line", path.display());
+    }
+}
+
+/// Replaces the journal with one `put` line per record (temp file + rename); returns it open
+/// for appending.
+fn write_snapshot(
+    path: &Path,
+    cache: &BTreeMap<AttachKey, Attachment>,
+) -> Result<File, RecordError> {
+    let tmp = path.with_extension("log.tmp");
+    let mut body = Vec::new();
+    for a in cache.values() {
+        serde_json::to_writer(&mut body, &Entry::Put(Box::new(a.clone())))
+            .map_err(|e| io(&tmp)(e.into()))?;
+        body.push(b'\n');
+    }
+    fs::write(&tmp, &body).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io(path))
 }
 
 #[cfg(test)]
@@ -204,6 +310,37 @@ mod tests {
     }
 
     #[test]
+    fn legacy_records_are_folded_into_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let legacy = dir.path().join("attachments");
+        fs::create_dir_all(&legacy).expect("dir");
+        let a = att("old");
+        fs::write(legacy.join("x.json"), serde_json::to_vec(&a).expect("json")).expect("write");
+        fs::write(legacy.join("y.json.tmp"), "partial").expect("tmp");
+        let s = RecordStore::open(dir.path()).expect("open");
+        assert_eq!(s.list(), vec![a.clone()]);
+        drop(s);
+        assert_eq!(fs::read_dir(&legacy).expect("dir").count(), 0);
+        let s = RecordStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.list(), vec![a]);
+    }
+
+    #[test]
+    fn journal_is_compacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = RecordStore::open(dir.path()).expect("open");
+        for i in 0..1000 {
+            s.put(&att(&format!("c{}", i % 3))).expect("put");
+        }
+        let lines = fs::read_to_string(dir.path().join("attachments.log"))
+            .expect("journal")
+            .lines()
+            .count();
+        assert!(lines <= 2 * 3 + 257, "{lines} lines");
+        assert_eq!(s.list().len(), 3);
+    }
+
+    #[test]
     fn put_reopen_remove_and_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
@@ -217,12 +354,23 @@ mod tests {
             s.remove(&att("c1").key()).expect("remove");
             s.remove(&att("c1").key()).expect("remove twice");
         }
-        fs::write(dir.path().join("attachments/x.json.tmp"), "partial").expect("tmp");
+        // A torn last line (kill -9 in the middle of an append) is dropped.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("attachments.log"))
+            .expect("journal");
+        f.write_all(b"{\"put\":{\"container_id\":\"c3\"")
+            .expect("torn");
+        drop(f);
         let s = RecordStore::open(dir.path()).expect("reopen");
         let all = s.list();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].container_id, "c/2");
         assert_eq!(all[0].network_key(), "t:n");
+        s.put(&att("c4")).expect("put after a torn line");
+        drop(s);
+        let s = RecordStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.list().len(), 2);
         assert_eq!(ep_container("abc", "eth0"), "abc");
         assert_eq!(ep_container("abc", "net1"), "abc-net1");
     }
