@@ -95,3 +95,21 @@ async fn refused_writes_change_nothing() {
     assert_eq!(before, observe(&e));
     assert_eq!(rev, store.range("/").await.expect("range").revision, "no store write");
 }
+
+/// The list cache survives writes that change no object (allocations, endpoints) and is dropped by
+/// any object write, including one that only changes another list's derived links.
+#[tokio::test]
+async fn list_cache_follows_object_writes_only() {
+    let e = Engine::open(Arc::new(MemoryStore::new()), EngineOptions::default()).await.expect("open");
+    let n = json!({"tenantName": "default", "networkName": "n", "encap": "vxlan", "subnet": "10.9.0.0/24"});
+    e.upsert("default:n", obj::<Network>(n)).await.expect("network");
+    let first = e.list_json::<Network>().expect("list");
+    e.alloc_address(AllocAddressRequest { network_id: "n.default".into(), ..Default::default() }).await.expect("alloc");
+    let after_alloc = e.list_json::<Network>().expect("list");
+    assert_eq!(first.as_ptr(), after_alloc.as_ptr(), "served from the cache");
+    let g = json!({"tenantName": "default", "groupName": "g", "networkName": "n"});
+    e.upsert("default:g", obj::<EndpointGroup>(g)).await.expect("group");
+    let after_group = e.list_json::<Network>().expect("list");
+    let v: serde_json::Value = serde_json::from_slice(&after_group).expect("json");
+    assert!(v[0]["link-sets"]["EndpointGroups"]["default:g"].is_object(), "derived link appears: {v}");
+}
