@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVeth, LinkAttribute,
+};
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -36,10 +38,10 @@ pub(crate) fn add(
         mac: ep.mac,
         mtu: loc.mtu,
     };
-    let res = plug(d, loc, ep).and_then(|()| {
+    let res = plug(d, loc, ep).and_then(|fresh| {
         let ws = ep.netns_path.display().to_string();
         d.in_ns(&ep.netns_path, &ws, |nl| async move {
-            configure_workload(&nl, ep, loc.mtu).await
+            configure_workload(&nl, ep, loc.mtu, fresh).await
         })
     });
     match res {
@@ -53,8 +55,9 @@ pub(crate) fn add(
     }
 }
 
-/// Makes the pair exist with its host end configured.
-fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+/// Makes the pair exist with its host end configured; true when it was created just now (so
+/// the workload end is known to have no address yet).
+fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<bool, LinuxError> {
     let ws_file = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
         ns: ep.netns_path.display().to_string(),
         op: "open",
@@ -71,7 +74,7 @@ fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), Linux
         Ok(true)
     })?;
     if created {
-        return Ok(());
+        return Ok(true);
     }
     let ws = ep.netns_path.display().to_string();
     let present = d.in_ns(&ep.netns_path, &ws, |nl| async move {
@@ -86,7 +89,8 @@ fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), Linux
             create_veth(&nl, loc, ep, fd).await?;
         }
         configure_host(&nl, loc, ep).await
-    })
+    })?;
+    Ok(false)
 }
 
 /// Creates the pair in the tenant namespace with the workload end made directly inside the
@@ -140,19 +144,47 @@ async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(),
     Ok(())
 }
 
-async fn configure_workload(nl: &Nl, ep: &LocalEndpoint, mtu: u32) -> Result<(), LinuxError> {
-    let lo = nl.need_link("lo").await?;
-    nl.set_link("lo", LinkUnspec::new_with_index(lo.index).up().build())
-        .await?;
+/// Converges the workload end: no IPv6 address generation on it, `lo` and it up, its address,
+/// the default route.
+///
+/// The datapath is IPv4 only, so the workload's interface gets `addr_gen_mode` none
+/// (`IFLA_INET6_ADDR_GEN_MODE`) before it goes up: otherwise each new interface makes a link-local
+/// address, runs DAD, joins its solicited-node group (MLD reports) and sends router solicitations
+/// into the tenant's bridge. Done over netlink rather than with the `disable_ipv6` sysctl, whose
+/// handler only `rtnl_trylock()`s and restarts the syscall, spinning while concurrent ADDs hold
+/// the rtnl lock. Best effort: without IPv6 (module absent, disabled in the namespace) there is
+/// nothing to turn off. `fresh`: the pair was created just now, so the interface has no address
+/// to diff. `lo` is ifindex 1 in every network namespace.
+async fn configure_workload(
+    nl: &Nl,
+    ep: &LocalEndpoint,
+    mtu: u32,
+    fresh: bool,
+) -> Result<(), LinuxError> {
     let l = nl.need_link(&ep.ifname).await?;
+    let no_v6 = LinkUnspec::new_with_index(l.index)
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+            AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
+        ])]))
+        .build();
+    if let Err(e) = nl.set_link(&ep.ifname, no_v6).await {
+        tracing::debug!(ns = %nl.ns, error = %e, "workload interface keeps IPv6 address generation");
+    }
+    nl.set_link("lo", LinkUnspec::new_with_index(LOOPBACK_IFINDEX).up().build())
+        .await?;
     let msg = LinkUnspec::new_with_index(l.index)
         .mtu(mtu)
         .address(ep.mac.octets().to_vec())
         .up()
         .build();
     nl.set_link(&ep.ifname, msg).await?;
-    nl.converge_addr(&ep.ifname, l.index, ep.ip.addr(), ep.ip.prefix_len())
-        .await?;
+    if fresh {
+        nl.add_addr(&ep.ifname, l.index, ep.ip.addr(), ep.ip.prefix_len())
+            .await?;
+    } else {
+        nl.converge_addr(&ep.ifname, l.index, ep.ip.addr(), ep.ip.prefix_len())
+            .await?;
+    }
     let r = RouteMessageBuilder::<Ipv4Addr>::new()
         .gateway(ep.gateway)
         .output_interface(l.index)
@@ -160,6 +192,9 @@ async fn configure_workload(nl: &Nl, ep: &LocalEndpoint, mtu: u32) -> Result<(),
     nl.replace_route(&format!("default via {}", ep.gateway), r)
         .await
 }
+
+/// The loopback device's index, fixed in every network namespace (`LOOPBACK_IFINDEX`).
+const LOOPBACK_IFINDEX: u32 = 1;
 
 /// Unplugs `ep` (best effort). `loc` is `None` when its network is already gone.
 pub(crate) fn remove(

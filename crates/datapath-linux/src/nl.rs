@@ -268,12 +268,23 @@ impl Nl {
             }
         }
         if !present {
-            let req = self.h.address().add(index, ip.into(), prefix).replace();
-            req.execute()
-                .await
-                .map_err(self.err("add address to", name))?;
+            self.add_addr(name, index, ip, prefix).await?;
         }
         Ok(())
+    }
+
+    /// Adds (or replaces) `ip/prefix` on the link `name`, without looking at its other addresses.
+    pub async fn add_addr(
+        &self,
+        name: &str,
+        index: u32,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), LinuxError> {
+        let req = self.h.address().add(index, ip.into(), prefix).replace();
+        req.execute()
+            .await
+            .map_err(self.err("add address to", name))
     }
 
     pub async fn routes(&self) -> Result<Vec<RouteMessage>, LinuxError> {
