@@ -100,22 +100,8 @@ pub struct AgentRoute {
     pub priority: Option<u32>,
 }
 
-/// DNS settings for the container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentDns {
-    /// Name servers, in priority order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nameservers: Vec<String>,
-    /// Local domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// Search domains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub search: Vec<String>,
-    /// Resolver options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub options: Vec<String>,
-}
+/// DNS settings for the container: the same shape as the CNI result's `dns`.
+pub use crate::result::Dns as AgentDns;
 
 /// The attachment the agent made (answer to ADD, and to CHECK as its current view).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
