@@ -90,15 +90,13 @@ fn connect(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_err(path, "open", e))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |r| r.get(0))
-        .map_err(|e| sql_err(path, "set locking_mode", e))?;
-    if !mode.eq_ignore_ascii_case("exclusive") {
-        return Err(corrupt(
-            path,
-            format!("cannot lock the database exclusively (locking mode {mode})"),
-        ));
-    }
+    set_pragma_checked(
+        &conn,
+        path,
+        "locking_mode",
+        "EXCLUSIVE",
+        "cannot lock the database exclusively",
+    )?;
     let level = match sync {
         SyncMode::Normal => "NORMAL",
         SyncMode::Full => "FULL",
@@ -107,6 +105,26 @@ fn connect(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
         .map_err(|e| sql_err(path, "set synchronous", e))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Sets a pragma that SQLite may silently refuse, and checks it took: `what` names the failure.
+fn set_pragma_checked(
+    conn: &Connection,
+    path: &Path,
+    name: &str,
+    value: &str,
+    what: &str,
+) -> Result<(), StoreError> {
+    let got: String = conn
+        .pragma_update_and_check(None, name, value, |r| r.get(0))
+        .map_err(|e| sql_err(path, &format!("set {name}"), e))?;
+    if !got.eq_ignore_ascii_case(value) {
+        return Err(corrupt(
+            path,
+            format!("{what} ({} {got})", name.replace('_', " ")),
+        ));
+    }
+    Ok(())
 }
 
 fn pragma_i64(conn: &Connection, path: &Path, name: &str) -> Result<i64, StoreError> {
@@ -122,15 +140,13 @@ fn init_or_check(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(|e| sql_err(path, "read schema", e))?;
     if app_id == 0 && objects == 0 {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| sql_err(path, "set journal_mode", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(corrupt(
-                path,
-                format!("cannot enable write-ahead logging (journal mode {mode})"),
-            ));
-        }
+        set_pragma_checked(
+            conn,
+            path,
+            "journal_mode",
+            "WAL",
+            "cannot enable write-ahead logging",
+        )?;
         let tx = conn
             .transaction()
             .map_err(|e| sql_err(path, "begin schema", e))?;
@@ -155,15 +171,13 @@ fn init_or_check(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             format!("unsupported schema version {version} (this build reads {SCHEMA_VERSION})"),
         ));
     }
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(|e| sql_err(path, "set journal_mode", e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(corrupt(
-            path,
-            format!("cannot enable write-ahead logging (journal mode {mode})"),
-        ));
-    }
+    set_pragma_checked(
+        conn,
+        path,
+        "journal_mode",
+        "WAL",
+        "cannot enable write-ahead logging",
+    )?;
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
         .map_err(|e| sql_err(path, "integrity check", e))?;
