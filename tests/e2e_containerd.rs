@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contiv_netplugin::testbed::{eventually, is_root, ping, tcp_exchange, Binaries, Cluster};
+use contiv_netplugin::testbed::{dead_run_dirs, eventually, is_root, ping, tcp_exchange, Binaries, Cluster};
 use serde_json::{json, Value};
 
 const TMP_PREFIX: &str = "ctvcd-";
@@ -420,20 +420,10 @@ mod cri {
 // containerd as a child process, and its clean-up.
 
 fn reap_stale() {
-    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            kill_matching(&e.path());
-            unmount_under(&e.path());
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    for dir in dead_run_dirs(TMP_PREFIX) {
+        kill_matching(&dir);
+        unmount_under(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -89,20 +89,25 @@ fn free_port() -> Result<u16, String> {
 
 const TMP_PREFIX: &str = "ctvnp-";
 
+/// Temp dirs named `<prefix><pid>-…` whose process is gone: leftovers of killed test runs.
+pub fn dead_run_dirs(prefix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid = name.strip_prefix(prefix).and_then(|r| r.split('-').next()).unwrap_or("");
+            !pid.is_empty() && !Path::new("/proc").join(pid).exists()
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Removes temp dirs of earlier runs whose process is gone.
 fn reap_tmp() {
-    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    for dir in dead_run_dirs(TMP_PREFIX) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
