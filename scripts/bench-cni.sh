@@ -18,6 +18,7 @@ done
 command -v iperf3 >/dev/null || { echo "bench-cni.sh: iperf3 missing (scripts/install-deps.sh)" >&2; exit 2; }
 
 cargo build --release --workspace
+cargo build-contivk8s   # the plugin as installed: statically linked (.cargo/config.toml)
 
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) | nproc $(nproc) | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) | kernel $(uname -r) | load: $(cut -d' ' -f1-3 /proc/loadavg) | profile: release"
 echo "== reference: containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'); $(iperf3 --version | head -1)"

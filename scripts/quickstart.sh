@@ -153,7 +153,8 @@ up() {
   fi
   bash scripts/install-deps.sh
   say "building (release)"
-  cargo build --release --bin netmaster --bin netctl --bin netplugin --bin contivk8s
+  cargo build --release --bin netmaster --bin netctl --bin netplugin
+  cargo build-contivk8s   # statically linked: see .cargo/config.toml
   mkdir -p "$QS_DIR"
   hosts_up
   control_plane_up

@@ -53,6 +53,13 @@ impl EndpointState {
     pub fn network_key(&self) -> String {
         format!("{}:{}", self.tenant_name, self.network_name)
     }
+    /// Whether the endpoint is on the network with model key `key` ("tenant:network"), without
+    /// building the key (scans over every endpoint call this).
+    pub fn in_network(&self, key: &str) -> bool {
+        key.strip_prefix(self.tenant_name.as_str())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|net| net == self.network_name)
+    }
     /// Model key of the endpoint's group ("tenant:group"), empty when it has none.
     pub fn group_key(&self) -> String {
         if self.service_name.is_empty() {
@@ -89,3 +96,21 @@ fn go_map_string(m: &BTreeMap<String, String>) -> String {
     format!("map[{}]", inner.join(" "))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_network_matches_exactly_the_network_key() {
+        let e = EndpointState {
+            tenant_name: "t1".into(),
+            network_name: "net".into(),
+            ..Default::default()
+        };
+        assert!(e.in_network(&e.network_key()));
+        for other in ["t1:ne", "t1:net2", "t:net", "t1net", "t1::net", ":net", ""] {
+            assert!(!e.in_network(other), "{other}");
+        }
+    }
+}

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
-use contiv_netplugin::testbed::{is_root, Binaries, Cluster};
+use contiv_netplugin::testbed::{is_root, AgentSettings, Binaries, Cluster};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -47,6 +47,9 @@ struct CniArgs {
     /// Concurrent plugin invocations in the throughput run.
     #[arg(long, default_value_t = 16)]
     inflight: usize,
+    /// Throughput runs (each: ours then the reference, fresh pods); medians reported.
+    #[arg(long, default_value_t = 3)]
+    throughput_runs: usize,
     /// Unmeasured warm-up pods per side before the sequential run.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
@@ -180,7 +183,8 @@ fn binaries(args: &CniArgs) -> anyhow::Result<Binaries> {
 }
 
 fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
-    let c = Cluster::start(bins.clone(), hosts, &[]).map_err(|e| anyhow!("cluster: {e}"))?;
+    let c = Cluster::start_with(bins.clone(), hosts, &[], AgentSettings::Defaults)
+        .map_err(|e| anyhow!("cluster: {e}"))?;
     c.create_network("default", "bench", "10.46.0.0/16", "10.46.0.1").map_err(|e| anyhow!(e))?;
     Ok(c)
 }
@@ -320,41 +324,68 @@ fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut V
     rows.push(seq("DEL, sequential,", &del_o, &del_r, 99.0, None));
     rows.push(seq("DEL, sequential,", &del_o, &del_r, 0.0, None));
 
-    // Throughput: `inflight` concurrent invocations.
+    // Throughput: `inflight` concurrent invocations, `throughput_runs` times, ours and the
+    // reference alternating with fresh pods each run (shared-machine noise: medians). The
+    // machine's CPU time (/proc/stat) over each ADD batch is reported per pod, with the idle
+    // and steal shares, so a run can be told apart from a noisy one.
     let m = args.throughput_pods;
     let k = args.inflight;
-    let to = pods(&c, "to", m)?;
-    let tr = pods(&c, "tr", m)?;
-    let load1 = loadavg();
-    let add_to = concurrent(&ours, "ADD", &to, k)?;
-    let add_tr = concurrent(&refp, "ADD", &tr, k)?;
-    let del_to = concurrent(&ours, "DEL", &to, k)?;
-    let del_tr = concurrent(&refp, "DEL", &tr, k)?;
-    notes.push(format!(
-        "throughput ({m} pods each, {k} in flight): ADD ours {:.2}s, reference {:.2}s; DEL ours {:.2}s, reference {:.2}s; load {load1} -> {}",
-        add_to.as_secs_f64(),
-        add_tr.as_secs_f64(),
-        del_to.as_secs_f64(),
-        del_tr.as_secs_f64(),
-        loadavg()
-    ));
-    drop_pods(&to);
-    drop_pods(&tr);
-    let pps = |d: Duration| m as f64 / d.as_secs_f64();
+    let (mut add_o, mut add_r, mut del_o, mut del_r) = (vec![], vec![], vec![], vec![]);
+    let (mut cpu_o, mut cpu_r) = (vec![], vec![]);
+    for run in 0..args.throughput_runs.max(1) {
+        let to = pods(&c, &format!("t{run}o"), m)?;
+        let tr = pods(&c, &format!("t{run}r"), m)?;
+        let load1 = loadavg();
+        let (a_o, s_o) = with_cpu(|| concurrent(&ours, "ADD", &to, k))?;
+        let (a_r, s_r) = with_cpu(|| concurrent(&refp, "ADD", &tr, k))?;
+        let d_o = concurrent(&ours, "DEL", &to, k)?;
+        let d_r = concurrent(&refp, "DEL", &tr, k)?;
+        notes.push(format!(
+            "throughput run {} ({m} pods each, {k} in flight): ADD ours {:.2}s ({}), reference {:.2}s ({}); DEL ours {:.2}s, reference {:.2}s; load {load1} -> {}",
+            run + 1,
+            a_o.as_secs_f64(),
+            s_o.describe(m),
+            a_r.as_secs_f64(),
+            s_r.describe(m),
+            d_o.as_secs_f64(),
+            d_r.as_secs_f64(),
+            loadavg()
+        ));
+        drop_pods(&to);
+        drop_pods(&tr);
+        let pps = |d: Duration| m as f64 / d.as_secs_f64();
+        add_o.push(pps(a_o));
+        add_r.push(pps(a_r));
+        del_o.push(pps(d_o));
+        del_r.push(pps(d_r));
+        cpu_o.push(s_o.busy_ms() / m as f64);
+        cpu_r.push(s_r.busy_ms() / m as f64);
+    }
+    let (add_o, add_r) = (median(add_o), median(add_r));
+    let runs = args.throughput_runs.max(1);
     rows.push(Row {
-        metric: format!("ADD throughput, {k} in flight"),
+        metric: format!("ADD throughput, {k} in flight (median of {runs})"),
         unit: "pods/s",
-        ours: pps(add_to),
-        reference: pps(add_tr),
+        ours: add_o,
+        reference: add_r,
         lower_better: false,
         target: "≥ 5× reference".into(),
-        met: Some(pps(add_to) >= 5.0 * pps(add_tr)),
+        met: Some(add_o >= 5.0 * add_r),
     });
     rows.push(Row {
-        metric: format!("DEL throughput, {k} in flight"),
+        metric: format!("CPU time per pod in the ADD batches (median of {runs})"),
+        unit: "ms",
+        ours: median(cpu_o),
+        reference: median(cpu_r),
+        lower_better: true,
+        target: String::new(),
+        met: None,
+    });
+    rows.push(Row {
+        metric: format!("DEL throughput, {k} in flight (median of {runs})"),
         unit: "pods/s",
-        ours: pps(del_to),
-        reference: pps(del_tr),
+        ours: median(del_o),
+        reference: median(del_r),
         lower_better: false,
         target: String::new(),
         met: None,
@@ -365,6 +396,64 @@ fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut V
         notes.push(format!("WARNING: {} endpoints left at netmaster", eps.as_array().map_or(0, Vec::len)));
     }
     Ok(())
+}
+
+/// The machine's CPU time over an interval, from /proc/stat (all CPUs, in clock ticks).
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSpan {
+    busy: u64,
+    idle: u64,
+    steal: u64,
+}
+
+impl CpuSpan {
+    fn now() -> CpuSpan {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal
+        CpuSpan {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+            steal: at(7),
+        }
+    }
+    fn since(self, start: CpuSpan) -> CpuSpan {
+        CpuSpan {
+            busy: self.busy.saturating_sub(start.busy),
+            idle: self.idle.saturating_sub(start.idle),
+            steal: self.steal.saturating_sub(start.steal),
+        }
+    }
+    fn tick_ms() -> f64 {
+        1000.0 / 100.0 // USER_HZ is 100 on Linux
+    }
+    fn busy_ms(&self) -> f64 {
+        self.busy as f64 * Self::tick_ms()
+    }
+    fn describe(&self, pods: usize) -> String {
+        let total = (self.busy + self.idle + self.steal).max(1) as f64;
+        format!(
+            "CPU {:.2} ms/pod, idle {:.0}%, steal {:.0}%",
+            self.busy_ms() / pods.max(1) as f64,
+            100.0 * self.idle as f64 / total,
+            100.0 * self.steal as f64 / total
+        )
+    }
+}
+
+/// Runs `f` and measures the machine's CPU time over it.
+fn with_cpu<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, CpuSpan)> {
+    let start = CpuSpan::now();
+    let out = f()?;
+    Ok((out, CpuSpan::now().since(start)))
 }
 
 fn loadavg() -> String {

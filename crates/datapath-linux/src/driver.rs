@@ -113,8 +113,9 @@ impl LinuxDatapath {
     }
 
     /// Runs `f` with a netlink handle in the namespace at `path` (label for errors): on a
-    /// pooled thread for the host and tenant namespaces, on a fresh one for others (workload
-    /// namespaces are one-off; a kept thread would also keep them alive).
+    /// pooled thread for the host and tenant namespaces, on a fresh one for others (a workload
+    /// namespace outside an endpoint job, e.g. a DEL whose network is gone; a kept thread would
+    /// keep it alive).
     pub(crate) fn in_ns<F, Fut, R>(&self, path: &Path, label: &str, f: F) -> Result<R, LinuxError>
     where
         F: FnOnce(Nl) -> Fut + Send,
@@ -127,6 +128,29 @@ impl LinuxDatapath {
         } else {
             netns::run_in(path, move |h| f(Nl { h, ns }))
         }
+    }
+
+    /// Runs `f(nl in the tenant namespace, nl in the workload namespace)` as one job on a kept
+    /// thread of the tenant namespace (see [`netns::NsPool::run_with_guest`]): an endpoint's
+    /// plumbing touches both sides, and this costs no thread per workload.
+    pub(crate) fn in_tenant_and_workload<F, Fut, R>(
+        &self,
+        loc: &NetLoc,
+        workload: &std::fs::File,
+        workload_label: &str,
+        f: F,
+    ) -> Result<R, LinuxError>
+    where
+        F: FnOnce(Nl, Nl) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<R, LinuxError>>,
+        R: Send,
+    {
+        let tenant = loc.ns_name.clone();
+        let ws = workload_label.to_string();
+        self.pool
+            .run_with_guest(&loc.ns_path, workload, workload_label, move |th, wh| {
+                f(Nl { h: th, ns: tenant }, Nl { h: wh, ns: ws })
+            })
     }
 
     /// Whether `path` is a namespace whose netlink threads are kept: the host's or a tenant's.

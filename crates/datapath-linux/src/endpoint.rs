@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
 use rtnetlink::packet_route::link::{
@@ -22,10 +22,20 @@ use crate::nl::Nl;
 
 /// Plugs `ep` in; rolls back the veth on failure; converges when it already exists.
 ///
-/// A fresh ADD is two namespace visits: the tenant's (pooled thread: create the pair with the
-/// workload end made inside the workload namespace, configure the host end) and the workload's
-/// (one-off thread: address, link up, default route). Only when the host end already exists is
-/// the workload end checked first (retried ADD, restart).
+/// One job on a kept thread of the tenant namespace, holding a netlink handle there and one in
+/// the workload's namespace (no thread per workload). A fresh ADD is seven netlink requests,
+/// five of them under the kernel's rtnl lock (which concurrent ADDs contend for): create the
+/// pair (workload end made inside the workload namespace, host end already on the bridge), then
+/// in the workload: link up with IPv6 address generation off, the address, the default route;
+/// last the host end's alias and link up. Only when the host end already exists (retried ADD,
+/// restart) is the workload end checked and the host end converged.
+///
+/// Two kernel waits are avoided on purpose, both RCU grace periods taken under the rtnl lock
+/// (every other ADD waits behind them, and the CPUs idle): a veth made without explicit queue
+/// counts gets one queue per CPU and is then cut down to one real queue, which synchronizes RCU;
+/// and a link that is up when its carrier-off event is processed is deactivated, which
+/// synchronizes RCU too. So both ends are made with one queue each, and the host end comes up
+/// last, when its peer is already up (carrier on at once).
 pub(crate) fn add(
     d: &LinuxDatapath,
     loc: &NetLoc,
@@ -38,88 +48,110 @@ pub(crate) fn add(
         mac: ep.mac,
         mtu: loc.mtu,
     };
-    let res = plug(d, loc, ep).and_then(|fresh| {
-        let ws = ep.netns_path.display().to_string();
-        d.in_ns(&ep.netns_path, &ws, |nl| async move {
-            configure_workload(&nl, ep, loc.mtu, fresh).await
-        })
+    let ws = ep.netns_path.display().to_string();
+    let ws_file = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
+        ns: ws.clone(),
+        op: "open",
+        source,
+    })?;
+    let fd = ws_file.as_raw_fd();
+    let res = d.in_tenant_and_workload(loc, &ws_file, &ws, |tnl, wnl| async move {
+        let out = async {
+            let fresh = plug(&tnl, &wnl, loc, ep, fd).await?;
+            configure_workload(&wnl, ep, loc.mtu, fresh).await?;
+            if fresh {
+                finish_host(&tnl, loc, ep).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if out.is_err() {
+            let _ = tnl.del_link(&host).await;
+        }
+        out
     });
     match res {
         Ok(()) => Ok(attachment),
-        Err(e) => {
-            let _ = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-                nl.del_link(&host).await
-            });
-            Err(e.into())
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Makes the pair exist with its host end configured; true when it was created just now (so
 /// the workload end is known to have no address yet).
-fn plug(d: &LinuxDatapath, loc: &NetLoc, ep: &LocalEndpoint) -> Result<bool, LinuxError> {
-    let ws_file = File::open(&ep.netns_path).map_err(|source| LinuxError::Netns {
-        ns: ep.netns_path.display().to_string(),
-        op: "open",
-        source,
-    })?;
-    let fd = ws_file.as_raw_fd();
+async fn plug(
+    tnl: &Nl,
+    wnl: &Nl,
+    loc: &NetLoc,
+    ep: &LocalEndpoint,
+    fd: RawFd,
+) -> Result<bool, LinuxError> {
     let host = &names::host_veth(&ep.id);
-    let created = d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        if nl.link(host).await?.is_some() {
-            return Ok(false);
-        }
-        create_veth(&nl, loc, ep, fd).await?;
-        configure_host(&nl, loc, ep).await?;
-        Ok(true)
-    })?;
-    if created {
-        return Ok(true);
+    match create_veth(tnl, loc, ep, fd).await {
+        Ok(()) => return Ok(true),
+        Err(e) if e.is_exists() => {}
+        Err(e) => return Err(e),
     }
-    let ws = ep.netns_path.display().to_string();
-    let present = d.in_ns(&ep.netns_path, &ws, |nl| async move {
-        Ok(nl
-            .link(&ep.ifname)
-            .await?
-            .is_some_and(|l| l.mac == ep.mac.octets()))
-    })?;
-    d.in_ns(&loc.ns_path, &loc.ns_name, |nl| async move {
-        if !present {
-            nl.del_link(host).await?; // half-built by an interrupted call: start over
-            create_veth(&nl, loc, ep, fd).await?;
-        }
-        configure_host(&nl, loc, ep).await
-    })?;
+    // The host end exists: keep the pair if its workload end is ours, else start over (an
+    // interrupted call left half of it).
+    let ours = wnl
+        .link(&ep.ifname)
+        .await?
+        .is_some_and(|l| l.mac == ep.mac.octets());
+    if !ours {
+        tnl.del_link(host).await?;
+        create_veth(tnl, loc, ep, fd).await?;
+    }
+    configure_host(tnl, loc, ep).await?;
     Ok(false)
 }
 
 /// Creates the pair in the tenant namespace with the workload end made directly inside the
 /// workload's namespace (`VETH_INFO_PEER` carrying `IFLA_NET_NS_FD`), already named, addressed
-/// (MAC) and sized (MTU). Creating the peer in its namespace avoids moving a device between
-/// namespaces afterwards, which waits for an RCU grace period (`synchronize_net`) and cost
-/// ~10-25 ms per ADD on a 2-core VM; it also saves the rename and the MAC/MTU calls.
-async fn create_veth(
-    nl: &Nl,
-    loc: &NetLoc,
-    ep: &LocalEndpoint,
-    fd: std::os::fd::RawFd,
-) -> Result<(), LinuxError> {
+/// (MAC) and sized (MTU), and the host end sized and (bridge mode) a port of the network's
+/// bridge (`IFLA_MASTER` is honoured on creation); both down, with one queue each (see [`add`]).
+/// Creating the peer in its namespace avoids moving a device between namespaces afterwards,
+/// which waits for an RCU grace period too. Fails with EEXIST (checked before anything is made)
+/// when the host end exists.
+async fn create_veth(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint, fd: RawFd) -> Result<(), LinuxError> {
     let host = names::host_veth(&ep.id);
-    nl.del_link(&names::temp_peer(&ep.id)).await?; // left by an interrupted call of an earlier version
     let workload_end = LinkMessageBuilder::<LinkUnspec>::new()
         .name(ep.ifname.clone())
         .mtu(loc.mtu)
         .address(ep.mac.octets().to_vec())
         .setns_by_fd(fd)
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
         .build();
-    let msg = LinkVeth::new(&host, &ep.ifname)
+    let mut b = LinkVeth::new(&host, &ep.ifname)
         .mtu(loc.mtu)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(workload_end)))
-        .build();
-    nl.add_link(&host, msg).await
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(workload_end)));
+    if loc.mode == FwdMode::Bridge {
+        b = b.controller(nl.need_link(&names::bridge(loc.vni)).await?.index);
+    }
+    nl.add_link(&host, b.build()).await
 }
 
-/// Converges the host end: attached to the bridge (or routed as a /32 with proxy ARP), up.
+/// What a freshly created host end still needs once its peer is up: its alias (the kernel
+/// ignores `IFLA_IFALIAS` on creation) and link up, in one request; in routing mode proxy ARP and
+/// the /32 route.
+async fn finish_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
+    let host = names::host_veth(&ep.id);
+    let msg = LinkUnspec::new_with_name(&host)
+        .alias(names::ep_alias(&ep.network_id, &ep.id))
+        .up()
+        .build();
+    nl.set_link(&host, msg).await?;
+    if loc.mode == FwdMode::Routing {
+        let index = nl.need_link(&host).await?.index;
+        route_host_end(nl, ep, &host, index).await?;
+    }
+    Ok(())
+}
+
+/// Converges an existing host end: attached to the bridge (or routed as a /32 with proxy ARP),
+/// sized, aliased, up.
 async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
     let host = names::host_veth(&ep.id);
     let h = nl.need_link(&host).await?;
@@ -132,29 +164,38 @@ async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(),
     }
     nl.set_link(&host, b.build()).await?;
     if loc.mode == FwdMode::Routing {
-        netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
-        let r = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(ep.ip.addr(), 32)
-            .output_interface(h.index)
-            .scope(rtnetlink::packet_route::route::RouteScope::Link)
-            .build();
-        nl.replace_route(&format!("{}/32 dev {host}", ep.ip.addr()), r)
-            .await?;
+        route_host_end(nl, ep, &host, h.index).await?;
     }
     Ok(())
 }
 
-/// Converges the workload end: no IPv6 address generation on it, `lo` and it up, its address,
-/// the default route.
+/// Routing mode: the tenant router answers ARP on the host end and routes the workload's /32
+/// to it.
+async fn route_host_end(nl: &Nl, ep: &LocalEndpoint, host: &str, index: u32) -> Result<(), LinuxError> {
+    netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
+    let r = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(ep.ip.addr(), 32)
+        .output_interface(index)
+        .scope(rtnetlink::packet_route::route::RouteScope::Link)
+        .build();
+    nl.replace_route(&format!("{}/32 dev {host}", ep.ip.addr()), r)
+        .await
+}
+
+/// Converges the workload end: up with no IPv6 address generation, its address, the default
+/// route. (`lo` is the runtime's: CNI runtimes run the loopback plugin themselves.)
 ///
 /// The datapath is IPv4 only, so the workload's interface gets `addr_gen_mode` none
-/// (`IFLA_INET6_ADDR_GEN_MODE`) before it goes up: otherwise each new interface makes a link-local
-/// address, runs DAD, joins its solicited-node group (MLD reports) and sends router solicitations
-/// into the tenant's bridge. Done over netlink rather than with the `disable_ipv6` sysctl, whose
-/// handler only `rtnl_trylock()`s and restarts the syscall, spinning while concurrent ADDs hold
-/// the rtnl lock. Best effort: without IPv6 (module absent, disabled in the namespace) there is
-/// nothing to turn off. `fresh`: the pair was created just now, so the interface has no address
-/// to diff. `lo` is ifindex 1 in every network namespace.
+/// (`IFLA_INET6_ADDR_GEN_MODE`) in the same request that brings it up: otherwise each new
+/// interface makes a link-local address, runs DAD, joins its solicited-node group (MLD reports)
+/// and sends router solicitations into the tenant's bridge. The kernel applies `IFLA_AF_SPEC`
+/// after the flags within that request, but IPv6 only configures the link once its carrier is
+/// seen (link watch, which needs the rtnl lock the request still holds), so the mode is in place
+/// first; a test checks no IPv6 address appears. Done over netlink rather than with the
+/// `disable_ipv6` sysctl, whose handler only `rtnl_trylock()`s and restarts the syscall,
+/// spinning while concurrent ADDs hold the rtnl lock. Without IPv6 in the kernel (module
+/// absent) the request is refused and the link is brought up without it. `fresh`: the pair was
+/// created just now with the right MAC and MTU and no address.
 async fn configure_workload(
     nl: &Nl,
     ep: &LocalEndpoint,
@@ -162,22 +203,22 @@ async fn configure_workload(
     fresh: bool,
 ) -> Result<(), LinuxError> {
     let l = nl.need_link(&ep.ifname).await?;
-    let no_v6 = LinkUnspec::new_with_index(l.index)
-        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
-            AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
-        ])]))
-        .build();
-    if let Err(e) = nl.set_link(&ep.ifname, no_v6).await {
+    let up = |no_v6: bool| {
+        let mut b = LinkUnspec::new_with_index(l.index).up();
+        if !fresh {
+            b = b.mtu(mtu).address(ep.mac.octets().to_vec());
+        }
+        if no_v6 {
+            b = b.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        }
+        b.build()
+    };
+    if let Err(e) = nl.set_link(&ep.ifname, up(true)).await {
         tracing::debug!(ns = %nl.ns, error = %e, "workload interface keeps IPv6 address generation");
+        nl.set_link(&ep.ifname, up(false)).await?;
     }
-    nl.set_link("lo", LinkUnspec::new_with_index(LOOPBACK_IFINDEX).up().build())
-        .await?;
-    let msg = LinkUnspec::new_with_index(l.index)
-        .mtu(mtu)
-        .address(ep.mac.octets().to_vec())
-        .up()
-        .build();
-    nl.set_link(&ep.ifname, msg).await?;
     if fresh {
         nl.add_addr(&ep.ifname, l.index, ep.ip.addr(), ep.ip.prefix_len())
             .await?;
@@ -192,9 +233,6 @@ async fn configure_workload(
     nl.replace_route(&format!("default via {}", ep.gateway), r)
         .await
 }
-
-/// The loopback device's index, fixed in every network namespace (`LOOPBACK_IFINDEX`).
-const LOOPBACK_IFINDEX: u32 = 1;
 
 /// Unplugs `ep` (best effort). `loc` is `None` when its network is already gone.
 pub(crate) fn remove(

@@ -60,12 +60,18 @@ impl LinuxError {
                     | Some(libc_errno::EADDRNOTAVAIL)
             )
     }
+
+    /// True when the kernel refused to create an object because one of that name exists.
+    pub fn is_exists(&self) -> bool {
+        self.errno() == Some(libc_errno::EEXIST)
+    }
 }
 
 /// The few errno values the driver interprets (avoids a libc dependency).
 pub(crate) mod libc_errno {
     pub const ENOENT: i32 = 2;
     pub const ESRCH: i32 = 3;
+    pub const EEXIST: i32 = 17;
     pub const ENODEV: i32 = 19;
     pub const EADDRNOTAVAIL: i32 = 99;
 }

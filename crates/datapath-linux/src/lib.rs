@@ -27,14 +27,17 @@
 //! a host needs every network of the tenant its workloads talk to ensured, with its remotes.
 //!
 //! All netlink work for a namespace runs on an OS thread that `setns()`ed into it (see
-//! `netns`): kept threads (a small pool per namespace) for the host and tenant namespaces, a
-//! fresh thread for a workload namespace. The driver's methods are synchronous; network-level
-//! ones are serialized by one lock, endpoint add/remove run in parallel.
+//! `netns`): kept threads (a small pool per namespace) for the host and tenant namespaces. A
+//! workload namespace is reached from a tenant's kept thread, which opens a netlink socket there
+//! (a brief `setns()` in and straight back) for the duration of one endpoint job. The driver's
+//! methods are synchronous; network-level ones are serialized by one lock, endpoint add/remove
+//! run in parallel.
 //!
-//! Tenant namespaces are IPv4-only routers: IPv6 is off for every device made there (except the
-//! bridge's link-local, which its MLD querier needs), and bridged frames skip the IP netfilter
-//! hooks (`bridge-nf-call-*` = 0; see `network::prepare_tenant`). Each bridge runs a multicast
-//! querier, so snooping keeps the workloads' MLD/IGMP reports from being flooded to every port.
+//! Tenant namespaces are IPv4-only routers: IPv6 is off for every device made there, and
+//! bridged frames skip the IP netfilter hooks (`bridge-nf-call-*` = 0; see
+//! `network::prepare_tenant`). Bridges do no multicast snooping: multicast floods within a
+//! network like broadcast, and workload interfaces come up without IPv6 address generation, so
+//! no per-pod MLD reports or DAD probes exist to be flooded.
 
 mod driver;
 mod endpoint;

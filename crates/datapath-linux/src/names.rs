@@ -45,11 +45,6 @@ pub fn host_veth(ep_id: &str) -> String {
     format!("ctve{:010x}", ep_hash(ep_id))
 }
 
-/// Temporary name of the workload end before it is moved and renamed (14 chars).
-pub fn temp_peer(ep_id: &str) -> String {
-    format!("ctvp{:010x}", ep_hash(ep_id))
-}
-
 /// MAC of a host's VXLAN devices in routing mode, derived from its VTEP so peers can compute it.
 pub fn vtep_mac(vtep: Ipv4Addr) -> MacAddr {
     let o = vtep.octets();

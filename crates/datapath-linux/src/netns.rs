@@ -4,6 +4,10 @@
 //! keeps such threads, each with its runtime and netlink socket, per long-lived namespace (the
 //! host, tenant routers) and hands them calls over a channel, so a call costs a channel round
 //! trip instead of a thread spawn + setns + runtime + socket (~0.1-0.2 ms each, several per ADD).
+//! A pooled call may also borrow a netlink handle in a *guest* namespace (a workload's): the
+//! worker `setns()`es into the guest only long enough to open a netlink socket there (a netlink
+//! socket stays bound to the namespace it was opened in) and comes straight back, so a whole
+//! CNI ADD runs as one job on a tenant's worker without a thread per workload.
 //! Named namespaces are created like `ip netns add`: `unshare(CLONE_NEWNET)` on a throwaway
 //! thread, then a bind mount of that thread's namespace onto `<dir>/<name>` (no fork).
 
@@ -73,9 +77,46 @@ where
     })
 }
 
-/// A job handed to a pooled worker: runs on the worker's runtime with its netlink handle;
-/// answers whether the worker is still healthy.
-type JobOf<'a> = Box<dyn FnOnce(&Handle, &tokio::runtime::Runtime) -> bool + Send + 'a>;
+/// What a pooled worker lends each job: its runtime, its netlink handle, and its own
+/// namespace (to return to after opening a socket in a guest namespace).
+struct WorkerCtx {
+    rt: tokio::runtime::Runtime,
+    handle: Handle,
+    home: File,
+}
+
+impl WorkerCtx {
+    /// A netlink handle bound to the namespace open at `guest`, its connection driven by this
+    /// worker's runtime. `Err((e, healthy))`: `healthy` is false when the worker could not
+    /// return to its own namespace (it must then exit).
+    fn guest_handle(
+        &self,
+        guest: &File,
+        label: &str,
+    ) -> Result<(Handle, tokio::task::JoinHandle<()>), (LinuxError, bool)> {
+        let err = |op: &'static str, e: std::io::Error| LinuxError::Netns {
+            ns: label.to_string(),
+            op,
+            source: e,
+        };
+        setns(guest.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| (err("setns", nix_io(e)), true))?;
+        // Nothing between the two setns() calls can panic or await: the socket is created
+        // synchronously by `new_connection`.
+        let conn = {
+            let _g = self.rt.enter();
+            rtnetlink::new_connection()
+        };
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            return Err((err("setns back to the worker's own namespace", nix_io(e)), false));
+        }
+        let (conn, handle, _) = conn.map_err(|e| (err("netlink socket", e), true))?;
+        Ok((handle, self.rt.spawn(conn)))
+    }
+}
+
+/// A job handed to a pooled worker; answers whether the worker is still healthy.
+type JobOf<'a> = Box<dyn FnOnce(&WorkerCtx) -> bool + Send + 'a>;
 type Job = JobOf<'static>;
 
 /// One pooled thread living in a namespace (it exits when this handle is dropped).
@@ -93,7 +134,7 @@ struct Idle {
 }
 
 /// Threads kept per namespace: at most this many idle ones.
-const MAX_IDLE: usize = 4;
+const MAX_IDLE: usize = 32;
 /// An idle thread is dropped after this long without work (and releases its namespace).
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
@@ -141,6 +182,42 @@ impl NsPool {
         Fut: Future<Output = Result<R, LinuxError>>,
         R: Send,
     {
+        self.submit(ns, move |ctx| (ctx.rt.block_on(f(ctx.handle.clone())), true))
+    }
+
+    /// Like [`NsPool::run`], with a second netlink handle bound to the namespace open at `guest`
+    /// (labelled `guest_label` in errors): `f(handle in ns, handle in guest)`. The worker does
+    /// not stay in the guest namespace, so it does not keep it alive.
+    pub fn run_with_guest<F, Fut, R>(
+        &self,
+        ns: &Path,
+        guest: &File,
+        guest_label: &str,
+        f: F,
+    ) -> Result<R, LinuxError>
+    where
+        F: FnOnce(Handle, Handle) -> Fut + Send,
+        Fut: Future<Output = Result<R, LinuxError>>,
+        R: Send,
+    {
+        self.submit(ns, move |ctx| {
+            let (guest_handle, conn) = match ctx.guest_handle(guest, guest_label) {
+                Ok(v) => v,
+                Err((e, healthy)) => return (Err(e), healthy),
+            };
+            let out = ctx.rt.block_on(f(ctx.handle.clone(), guest_handle));
+            conn.abort();
+            (out, true)
+        })
+    }
+
+    /// Runs `job` on a pooled worker of `ns` (idle one reused, else a new one) and waits for it.
+    /// The job answers its result and whether the worker may be kept.
+    fn submit<J, R>(&self, ns: &Path, job: J) -> Result<R, LinuxError>
+    where
+        J: FnOnce(&WorkerCtx) -> (Result<R, LinuxError>, bool) + Send,
+        R: Send,
+    {
         let ino = std::fs::metadata(ns).map_err(ns_err(ns, "stat"))?.ino();
         let pooled = {
             let mut m = self.lock();
@@ -158,14 +235,13 @@ impl NsPool {
             idle.workers.pop()
         };
         let (tx, rx) = mpsc::sync_channel::<Outcome<R>>(1);
-        let call = Call { f: Some(f), tx };
-        let job: JobOf<'_> = Box::new(move |h: &Handle, rt: &tokio::runtime::Runtime| {
+        let call = Call { f: Some(job), tx };
+        let job: JobOf<'_> = Box::new(move |ctx: &WorkerCtx| {
             let mut call = call;
             let f = call.f.take().expect("a call runs once");
-            let h = h.clone();
-            let out = catch_unwind(AssertUnwindSafe(|| rt.block_on(f(h))));
-            let healthy = out.is_ok();
-            let _ = call.tx.send(out);
+            let out = catch_unwind(AssertUnwindSafe(|| f(ctx)));
+            let healthy = matches!(out, Ok((_, true)));
+            let _ = call.tx.send(out.map(|(r, _)| r));
             healthy
         });
         // SAFETY: the job borrows from this frame; we do not return before the job has run or
@@ -238,7 +314,6 @@ fn worker_main(
     let setup = || -> Result<_, LinuxError> {
         setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| ns_err(ns, "setns")(nix_io(e)))?;
-        drop(file);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -248,9 +323,16 @@ fn worker_main(
             rtnetlink::new_connection().map_err(ns_err(ns, "netlink socket"))?
         };
         let conn_task = rt.spawn(conn);
-        Ok((rt, handle, conn_task))
+        Ok((
+            WorkerCtx {
+                rt,
+                handle,
+                home: file,
+            },
+            conn_task,
+        ))
     };
-    let (rt, handle, conn_task) = match setup() {
+    let (ctx, conn_task) = match setup() {
         Ok(v) => {
             let _ = ready.send(Ok(()));
             v
@@ -261,7 +343,7 @@ fn worker_main(
         }
     };
     while let Ok(job) = rx.recv() {
-        if !job(&handle, &rt) {
+        if !job(&ctx) {
             break; // a panicked job may have left the connection half-used
         }
     }

@@ -138,26 +138,15 @@ async fn drop_other_vni(nl: &Nl, net: &NetworkSpec) -> Result<(), LinuxError> {
 async fn converge_bridge_mode(nl: &Nl, net: &NetworkSpec, mtu: u32) -> Result<(), LinuxError> {
     let br = names::bridge(net.vni);
     if nl.link(&br).await?.is_none() {
-        // A multicast querier, and IPv6 (link-local only) on the bridge itself, which the
-        // MLD querier needs as its source: with a querier present, multicast snooping sends the
-        // workloads' MLD/IGMP reports (and traffic to joined groups, e.g. DAD's solicited-node
-        // probes) only where they are needed instead of flooding them to every port, O(pods)
-        // per new workload interface.
-        // Startup queries every second (in USER_HZ), so the MLD querier is effective as soon
-        // as the bridge's link-local address exists (no DAD: it derives from the gateway MAC,
-        // and the bridge is alone on its L2 segment on this host), not after the default 31 s.
+        // No multicast snooping: multicast is flooded within the network, like broadcast (what
+        // Contiv's OVS pipeline did too). Snooping would cost a per-port timer and query work
+        // for every new workload port, and buys nothing here: the workloads' interfaces have
+        // no IPv6 address generation (no MLD reports or DAD probes), and the VXLAN port floods
+        // to the known remote VTEPs only.
         let msg = LinkBridge::new(&br)
-            .append_info_data(InfoBridge::MulticastQuerier(true))
-            .append_info_data(InfoBridge::MulticastStartupQueryInterval(100))
-            .append_info_data(InfoBridge::MulticastStartupQueryCount(2))
+            .append_info_data(InfoBridge::MulticastSnooping(false))
             .build();
         nl.add_link(&br, msg).await?;
-        for (key, value) in [("accept_dad", "0"), ("disable_ipv6", "0")] {
-            let key = format!("net.ipv6.conf.{br}.{key}");
-            if std::path::Path::new(&format!("/proc/sys/{}", key.replace('.', "/"))).exists() {
-                netns::sysctl(&nl.ns, &key, value)?;
-            }
-        }
     }
     let b = nl.need_link(&br).await?;
     let msg = LinkUnspec::new_with_index(b.index)

@@ -146,9 +146,13 @@ impl Testbed {
         Ok(())
     }
 
-    /// A fresh, empty workload namespace (a "container").
+    /// A fresh workload namespace (a "container") with its loopback up, as a container runtime
+    /// leaves it (runtimes bring `lo` up themselves or through the CNI loopback plugin; our
+    /// plugin configures only its own interface).
     pub fn workload(&self, name: &str) -> Result<PathBuf, LinuxError> {
-        self.make_ns(&format!("w-{name}"))
+        let ns = self.make_ns(&format!("w-{name}"))?;
+        in_ns(&ns, |nl| async move { up(&nl, "lo").await })?;
+        Ok(ns)
     }
 
     /// Every namespace of this test bed still mounted (hosts, hub, workloads, tenants).

@@ -111,6 +111,13 @@ fn bridge_single_host_idempotent_and_clean_removal() {
     let links = json("ip", &a.netns_path, &["link", "show", "eth0"]);
     assert_eq!(links[0]["mtu"], 1450);
     assert_eq!(links[0]["address"], "02:02:0a:01:00:02");
+    // IPv4 only: the interface came up without IPv6 address generation (no link-local, so no
+    // DAD, MLD or router solicitations per pod), also after traffic and a while up.
+    let v6 = json("ip", &a.netns_path, &["-6", "addr", "show", "dev", "eth0"]);
+    assert!(
+        v6.iter().all(|l| l["addr_info"].as_array().is_none_or(|a| a.is_empty())),
+        "IPv6 addresses on the workload interface: {v6:?}"
+    );
 
     d.remove_local_endpoint(&a).expect("remove a");
     d.remove_local_endpoint(&a).expect("remove a again");

@@ -145,7 +145,7 @@ impl Mirror {
     pub fn remote_endpoints(&self, key: &str, host: &str) -> Vec<RemoteEndpoint> {
         self.endpoints
             .values()
-            .filter(|e| e.network_key() == key && e.homing_host != host)
+            .filter(|e| e.in_network(key) && e.homing_host != host)
             .filter_map(|e| remote_of(e, key))
             .collect()
     }

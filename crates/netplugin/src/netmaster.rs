@@ -86,13 +86,20 @@ pub struct HttpNetmaster {
     stream: ureq::Agent,
 }
 
+/// Idle keep-alive connections to netmaster kept for calls.
+const IDLE_CONNECTIONS: usize = 64;
+
 impl HttpNetmaster {
     pub fn new(url: &str) -> Self {
         let base = url.trim_end_matches('/').to_string();
+        // Keep as many idle connections as CNI calls may run at once (ureq keeps 3 per host by
+        // default: a burst of concurrent ADDs then opened, and closed, a TCP connection each).
         let calls = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(3)))
             .timeout_global(Some(Duration::from_secs(15)))
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .build()
             .into();
         let stream = ureq::Agent::config_builder()

@@ -274,8 +274,16 @@ impl Agent {
             let _gate = self.shared();
             let mut conv = lock(&self.converged);
             let live = self.live();
-            let mirror = self.mirror.read().clone();
-            let d = self.desired_now(mirror.as_ref(), &live);
+            // Read under the mirror's lock rather than cloning it (it holds every endpoint of
+            // the cluster); the follower waits only for this computation, not for the kernel.
+            let (d, unrecorded) = {
+                let mirror = self.mirror.read();
+                let d = self.desired_now(mirror.as_ref(), &live);
+                let unrecorded = mirror
+                    .as_ref()
+                    .is_some_and(|m| !self.unrecorded(m).is_empty());
+                (d, unrecorded)
+            };
             let Some(todo) = changes(&last, &d) else {
                 drop(conv);
                 drop(_gate);
@@ -301,9 +309,7 @@ impl Agent {
             *lock(&self.last_desired) = r.errors.is_empty().then_some(d);
             r.plan.ensure = todo.iter().filter(|t| t.1).map(|t| t.0.clone()).collect();
             r.plan.set_remotes = todo.into_iter().map(|(s, _, rem)| (s.id, rem)).collect();
-            mirror
-                .as_ref()
-                .is_some_and(|m| !self.unrecorded(m).is_empty())
+            unrecorded
         };
         if unrecorded {
             // Usually an ADD between createEndpoint and its record: settle under the gate.

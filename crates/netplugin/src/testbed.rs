@@ -151,11 +151,34 @@ pub struct Cluster {
     pub tb: Testbed,
     tmp: tempfile::TempDir,
     http: ureq::Agent,
+    agent_settings: AgentSettings,
+}
+
+/// How the test bed runs its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentSettings {
+    /// For tests: a full reconcile pass every 3 s (clean-ups show quickly), our crates' debug
+    /// logs.
+    #[default]
+    Test,
+    /// The agent's own defaults (reconcile interval, log level): what a deployment runs and
+    /// what the CNI benchmark measures.
+    Defaults,
 }
 
 impl Cluster {
     /// `hosts` hosts, netmaster started with `netmaster_args`, one agent per host.
     pub fn start(bins: Binaries, hosts: usize, netmaster_args: &[&str]) -> Result<Cluster, String> {
+        Self::start_with(bins, hosts, netmaster_args, AgentSettings::Test)
+    }
+
+    /// Like [`Cluster::start`], with the agents run as `agents` says.
+    pub fn start_with(
+        bins: Binaries,
+        hosts: usize,
+        netmaster_args: &[&str],
+        agents: AgentSettings,
+    ) -> Result<Cluster, String> {
         reap_tmp();
         let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
         let tmp = tempfile::Builder::new()
@@ -180,6 +203,7 @@ impl Cluster {
             tb,
             tmp,
             http,
+            agent_settings: agents,
         };
         c.wait_netmaster()?;
         for i in 0..hosts {
@@ -241,12 +265,14 @@ impl Cluster {
         cmd.arg("--cni-socket").arg(self.socket(i));
         cmd.arg("--cni-pending-dir").arg(self.pending_dir(i));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
-        cmd.arg("--reconcile-interval").arg("3");
-        // Our crates at debug for test diagnostics; third-party crates (ureq, hyper, netlink)
-        // at info: their debug output was ~25 lines per CNI ADD, a cost the agent does not
-        // have at its default level (`info`) and the CNI benchmark should not measure.
-        cmd.arg("--log-level")
-            .arg("info,contiv_netplugin=debug,contiv_datapath_linux=debug,contiv_datapath=debug");
+        if self.agent_settings == AgentSettings::Test {
+            cmd.arg("--reconcile-interval").arg("3");
+            // Our crates at debug for test diagnostics; third-party crates (ureq, hyper,
+            // netlink) at info: their debug output was ~25 lines per CNI ADD.
+            cmd.arg("--log-level").arg(
+                "info,contiv_netplugin=debug,contiv_datapath_linux=debug,contiv_datapath=debug",
+            );
+        }
         spawn(cmd, &dir.join("agent.log"))
     }
 
