@@ -336,9 +336,13 @@ fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut V
         let to = pods(&c, &format!("t{run}o"), m)?;
         let tr = pods(&c, &format!("t{run}r"), m)?;
         let load1 = loadavg();
+        settle();
         let (a_o, s_o) = with_cpu(|| concurrent(&ours, "ADD", &to, k))?;
+        settle();
         let (a_r, s_r) = with_cpu(|| concurrent(&refp, "ADD", &tr, k))?;
+        settle();
         let d_o = concurrent(&ours, "DEL", &to, k)?;
+        settle();
         let d_r = concurrent(&refp, "DEL", &tr, k)?;
         notes.push(format!(
             "throughput run {} ({m} pods each, {k} in flight): ADD ours {:.2}s ({}), reference {:.2}s ({}); DEL ours {:.2}s, reference {:.2}s; load {load1} -> {}",
@@ -446,6 +450,21 @@ impl CpuSpan {
             100.0 * self.idle as f64 / total,
             100.0 * self.steal as f64 / total
         )
+    }
+}
+
+/// Waits (up to 10 s) until the machine is quiet: the kernel finishes work of the previous batch
+/// in the background (freeing deleted namespaces and devices, RCU callbacks), which would
+/// otherwise be charged to whichever batch runs next.
+fn settle() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let start = CpuSpan::now();
+        std::thread::sleep(Duration::from_millis(200));
+        let d = CpuSpan::now().since(start);
+        if d.busy * 100 <= 15 * (d.busy + d.idle + d.steal).max(1) {
+            return;
+        }
     }
 }
 
