@@ -415,3 +415,63 @@ fn testbed_reaps_leftovers_of_dead_runs() {
     assert!(!stale.exists(), "stale namespace not reaped");
     drop(tb);
 }
+
+/// What a bad workload side must not do: leave a host veth behind, touch an interface it does not
+/// own, or wedge the tenant's kept thread (the next ADD works). And an interrupted ADD (workload
+/// end present, its address and route gone) is converged by the next one.
+#[test]
+fn endpoint_add_refuses_bad_workloads_cleanly_and_converges_a_half_done_one() {
+    if skip() {
+        return;
+    }
+    let tb = Testbed::new(1).expect("testbed");
+    let d = driver(&tb, 0);
+    let n = net("edge", "net", 9101, "10.7.0.0/24", FwdMode::Bridge);
+    d.ensure_network(&n).expect("ensure");
+    let tns = d.tenant_netns_path("edge");
+
+    // Not a network namespace: a plain file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut not_ns = ep(&tb, "notns", &n, [10, 7, 0, 2]);
+    not_ns.netns_path = dir.path().join("plain-file");
+    std::fs::write(&not_ns.netns_path, b"").expect("file");
+    let err = d.add_local_endpoint(&not_ns).expect_err("not a netns");
+    assert!(err.to_string().contains("plain-file"), "{err}");
+    let host_if = contiv_datapath_linux::names::host_veth("notns");
+    assert_eq!(mentions(&tns, &host_if), Vec::<String>::new());
+
+    // The workload already has an eth0 that is not ours: refused, and it is left alone.
+    let taken = ep(&tb, "taken", &n, [10, 7, 0, 3]);
+    let ns = taken.netns_path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
+    let out = std::process::Command::new("ip")
+        .args(["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "other0"])
+        .output()
+        .expect("ip");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = d.add_local_endpoint(&taken).expect_err("eth0 taken");
+    assert!(err.to_string().to_lowercase().contains("exists"), "{err}");
+    let host_if = contiv_datapath_linux::names::host_veth("taken");
+    assert_eq!(mentions(&tns, &host_if), Vec::<String>::new());
+    let links = json("ip", &taken.netns_path, &["link", "show", "eth0"]);
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_ne!(links[0]["address"], taken.mac.to_string());
+
+    // The tenant's kept threads still work; then an interrupted ADD is converged.
+    let (a, b) = (ep(&tb, "a", &n, [10, 7, 0, 4]), ep(&tb, "b", &n, [10, 7, 0, 5]));
+    d.add_local_endpoint(&a).expect("add a");
+    d.add_local_endpoint(&b).expect("add b");
+    let ns_a = a.netns_path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
+    for args in [&["addr", "flush", "dev", "eth0"][..], &["link", "set", "eth0", "down"][..]] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &ns_a])
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(!ping(&b.netns_path, ip(&a), 1), "a is cut off");
+    d.add_local_endpoint(&a).expect("add a again");
+    assert!(ping(&b.netns_path, ip(&a), 3), "b -> a after the ADD is repeated");
+    assert!(ping(&a.netns_path, n.gateway, 3), "a -> gateway");
+    d.remove_network(&n.id).expect("remove network");
+}
