@@ -338,7 +338,8 @@ fn every_object_type_has_the_full_lifecycle() {
     ok(&nm, "/api/v1/endpointGroups/default:g0/", json!({"tenantName": "default", "groupName": "g0", "networkName": "n1"}));
     ok(&nm, "/api/v1/policys/default:p0/", json!({"tenantName": "default", "policyName": "p0"}));
     // (plural, key, create body, update body or None if immutable, has Config, has Oper)
-    let cases: Vec<(&str, &str, Value, Option<Value>, bool, bool)> = vec![
+    type Case = (&'static str, &'static str, Value, Option<Value>, bool, bool);
+    let cases: Vec<Case> = vec![
         ("tenants", "t1", json!({"tenantName": "t1"}), None, true, true),
         ("networks", "default:n2", net("default", "n2", "10.1.2.0/24"), None, true, true),
         ("endpointGroups", "default:g1", json!({"tenantName": "default", "groupName": "g1", "networkName": "n1"}),
