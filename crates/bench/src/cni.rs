@@ -69,7 +69,7 @@ struct CniArgs {
     #[arg(long, default_value_t = 5)]
     iperf_secs: u32,
     /// iperf3 runs per pair (median reported), alternating ours and bare.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     iperf_runs: usize,
     /// Write the result table (Markdown) to this file.
     #[arg(long)]
@@ -495,8 +495,10 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 
 /// One iperf3 single-stream run, client in `client` to a server in `server` on `addr`; Gbit/s.
 fn iperf(server: &Path, client: &Path, addr: &str, secs: u32, port: u16) -> anyhow::Result<f64> {
+    settle();
     let mut srv = Command::new("ip")
         .args(["netns", "exec", &ns_name(server), "iperf3", "-s", "-1", "-B", addr, "-p", &port.to_string()])
+
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
