@@ -84,21 +84,9 @@ pub struct AgentAddRequest {
     pub identity: AttachmentIdentity,
 }
 
-/// A route to install in the container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentRoute {
-    /// Destination in CIDR notation.
-    pub dst: String,
-    /// Next hop, if not the interface gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gw: Option<String>,
-    /// Path MTU (reported from CNI 1.1.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// Route priority (reported from CNI 1.1.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u32>,
-}
+/// A route to install in the container: the same shape as the CNI result's routes (the
+/// agent fills `dst`, `gw` and, for CNI 1.1.0 answers, `mtu` / `priority`).
+pub use crate::result::Route as AgentRoute;
 
 /// DNS settings for the container: the same shape as the CNI result's `dns`.
 pub use crate::result::Dns as AgentDns;

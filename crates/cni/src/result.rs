@@ -191,30 +191,12 @@ impl CniResult {
                 version: None,
             });
         }
-        let routes = resp
-            .routes
-            .iter()
-            .map(|r| Route {
-                dst: r.dst.clone(),
-                gw: r.gw.clone(),
-                mtu: r.mtu,
-                priority: r.priority,
-                ..Default::default()
-            })
-            .collect();
-        let d = &resp.dns;
-        let dns = Dns {
-            nameservers: d.nameservers.clone(),
-            domain: d.domain.clone(),
-            search: d.search.clone(),
-            options: d.options.clone(),
-        };
         Ok(CniResult {
             cni_version: String::new(),
             interfaces,
             ips,
-            routes,
-            dns,
+            routes: resp.routes.clone(),
+            dns: resp.dns.clone(),
         })
     }
 
@@ -293,7 +275,7 @@ mod tests {
                 dst: "0.0.0.0/0".into(),
                 gw: None,
                 mtu: Some(1400),
-                priority: None,
+                ..Default::default()
             }],
             dns: AgentDns {
                 nameservers: vec!["10.1.0.2".into()],

@@ -221,8 +221,7 @@ fn add(st: &mut State, req: AgentAddRequest) -> Result<Value, AgentError> {
         routes: vec![AgentRoute {
             dst: "0.0.0.0/0".into(),
             gw: Some("10.36.0.1".into()),
-            mtu: None,
-            priority: None,
+            ..Default::default()
         }],
         dns: AgentDns {
             nameservers: vec!["10.36.0.1".into()],
