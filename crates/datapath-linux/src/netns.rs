@@ -56,20 +56,10 @@ where
     let file = File::open(ns).map_err(ns_err(ns, "open"))?;
     std::thread::scope(|s| {
         let worker = s.spawn(move || {
-            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| ns_err(ns, "setns")(nix_io(e)))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(ns_err(ns, "tokio runtime"))?;
-            rt.block_on(async move {
-                let (conn, handle, _) =
-                    rtnetlink::new_connection().map_err(ns_err(ns, "netlink socket"))?;
-                let conn_task = tokio::spawn(conn);
-                let out = f(handle).await;
-                conn_task.abort();
-                out
-            })
+            let (rt, handle, conn_task) = enter_with_netlink(ns, &file)?;
+            let out = rt.block_on(f(handle));
+            conn_task.abort();
+            out
         });
         worker
             .join()
@@ -303,6 +293,26 @@ impl NsPool {
     }
 }
 
+/// Moves the calling thread into the namespace open at `file` (`ns` names it in errors) and
+/// gives it a current-thread runtime with a netlink connection there, the connection's task
+/// already spawned on that runtime.
+fn enter_with_netlink(
+    ns: &Path,
+    file: &File,
+) -> Result<(tokio::runtime::Runtime, Handle, tokio::task::JoinHandle<()>), LinuxError> {
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ns_err(ns, "setns")(nix_io(e)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ns_err(ns, "tokio runtime"))?;
+    let (conn, handle, _) = {
+        let _g = rt.enter();
+        rtnetlink::new_connection().map_err(ns_err(ns, "netlink socket"))?
+    };
+    let conn_task = rt.spawn(conn);
+    Ok((rt, handle, conn_task))
+}
+
 /// A pooled thread: enters the namespace, builds its runtime and netlink connection, reports on
 /// `ready`, then runs jobs until its handle is dropped or a job panics.
 fn worker_main(
@@ -312,17 +322,7 @@ fn worker_main(
     ready: SyncSender<Result<(), LinuxError>>,
 ) {
     let setup = || -> Result<_, LinuxError> {
-        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| ns_err(ns, "setns")(nix_io(e)))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(ns_err(ns, "tokio runtime"))?;
-        let (conn, handle, _) = {
-            let _g = rt.enter();
-            rtnetlink::new_connection().map_err(ns_err(ns, "netlink socket"))?
-        };
-        let conn_task = rt.spawn(conn);
+        let (rt, handle, conn_task) = enter_with_netlink(ns, &file)?;
         Ok((
             WorkerCtx {
                 rt,
