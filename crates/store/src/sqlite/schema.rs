@@ -132,6 +132,17 @@ fn pragma_i64(conn: &Connection, path: &Path, name: &str) -> Result<i64, StoreEr
         .map_err(|e| sql_err(path, &format!("read {name}"), e))
 }
 
+/// Write-ahead logging, checked (SQLite keeps the old journal mode when it cannot switch).
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    set_pragma_checked(
+        conn,
+        path,
+        "journal_mode",
+        "WAL",
+        "cannot enable write-ahead logging",
+    )
+}
+
 /// Creates the schema in an empty file, or checks that the file is a contiv store of a known version.
 fn init_or_check(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let app_id = pragma_i64(conn, path, "application_id")?;
@@ -140,13 +151,7 @@ fn init_or_check(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(|e| sql_err(path, "read schema", e))?;
     if app_id == 0 && objects == 0 {
-        set_pragma_checked(
-            conn,
-            path,
-            "journal_mode",
-            "WAL",
-            "cannot enable write-ahead logging",
-        )?;
+        enable_wal(conn, path)?;
         let tx = conn
             .transaction()
             .map_err(|e| sql_err(path, "begin schema", e))?;
@@ -171,13 +176,7 @@ fn init_or_check(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             format!("unsupported schema version {version} (this build reads {SCHEMA_VERSION})"),
         ));
     }
-    set_pragma_checked(
-        conn,
-        path,
-        "journal_mode",
-        "WAL",
-        "cannot enable write-ahead logging",
-    )?;
+    enable_wal(conn, path)?;
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
         .map_err(|e| sql_err(path, "integrity check", e))?;
