@@ -56,6 +56,17 @@ async fn next(w: &mut WatchStream) -> Vec<WatchEvent> {
     }
 }
 
+/// The keys under `prefix`, in order.
+async fn keys_under(s: &dyn StateStore, prefix: &str) -> Vec<String> {
+    s.range(prefix)
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect()
+}
+
 fn committed(o: TxnOutcome) -> u64 {
     match o {
         TxnOutcome::Committed { revision } => revision,
@@ -223,14 +234,7 @@ async fn delete_prefix(b: &Backend) {
             ("/p/2", EventKind::Delete, 2, 0)
         ]
     );
-    let left: Vec<String> = s
-        .range("")
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| kv.key)
-        .collect();
+    let left = keys_under(s.as_ref(), "").await;
     assert_eq!(left, ["/p2", "/q"]);
     assert_eq!(
         committed(s.commit(Txn::new().delete_prefix("/p/")).await.unwrap()),
@@ -375,14 +379,7 @@ async fn lease_expiry(b: &Backend) {
             ("/l/2", EventKind::Delete, rev + 1)
         ]
     );
-    let left: Vec<String> = s
-        .range("/l/")
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| kv.key)
-        .collect();
+    let left = keys_under(s.as_ref(), "/l/").await;
     assert_eq!(left, ["/l/3"]);
     assert!(matches!(s.keep_alive(lease).await, Err(StoreError::LeaseNotFound(l)) if l == lease));
     assert!(matches!(
