@@ -96,7 +96,6 @@ fn go_map_string(m: &BTreeMap<String, String>) -> String {
     format!("map[{}]", inner.join(" "))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,7 +112,12 @@ async fn plug(
 /// Creating the peer in its namespace avoids moving a device between namespaces afterwards,
 /// which waits for an RCU grace period too. Fails with EEXIST (checked before anything is made)
 /// when the host end exists.
-async fn create_veth(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint, fd: RawFd) -> Result<(), LinuxError> {
+async fn create_veth(
+    nl: &Nl,
+    loc: &NetLoc,
+    ep: &LocalEndpoint,
+    fd: RawFd,
+) -> Result<(), LinuxError> {
     let host = names::host_veth(&ep.id);
     let workload_end = LinkMessageBuilder::<LinkUnspec>::new()
         .name(ep.ifname.clone())
@@ -171,7 +176,12 @@ async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(),
 
 /// Routing mode: the tenant router answers ARP on the host end and routes the workload's /32
 /// to it.
-async fn route_host_end(nl: &Nl, ep: &LocalEndpoint, host: &str, index: u32) -> Result<(), LinuxError> {
+async fn route_host_end(
+    nl: &Nl,
+    ep: &LocalEndpoint,
+    host: &str,
+    index: u32,
+) -> Result<(), LinuxError> {
     netns::sysctl(&nl.ns, &format!("net.ipv4.conf.{host}.proxy_arp"), "1")?;
     let r = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(ep.ip.addr(), 32)

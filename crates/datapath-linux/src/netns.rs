@@ -98,7 +98,10 @@ impl WorkerCtx {
             rtnetlink::new_connection()
         };
         if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
-            return Err((err("setns back to the worker's own namespace", nix_io(e)), false));
+            return Err((
+                err("setns back to the worker's own namespace", nix_io(e)),
+                false,
+            ));
         }
         let (conn, handle, _) = conn.map_err(|e| (err("netlink socket", e), true))?;
         Ok((handle, self.rt.spawn(conn)))
@@ -172,7 +175,9 @@ impl NsPool {
         Fut: Future<Output = Result<R, LinuxError>>,
         R: Send,
     {
-        self.submit(ns, move |ctx| (ctx.rt.block_on(f(ctx.handle.clone())), true))
+        self.submit(ns, move |ctx| {
+            (ctx.rt.block_on(f(ctx.handle.clone())), true)
+        })
     }
 
     /// Like [`NsPool::run`], with a second netlink handle bound to the namespace open at `guest`

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use common::{ep, json, mentions, net, remote, skip};
+use common::{ep, ip_cmd, json, mentions, net, remote, skip};
 use contiv_datapath::{Datapath, DatapathError, Encap, FwdMode, LocalEndpoint};
 use contiv_datapath_linux::testbed::{ping, tcp_exchange, Testbed};
 use contiv_datapath_linux::{LinuxConfig, LinuxDatapath};
@@ -115,7 +115,8 @@ fn bridge_single_host_idempotent_and_clean_removal() {
     // DAD, MLD or router solicitations per pod), also after traffic and a while up.
     let v6 = json("ip", &a.netns_path, &["-6", "addr", "show", "dev", "eth0"]);
     assert!(
-        v6.iter().all(|l| l["addr_info"].as_array().is_none_or(|a| a.is_empty())),
+        v6.iter()
+            .all(|l| l["addr_info"].as_array().is_none_or(|a| a.is_empty())),
         "IPv6 addresses on the workload interface: {v6:?}"
     );
 
@@ -442,12 +443,12 @@ fn endpoint_add_refuses_bad_workloads_cleanly_and_converges_a_half_done_one() {
 
     // The workload already has an eth0 that is not ours: refused, and it is left alone.
     let taken = ep(&tb, "taken", &n, [10, 7, 0, 3]);
-    let ns = taken.netns_path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-    let out = std::process::Command::new("ip")
-        .args(["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "other0"])
-        .output()
-        .expect("ip");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ip_cmd(
+        &taken.netns_path,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+        ],
+    );
     let err = d.add_local_endpoint(&taken).expect_err("eth0 taken");
     assert!(err.to_string().to_lowercase().contains("exists"), "{err}");
     let host_if = contiv_datapath_linux::names::host_veth("taken");
@@ -457,21 +458,20 @@ fn endpoint_add_refuses_bad_workloads_cleanly_and_converges_a_half_done_one() {
     assert_ne!(links[0]["address"], taken.mac.to_string());
 
     // The tenant's kept threads still work; then an interrupted ADD is converged.
-    let (a, b) = (ep(&tb, "a", &n, [10, 7, 0, 4]), ep(&tb, "b", &n, [10, 7, 0, 5]));
+    let (a, b) = (
+        ep(&tb, "a", &n, [10, 7, 0, 4]),
+        ep(&tb, "b", &n, [10, 7, 0, 5]),
+    );
     d.add_local_endpoint(&a).expect("add a");
     d.add_local_endpoint(&b).expect("add b");
-    let ns_a = a.netns_path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-    for args in [&["addr", "flush", "dev", "eth0"][..], &["link", "set", "eth0", "down"][..]] {
-        let out = std::process::Command::new("ip")
-            .args(["-n", &ns_a])
-            .args(args)
-            .output()
-            .expect("ip");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
+    ip_cmd(&a.netns_path, &["addr", "flush", "dev", "eth0"]);
+    ip_cmd(&a.netns_path, &["link", "set", "eth0", "down"]);
     assert!(!ping(&b.netns_path, ip(&a), 1), "a is cut off");
     d.add_local_endpoint(&a).expect("add a again");
-    assert!(ping(&b.netns_path, ip(&a), 3), "b -> a after the ADD is repeated");
+    assert!(
+        ping(&b.netns_path, ip(&a), 3),
+        "b -> a after the ADD is repeated"
+    );
     assert!(ping(&a.netns_path, n.gateway, 3), "a -> gateway");
     d.remove_network(&n.id).expect("remove network");
 }

@@ -97,7 +97,10 @@ pub fn dead_run_dirs(prefix: &str) -> Vec<PathBuf> {
     rd.flatten()
         .filter(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let pid = name.strip_prefix(prefix).and_then(|r| r.split('-').next()).unwrap_or("");
+            let pid = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.split('-').next())
+                .unwrap_or("");
             !pid.is_empty() && !Path::new("/proc").join(pid).exists()
         })
         .map(|e| e.path())

@@ -65,10 +65,11 @@ fn ns_name(p: &Path) -> String {
         .to_string()
 }
 
-/// `<tool> -j -n <ns> <args>` parsed; an empty array when the tool prints nothing.
-pub fn json(tool: &str, ns: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+/// `<tool> <flags> -n <ns> <args>`, asserted to succeed; its standard output.
+fn run(tool: &str, flags: &[&str], ns: &Path, args: &[&str]) -> String {
     let out = Command::new(tool)
-        .args(["-j", "-n", &ns_name(ns)])
+        .args(flags)
+        .args(["-n", &ns_name(ns)])
         .args(args)
         .output()
         .expect("run iproute2");
@@ -77,11 +78,21 @@ pub fn json(tool: &str, ns: &Path, args: &[&str]) -> Vec<serde_json::Value> {
         "{tool} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `<tool> -j -n <ns> <args>` parsed; an empty array when the tool prints nothing.
+pub fn json(tool: &str, ns: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let text = run(tool, &["-j"], ns, args);
     if text.trim().is_empty() {
         return Vec::new();
     }
     serde_json::from_str(&text).expect("iproute2 json")
+}
+
+/// `ip -n <ns> <args>`, asserted to succeed (a test changing a namespace behind the driver).
+pub fn ip_cmd(ns: &Path, args: &[&str]) {
+    run("ip", &[], ns, args);
 }
 
 /// Every JSON object (link, neigh, fdb, route, addr) in `ns` with a string value `needle`.
