@@ -1,0 +1,145 @@
+//! The compiler: typed groups, rules, networks and endpoints in, per-tenant [`TenantPolicy`] out.
+//! Pure and deterministic (same input, same output, whatever the input order), so agents on every
+//! host and netmaster's `explain` agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ir::{CompiledRule, GroupRules, HostPolicy, PeerMatch, TenantPolicy};
+use crate::spec::{AddrMatch, Direction, GroupRef, Member, NetworkRef, Peer, RuleSpec};
+
+/// Everything the compiler reads, for any number of tenants.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    pub networks: Vec<NetworkRef>,
+    pub groups: Vec<GroupRef>,
+    pub rules: Vec<RuleSpec>,
+    pub endpoints: Vec<Member>,
+}
+
+/// Whose traffic the output checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// What one host enforces: its own endpoints' traffic.
+    Host(&'a str),
+    /// Every endpoint, wherever it lives (`explain`).
+    Cluster,
+}
+
+impl Scope<'_> {
+    fn covers(&self, m: &Member) -> bool {
+        match self {
+            Scope::Host(h) => m.host == *h,
+            Scope::Cluster => true,
+        }
+    }
+}
+
+/// Compiles the policy of `tenants` (every tenant of the input when `None`).
+pub fn compile(
+    input: &PolicyInput,
+    scope: Scope<'_>,
+    tenants: Option<&BTreeSet<String>>,
+) -> HostPolicy {
+    let wanted = |t: &str| tenants.is_none_or(|ts| ts.contains(t));
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    names.extend(input.groups.iter().map(|g| g.tenant.as_str()));
+    names.extend(input.endpoints.iter().map(|e| e.tenant.as_str()));
+    names
+        .into_iter()
+        .filter(|t| wanted(t))
+        .map(|t| (t.to_string(), compile_tenant(input, scope, t)))
+        .collect()
+}
+
+/// Compiles one tenant.
+pub fn compile_tenant(input: &PolicyInput, scope: Scope<'_>, tenant: &str) -> TenantPolicy {
+    let mut out = TenantPolicy {
+        tenant: tenant.to_string(),
+        ..Default::default()
+    };
+    let subnets: BTreeMap<&str, _> = input
+        .networks
+        .iter()
+        .filter(|n| n.tenant == tenant)
+        .map(|n| (n.name.as_str(), n.subnet))
+        .collect();
+    let mut by_policy: BTreeMap<&str, Vec<&RuleSpec>> = BTreeMap::new();
+    for r in input.rules.iter().filter(|r| r.id.tenant == tenant) {
+        by_policy.entry(r.id.policy.as_str()).or_default().push(r);
+    }
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    for g in input.groups.iter().filter(|g| g.tenant == tenant) {
+        let policies: BTreeSet<&str> = g.policies.iter().map(String::as_str).collect();
+        let mut rules = GroupRules::default();
+        for r in policies.iter().filter_map(|p| by_policy.get(p)).flatten() {
+            let peer = match &r.peer {
+                Peer::Any => PeerMatch::Any,
+                Peer::Group(name) => {
+                    referenced.insert(name.clone());
+                    PeerMatch::GroupSet(name.clone())
+                }
+                Peer::Network(name) => match subnets.get(name.as_str()) {
+                    Some(net) => PeerMatch::Addrs(AddrMatch::Net(*net)),
+                    None => {
+                        let why = format!("network {name} not found");
+                        if !out.skipped.iter().any(|(id, _)| *id == r.id) {
+                            out.skipped.push((r.id.clone(), why));
+                        }
+                        continue;
+                    }
+                },
+                Peer::Addrs(a) => PeerMatch::Addrs(*a),
+            };
+            let c = CompiledRule {
+                id: r.id.clone(),
+                action: r.action,
+                priority: r.priority,
+                peer,
+                protocol: r.protocol,
+                port: r.port,
+            };
+            match r.direction {
+                Direction::In => rules.ingress.push(c),
+                Direction::Out => rules.egress.push(c),
+            }
+        }
+        if rules.ingress.is_empty() && rules.egress.is_empty() {
+            continue;
+        }
+        for list in [&mut rules.ingress, &mut rules.egress] {
+            // First match decides: highest priority first, deny before allow, then by id so the
+            // order (and the rendered ruleset) is deterministic.
+            list.sort_by(|a, b| {
+                b.priority
+                    .cmp(&a.priority)
+                    .then(a.action.cmp(&b.action))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
+        out.groups.insert(g.name.clone(), rules);
+    }
+    for name in referenced {
+        out.group_sets.entry(name).or_default();
+    }
+    for m in input.endpoints.iter().filter(|e| e.tenant == tenant) {
+        if m.group.is_empty() {
+            continue;
+        }
+        if let Some(set) = out.group_sets.get_mut(&m.group) {
+            set.insert(m.ip);
+        }
+        if !scope.covers(m) {
+            continue;
+        }
+        if let Some(rules) = out.groups.get(&m.group) {
+            if !rules.ingress.is_empty() {
+                out.ingress_members.insert(m.ip, m.group.clone());
+            }
+            if !rules.egress.is_empty() {
+                out.egress_members.insert(m.ip, m.group.clone());
+            }
+        }
+    }
+    out.skipped.sort();
+    out
+}
