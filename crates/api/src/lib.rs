@@ -6,6 +6,7 @@ mod endpoint;
 pub mod keys;
 mod netoper;
 pub mod plugin;
+pub mod policy;
 
 pub use endpoint::EndpointState;
 pub use netoper::NetOper;

@@ -15,11 +15,13 @@
 pub mod compile;
 pub mod explain;
 pub mod ir;
+pub mod objects;
 pub mod spec;
 
 pub use compile::{compile, compile_tenant, PolicyInput, Scope};
 pub use explain::{Decision, Flow, Verdict};
 pub use ir::{CompiledRule, GroupRules, HostPolicy, PeerMatch, TenantPolicy};
+pub use objects::{input_from_objects, parse_subnet};
 pub use spec::{
     Action, AddrMatch, Direction, GroupRef, Member, NetworkRef, Peer, Protocol, RuleError, RuleId,
     RuleSpec,
