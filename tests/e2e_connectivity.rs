@@ -1,6 +1,7 @@
 //! End-to-end: netmaster + one netplugin process per simulated host + workloads attached by the
-//! real contivk8s binary; real packets (ICMP, TCP) between workload namespaces. Root only
-//! (skipped otherwise). Each test owns its cluster; the guard removes everything.
+//! real contivk8s binary; real packets (ICMP, TCP) between workload namespaces. Root only:
+//! `#[ignore = "needs root"]`, run as root with `--include-ignored`. Each test owns its cluster;
+//! the guard removes everything.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contiv_netplugin::testbed::{
-    eventually, is_root, ping, tcp_exchange, Binaries, Cluster, Workload,
+    eventually, ping, require_root, tcp_exchange, Binaries, Cluster, Workload,
 };
 use serde_json::Value;
 
@@ -18,14 +19,6 @@ fn bins() -> Binaries {
         netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
         contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
     }
-}
-
-fn skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: end-to-end datapath tests need root");
-        return true;
-    }
-    false
 }
 
 fn cluster(hosts: usize, netmaster_args: &[&str]) -> Cluster {
@@ -113,10 +106,9 @@ fn inspect(c: &Cluster, w: &Workload) -> Value {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bridge_mode_same_host_cross_host_inspect_and_clean_delete() {
-    if skip() {
-        return;
-    }
+    require_root();
     let c = cluster(2, &[]);
     c.create_network("default", "net1", "10.1.1.0/24", "10.1.1.1")
         .expect("network");
@@ -196,10 +188,9 @@ fn bridge_mode_same_host_cross_host_inspect_and_clean_delete() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn routing_mode_cross_host() {
-    if skip() {
-        return;
-    }
+    require_root();
     let c = cluster(2, &["--fwdmode", "routing"]);
     c.create_network("default", "rnet", "10.5.0.0/24", "10.5.0.1")
         .expect("network");
@@ -214,10 +205,9 @@ fn routing_mode_cross_host() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn two_networks_of_a_tenant_route_through_the_gateway() {
-    if skip() {
-        return;
-    }
+    require_root();
     let c = cluster(2, &[]);
     c.create_tenant("t1").expect("tenant");
     c.create_network("t1", "front", "10.2.1.0/24", "10.2.1.1")
@@ -235,10 +225,9 @@ fn two_networks_of_a_tenant_route_through_the_gateway() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn two_tenants_same_subnet_are_isolated() {
-    if skip() {
-        return;
-    }
+    require_root();
     let c = cluster(2, &[]);
     for t in ["ta", "tb"] {
         c.create_tenant(t).expect("tenant");
@@ -265,10 +254,9 @@ fn two_tenants_same_subnet_are_isolated() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn parallel_adds_and_vlan_refusal() {
-    if skip() {
-        return;
-    }
+    require_root();
     let c = cluster(1, &[]);
     c.create_network("default", "par", "10.6.0.0/24", "10.6.0.1")
         .expect("network");

@@ -1,14 +1,15 @@
 //! End-to-end: a netplugin killed with SIGKILL and restarted. Established connections survive
 //! (the agent never flushes), and what changed while it was down is applied when it is back:
 //! a workload added and one removed on another host, a network deleted, a DEL the CNI plugin
-//! spooled, a workload whose namespace vanished. Root only (skipped otherwise).
+//! spooled, a workload whose namespace vanished. Root only: `#[ignore = "needs root"]`, run as root
+//! with `--include-ignored`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use contiv_netplugin::testbed::{
-    eventually, is_root, ping, Binaries, Cluster, TcpSession, Workload,
+    eventually, ping, require_root, Binaries, Cluster, TcpSession, Workload,
 };
 use serde_json::Value;
 
@@ -55,11 +56,9 @@ fn endpoint_exists(c: &Cluster, w: &Workload) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
-    if !is_root() {
-        eprintln!("skipped: end-to-end datapath tests need root");
-        return;
-    }
+    require_root();
     let mut c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "net1", "10.4.1.0/24", "10.4.1.1")
         .expect("net1");
@@ -169,11 +168,9 @@ fn status_code(c: &Cluster, h: usize) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn netmaster_restart_agents_reconnect_and_resume() {
-    if !is_root() {
-        eprintln!("skipped: end-to-end datapath tests need root");
-        return;
-    }
+    require_root();
     let mut c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "net1", "10.8.1.0/24", "10.8.1.1")
         .expect("net1");

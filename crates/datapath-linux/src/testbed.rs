@@ -22,10 +22,21 @@ use crate::LinuxConfig;
 const PREFIX: &str = "ctvtb-";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// True when running as root (privileged tests skip otherwise).
+/// True when running as root (effective user id 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The first line of every test that needs root. Such tests are `#[ignore = "needs root"]`, so a
+/// plain `cargo test` lists them as ignored; run with `--include-ignored` as non-root they fail
+/// at once, at the calling test's line, with a clear message instead of on some netlink call.
+#[track_caller]
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (run as root with --include-ignored)"
+    );
 }
 
 /// One simulated host.

@@ -1,14 +1,16 @@
-//! Real-kernel tests of the Linux datapath (root only; skipped otherwise). Each test builds its
-//! own test bed of host namespaces on an underlay; its guard removes everything, even on panic.
+//! Real-kernel tests of the Linux datapath. They need root, so they are `#[ignore = "needs root"]`
+//! (run them as root with `--include-ignored`); `vlan_encap_is_refused` needs no kernel and always
+//! runs. Each test builds its own test bed of host namespaces on an underlay; its guard removes
+//! everything, even on panic.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use common::{ep, ip_cmd, json, mentions, net, remote, skip};
+use common::{ep, ip_cmd, json, mentions, net, remote};
 use contiv_datapath::{Datapath, DatapathError, Encap, FwdMode, LocalEndpoint};
-use contiv_datapath_linux::testbed::{ping, tcp_exchange, Testbed};
+use contiv_datapath_linux::testbed::{ping, require_root, tcp_exchange, Testbed};
 use contiv_datapath_linux::{LinuxConfig, LinuxDatapath};
 
 fn driver(tb: &Testbed, host: usize) -> LinuxDatapath {
@@ -85,10 +87,9 @@ fn vlan_encap_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bridge_single_host_idempotent_and_clean_removal() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(1).expect("testbed");
     let d = driver(&tb, 0);
     let n = net("acme", "web", 5001, "10.1.0.0/24", FwdMode::Bridge);
@@ -132,10 +133,9 @@ fn bridge_single_host_idempotent_and_clean_removal() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bridge_cross_host_vxlan_declarative_remotes_and_observe() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(2).expect("testbed");
     let (d1, d2) = (driver(&tb, 0), driver(&tb, 1));
     let (v1, v2) = (tb.hosts[0].vtep, tb.hosts[1].vtep);
@@ -212,10 +212,9 @@ fn bridge_cross_host_vxlan_declarative_remotes_and_observe() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn two_networks_of_one_tenant_route_through_gateways() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(2).expect("testbed");
     let (d1, d2) = (driver(&tb, 0), driver(&tb, 1));
     let (v1, v2) = (tb.hosts[0].vtep, tb.hosts[1].vtep);
@@ -249,10 +248,9 @@ fn two_networks_of_one_tenant_route_through_gateways() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tenants_with_the_same_subnet_are_isolated() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(2).expect("testbed");
     let (d1, d2) = (driver(&tb, 0), driver(&tb, 1));
     let (v1, v2) = (tb.hosts[0].vtep, tb.hosts[1].vtep);
@@ -305,10 +303,9 @@ fn tenants_with_the_same_subnet_are_isolated() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn routing_mode_local_and_cross_host() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(2).expect("testbed");
     let (d1, d2) = (driver(&tb, 0), driver(&tb, 1));
     let (v1, v2) = (tb.hosts[0].vtep, tb.hosts[1].vtep);
@@ -350,10 +347,9 @@ fn routing_mode_local_and_cross_host() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn failed_endpoint_add_rolls_back_and_network_removal_leaves_no_device() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(1).expect("testbed");
     let d = driver(&tb, 0);
     let n = net("rb", "net", 9001, "10.6.0.0/24", FwdMode::Routing);
@@ -404,10 +400,9 @@ fn failed_endpoint_add_rolls_back_and_network_removal_leaves_no_device() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn testbed_reaps_leftovers_of_dead_runs() {
-    if skip() {
-        return;
-    }
+    require_root();
     let dir = std::path::Path::new(contiv_datapath_linux::netns::NETNS_DIR);
     // pid_max is at most 2^22, so this "run" is certainly dead.
     let stale =
@@ -421,10 +416,9 @@ fn testbed_reaps_leftovers_of_dead_runs() {
 /// own, or wedge the tenant's kept thread (the next ADD works). And an interrupted ADD (workload
 /// end present, its address and route gone) is converged by the next one.
 #[test]
+#[ignore = "needs root"]
 fn endpoint_add_refuses_bad_workloads_cleanly_and_converges_a_half_done_one() {
-    if skip() {
-        return;
-    }
+    require_root();
     let tb = Testbed::new(1).expect("testbed");
     let d = driver(&tb, 0);
     let n = net("edge", "net", 9101, "10.7.0.0/24", FwdMode::Bridge);

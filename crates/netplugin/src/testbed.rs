@@ -22,7 +22,7 @@ use contiv_datapath_linux::testbed::{in_netns, Testbed};
 use contiv_datapath_linux::LinuxDatapath;
 use serde_json::{json, Value};
 
-pub use contiv_datapath_linux::testbed::{is_root, ping, tcp_exchange};
+pub use contiv_datapath_linux::testbed::{is_root, ping, require_root, tcp_exchange};
 
 /// Paths of the binaries under test (`env!("CARGO_BIN_EXE_…")` in the root package's tests).
 #[derive(Debug, Clone)]

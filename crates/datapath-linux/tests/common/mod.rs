@@ -8,16 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use contiv_datapath::{Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, RemoteEndpoint};
-use contiv_datapath_linux::testbed::{is_root, Testbed};
-
-/// Privileged tests skip (pass with a note) when not root.
-pub fn skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: kernel datapath tests need root");
-        return true;
-    }
-    false
-}
+use contiv_datapath_linux::testbed::Testbed;
 
 pub fn net(tenant: &str, name: &str, vni: u32, subnet: &str, mode: FwdMode) -> NetworkSpec {
     let subnet: ipnet::Ipv4Net = subnet.parse().expect("subnet literal");
