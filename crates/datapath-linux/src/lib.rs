@@ -47,9 +47,11 @@ pub mod netns;
 mod network;
 mod nl;
 mod observe;
+pub mod policy;
 mod remote;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 
 pub use driver::{LinuxConfig, LinuxDatapath};
 pub use error::LinuxError;
+pub use policy::NftPolicy;

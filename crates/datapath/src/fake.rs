@@ -223,3 +223,52 @@ mod tests {
         assert_eq!(f.calls().len(), 6);
     }
 }
+
+/// A recording [`crate::PolicyDriver`]: keeps the last policy applied per tenant and counts the
+/// applies that changed something.
+#[derive(Default)]
+pub struct FakePolicy {
+    applied: Mutex<BTreeMap<String, contiv_policy::TenantPolicy>>,
+}
+
+impl FakePolicy {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The policy last applied for `tenant`.
+    pub fn applied(&self, tenant: &str) -> Option<contiv_policy::TenantPolicy> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+}
+
+impl crate::PolicyDriver for FakePolicy {
+    fn apply(
+        &self,
+        policy: &contiv_policy::TenantPolicy,
+    ) -> Result<crate::ApplyStats, DatapathError> {
+        let mut m = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = m.get(&policy.tenant) != Some(policy);
+        m.insert(policy.tenant.clone(), policy.clone());
+        Ok(crate::ApplyStats {
+            changed,
+            rules: policy.rule_count(),
+            elements: policy.element_count(),
+        })
+    }
+
+    fn forget(&self, tenant: &str) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, crate::PolicyCounter>, DatapathError> {
+        Ok(BTreeMap::new())
+    }
+}

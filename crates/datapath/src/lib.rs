@@ -1,5 +1,5 @@
-//! The datapath driver boundary of the host agent (netplugin): the [`Datapath`] trait, the plain
-//! data it takes and returns, and (feature `fake`) a recording in-memory driver for agent tests.
+//! The datapath driver boundary of the host agent (netplugin): the [`Datapath`] trait, the
+//! [`PolicyDriver`] beside it, the plain data they take and return, and (feature `fake`) a recording in-memory driver for agent tests.
 //!
 //! Drivers: `contiv-datapath-linux` (kernel bridge + VXLAN), later OVS. The agent owns desired
 //! state and reconciles by diff: on start it calls [`Datapath::observe`], compares with what
@@ -8,9 +8,11 @@
 mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+mod policy;
 mod types;
 
 pub use error::{BoxError, DatapathError};
+pub use policy::{ApplyStats, NoPolicy, PolicyCounter, PolicyDriver};
 pub use types::*;
 
 /// One datapath backend on one host.

@@ -1,0 +1,146 @@
+//! Golden tests of the rendered nftables batches (full and delta) for a small policy.
+//! `UPDATE_GOLDEN=1 cargo test -p contiv-datapath-linux --lib` rewrites the golden files.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use contiv_policy::{compile_tenant, GroupRef, Member, NetworkRef, PolicyInput, RuleSpec, Scope};
+
+use super::render::{delta_batch, full_batch, render, Seed};
+
+fn rule(
+    id: &str,
+    dir: &str,
+    act: &str,
+    prio: i64,
+    f: impl FnOnce(&mut contiv_model::Rule),
+) -> RuleSpec {
+    let mut r = contiv_model::Rule {
+        tenant_name: "t".into(),
+        policy_name: "p".into(),
+        rule_id: id.into(),
+        direction: dir.into(),
+        action: act.into(),
+        priority: prio,
+        ..Default::default()
+    };
+    f(&mut r);
+    RuleSpec::from_model(&r).expect("valid rule")
+}
+
+fn member(g: &str, last: u8, host: &str) -> Member {
+    Member {
+        id: format!("ep{last}"),
+        tenant: "t".into(),
+        group: g.into(),
+        ip: Ipv4Addr::new(10, 1, 0, last),
+        host: host.into(),
+    }
+}
+
+fn input() -> PolicyInput {
+    PolicyInput {
+        networks: vec![NetworkRef {
+            tenant: "t".into(),
+            name: "net".into(),
+            subnet: "10.1.0.0/24".parse().expect("subnet"),
+        }],
+        groups: vec![
+            GroupRef {
+                tenant: "t".into(),
+                name: "web".into(),
+                policies: vec!["p".into()],
+            },
+            GroupRef {
+                tenant: "t".into(),
+                name: "db".into(),
+                policies: vec!["q".into()],
+            },
+        ],
+        rules: vec![
+            rule("1", "out", "deny", 1, |r| r.protocol = "udp".into()),
+            rule("2", "out", "allow", 5, |r| {
+                r.to_ip_address = "10.9.0.1-20".into();
+                r.protocol = "udp".into();
+                r.port = 53;
+            }),
+            {
+                let mut q = rule("1", "in", "deny", 1, |_| {});
+                q.id.policy = "q".into();
+                q
+            },
+            {
+                let mut q = rule("2", "in", "allow", 10, |r| {
+                    r.from_endpoint_group = "web".into();
+                    r.protocol = "tcp".into();
+                    r.port = 80;
+                });
+                q.id.policy = "q".into();
+                q
+            },
+            {
+                let mut q = rule("3", "in", "allow", 10, |r| r.from_network = "net".into());
+                q.id.policy = "q".into();
+                q
+            },
+        ],
+        endpoints: vec![
+            member("web", 2, "h1"),
+            member("web", 3, "h2"),
+            member("db", 4, "h1"),
+            member("", 5, "h1"),
+        ],
+    }
+}
+
+fn golden(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, text).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 to create)");
+    assert_eq!(text, want, "{name} differs from the golden file");
+}
+
+#[test]
+fn full_ruleset_matches_golden() {
+    let p = compile_tenant(&input(), Scope::Host("h1"), "t");
+    let mut seed = Seed::new();
+    seed.insert(super::render::counter_name("t:q:1"), (5, 300));
+    golden("nft_full.txt", &full_batch(&render(&p), &seed));
+}
+
+#[test]
+fn endpoint_churn_moves_elements_only_and_rule_changes_rewrite_one_chain() {
+    let before = render(&compile_tenant(&input(), Scope::Host("h1"), "t"));
+    let mut more = input();
+    more.endpoints.push(member("web", 6, "h1"));
+    more.endpoints
+        .retain(|m| m.ip != Ipv4Addr::new(10, 1, 0, 3));
+    let after = render(&compile_tenant(&more, Scope::Host("h1"), "t"));
+    let churn = delta_batch(&before, &after);
+    assert!(
+        !churn.contains("add rule") && !churn.contains("flush chain"),
+        "{churn}"
+    );
+    golden("nft_delta_endpoints.txt", &churn);
+
+    let mut fewer = input();
+    fewer
+        .rules
+        .retain(|r| !(r.id.policy == "p" && r.id.rule == "2"));
+    let after = render(&compile_tenant(&fewer, Scope::Host("h1"), "t"));
+    let rules = delta_batch(&before, &after);
+    assert_eq!(rules.matches("flush chain").count(), 1, "{rules}");
+    golden("nft_delta_rules.txt", &rules);
+
+    assert_eq!(delta_batch(&before, &before), "");
+    let none = compile_tenant(&PolicyInput::default(), Scope::Host("h1"), "t");
+    assert_eq!(
+        delta_batch(&before, &render(&none)),
+        "add table inet contiv\ndelete table inet contiv\n"
+    );
+}

@@ -1,0 +1,61 @@
+//! The policy driver boundary, beside [`crate::Datapath`] (netavark's network/firewall driver
+//! pair is the model): a driver enforces the compiled policy of each tenant on this host.
+
+use std::collections::BTreeMap;
+
+use contiv_policy::TenantPolicy;
+
+use crate::DatapathError;
+
+/// Packets and bytes a rule decided on one host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyCounter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What an `apply` installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Whether anything was sent to the datapath (false: already in place).
+    pub changed: bool,
+    /// Rule entries and set/map elements now installed for the tenant.
+    pub rules: usize,
+    pub elements: usize,
+}
+
+/// Enforces policy on one host.
+///
+/// Concurrency: `Send + Sync`; calls for different tenants may run in parallel, calls for one
+/// tenant are serialized by the caller (the agent's policy loop is the only caller).
+///
+/// Atomicity: each `apply` takes effect in one step: no packet is ever judged by half of an old
+/// and half of a new policy. Established connections keep flowing when a change would deny them
+/// (stateful enforcement: only new connections are judged).
+pub trait PolicyDriver: Send + Sync {
+    /// Makes the enforced policy of `policy.tenant` exactly `policy`, by diff against what this
+    /// driver installed (an empty policy removes enforcement). Idempotent. The tenant's
+    /// forwarding must exist (its first network ensured): otherwise `Ok` with nothing installed
+    /// and `changed == false`, and the next call installs it.
+    fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError>;
+
+    /// Drops what this driver remembers of a tenant that left the host (its datapath is gone).
+    fn forget(&self, tenant: &str);
+
+    /// Per-rule counters (`tenant:policy:rule` → counts), summed over the tenants installed.
+    fn counters(&self) -> Result<BTreeMap<String, PolicyCounter>, DatapathError>;
+}
+
+/// A driver that enforces nothing (a datapath without policy support, or policy turned off).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPolicy;
+
+impl PolicyDriver for NoPolicy {
+    fn apply(&self, _policy: &TenantPolicy) -> Result<ApplyStats, DatapathError> {
+        Ok(ApplyStats::default())
+    }
+    fn forget(&self, _tenant: &str) {}
+    fn counters(&self) -> Result<BTreeMap<String, PolicyCounter>, DatapathError> {
+        Ok(BTreeMap::new())
+    }
+}
