@@ -337,7 +337,8 @@ fn every_object_type_has_the_full_lifecycle() {
     ok(&nm, "/api/v1/networks/default:n1/", net("default", "n1", "10.1.1.0/24"));
     ok(&nm, "/api/v1/endpointGroups/default:g0/", json!({"tenantName": "default", "groupName": "g0", "networkName": "n1"}));
     ok(&nm, "/api/v1/policys/default:p0/", json!({"tenantName": "default", "policyName": "p0"}));
-    // (plural, key, create body, update body or None if immutable, has Config, has Oper)
+    // (plural, key, create body, update body or None if immutable, has Config, has Oper; rule
+    // inspect's Oper is netmaster's addition: the packet counters agents report)
     type Case = (&'static str, &'static str, Value, Option<Value>, bool, bool);
     let cases: Vec<Case> = vec![
         ("tenants", "t1", json!({"tenantName": "t1"}), None, true, true),
@@ -345,7 +346,7 @@ fn every_object_type_has_the_full_lifecycle() {
         ("endpointGroups", "default:g1", json!({"tenantName": "default", "groupName": "g1", "networkName": "n1"}),
             Some(json!({"tenantName": "default", "groupName": "g1", "networkName": "n1", "policies": ["p0"]})), true, true),
         ("policys", "default:p1", json!({"tenantName": "default", "policyName": "p1"}), None, true, true),
-        ("rules", "default:p0:r1", json!({"tenantName": "default", "policyName": "p0", "ruleId": "r1", "direction": "out", "toEndpointGroup": "g0", "action": "deny"}), None, true, false),
+        ("rules", "default:p0:r1", json!({"tenantName": "default", "policyName": "p0", "ruleId": "r1", "direction": "out", "toEndpointGroup": "g0", "action": "deny"}), None, true, true),
         ("appProfiles", "default:ap", json!({"tenantName": "default", "appProfileName": "ap", "endpointGroups": ["g0"]}),
             Some(json!({"tenantName": "default", "appProfileName": "ap", "endpointGroups": []})), true, false),
         ("serviceLBs", "default:s", json!({"tenantName": "default", "serviceName": "s", "networkName": "n1", "selectors": ["a=b"], "ports": ["80:80:TCP"]}),

@@ -14,10 +14,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::State;
 
 fn kv<T: Serialize>(key: String, v: &T) -> Option<KvChange> {
-    serde_json::to_value(v).ok().map(|value| KvChange { key, value: Some(value) })
+    serde_json::to_value(v).ok().map(|value| KvChange {
+        key,
+        value: Some(value),
+    })
 }
 
-fn objects<T: ModelObject>(kind: ObjectKind, map: &std::collections::BTreeMap<String, T>, out: &mut Vec<KvChange>) {
+fn objects<T: ModelObject>(
+    kind: ObjectKind,
+    map: &std::collections::BTreeMap<String, T>,
+    out: &mut Vec<KvChange>,
+) {
     out.extend(map.iter().filter_map(|(k, o)| kv(keys::object(kind, k), o)));
 }
 
@@ -30,10 +37,21 @@ fn snapshot_of(st: &State) -> AgentSnapshot {
     objects(ObjectKind::Rule, &st.rules, &mut kvs);
     objects(ObjectKind::NetProfile, &st.net_profiles, &mut kvs);
     objects(ObjectKind::ServiceLb, &st.service_lbs, &mut kvs);
-    kvs.extend(st.net_oper.iter().filter_map(|(k, o)| kv(keys::net_oper(k), o)));
-    kvs.extend(st.endpoints.iter().filter_map(|(k, e)| kv(keys::endpoint(k), e)));
+    kvs.extend(
+        st.net_oper
+            .iter()
+            .filter_map(|(k, o)| kv(keys::net_oper(k), o)),
+    );
+    kvs.extend(
+        st.endpoints
+            .iter()
+            .filter_map(|(k, e)| kv(keys::endpoint(k), e)),
+    );
     kvs.extend(st.nodes.iter().filter_map(|(k, n)| kv(keys::node(k), n)));
-    AgentSnapshot { revision: st.revision, kvs }
+    AgentSnapshot {
+        revision: st.revision,
+        kvs,
+    }
 }
 
 impl Engine {
@@ -54,9 +72,14 @@ impl Engine {
             return Err(ApiError::bad_request("invalid hostname"));
         }
         if !node.vtep_ip.is_empty() && node.vtep_ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(ApiError::bad_request(format!("invalid vtepIP {}", node.vtep_ip)));
+            return Err(ApiError::bad_request(format!(
+                "invalid vtepIP {}",
+                node.vtep_ip
+            )));
         }
-        self.node_seen.lock().insert(node.hostname.clone(), Instant::now());
+        self.node_seen
+            .lock()
+            .insert(node.hostname.clone(), Instant::now());
         let stored = node.clone();
         self.write(move |st, cs| {
             if st.nodes.get(&stored.hostname) != Some(&stored) {
@@ -97,6 +120,8 @@ impl Engine {
         for n in &dead {
             seen.remove(n);
         }
+        drop(seen);
+        self.policy_reports.forget(&dead);
         Ok(dead)
     }
 }

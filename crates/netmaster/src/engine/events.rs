@@ -20,6 +20,8 @@ struct Inner {
     history: VecDeque<Arc<AgentEvent>>,
     /// Events at or below this revision are not held (evicted, or before this process started).
     floor: u64,
+    /// Revision of the last change published (the loaded revision until the first one).
+    latest: u64,
 }
 
 /// What a subscriber gets: the events it missed, then the live feed.
@@ -32,7 +34,14 @@ impl EventLog {
     /// A log that starts at `revision` (the revision the loaded state reflects).
     pub fn starting_at(revision: u64) -> Self {
         let (live, _) = broadcast::channel(4096);
-        EventLog { inner: Mutex::new(Inner { history: VecDeque::new(), floor: revision }), live }
+        EventLog {
+            inner: Mutex::new(Inner {
+                history: VecDeque::new(),
+                floor: revision,
+                latest: revision,
+            }),
+            live,
+        }
     }
 
     /// Records one committed change set (only its agent-visible writes).
@@ -48,7 +57,11 @@ impl EventLog {
         if changes.is_empty() {
             return;
         }
-        let ev = Arc::new(AgentEvent { revision, changes, resync: false });
+        let ev = Arc::new(AgentEvent {
+            revision,
+            changes,
+            resync: false,
+        });
         let mut inner = self.inner.lock();
         if inner.history.len() == HISTORY {
             if let Some(old) = inner.history.pop_front() {
@@ -56,8 +69,16 @@ impl EventLog {
             }
         }
         inner.history.push_back(ev.clone());
+        inner.latest = revision;
         // No receivers is fine: nobody is watching.
         let _ = self.live.send(ev);
+    }
+
+    /// Revision of the last change published to agents: an agent that applied every change up
+    /// to it holds netmaster's current state (at start, the revision of the loaded state; agents
+    /// resuming from before it take a new snapshot).
+    pub fn latest(&self) -> u64 {
+        self.inner.lock().latest
     }
 
     /// Every event after `after`, then the live feed; `None` when events after `after` may have
@@ -68,7 +89,12 @@ impl EventLog {
             return None;
         }
         let live = self.live.subscribe();
-        let backlog = inner.history.iter().filter(|e| e.revision > after).cloned().collect();
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.revision > after)
+            .cloned()
+            .collect();
         Some(Subscription { backlog, live })
     }
 }

@@ -5,6 +5,8 @@ pub mod agent;
 mod bootstrap;
 mod cache;
 pub mod events;
+mod explain;
+mod policy;
 #[cfg(test)]
 mod tests;
 
@@ -18,11 +20,13 @@ use tracing::debug;
 
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::rules::Managed;
 use crate::state::State;
+use contiv_api::keys;
 
 pub use bootstrap::{EngineOptions, DEFAULT_PVT_SUBNET, DEFAULT_TENANT};
+pub use explain::{ExplainQuery, ExplainSide, Explanation};
+pub use policy::{RuleCounters, RuleInspect};
 
 /// netmaster's core. Cheap to share (`Arc<Engine>`).
 pub struct Engine {
@@ -35,21 +39,36 @@ pub struct Engine {
     /// Last heartbeat of each registered node (in memory: a restarted netmaster gives every
     /// node a fresh grace period).
     node_seen: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Latest policy report of each host agent, by hostname (in memory: agents report again
+    /// with every heartbeat; dropped when the node expires).
+    policy_reports: policy::Reports,
     options: EngineOptions,
 }
 
 impl Engine {
     /// Loads the whole store into memory and makes sure the `global` object and the `default`
     /// tenant exist.
-    pub async fn open(store: Arc<dyn StateStore>, options: EngineOptions) -> ApiResult<Arc<Engine>> {
+    pub async fn open(
+        store: Arc<dyn StateStore>,
+        options: EngineOptions,
+    ) -> ApiResult<Arc<Engine>> {
         let snapshot = store.range(keys::ROOT).await?;
         let mut state = State::default();
-        state.load(snapshot.kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_slice())));
+        state.load(
+            snapshot
+                .kvs
+                .iter()
+                .map(|kv| (kv.key.as_str(), kv.value.as_slice())),
+        );
         state.revision = snapshot.revision;
         state.cluster_mode.clone_from(&options.cluster_mode);
         let now = std::time::Instant::now();
         let node_seen = state.nodes.keys().map(|n| (n.clone(), now)).collect();
-        debug!(keys = snapshot.kvs.len(), revision = snapshot.revision, "state loaded");
+        debug!(
+            keys = snapshot.kvs.len(),
+            revision = snapshot.revision,
+            "state loaded"
+        );
         let engine = Arc::new(Engine {
             store,
             state: RwLock::new(state),
@@ -57,6 +76,7 @@ impl Engine {
             lists: cache::ListCache::default(),
             events: events::EventLog::starting_at(snapshot.revision),
             node_seen: parking_lot::Mutex::new(node_seen),
+            policy_reports: policy::Reports::default(),
             options,
         });
         bootstrap::ensure_defaults(&engine).await?;
@@ -106,7 +126,11 @@ impl Engine {
         self.events.publish(revision, cs.writes());
         // Served objects (with their derived links) depend only on object keys: allocations and
         // endpoint records leave the cached list bodies valid.
-        if cs.writes().iter().any(|(k, _)| k.starts_with(keys::OBJECT_PREFIX)) {
+        if cs
+            .writes()
+            .iter()
+            .any(|(k, _)| k.starts_with(keys::OBJECT_PREFIX))
+        {
             self.lists.clear();
         }
         Ok(result)
@@ -118,7 +142,10 @@ impl Engine {
             return Ok(b);
         }
         let st = self.state.read();
-        let items: Vec<T> = T::table(&st).values().map(|o| T::with_links(&st, o)).collect();
+        let items: Vec<T> = T::table(&st)
+            .values()
+            .map(|o| T::with_links(&st, o))
+            .collect();
         let body = Bytes::from(
             serde_json::to_vec(&items).map_err(|e| ApiError::internal(format!("encode: {e}")))?,
         );

@@ -7,6 +7,7 @@
 mod agent;
 mod objects;
 mod plugin;
+mod policy;
 mod reply;
 
 use std::sync::Arc;
@@ -38,17 +39,27 @@ pub struct ServerInfo {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(objects::openapi))
+        .route("/api/v1/policyStatus/", get(policy::status))
+        .route("/api/v1/policyStatus", get(policy::status))
+        .route("/api/v1/policyExplain/", get(policy::explain))
+        .route("/api/v1/policyExplain", get(policy::explain))
         .route("/api/v1/inspect/{plural}/{key}/", get(objects::inspect))
         .route("/api/v1/inspect/{plural}/{key}", get(objects::inspect))
         .route("/api/v1/{plural}/", get(objects::list))
         .route("/api/v1/{plural}", get(objects::list))
         .route(
             "/api/v1/{plural}/{key}/",
-            get(objects::get_one).post(objects::upsert).put(objects::upsert).delete(objects::delete),
+            get(objects::get_one)
+                .post(objects::upsert)
+                .put(objects::upsert)
+                .delete(objects::delete),
         )
         .route(
             "/api/v1/{plural}/{key}",
-            get(objects::get_one).post(objects::upsert).put(objects::upsert).delete(objects::delete),
+            get(objects::get_one)
+                .post(objects::upsert)
+                .put(objects::upsert)
+                .delete(objects::delete),
         )
         .route("/plugin/allocAddress", post(plugin::alloc_address))
         .route("/plugin/releaseAddress", post(plugin::release_address))
@@ -56,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/plugin/deleteEndpoint", post(plugin::delete_endpoint))
         .route("/plugin/updateEndpoint", post(plugin::update_endpoint))
         .route("/plugin/registerNode", post(agent::register_node))
+        .route("/plugin/policyReport", post(policy::report))
         .route("/plugin/agentState", get(agent::agent_state))
         .route("/plugin/agentWatch", get(agent::agent_watch))
         .route("/version", get(plugin::version))

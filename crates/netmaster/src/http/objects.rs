@@ -18,39 +18,84 @@ use crate::rules::Managed;
 macro_rules! with_type {
     ($kind:expr, $T:ident => $body:expr, endpoint => $endpoint:expr) => {
         match $kind {
-            ObjectKind::Tenant => { type $T = Tenant; $body }
-            ObjectKind::Network => { type $T = Network; $body }
-            ObjectKind::EndpointGroup => { type $T = EndpointGroup; $body }
-            ObjectKind::Policy => { type $T = Policy; $body }
-            ObjectKind::Rule => { type $T = Rule; $body }
-            ObjectKind::AppProfile => { type $T = AppProfile; $body }
-            ObjectKind::ServiceLb => { type $T = ServiceLb; $body }
-            ObjectKind::NetProfile => { type $T = NetProfile; $body }
-            ObjectKind::Global => { type $T = Global; $body }
-            ObjectKind::Bgp => { type $T = Bgp; $body }
-            ObjectKind::AciGw => { type $T = AciGw; $body }
-            ObjectKind::ExtContractsGroup => { type $T = ExtContractsGroup; $body }
+            ObjectKind::Tenant => {
+                type $T = Tenant;
+                $body
+            }
+            ObjectKind::Network => {
+                type $T = Network;
+                $body
+            }
+            ObjectKind::EndpointGroup => {
+                type $T = EndpointGroup;
+                $body
+            }
+            ObjectKind::Policy => {
+                type $T = Policy;
+                $body
+            }
+            ObjectKind::Rule => {
+                type $T = Rule;
+                $body
+            }
+            ObjectKind::AppProfile => {
+                type $T = AppProfile;
+                $body
+            }
+            ObjectKind::ServiceLb => {
+                type $T = ServiceLb;
+                $body
+            }
+            ObjectKind::NetProfile => {
+                type $T = NetProfile;
+                $body
+            }
+            ObjectKind::Global => {
+                type $T = Global;
+                $body
+            }
+            ObjectKind::Bgp => {
+                type $T = Bgp;
+                $body
+            }
+            ObjectKind::AciGw => {
+                type $T = AciGw;
+                $body
+            }
+            ObjectKind::ExtContractsGroup => {
+                type $T = ExtContractsGroup;
+                $body
+            }
             ObjectKind::Endpoint => $endpoint,
         }
     };
 }
 
 fn kind_of(plural: &str) -> ApiResult<ObjectKind> {
-    ObjectKind::from_plural(plural).ok_or_else(|| ApiError::not_found(format!("unknown object type {plural}")))
+    ObjectKind::from_plural(plural)
+        .ok_or_else(|| ApiError::not_found(format!("unknown object type {plural}")))
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("empty request body"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 fn endpoint_only(op: &str) -> ApiError {
-    ApiError::new(crate::error::ErrorKind::NotFound, format!("endpoints are inspect-only: no {op}"))
+    ApiError::new(
+        crate::error::ErrorKind::NotFound,
+        format!("endpoints are inspect-only: no {op}"),
+    )
 }
 
-pub async fn list(State(app): State<AppState>, Path(plural): Path<String>, headers: HeaderMap) -> Reply {
+pub async fn list(
+    State(app): State<AppState>,
+    Path(plural): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
     let style = ErrorStyle::from_headers(&headers);
     let result = kind_of(&plural).and_then(|kind| {
         with_type!(kind, T => app.engine.list_json::<T>(), endpoint => Err(endpoint_only("list")))
@@ -58,7 +103,11 @@ pub async fn list(State(app): State<AppState>, Path(plural): Path<String>, heade
     Reply::raw(style, result)
 }
 
-pub async fn get_one(State(app): State<AppState>, Path((plural, key)): Path<(String, String)>, headers: HeaderMap) -> Reply {
+pub async fn get_one(
+    State(app): State<AppState>,
+    Path((plural, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
     let style = ErrorStyle::from_headers(&headers);
     let result = kind_of(&plural).and_then(|kind| {
         with_type!(kind, T => to_bytes(app.engine.get::<T>(&key)), endpoint => Err(endpoint_only("get")))
@@ -66,10 +115,17 @@ pub async fn get_one(State(app): State<AppState>, Path((plural, key)): Path<(Str
     Reply::raw(style, result)
 }
 
-pub async fn inspect(State(app): State<AppState>, Path((plural, key)): Path<(String, String)>, headers: HeaderMap) -> Reply {
+pub async fn inspect(
+    State(app): State<AppState>,
+    Path((plural, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
     let style = ErrorStyle::from_headers(&headers);
-    let result = kind_of(&plural).and_then(|kind| {
-        with_type!(kind, T => to_bytes(app.engine.inspect::<T>(&key)), endpoint => to_bytes(inspect_endpoint(&app.engine, &key)))
+    let result = kind_of(&plural).and_then(|kind| match kind {
+        // Oper from what agents report: policy violations, rule counters.
+        ObjectKind::Policy => to_bytes(app.engine.inspect_policy(&key)),
+        ObjectKind::Rule => to_bytes(app.engine.inspect_rule(&key)),
+        _ => with_type!(kind, T => to_bytes(app.engine.inspect::<T>(&key)), endpoint => to_bytes(inspect_endpoint(&app.engine, &key))),
     });
     Reply::raw(style, result)
 }
@@ -91,10 +147,15 @@ pub async fn upsert(
 
 async fn upsert_typed<T: Managed>(engine: &Engine, key: &str, body: &[u8]) -> ApiResult<Bytes> {
     let obj: T = decode(body)?;
+    T::check_sent(&obj, body)?;
     to_bytes(engine.upsert(key, obj).await)
 }
 
-pub async fn delete(State(app): State<AppState>, Path((plural, key)): Path<(String, String)>, headers: HeaderMap) -> Reply {
+pub async fn delete(
+    State(app): State<AppState>,
+    Path((plural, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
     let style = ErrorStyle::from_headers(&headers);
     let result = match kind_of(&plural) {
         Ok(kind) => with_type!(kind, T => app.engine.delete::<T>(&key).await,
@@ -111,7 +172,10 @@ fn inspect_endpoint(engine: &Engine, key: &str) -> ApiResult<Inspect<Endpoint>> 
             .values()
             .find(|ep| ep.id.contains(key))
             .map(|ep| {
-                let cfg = Endpoint { key: key.to_owned(), endpoint_id: key.to_owned() };
+                let cfg = Endpoint {
+                    key: key.to_owned(),
+                    endpoint_id: key.to_owned(),
+                };
                 Inspect::new(cfg, ep.to_oper())
             })
             .ok_or_else(|| ApiError::not_found("endpoint not found"))
@@ -119,13 +183,20 @@ fn inspect_endpoint(engine: &Engine, key: &str) -> ApiResult<Inspect<Endpoint>> 
 }
 
 fn to_bytes<T: serde::Serialize>(r: ApiResult<T>) -> ApiResult<Bytes> {
-    r.and_then(|v| serde_json::to_vec(&v).map(Bytes::from).map_err(|e| ApiError::internal(format!("encode: {e}"))))
+    r.and_then(|v| {
+        serde_json::to_vec(&v)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(format!("encode: {e}")))
+    })
 }
 
 pub async fn openapi(State(app): State<AppState>) -> Response {
     let doc = crate::openapi::document(app.info.version);
     let mut r = (StatusCode::OK, doc.to_string()).into_response();
-    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 

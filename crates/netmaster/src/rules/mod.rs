@@ -7,11 +7,11 @@
 
 mod endpoint_group;
 mod global;
-pub(crate) mod network;
 mod infra;
+pub(crate) mod network;
+mod policy;
 mod profiles;
 mod service;
-mod policy;
 mod tenant;
 
 use contiv_model::{Link, ObjectKind};
@@ -24,6 +24,10 @@ pub use network::{network_oper_of, NETWORK_SUBNET_CHANGE};
 
 /// How one object type lives in netmaster.
 pub trait Managed: Tabled {
+    /// Checks on the request body as sent, before schema defaults fill it (default: none).
+    fn check_sent(_obj: &Self, _body: &[u8]) -> ApiResult<()> {
+        Ok(())
+    }
     /// Checks and allocations for a new object (already schema-validated, links cleared).
     fn plan_create(st: &State, new: &Self, cs: &mut ChangeSet) -> ApiResult<()>;
     /// Checks for replacing `old` by `new` (they differ). Default: refused, like Contiv's
@@ -78,7 +82,9 @@ pub(crate) fn link_set<'a>(
     kind: ObjectKind,
     keys: impl IntoIterator<Item = &'a String>,
 ) -> std::collections::BTreeMap<String, Link> {
-    keys.into_iter().map(|k| (k.clone(), link(kind, k))).collect()
+    keys.into_iter()
+        .map(|k| (k.clone(), link(kind, k)))
+        .collect()
 }
 
 pub(crate) fn count_i64(n: usize) -> i64 {

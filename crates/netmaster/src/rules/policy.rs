@@ -10,8 +10,8 @@ use contiv_model::{
 use super::{count_i64, link, link_set, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::state::State;
+use contiv_api::keys;
 
 fn groups_using<'a>(st: &'a State, p: &'a Policy) -> impl Iterator<Item = &'a EndpointGroup> + 'a {
     super::tenant::tenant_children(&st.epgs, &p.tenant_name)
@@ -21,7 +21,10 @@ fn groups_using<'a>(st: &'a State, p: &'a Policy) -> impl Iterator<Item = &'a En
 
 fn rules_of<'a>(st: &'a State, p: &'a Policy) -> impl Iterator<Item = &'a String> + 'a {
     let prefix = format!("{}:", p.key);
-    st.rules.range(prefix.clone()..).map(|(k, _)| k).take_while(move |k| k.starts_with(&prefix))
+    st.rules
+        .range(prefix.clone()..)
+        .map(|(k, _)| k)
+        .take_while(move |k| k.starts_with(&prefix))
 }
 
 impl Managed for Policy {
@@ -56,10 +59,18 @@ impl Managed for Policy {
 
     fn oper(st: &State, p: &Self) -> PolicyOper {
         let endpoints: Vec<_> = groups_using(st, p)
-            .flat_map(|g| st.endpoints.values().filter(move |ep| ep.group_key() == g.key))
+            .flat_map(|g| {
+                st.endpoints
+                    .values()
+                    .filter(move |ep| ep.group_key() == g.key)
+            })
             .map(|ep| ep.to_oper())
             .collect();
-        PolicyOper { num_endpoints: count_i64(endpoints.len()), endpoints, policy_violations: 0 }
+        PolicyOper {
+            num_endpoints: count_i64(endpoints.len()),
+            endpoints,
+            policy_violations: 0,
+        }
     }
 }
 
@@ -78,7 +89,10 @@ fn check_directions(r: &Rule) -> ApiResult<()> {
             }
         }
         "out" => {
-            if !r.from_network.is_empty() || !r.from_endpoint_group.is_empty() || !r.from_ip_address.is_empty() {
+            if !r.from_network.is_empty()
+                || !r.from_endpoint_group.is_empty()
+                || !r.from_ip_address.is_empty()
+            {
                 return bad("can not specify 'from' parameters in outgoing rule");
             }
             if !r.to_network.is_empty() && !r.to_ip_address.is_empty() {
@@ -113,18 +127,47 @@ impl Managed for Rule {
     fn plan_create(st: &State, r: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         check_directions(r)?;
         check_rule_references(st, r)?;
-        if !st.policies.contains_key(&scoped(&r.tenant_name, &r.policy_name)) {
+        if !st
+            .policies
+            .contains_key(&scoped(&r.tenant_name, &r.policy_name))
+        {
             return Err(ApiError::not_found("Policy not found"));
+        }
+        // What Contiv accepted but cannot be enforced as written (a to-address on an in-rule,
+        // a bad range, protocol 300, a port without tcp/udp ...).
+        contiv_policy::RuleSpec::from_model(r).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Contiv's schema fills a missing priority with 1; an explicit `"priority": 0` is refused
+    /// (the decoded 0 of a body that names the field with a value).
+    fn check_sent(r: &Self, body: &[u8]) -> ApiResult<()> {
+        if r.priority != 0 {
+            return Ok(());
+        }
+        let sent = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            .map(|m| {
+                m.iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("priority") && !v.is_null())
+            })
+            .unwrap_or(false);
+        if sent {
+            return Err(ApiError::bad_request("priority 0 is outside 1-100"));
         }
         Ok(())
     }
 
     fn plan_update(_st: &State, _old: &Self, _new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
-        Err(ApiError::conflict("can not update a rule after its created"))
+        Err(ApiError::conflict(
+            "can not update a rule after its created",
+        ))
     }
 
     fn plan_delete(st: &State, r: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
-        if !st.policies.contains_key(&scoped(&r.tenant_name, &r.policy_name)) {
+        if !st
+            .policies
+            .contains_key(&scoped(&r.tenant_name, &r.policy_name))
+        {
             return Err(ApiError::not_found("Policy not found"));
         }
         Ok(())
@@ -139,9 +182,14 @@ impl Managed for Rule {
         let mut out = r.clone();
         let policy = scoped(&r.tenant_name, &r.policy_name);
         out.link_sets.policies = link_set(ObjectKind::Policy, [&policy]);
-        let group = if r.from_endpoint_group.is_empty() { &r.to_endpoint_group } else { &r.from_endpoint_group };
+        let group = if r.from_endpoint_group.is_empty() {
+            &r.to_endpoint_group
+        } else {
+            &r.from_endpoint_group
+        };
         if !group.is_empty() {
-            out.links.match_endpoint_group = link(ObjectKind::EndpointGroup, &scoped(&r.tenant_name, group));
+            out.links.match_endpoint_group =
+                link(ObjectKind::EndpointGroup, &scoped(&r.tenant_name, group));
         }
         out
     }
