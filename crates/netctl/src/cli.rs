@@ -371,8 +371,9 @@ mod tests {
                 .map(|c| c.get_name().to_string())
                 .collect::<Vec<_>>()
         });
+        // Contiv's seven, then what this netctl adds (policy state).
         let expected = [
-            "create", "rm", "ls", "inspect", "rule-ls", "rule-rm", "rule-add",
+            "create", "rm", "ls", "inspect", "rule-ls", "rule-rm", "rule-add", "explain", "status",
         ];
         assert_eq!(
             policy,

@@ -1,4 +1,5 @@
-//! `netctl policy`: policies (create, rm, ls, inspect) and their rules (rule-add, rule-ls, rule-rm).
+//! `netctl policy`: policies (create, rm, ls, inspect) and their rules (rule-add, rule-ls, rule-rm);
+//! what is enforced (explain, status: see [`state`]).
 
 use std::io::Write;
 
@@ -55,6 +56,14 @@ pub enum PolicyCmd {
     },
     /// Add a new rule to the policy
     RuleAdd(Box<RuleArgs>),
+    /// Explain which rule decides a new connection, and whether the hosts enforce it
+    Explain(state::ExplainArgs),
+    /// Show the policy revision each host enforces
+    Status {
+        /// Output in JSON format
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
 }
 
 /// `netctl policy rule-add [options] <policy> <rule id>`
@@ -167,6 +176,8 @@ pub fn run(cmd: &PolicyCmd, ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             let rule_key = key(&[&args.tenant.tenant, &args.policy, &args.rule_id]);
             ctx.client()?.post(RULES, &rule_key, &body)
         }
+        PolicyCmd::Explain(args) => state::explain(args, ctx, out),
+        PolicyCmd::Status { json } => state::status(*json, ctx, out),
     }
 }
 
@@ -317,5 +328,6 @@ fn table(items: &[Value]) -> String {
     render_table(&["Tenant", "Policy"], &rows)
 }
 
+mod state;
 #[cfg(test)]
 mod tests;

@@ -223,3 +223,151 @@ fn rule_ls_unknown_policy_fails() {
         Some("policy t1:nope not found")
     );
 }
+
+const EXPLAINED: &str = r#"{"tenant":"default",
+    "from":{"ip":"10.1.1.2","endpoint":"n1.default-c1","group":"web","host":"host1"},
+    "to":{"ip":"10.1.1.3","endpoint":"n1.default-c2","group":"db","host":"host2"},
+    "protocol":"tcp","port":80,"verdict":"allow","rule":"default:web-in:2",
+    "egress":{"group":null,"rule":null,"action":"allow"},
+    "ingress":{"group":"db","rule":"default:web-in:2","action":"allow"},"revision":12,
+    "hosts":[{"hostname":"host1","enforcedRevision":12,"current":true,"rules":2,"elements":3},
+             {"hostname":"host2","enforcedRevision":10,"current":false,"rules":2,"elements":3}]}"#;
+
+#[test]
+fn parses_explain_and_status() {
+    match policy(&["policy", "explain", "--from", "a", "--to", "b"]) {
+        PolicyCmd::Explain(a) => {
+            assert_eq!(
+                (
+                    a.tenant.tenant.as_str(),
+                    a.protocol.as_str(),
+                    a.port,
+                    a.json
+                ),
+                ("default", "tcp", 0, false)
+            );
+        }
+        other => panic!("not explain: {other:?}"),
+    }
+    // Go-style single-dash long flags, like every other netctl command
+    assert!(matches!(
+        policy(&["policy", "explain", "-t", "t1", "-from", "a", "-to", "b", "-port", "80", "-j"]),
+        PolicyCmd::Explain(a) if a.port == 80 && a.json && a.tenant.tenant == "t1"
+    ));
+    assert!(refused(&["policy", "explain", "--from", "a"]));
+    assert!(refused(&[
+        "policy", "explain", "--from", "a", "--to", "b", "--port", "70000"
+    ]));
+    assert!(matches!(
+        policy(&["policy", "status", "-j"]),
+        PolicyCmd::Status { json: true }
+    ));
+}
+
+#[test]
+fn explain_names_the_deciding_rule_and_the_hosts() {
+    let srv = FakeServer::start();
+    let path =
+        "/api/v1/policyExplain/?tenant=default&from=name-c1&to=10.1.1.3&protocol=tcp&port=80";
+    srv.route("GET", path, 200, EXPLAINED);
+    let args = [
+        "policy", "explain", "--from", "name-c1", "--to", "10.1.1.3", "--port", "80",
+    ];
+    let (res, out) = run_netctl(&srv.url, &args);
+    assert!(res.is_ok(), "{res:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "allow  by default:web-in:2 (in-rule of group db)");
+    assert_eq!(lines[1], "tcp/80");
+    assert!(lines[2].starts_with("Side  IP"), "{out}");
+    assert_eq!(lines[4], "from  10.1.1.2  n1.default-c1  web    host1");
+    assert_eq!(lines[5], "to    10.1.1.3  n1.default-c2  db     host2");
+    assert!(lines[6].starts_with("Host "), "{out}");
+    assert_eq!(lines[8], "host1  12                 yes");
+    assert_eq!(lines[9], "host2  10                 no (netmaster at 12)");
+    let mut json_args = args.to_vec();
+    json_args.push("-j");
+    let (_, json_out) = run_netctl(&srv.url, &json_args);
+    let parsed: Value = serde_json::from_str(&json_out).unwrap_or(Value::Null);
+    assert_eq!(parsed["rule"], "default:web-in:2");
+
+    let unmatched = EXPLAINED
+        .replace(
+            r#""rule":"default:web-in:2","#,
+            r#""rule":null,"reason":"no rule matched","#,
+        )
+        .replace(r#""rule":"default:web-in:2""#, r#""rule":null"#);
+    let path = "/api/v1/policyExplain/?tenant=t%3A1&from=a%20b&to=c&protocol=udp&port=0";
+    srv.route("GET", path, 200, &unmatched);
+    let args = [
+        "policy",
+        "explain",
+        "-t",
+        "t:1",
+        "--from",
+        "a b",
+        "--to",
+        "c",
+        "--protocol",
+        "udp",
+    ];
+    let (res, out) = run_netctl(&srv.url, &args);
+    assert!(res.is_ok(), "{res:?}");
+    assert_eq!(out.lines().next(), Some("allow  no rule matched"));
+    assert_eq!(
+        out.lines().nth(1),
+        Some("tcp/80"),
+        "the answer's protocol and port"
+    );
+}
+
+#[test]
+fn explain_reports_netmasters_refusal() {
+    let srv = FakeServer::start();
+    let path = "/api/v1/policyExplain/?tenant=default&from=nope&to=b&protocol=tcp&port=0";
+    srv.route(
+        "GET",
+        path,
+        500,
+        "endpoint nope not found in tenant default\n",
+    );
+    let (res, _) = run_netctl(
+        &srv.url,
+        &["policy", "explain", "--from", "nope", "--to", "b"],
+    );
+    assert_eq!(
+        res.err().map(|e| e.to_string()).as_deref(),
+        Some("endpoint nope not found in tenant default")
+    );
+}
+
+#[test]
+fn status_lists_hosts() {
+    let srv = FakeServer::start();
+    srv.route(
+        "GET",
+        "/api/v1/policyStatus/",
+        200,
+        r#"{"revision":12,"hosts":[
+        {"hostname":"host1","enforcedRevision":12,"current":true,"rules":4,"elements":9},
+        {"hostname":"host2","enforcedRevision":0,"current":false,"rules":0,"elements":0}]}"#,
+    );
+    let (res, out) = run_netctl(&srv.url, &["policy", "status"]);
+    assert!(res.is_ok(), "{res:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "netmaster revision 12");
+    assert!(
+        lines[1].starts_with("Host   Enforced Revision  Current"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3],
+        "host1  12                 yes                  4      9"
+    );
+    assert_eq!(
+        lines[4],
+        "host2  0                  no (never reported)  0      0"
+    );
+    let (_, json_out) = run_netctl(&srv.url, &["policy", "status", "-j"]);
+    let parsed: Value = serde_json::from_str(&json_out).unwrap_or(Value::Null);
+    assert_eq!(parsed["hosts"][0]["hostname"], "host1");
+}
