@@ -346,6 +346,15 @@ fn reports_feed_status_inspect_and_explain() {
     assert_eq!(e["protocol"], "tcp");
     assert_eq!(e["hosts"].as_array().map(Vec::len), Some(1));
 
+    let doc = nm.get_json("/api/v1/openapi.json");
+    for route in [
+        "/plugin/policyReport",
+        "/api/v1/policyStatus/",
+        "/api/v1/policyExplain/",
+    ] {
+        assert!(doc["paths"][route].is_object(), "{route} in openapi");
+    }
+
     let refused = [
         (
             "from=nope&to=name-c2",

@@ -463,3 +463,89 @@ fn completion_scripts() {
         );
     }
 }
+
+/// POSTs a JSON body to netmaster as a host agent would; returns the answer.
+fn agent_post(url: &str, path: &str, body: &Value) -> Value {
+    let mut resp = ureq::post(format!("{url}{path}"))
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    resp.body_mut()
+        .read_json()
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+#[test]
+fn policy_explain_and_status() {
+    let nm = Netmaster::start();
+    nm.ok("net create -s 10.1.1.0/24 n1");
+    nm.ok("policy create db-in");
+    nm.ok("group create n1 web");
+    nm.ok("policy rule-add -d in -g web -l tcp -P 80 -p 10 db-in 1");
+    nm.ok("group create -p db-in n1 db");
+    nm.ok("policy rule-add -d in -j deny db-in 2");
+    for (c, group, host) in [("c1", "web", "host1"), ("c2", "db", "host2")] {
+        let ep = serde_json::json!({"TenantName": "default", "NetworkName": "n1", "ServiceName": group,
+            "EndpointID": c, "EPCommonName": format!("name-{c}"),
+            "ConfigEP": {"Container": c, "Host": host, "ServiceName": group}});
+        agent_post(&nm.url, "/plugin/createEndpoint", &ep);
+        let node = serde_json::json!({"hostname": host, "datapath": "linux"});
+        agent_post(&nm.url, "/plugin/registerNode", &node);
+    }
+    let status = nm.json("policy status -j");
+    let rev = status["revision"].as_u64().expect("revision");
+    let report =
+        serde_json::json!({"hostname": "host1", "revision": rev, "rules": 2, "elements": 3});
+    agent_post(&nm.url, "/plugin/policyReport", &report);
+
+    let out = nm.ok("policy explain --from name-c1 --to name-c2 --port 80");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "allow  by default:db-in:1 (in-rule of group db)",
+        "{out}"
+    );
+    assert_eq!(lines[1], "tcp/80", "{out}");
+    assert!(
+        lines[4].starts_with("from  10.1.1.") && lines[4].contains("web"),
+        "{out}"
+    );
+    assert!(
+        lines[5].starts_with("to ") && lines[5].ends_with("db     host2"),
+        "{out}"
+    );
+    let hosts = rows(&lines[6..].join("\n"));
+    assert_eq!(hosts[0], ["host1", &rev.to_string(), "yes"], "{out}");
+    assert_eq!(
+        hosts[1],
+        ["host2", "0", "no", "(never", "reported)"],
+        "{out}"
+    );
+    let out = nm.ok("policy explain -from name-c1 -to n1.default-c2 -port 22");
+    assert!(
+        out.starts_with("deny  by default:db-in:2 (in-rule of group db)\n"),
+        "{out}"
+    );
+    let out = nm.ok("policy explain --from name-c2 --to name-c1 --protocol udp --port 53");
+    assert!(out.starts_with("allow  no rule matched\nudp/53\n"), "{out}");
+    let json = nm.json("policy explain --from name-c1 --to name-c2 --port 80 -j");
+    assert_eq!(json["rule"], "default:db-in:1", "{json}");
+    assert_eq!(json["ingress"]["group"], "db", "{json}");
+    let err = nm.fails("policy explain --from nope --to name-c2");
+    assert!(
+        err.contains("endpoint nope not found in tenant default"),
+        "{err}"
+    );
+
+    let out = nm.ok("policy status");
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("netmaster revision {rev}").as_str())
+    );
+    let table: Vec<&str> = out.lines().skip(1).collect();
+    let hosts = rows(&table.join("\n"));
+    assert_eq!(
+        hosts[0],
+        ["host1", &rev.to_string(), "yes", "2", "3"],
+        "{out}"
+    );
+    assert_eq!(hosts[1][..3], ["host2", "0", "no"], "{out}");
+}

@@ -25,7 +25,9 @@ pub fn ecma_pattern(re2: &str) -> String {
                 Some('A') => out.push('^'),
                 Some('z') => out.push('$'),
                 Some(e) if e == '-' && in_class => out.push_str("\\-"),
-                Some(e) if e.is_ascii_punctuation() && !"^$\\.*+?()[]{}|/".contains(e) => out.push(e),
+                Some(e) if e.is_ascii_punctuation() && !"^$\\.*+?()[]{}|/".contains(e) => {
+                    out.push(e)
+                }
                 Some(e) => {
                     out.push('\\');
                     out.push(e);
@@ -135,15 +137,35 @@ fn object_schema(kind: ObjectKind) -> Value {
         let sets: Map<String, Value> = kind
             .link_sets()
             .iter()
-            .map(|n| ((*n).to_owned(), nullable_object(json!({ "additionalProperties": link_ref() }))))
+            .map(|n| {
+                (
+                    (*n).to_owned(),
+                    nullable_object(json!({ "additionalProperties": link_ref() })),
+                )
+            })
             .collect();
-        props.insert("link-sets".into(), nullable_object(json!({ "properties": sets, "additionalProperties": true })));
+        props.insert(
+            "link-sets".into(),
+            nullable_object(json!({ "properties": sets, "additionalProperties": true })),
+        );
     }
     if !kind.links().is_empty() {
-        let links: Map<String, Value> = kind.links().iter().map(|n| ((*n).to_owned(), link_ref())).collect();
-        props.insert("links".into(), nullable_object(json!({ "properties": links, "additionalProperties": true })));
+        let links: Map<String, Value> = kind
+            .links()
+            .iter()
+            .map(|n| ((*n).to_owned(), link_ref()))
+            .collect();
+        props.insert(
+            "links".into(),
+            nullable_object(json!({ "properties": links, "additionalProperties": true })),
+        );
     }
-    let required: Vec<&str> = kind.fields().iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = kind
+        .fields()
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     let mut schema = json!({ "type": "object", "properties": props, "additionalProperties": true });
     if !required.is_empty() {
         schema["required"] = json!(required);
@@ -184,10 +206,22 @@ fn error_responses() -> Map<String, Value> {
         json!({ "description": "Contiv-style error (default): the message as text/plain",
                 "content": { "text/plain": { "schema": { "type": "string" } } } }),
     );
-    m.insert("400".into(), problem("invalid request (with Accept: application/problem+json)"));
-    m.insert("404".into(), problem("not found (with Accept: application/problem+json)"));
-    m.insert("409".into(), problem("conflict or resource exhausted (with Accept: application/problem+json)"));
-    m.insert("503".into(), problem("state store unavailable (with Accept: application/problem+json)"));
+    m.insert(
+        "400".into(),
+        problem("invalid request (with Accept: application/problem+json)"),
+    );
+    m.insert(
+        "404".into(),
+        problem("not found (with Accept: application/problem+json)"),
+    );
+    m.insert(
+        "409".into(),
+        problem("conflict or resource exhausted (with Accept: application/problem+json)"),
+    );
+    m.insert(
+        "503".into(),
+        problem("state store unavailable (with Accept: application/problem+json)"),
+    );
     m
 }
 
@@ -231,16 +265,20 @@ fn key_schema(kind: ObjectKind) -> Value {
     let parts: Option<Vec<String>> = kind
         .key_fields()
         .iter()
-        .map(|name| match kind.fields().iter().find(|f| f.name == *name) {
-            Some(spec) => match spec.pattern {
-                Some(p) => unanchored(p).map(|inner| format!("(?:{inner})")),
-                None => Some(".*".to_owned()),
+        .map(
+            |name| match kind.fields().iter().find(|f| f.name == *name) {
+                Some(spec) => match spec.pattern {
+                    Some(p) => unanchored(p).map(|inner| format!("(?:{inner})")),
+                    None => Some(".*".to_owned()),
+                },
+                None => None,
             },
-            None => None,
-        })
+        )
         .collect();
     match parts {
-        Some(parts) => json!({ "type": "string", "pattern": ecma_pattern(&format!("^{}$", parts.join(":"))) }),
+        Some(parts) => {
+            json!({ "type": "string", "pattern": ecma_pattern(&format!("^{}$", parts.join(":"))) })
+        }
         None => json!({ "type": "string" }),
     }
 }
@@ -285,33 +323,106 @@ enum Member {
 const PLUGIN_SCHEMAS: &[(&str, &[(&str, Member)])] = &{
     use Member::*;
     [
-        ("AllocAddressRequest", &[("NetworkID", Str), ("AddressPool", Str), ("PreferredIPv4Address", Str)]),
-        ("AllocAddressResponse", &[("NetworkID", Str), ("IPv4Address", Str)]),
-        ("ReleaseAddressRequest", &[("NetworkID", Str), ("IPv4Address", Str)]),
-        ("ConfigEP", &[
-            ("Container", Str), ("Host", Str), ("IPAddress", Str), ("IPv6Address", Str), ("ServiceName", Str),
-            ("IntfName", Str), ("VtepIP", Str), ("Labels", Labels), ("ContainerID", Str),
-        ]),
-        ("CreateEndpointRequest", &[
-            ("TenantName", Str), ("NetworkName", Str), ("ServiceName", Str), ("EndpointID", Str),
-            ("EPCommonName", Str), ("ConfigEP", Ref("ConfigEP")),
-        ]),
-        ("DeleteEndpointRequest", &[
-            ("TenantName", Str), ("NetworkName", Str), ("ServiceName", Str), ("EndpointID", Str), ("IPv4Address", Str),
-        ]),
-        ("UpdateEndpointRequest", &[
-            ("IPAddress", Str), ("ContainerID", Str), ("Labels", Labels), ("Tenant", Str), ("Network", Str),
-            ("Event", Str), ("EndpointID", Str), ("EPCommonName", Str),
-        ]),
+        (
+            "AllocAddressRequest",
+            &[
+                ("NetworkID", Str),
+                ("AddressPool", Str),
+                ("PreferredIPv4Address", Str),
+            ],
+        ),
+        (
+            "AllocAddressResponse",
+            &[("NetworkID", Str), ("IPv4Address", Str)],
+        ),
+        (
+            "ReleaseAddressRequest",
+            &[("NetworkID", Str), ("IPv4Address", Str)],
+        ),
+        (
+            "ConfigEP",
+            &[
+                ("Container", Str),
+                ("Host", Str),
+                ("IPAddress", Str),
+                ("IPv6Address", Str),
+                ("ServiceName", Str),
+                ("IntfName", Str),
+                ("VtepIP", Str),
+                ("Labels", Labels),
+                ("ContainerID", Str),
+            ],
+        ),
+        (
+            "CreateEndpointRequest",
+            &[
+                ("TenantName", Str),
+                ("NetworkName", Str),
+                ("ServiceName", Str),
+                ("EndpointID", Str),
+                ("EPCommonName", Str),
+                ("ConfigEP", Ref("ConfigEP")),
+            ],
+        ),
+        (
+            "DeleteEndpointRequest",
+            &[
+                ("TenantName", Str),
+                ("NetworkName", Str),
+                ("ServiceName", Str),
+                ("EndpointID", Str),
+                ("IPv4Address", Str),
+            ],
+        ),
+        (
+            "UpdateEndpointRequest",
+            &[
+                ("IPAddress", Str),
+                ("ContainerID", Str),
+                ("Labels", Labels),
+                ("Tenant", Str),
+                ("Network", Str),
+                ("Event", Str),
+                ("EndpointID", Str),
+                ("EPCommonName", Str),
+            ],
+        ),
         ("UpdateEndpointResponse", &[("IPAddress", Str)]),
-        ("EndpointState", &[
-            ("id", Str), ("netID", Str), ("endpointID", Str), ("serviceName", Str), ("endpointGroupId", Int),
-            ("endpointGroupKey", Str), ("ipAddress", Str), ("ipv6Address", Str), ("macAddress", Str),
-            ("homingHost", Str), ("intfName", Str), ("vtepIP", Str), ("labels", Labels), ("containerId", Str),
-            ("epCommonName", Str), ("tenantName", Str), ("networkName", Str),
-        ]),
-        ("EndpointResponse", &[("EndpointConfig", Ref("EndpointState"))]),
-        ("NodeInfo", &[("hostname", Str), ("vtepIP", Str), ("datapath", Str), ("agentVersion", Str)]),
+        (
+            "EndpointState",
+            &[
+                ("id", Str),
+                ("netID", Str),
+                ("endpointID", Str),
+                ("serviceName", Str),
+                ("endpointGroupId", Int),
+                ("endpointGroupKey", Str),
+                ("ipAddress", Str),
+                ("ipv6Address", Str),
+                ("macAddress", Str),
+                ("homingHost", Str),
+                ("intfName", Str),
+                ("vtepIP", Str),
+                ("labels", Labels),
+                ("containerId", Str),
+                ("epCommonName", Str),
+                ("tenantName", Str),
+                ("networkName", Str),
+            ],
+        ),
+        (
+            "EndpointResponse",
+            &[("EndpointConfig", Ref("EndpointState"))],
+        ),
+        (
+            "NodeInfo",
+            &[
+                ("hostname", Str),
+                ("vtepIP", Str),
+                ("datapath", Str),
+                ("agentVersion", Str),
+            ],
+        ),
     ]
 };
 
@@ -323,7 +434,9 @@ fn plugin_schema(members: &[(&str, Member)]) -> Value {
                 Member::Str => json!({ "type": "string" }),
                 Member::Int => json!({ "type": "integer", "format": "int64",
                                        "minimum": i64::MIN, "maximum": i64::MAX }),
-                Member::Labels => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+                Member::Labels => {
+                    json!({ "type": "object", "additionalProperties": { "type": "string" } })
+                }
                 Member::Ref(r) => schema_ref(r),
             };
             ((*name).to_owned(), s)
@@ -338,11 +451,31 @@ fn post(op: &str, body: &str, ok: Value) -> Value {
 
 fn plugin_paths(paths: &mut Map<String, Value>) {
     let ops = [
-        ("allocAddress", "AllocAddressRequest", schema_ref("AllocAddressResponse")),
-        ("releaseAddress", "ReleaseAddressRequest", json!({ "type": "string" })),
-        ("createEndpoint", "CreateEndpointRequest", schema_ref("EndpointResponse")),
-        ("deleteEndpoint", "DeleteEndpointRequest", schema_ref("EndpointResponse")),
-        ("updateEndpoint", "UpdateEndpointRequest", schema_ref("UpdateEndpointResponse")),
+        (
+            "allocAddress",
+            "AllocAddressRequest",
+            schema_ref("AllocAddressResponse"),
+        ),
+        (
+            "releaseAddress",
+            "ReleaseAddressRequest",
+            json!({ "type": "string" }),
+        ),
+        (
+            "createEndpoint",
+            "CreateEndpointRequest",
+            schema_ref("EndpointResponse"),
+        ),
+        (
+            "deleteEndpoint",
+            "DeleteEndpointRequest",
+            schema_ref("EndpointResponse"),
+        ),
+        (
+            "updateEndpoint",
+            "UpdateEndpointRequest",
+            schema_ref("UpdateEndpointResponse"),
+        ),
         ("registerNode", "NodeInfo", schema_ref("NodeInfo")),
     ];
     for (op, body, ok) in ops {
@@ -352,11 +485,47 @@ fn plugin_paths(paths: &mut Map<String, Value>) {
         "revision": { "type": "integer", "minimum": 0 },
         "kvs": { "type": "array", "items": { "type": "object", "properties": {
             "key": { "type": "string" }, "value": {} } } } } });
-    paths.insert("/plugin/agentState".into(), json!({ "get": { "operationId": "agentState", "responses": responses(snapshot) } }));
+    paths.insert(
+        "/plugin/agentState".into(),
+        json!({ "get": { "operationId": "agentState", "responses": responses(snapshot) } }),
+    );
     let version = json!({ "type": "object", "properties": {
         "GitCommit": { "type": "string" }, "Version": { "type": "string" }, "BuildTime": { "type": "string" } } });
-    paths.insert("/version".into(), json!({ "get": { "operationId": "version", "responses": { "200": json_ok(version) } } }));
+    paths.insert(
+        "/version".into(),
+        json!({ "get": { "operationId": "version", "responses": { "200": json_ok(version) } } }),
+    );
     paths.insert("/info".into(), json!({ "get": { "operationId": "info", "responses": { "200": json_ok(json!({ "type": "object" })) } } }));
+}
+
+/// Policy state routes (not Contiv's): agents' reports, each host's status, explain.
+fn policy_paths(paths: &mut Map<String, Value>) {
+    let obj = json!({ "type": "object" });
+    paths.insert(
+        "/plugin/policyReport".into(),
+        json!({ "post": { "operationId": "policyReport",
+        "requestBody": json_body(obj.clone()), "responses": responses(obj.clone()) } }),
+    );
+    paths.insert(
+        "/api/v1/policyStatus/".into(),
+        json!({ "get": { "operationId": "policyStatus",
+        "responses": responses(obj.clone()) } }),
+    );
+    let params: Vec<Value> = [
+        ("tenant", "tenant (default: default)"),
+        ("from", "source: endpoint id, container name, container id or IPv4 address"),
+        ("to", "destination: endpoint id, container name, container id or IPv4 address"),
+        ("protocol", "tcp (default), udp, icmp or a protocol number"),
+        ("port", "destination port (default 0: none)"),
+    ]
+    .iter()
+    .map(|(name, d)| json!({ "name": name, "in": "query", "schema": { "type": "string" }, "description": d }))
+    .collect();
+    paths.insert(
+        "/api/v1/policyExplain/".into(),
+        json!({ "get": { "operationId": "policyExplain",
+        "parameters": params, "responses": responses(obj) } }),
+    );
 }
 
 /// Every component schema: objects, inspect envelopes, Link, Problem, plugin bodies.
@@ -387,6 +556,7 @@ pub fn document(version: &str) -> Value {
         object_paths(kind, &mut paths);
     }
     plugin_paths(&mut paths);
+    policy_paths(&mut paths);
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Contiv netmaster API", "version": version,
@@ -397,7 +567,6 @@ pub fn document(version: &str) -> Value {
         "components": { "schemas": schemas() },
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -431,15 +600,27 @@ mod tests {
                     assert!(one[m]["responses"]["200"].is_object(), "{kind} {m}");
                     assert!(one[m]["responses"]["400"].is_object(), "{kind} {m}");
                 }
-                assert_eq!(one["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-                           json!(format!("#/components/schemas/{}", kind.type_name())));
+                assert_eq!(
+                    one["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+                    json!(format!("#/components/schemas/{}", kind.type_name()))
+                );
                 assert!(list.expect("list path")["get"].is_object(), "{kind} list");
             } else {
                 assert!(one.is_none() && list.is_none(), "{kind} is inspect-only");
             }
         }
-        for op in ["allocAddress", "releaseAddress", "createEndpoint", "deleteEndpoint", "updateEndpoint", "registerNode"] {
-            assert!(paths[&format!("/plugin/{op}")]["post"]["requestBody"].is_object(), "{op}");
+        for op in [
+            "allocAddress",
+            "releaseAddress",
+            "createEndpoint",
+            "deleteEndpoint",
+            "updateEndpoint",
+            "registerNode",
+        ] {
+            assert!(
+                paths[&format!("/plugin/{op}")]["post"]["requestBody"].is_object(),
+                "{op}"
+            );
         }
     }
 
@@ -461,11 +642,26 @@ mod tests {
                 };
                 assert_eq!(p["type"], json!(ty), "{kind}.{}", spec.name);
                 if let Some(src) = spec.pattern {
-                    assert_eq!(p["pattern"], json!(ecma_pattern(src)), "{kind}.{}", spec.name);
+                    assert_eq!(
+                        p["pattern"],
+                        json!(ecma_pattern(src)),
+                        "{kind}.{}",
+                        spec.name
+                    );
                     patterns += 1;
                 }
-                assert_eq!(p.get("maxLength"), spec.max_len.map(|n| json!(n)).as_ref(), "{kind}.{}", spec.name);
-                assert_eq!(p.get("nullable").is_some(), !spec.required, "{kind}.{}", spec.name);
+                assert_eq!(
+                    p.get("maxLength"),
+                    spec.max_len.map(|n| json!(n)).as_ref(),
+                    "{kind}.{}",
+                    spec.name
+                );
+                assert_eq!(
+                    p.get("nullable").is_some(),
+                    !spec.required,
+                    "{kind}.{}",
+                    spec.name
+                );
                 if let Some(m) = spec.max {
                     assert_eq!(p["maximum"], json!(m));
                 }
@@ -473,20 +669,52 @@ mod tests {
                     assert_eq!(p["minimum"], json!(m));
                 }
             }
-            let required: BTreeSet<&str> = kind.fields().iter().filter(|f| f.required).map(|f| f.name).collect();
-            let listed: BTreeSet<&str> = s["required"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let required: BTreeSet<&str> = kind
+                .fields()
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.name)
+                .collect();
+            let listed: BTreeSet<&str> = s["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             assert_eq!(listed, required, "{kind} required");
             assert!(props.contains_key("key"));
-            assert_eq!(props.contains_key("link-sets"), !kind.link_sets().is_empty(), "{kind}");
-            assert_eq!(props.contains_key("links"), !kind.links().is_empty(), "{kind}");
+            assert_eq!(
+                props.contains_key("link-sets"),
+                !kind.link_sets().is_empty(),
+                "{kind}"
+            );
+            assert_eq!(
+                props.contains_key("links"),
+                !kind.links().is_empty(),
+                "{kind}"
+            );
             let inspect = schema(&d, &format!("{}Inspect", kind.type_name()));
-            assert_eq!(inspect["properties"]["Config"]["$ref"], json!(format!("#/components/schemas/{}", kind.type_name())));
-            assert_eq!(inspect["properties"].get("Oper").is_some(), kind.has_oper(), "{kind}");
+            assert_eq!(
+                inspect["properties"]["Config"]["$ref"],
+                json!(format!("#/components/schemas/{}", kind.type_name()))
+            );
+            assert_eq!(
+                inspect["properties"].get("Oper").is_some(),
+                kind.has_oper(),
+                "{kind}"
+            );
         }
         assert!(patterns >= 50, "{patterns}");
-        assert_eq!(schema(&d, "network")["properties"]["nwType"]["default"], json!("data"));
-        assert_eq!(schema(&d, "rule")["properties"]["priority"]["default"], json!(1));
-        assert_eq!(schema(&d, "endpointInspect")["properties"].get("Config"), None);
+        assert_eq!(
+            schema(&d, "network")["properties"]["nwType"]["default"],
+            json!("data")
+        );
+        assert_eq!(
+            schema(&d, "rule")["properties"]["priority"]["default"],
+            json!(1)
+        );
+        assert_eq!(
+            schema(&d, "endpointInspect")["properties"].get("Config"),
+            None
+        );
     }
 
     fn keys_of<T: serde::Serialize>(v: &T) -> BTreeSet<String> {
@@ -500,21 +728,54 @@ mod tests {
         let d = doc();
         let ep = EndpointState::default();
         let cases: Vec<(&str, BTreeSet<String>)> = vec![
-            ("AllocAddressRequest", keys_of(&AllocAddressRequest::default())),
-            ("AllocAddressResponse", keys_of(&AllocAddressResponse { network_id: String::new(), ipv4_address: String::new() })),
-            ("ReleaseAddressRequest", keys_of(&ReleaseAddressRequest::default())),
+            (
+                "AllocAddressRequest",
+                keys_of(&AllocAddressRequest::default()),
+            ),
+            (
+                "AllocAddressResponse",
+                keys_of(&AllocAddressResponse {
+                    network_id: String::new(),
+                    ipv4_address: String::new(),
+                }),
+            ),
+            (
+                "ReleaseAddressRequest",
+                keys_of(&ReleaseAddressRequest::default()),
+            ),
             ("ConfigEP", keys_of(&ConfigEp::default())),
-            ("CreateEndpointRequest", keys_of(&CreateEndpointRequest::default())),
-            ("DeleteEndpointRequest", keys_of(&DeleteEndpointRequest::default())),
-            ("UpdateEndpointRequest", keys_of(&UpdateEndpointRequest::default())),
-            ("UpdateEndpointResponse", keys_of(&UpdateEndpointResponse { ip_address: String::new() })),
+            (
+                "CreateEndpointRequest",
+                keys_of(&CreateEndpointRequest::default()),
+            ),
+            (
+                "DeleteEndpointRequest",
+                keys_of(&DeleteEndpointRequest::default()),
+            ),
+            (
+                "UpdateEndpointRequest",
+                keys_of(&UpdateEndpointRequest::default()),
+            ),
+            (
+                "UpdateEndpointResponse",
+                keys_of(&UpdateEndpointResponse {
+                    ip_address: String::new(),
+                }),
+            ),
             ("EndpointState", keys_of(&ep)),
-            ("EndpointResponse", keys_of(&EndpointResponse { endpoint_config: ep.clone() })),
+            (
+                "EndpointResponse",
+                keys_of(&EndpointResponse {
+                    endpoint_config: ep.clone(),
+                }),
+            ),
             ("NodeInfo", keys_of(&NodeInfo::default())),
         ];
         assert_eq!(cases.len(), PLUGIN_SCHEMAS.len());
         for (name, want) in cases {
-            let props = schema(&d, name)["properties"].as_object().map(|m| m.keys().cloned().collect::<BTreeSet<_>>());
+            let props = schema(&d, name)["properties"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<BTreeSet<_>>());
             assert_eq!(props, Some(want), "{name}");
         }
     }
@@ -550,11 +811,19 @@ mod tests {
         assert_eq!(ecma_pattern(r"^a(\-b)?[a-z\-]$"), r"^a(-b)?[a-z\-]$");
         assert_eq!(ecma_pattern(r"\A(?P<x>a)\.\z"), r"^(?<x>a)\.$");
         assert_eq!(ecma_pattern(r"^[]a]$"), r"^[\]a]$");
-        assert_eq!(ecma_pattern(r"^(tcp|udp||[0-9]{1,3}?)$"), r"^(tcp|udp||[0-9]{1,3}?)$");
+        assert_eq!(
+            ecma_pattern(r"^(tcp|udp||[0-9]{1,3}?)$"),
+            r"^(tcp|udp||[0-9]{1,3}?)$"
+        );
         assert_eq!(unanchored("^(a|b)$"), Some("(a|b)"));
         assert_eq!(unanchored("^$|^a$"), None);
         let d = doc();
-        let key = &d["paths"]["/api/v1/networks/{key}/"]["get"]["parameters"][0]["schema"]["pattern"];
-        assert!(key.as_str().is_some_and(|p| p.starts_with("^(?:") && p.contains("):(?:")), "{key}");
+        let key =
+            &d["paths"]["/api/v1/networks/{key}/"]["get"]["parameters"][0]["schema"]["pattern"];
+        assert!(
+            key.as_str()
+                .is_some_and(|p| p.starts_with("^(?:") && p.contains("):(?:")),
+            "{key}"
+        );
     }
 }
