@@ -18,11 +18,12 @@ use crate::nl::Nl;
 /// Creates or converges `net`; returns where it lives.
 pub(crate) fn ensure(d: &LinuxDatapath, net: &NetworkSpec) -> Result<NetLoc, LinuxError> {
     let ns_name = names::tenant_ns(&d.cfg.ns_prefix, &net.tenant);
+    let fresh = !netns::is_netns(&d.cfg.netns_dir.join(&ns_name));
     let ns_path = netns::create_named(&d.cfg.netns_dir, &ns_name)?;
     let vx = names::vxlan(net.vni);
     let (vni, vtep) = (net.vni, d.vtep());
     let vx_ok = d.in_ns(&ns_path, &ns_name, |nl| async move {
-        prepare_tenant(&nl).await?;
+        prepare_tenant(&nl, fresh).await?;
         match nl.link(&vx).await? {
             Some(l) if l.vni() == Some(vni) && l.vxlan_local() == Some(vtep) => Ok(true),
             Some(_) => nl.del_link(&vx).await.map(|_| false),
@@ -60,11 +61,12 @@ pub(crate) fn ensure(d: &LinuxDatapath, net: &NetworkSpec) -> Result<NetLoc, Lin
 ///
 /// Bridged traffic does not go through the IP netfilter hooks (`bridge-nf-call-iptables`,
 /// `-ip6tables`, `-arptables` = 0, when `br_netfilter` is loaded; the kernel's per-namespace
-/// default is 1): nothing of ours filters at the IP layer in a tenant namespace, and the hooks
-/// cost every bridged frame a conntrack lookup (measured: a few % of cross-host iperf3
-/// throughput). Policy on bridged traffic belongs in an nftables `bridge` family table (or
-/// these sysctls turned back on for the namespace by that feature).
-async fn prepare_tenant(nl: &Nl) -> Result<(), LinuxError> {
+/// default is 1): the hooks cost every bridged frame a conntrack lookup (measured: a few % of
+/// cross-host iperf3 throughput). The policy driver turns `bridge-nf-call-iptables` back on
+/// while the tenant has policy (its `inet` table must see bridged IPv4), so after the namespace
+/// was created (`fresh`) that one is the policy driver's and is left alone here: a later
+/// `ensure_network` must never switch enforcement off.
+async fn prepare_tenant(nl: &Nl, fresh: bool) -> Result<(), LinuxError> {
     let lo = nl.need_link("lo").await?;
     nl.set_link("lo", LinkUnspec::new_with_index(lo.index).up().build())
         .await?;
@@ -77,7 +79,12 @@ async fn prepare_tenant(nl: &Nl) -> Result<(), LinuxError> {
             netns::sysctl(&nl.ns, key, "1")?;
         }
     }
-    for key in ["iptables", "ip6tables", "arptables"] {
+    let owned: &[&str] = if fresh {
+        &["iptables", "ip6tables", "arptables"]
+    } else {
+        &["ip6tables", "arptables"]
+    };
+    for key in owned {
         let key = format!("net.bridge.bridge-nf-call-{key}");
         if std::path::Path::new(&format!("/proc/sys/{}", key.replace('.', "/"))).exists() {
             netns::sysctl(&nl.ns, &key, "0")?;

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use contiv_datapath::HostSpec;
@@ -259,6 +259,8 @@ pub fn ping(ns: &Path, dst: Ipv4Addr, tries: u32) -> bool {
     in_netns(ns, || (0..tries).any(|seq| ping_once(dst, seq as u16))).unwrap_or(false)
 }
 
+static NEXT_ICMP_ID: AtomicU16 = AtomicU16::new(0x5a5a);
+
 fn ping_once(dst: Ipv4Addr, seq: u16) -> bool {
     // SAFETY: plain socket syscalls on a descriptor owned and closed here.
     unsafe {
@@ -277,7 +279,9 @@ fn ping_once(dst: Ipv4Addr, seq: u16) -> bool {
             &tv as *const _ as *const _,
             std::mem::size_of_val(&tv) as u32,
         );
-        let id = (std::process::id() as u16) ^ 0x5a5a;
+        // A fresh id per echo: conntrack keys ICMP echoes by id, so a reused id would ride on an
+        // earlier allowed exchange (and pass a policy that denies new ones).
+        let id = (std::process::id() as u16) ^ NEXT_ICMP_ID.fetch_add(1, Ordering::Relaxed);
         let mut pkt = [0u8; 16];
         pkt[0] = 8;
         pkt[4..6].copy_from_slice(&id.to_be_bytes());

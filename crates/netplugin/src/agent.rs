@@ -24,12 +24,13 @@ use std::time::Duration;
 use contiv_cni::agent_api::{AgentAddResponse, AgentError, AgentRoute};
 use contiv_cni::error::codes;
 use contiv_datapath::{
-    Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr, NetworkSpec, RemoteEndpoint,
+    Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr, NetworkSpec, PolicyDriver, RemoteEndpoint,
 };
 
 use crate::follow::Link;
 use crate::mirror::SharedMirror;
 use crate::netmaster::Netmaster;
+use crate::policy::PolicyState;
 use crate::reconcile::Desired;
 use crate::records::{Attachment, RecordStore};
 
@@ -48,6 +49,8 @@ pub struct Settings {
     pub pending_dir: PathBuf,
     /// How long ADD waits for the mirror to learn a network it does not know yet.
     pub mirror_wait: Duration,
+    /// The datapath driver's name, as reported to netmaster.
+    pub datapath: &'static str,
 }
 
 /// A flag the reconciler sleeps on; anyone may raise it.
@@ -77,6 +80,10 @@ impl Kick {
 pub struct Agent {
     pub settings: Settings,
     pub dp: Arc<dyn Datapath>,
+    /// Enforces the compiled policy (beside `dp`).
+    pub pol: Arc<dyn PolicyDriver>,
+    /// The policy loop's kick, enforced revision and last pass.
+    pub policy: PolicyState,
     pub nm: Arc<dyn Netmaster>,
     pub mirror: Arc<SharedMirror>,
     pub link: Arc<Link>,
@@ -102,6 +109,7 @@ pub struct Agent {
 pub struct Parts {
     pub settings: Settings,
     pub dp: Arc<dyn Datapath>,
+    pub pol: Arc<dyn PolicyDriver>,
     pub nm: Arc<dyn Netmaster>,
     pub records: RecordStore,
     pub netns_alive: NetnsProbe,
@@ -112,6 +120,8 @@ impl Agent {
         Arc::new(Agent {
             settings: p.settings,
             dp: p.dp,
+            pol: p.pol,
+            policy: PolicyState::default(),
             nm: p.nm,
             mirror: Arc::new(SharedMirror::new()),
             link: Link::new(),

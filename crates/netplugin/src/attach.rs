@@ -193,6 +193,7 @@ impl Agent {
             .put(&a)
             .map_err(|e| internal("cannot record the attachment", e))?;
         self.kick.kick(); // the tenant's other networks, stale entries
+        self.policy.kick.kick(); // the new member's traffic
         tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
         Ok(response(&a))
     }
@@ -279,6 +280,7 @@ impl Agent {
     pub(crate) fn release(&self, a: &Attachment) -> Result<(), AgentError> {
         self.release_quietly(a)?;
         self.kick.kick();
+        self.policy.kick.kick();
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use contiv_cni::agent_api::{DEFAULT_AGENT_SOCKET, DEFAULT_PENDING_DELETE_DIR};
-use contiv_datapath::FwdMode;
+use contiv_datapath::{FwdMode, HostSpec};
 
 /// Contiv's `--mode`: which container runtime integration the agent serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -23,6 +23,22 @@ pub enum Mode {
 pub enum FwdFlag {
     Bridge,
     Routing,
+}
+
+/// Which datapath driver programs forwarding (chosen by the binary's factory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatapathKind {
+    /// The Linux kernel: bridges, VXLAN, routes in per-tenant namespaces.
+    Linux,
+}
+
+/// Which driver enforces policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyKind {
+    /// nftables in each tenant namespace (the Linux datapath's).
+    Nftables,
+    /// Enforce nothing (every connection allowed, as with Contiv's policy off).
+    None,
 }
 
 /// Contiv's `--netmode`.
@@ -74,6 +90,15 @@ pub struct Flags {
         env = "CONTIV_NETPLUGIN_NET_MODE"
     )]
     pub netmode: NetMode,
+    /// Datapath driver.
+    #[arg(long, value_enum, default_value = "linux", env = "CONTIV_NETPLUGIN_DATAPATH")]
+    pub datapath: DatapathKind,
+    /// Policy driver.
+    #[arg(long, value_enum, default_value = "nftables", env = "CONTIV_NETPLUGIN_POLICY")]
+    pub policy: PolicyKind,
+    /// Serve Prometheus metrics on this address (`127.0.0.1:9090`); off when unset.
+    #[arg(long, env = "CONTIV_NETPLUGIN_METRICS_ADDRESS")]
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, default_value = "info", env = "CONTIV_NETPLUGIN_LOG_LEVEL")]
     pub log_level: String,
@@ -116,6 +141,15 @@ pub struct Flags {
 pub struct ConfigError(pub String);
 
 impl Flags {
+    /// This host as the datapath needs it.
+    pub fn host_spec(&self) -> HostSpec {
+        HostSpec {
+            vtep_ip: self.vtep_ip,
+            underlay_ifname: self.underlay_if.clone(),
+            underlay_mtu: self.underlay_mtu,
+        }
+    }
+
     /// Cross-flag checks.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.netmode == NetMode::Vlan {

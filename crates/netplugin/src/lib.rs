@@ -1,4 +1,5 @@
-//! netplugin, Contiv's host agent, for the Linux kernel datapath.
+//! netplugin, Contiv's host agent. It names no datapath driver: the binary's factory chooses
+//! them ([`run::Drivers`]).
 //!
 //! It registers with netmaster and heartbeats, mirrors netmaster's state (snapshot + change
 //! stream), serves the CNI plugin's socket (ADD/DEL/CHECK/STATUS/GC of `contiv_cni::agent_api`),
@@ -12,6 +13,7 @@
 //! - [`records`]: durable attachment records (the agent's own state).
 //! - [`agent`]: shared state and locks; `attach` (ADD/DEL), `ops` (CHECK/STATUS/GC/spool).
 //! - [`reconcile`]: desired vs observed, by diff, never flushing.
+//! - [`policy`]: the policy loop (compile this host's policy, apply what changed) and reporter.
 //! - [`cni_server`]: the unix-socket HTTP server.
 //! - `testbed` (feature `testbed`): the multi-host harness of the end-to-end tests.
 //!
@@ -26,9 +28,12 @@ pub mod follow;
 pub mod mirror;
 pub mod netmaster;
 mod ops;
+pub mod policy;
 pub mod reconcile;
 pub mod records;
 pub mod run;
+#[cfg(feature = "testbed")]
+pub mod probe;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 
@@ -42,8 +47,9 @@ use clap::Parser;
 pub use agent::{Agent, Parts, Settings};
 pub use config::Flags;
 
-/// The `netplugin` binary: parse flags, set up logs, run until a signal.
-pub fn cli_main() -> ExitCode {
+/// The `netplugin` binary: parse flags, set up logs, run with the drivers `factory` chooses
+/// until a signal.
+pub fn cli_main(factory: run::DriverFactory) -> ExitCode {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -51,7 +57,7 @@ pub fn cli_main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match run::run(&flags) {
+    match run::run(&flags, factory) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("netplugin: {e}");

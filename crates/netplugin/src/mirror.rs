@@ -2,8 +2,10 @@
 //! change stream (see `contiv_api::agent`), and queried for what the datapath needs (network
 //! specs, remote endpoints). [`SharedMirror`] is the thread-safe handle with change waits.
 //!
-//! Invariant: a mirror at revision R holds exactly netmaster's agent-visible keys at R; keys it
-//! does not interpret (policies, groups ...) are kept raw for later consumers.
+//! Invariant: a mirror at revision R holds exactly netmaster's agent-visible keys at R. Networks,
+//! groups, policies, rules, endpoints and nodes are typed values (rules already parsed into the
+//! policy compiler's [`RuleSpec`]); keys it does not interpret yet (profiles, services) are
+//! kept raw for later consumers.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -13,8 +15,9 @@ use std::time::{Duration, Instant};
 use contiv_api::agent::{AgentEvent, AgentSnapshot, KvChange, NodeInfo};
 use contiv_api::keys::{self, Parsed};
 use contiv_api::{EndpointState, NetOper};
-use contiv_datapath::{Encap, FwdMode, Ipv4Net, MacAddr, NetworkSpec, RemoteEndpoint};
-use contiv_model::{Global, Network, ObjectKind};
+use contiv_datapath::{Encap, FwdMode, MacAddr, NetworkSpec, RemoteEndpoint};
+use contiv_model::{EndpointGroup, Global, Network, ObjectKind, Policy, Rule};
+use contiv_policy::{PolicyInput, RuleSpec};
 use serde_json::Value;
 
 /// Why a network cannot be handed to the datapath.
@@ -37,7 +40,14 @@ pub struct Mirror {
     pub global: Option<Global>,
     pub endpoints: BTreeMap<String, EndpointState>,
     pub nodes: BTreeMap<String, NodeInfo>,
-    /// Every other key (groups, policies, rules, profiles, services), raw.
+    /// Endpoint groups, by key `tenant:group`.
+    pub groups: BTreeMap<String, EndpointGroup>,
+    /// Policies, by key `tenant:policy`.
+    pub policies: BTreeMap<String, Policy>,
+    /// Rules, by key `tenant:policy:rule`, parsed (netmaster refuses rules that do not parse;
+    /// one that slipped through anyway is logged and left out, so it enforces nothing).
+    pub rules: BTreeMap<String, RuleSpec>,
+    /// Every other key (profiles, services), raw.
     pub other: BTreeMap<String, Value>,
 }
 
@@ -82,6 +92,22 @@ impl Mirror {
             Some(Parsed::NetOper(k)) => set(&mut self.net_oper, k, typed(&c.value)),
             Some(Parsed::Endpoint(k)) => set(&mut self.endpoints, k, typed(&c.value)),
             Some(Parsed::Node(k)) => set(&mut self.nodes, k, typed(&c.value)),
+            Some(Parsed::Object(ObjectKind::EndpointGroup, k)) => {
+                set(&mut self.groups, k, typed(&c.value))
+            }
+            Some(Parsed::Object(ObjectKind::Policy, k)) => {
+                set(&mut self.policies, k, typed(&c.value))
+            }
+            Some(Parsed::Object(ObjectKind::Rule, k)) => {
+                let rule = typed::<Rule>(&c.value).and_then(|r| match RuleSpec::from_model(&r) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        tracing::warn!("rule {k} not enforced: {e}");
+                        None
+                    }
+                });
+                set(&mut self.rules, k, rule)
+            }
             _ => set(&mut self.other, &c.key, c.value.clone()),
         }
     }
@@ -150,6 +176,18 @@ impl Mirror {
             .collect()
     }
 
+    /// The policy compiler's input: every network, group, rule and endpoint mirrored.
+    pub fn policy_input(&self) -> PolicyInput {
+        let (mut input, _) = contiv_policy::input_from_objects(
+            self.networks.values(),
+            self.groups.values(),
+            std::iter::empty(),
+            self.endpoints.values(),
+        );
+        input.rules = self.rules.values().cloned().collect();
+        input
+    }
+
     /// Endpoints netmaster believes are homed on `host`.
     pub fn host_endpoints<'a>(
         &'a self,
@@ -177,13 +215,7 @@ fn remote_of(e: &EndpointState, key: &str) -> Option<RemoteEndpoint> {
     })
 }
 
-/// Contiv's subnet forms: `10.1.1.0/24` and `10.1.1.10-10.1.1.100/24`.
-pub fn parse_subnet(s: &str) -> Option<Ipv4Net> {
-    let (addr, pfx) = s.split_once('/')?;
-    let first = addr.split('-').next()?;
-    let net = Ipv4Net::new(first.parse().ok()?, pfx.parse().ok()?).ok()?;
-    Some(net.trunc())
-}
+pub use contiv_policy::parse_subnet;
 
 /// The mirror shared between the follower (writer) and everyone else (readers), with a change
 /// counter to wait on.
@@ -288,6 +320,15 @@ mod tests {
                     json!({"id":"n.t-b","tenantName":"t","networkName":"n","ipAddress":"10.1.0.11","homingHost":"h2","vtepIP":"10.255.0.2"}),
                 ),
                 kv("/contiv/obj/policy/t:p".into(), json!({"policyName":"p"})),
+                kv(
+                    "/contiv/obj/rule/t:p:1".into(),
+                    json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
+                ),
+                kv(
+                    "/contiv/obj/rule/t:p:2".into(),
+                    json!({"tenantName":"t","policyName":"p","ruleId":"2","direction":"in","action":"deny","priority":1,"port":80}),
+                ),
+                kv("/contiv/obj/netprofile/t:np".into(), json!({"profileName":"np"})),
             ],
         }
     }
@@ -305,7 +346,11 @@ mod tests {
             (Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 255, 0, 2))
         );
         assert_eq!(r[0].mac.to_string(), "02:02:0a:01:00:0b");
-        assert_eq!(m.other.len(), 1);
+        assert_eq!(m.other.len(), 1, "the profile stays raw");
+        assert_eq!(m.policies.len(), 1);
+        // The rule with a port but no protocol cannot be enforced as written: left out.
+        assert_eq!(m.rules.keys().collect::<Vec<_>>(), ["t:p:1"]);
+        assert_eq!(m.policy_input().rules.len(), 1);
         assert!(matches!(
             m.network_spec("t:x", FwdMode::Bridge),
             Err(SpecError::NotFound(_))

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use contiv_api::agent::{AgentEvent, AgentSnapshot, NodeInfo};
 use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest, EndpointResponse};
+use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 
 /// Why a netmaster call failed.
@@ -71,6 +72,8 @@ pub trait Netmaster: Send + Sync {
     fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<EndpointState, NmError>;
     /// `POST /plugin/deleteEndpoint`; an unknown endpoint is success.
     fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError>;
+    /// `POST /plugin/policyReport`: the revision whose policy this host enforces, and counters.
+    fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError>;
 }
 
 /// A watch stream that stays silent this long is considered dead (netmaster sends a keepalive
@@ -253,6 +256,10 @@ impl Netmaster for HttpNetmaster {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError> {
+        self.post("/plugin/policyReport", report).map(|_| ())
     }
 }
 

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contiv_api::agent::NodeInfo;
-use contiv_datapath::HostSpec;
-use contiv_datapath_linux::{netns, LinuxConfig, LinuxDatapath};
+use contiv_datapath::{Datapath, PolicyDriver};
 
-use crate::agent::{Agent, Parts, Settings};
+use crate::agent::{Agent, NetnsProbe, Parts, Settings};
 use crate::config::{ConfigError, Flags};
 use crate::follow::{follow, heartbeat, Stop};
 use crate::netmaster::HttpNetmaster;
@@ -43,33 +42,38 @@ const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 /// Changes arriving within this window are handled by one pass.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// Builds the agent from the flags (no thread started yet).
-pub fn build(flags: &Flags) -> Result<Arc<Agent>, RunError> {
+/// The backends the agent drives, chosen from the flags by the binary's factory (the agent
+/// library names no driver).
+pub struct Drivers {
+    /// Short name reported to netmaster ("linux", "ovs").
+    pub name: &'static str,
+    pub dp: Arc<dyn Datapath>,
+    pub pol: Arc<dyn PolicyDriver>,
+    /// Tells whether a workload network namespace still exists.
+    pub netns_alive: NetnsProbe,
+}
+
+/// The factory the binary passes in.
+pub type DriverFactory = fn(&Flags) -> Drivers;
+
+/// Builds the agent from the flags and its drivers (no thread started yet).
+pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
     flags.check()?;
-    let host = HostSpec {
-        vtep_ip: flags.vtep_ip,
-        underlay_ifname: flags.underlay_if.clone(),
-        underlay_mtu: flags.underlay_mtu,
-    };
-    let cfg = LinuxConfig {
-        host,
-        host_netns: flags.host_netns.clone(),
-        netns_dir: flags.netns_dir.clone(),
-        ns_prefix: flags.ns_prefix.clone(),
-    };
     let settings = Settings {
         host: flags.hostname(),
         vtep_ip: flags.vtep_ip,
         fwd_mode: flags.fwd_mode(),
         pending_dir: flags.cni_pending_dir.clone(),
         mirror_wait: Duration::from_secs(3),
+        datapath: drivers.name,
     };
     Ok(Agent::new(Parts {
         settings,
-        dp: Arc::new(LinuxDatapath::new(cfg)),
+        dp: drivers.dp,
+        pol: drivers.pol,
         nm: Arc::new(HttpNetmaster::new(&flags.netmaster)),
         records: RecordStore::open(&flags.state_dir)?,
-        netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),
+        netns_alive: drivers.netns_alive,
     }))
 }
 
@@ -78,14 +82,17 @@ pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) {
     let node = NodeInfo {
         hostname: agent.settings.host.clone(),
         vtep_ip: agent.settings.vtep_ip.to_string(),
-        datapath: "linux".into(),
+        datapath: agent.settings.datapath.into(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
     };
     let (a, s) = (agent.clone(), stop.clone());
     std::thread::spawn(move || heartbeat(a.nm.as_ref(), &node, &a.link, &s));
     let (a, s) = (agent.clone(), stop.clone());
     std::thread::spawn(move || {
-        let kick = || a.kick.kick();
+        let kick = || {
+            a.policy.kick.kick();
+            a.kick.kick();
+        };
         follow(a.nm.as_ref(), &a.mirror, &a.link, &s, &kick)
     });
 }
@@ -143,13 +150,25 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs the agent until SIGTERM/SIGINT.
-pub fn run(flags: &Flags) -> Result<(), RunError> {
-    let agent = build(flags)?;
+/// Safety-net period of the policy loop (changes trigger a pass at once).
+const POLICY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Starts the policy loop and its reporter.
+pub fn start_policy_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) -> std::thread::JoinHandle<()> {
+    let (a, s) = (agent.clone(), stop.clone());
+    std::thread::spawn(move || crate::policy::report_loop(&a, &s));
+    let (a, s) = (agent.clone(), stop.clone());
+    std::thread::spawn(move || crate::policy::policy_loop(&a, &s, POLICY_INTERVAL))
+}
+
+/// Runs the agent until SIGTERM/SIGINT, with the drivers `factory` chooses.
+pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
+    let agent = build(flags, factory(flags))?;
     let stop = Stop::new();
     tracing::info!(host = %agent.settings.host, vtep = %agent.settings.vtep_ip, netmaster = %flags.netmaster, "netplugin starting");
     start_netmaster_threads(&agent, &stop);
     start_up(&agent);
+    let policy = start_policy_threads(&agent, &stop);
     let (a, s, every) = (agent.clone(), stop.clone(), flags.interval());
     let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -170,7 +189,10 @@ pub fn run(flags: &Flags) -> Result<(), RunError> {
     });
     stop.raise();
     agent.kick.kick();
+    agent.policy.kick.kick();
+    agent.policy.report_kick.kick();
     let _ = reconciler.join();
+    let _ = policy.join();
     let _ = std::fs::remove_file(&flags.cni_socket);
     tracing::info!("netplugin stopped");
     served

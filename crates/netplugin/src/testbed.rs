@@ -137,6 +137,8 @@ pub struct Workload {
     pub netns: PathBuf,
     pub tenant: String,
     pub network: String,
+    /// Endpoint group, if attached in one.
+    pub group: Option<String>,
     pub ip: Ipv4Addr,
     /// The CNI result as printed by contivk8s.
     pub result: Value,
@@ -405,10 +407,14 @@ impl Cluster {
         }
     }
 
-    fn netconf(&self, host: usize, tenant: &str, network: &str) -> Value {
-        json!({"cniVersion": "1.1.0", "name": "contiv", "type": "contivk8s",
+    fn netconf(&self, host: usize, tenant: &str, network: &str, group: Option<&str>) -> Value {
+        let mut conf = json!({"cniVersion": "1.1.0", "name": "contiv", "type": "contivk8s",
             "agentSocket": self.socket(host), "pendingDeleteDir": self.pending_dir(host),
-            "tenant": tenant, "network": network})
+            "tenant": tenant, "network": network});
+        if let Some(g) = group {
+            conf["group"] = json!(g);
+        }
+        conf
     }
 
     /// Runs contivk8s with `command` for a container; returns (exit code, stdout).
@@ -421,6 +427,18 @@ impl Cluster {
         tenant: &str,
         network: &str,
     ) -> Result<(i32, String), String> {
+        self.cni_in_group(host, command, cid, netns, (tenant, network, None))
+    }
+
+    /// [`Cluster::cni`] with an endpoint group (`(tenant, network, group)`).
+    pub fn cni_in_group(
+        &self,
+        host: usize,
+        command: &str,
+        cid: &str,
+        netns: &Path,
+        (tenant, network, group): (&str, &str, Option<&str>),
+    ) -> Result<(i32, String), String> {
         let mut child = Command::new(&self.bins.contivk8s)
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", cid)
@@ -432,7 +450,7 @@ impl Cluster {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("spawn contivk8s: {e}"))?;
-        let conf = self.netconf(host, tenant, network).to_string();
+        let conf = self.netconf(host, tenant, network, group).to_string();
         child.stdin.take().map(|mut s| s.write_all(conf.as_bytes()));
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         Ok((
@@ -449,12 +467,36 @@ impl Cluster {
         tenant: &str,
         network: &str,
     ) -> Result<Workload, String> {
+        self.add_workload_in_group(host, name, tenant, network, None)
+    }
+
+    /// A new workload namespace on host `host` attached to `tenant:network` in endpoint group
+    /// `group` (CNI ADD with the group in the network config).
+    pub fn add_workload_in_group(
+        &self,
+        host: usize,
+        name: &str,
+        tenant: &str,
+        network: &str,
+        group: Option<&str>,
+    ) -> Result<Workload, String> {
         let netns = self
             .tb
             .workload(name)
             .map_err(|e| format!("workload netns: {e}"))?;
+        self.attach(host, name, &netns, (tenant, network, group))
+    }
+
+    /// CNI ADD of the workload namespace `netns` (named `name`) to `(tenant, network, group)`.
+    pub fn attach(
+        &self,
+        host: usize,
+        name: &str,
+        netns: &Path,
+        (tenant, network, group): (&str, &str, Option<&str>),
+    ) -> Result<Workload, String> {
         let cid = format!("{}-{name}", self.tb.prefix);
-        let (code, out) = self.cni(host, "ADD", &cid, &netns, tenant, network)?;
+        let (code, out) = self.cni_in_group(host, "ADD", &cid, netns, (tenant, network, group))?;
         if code != 0 {
             return Err(format!(
                 "ADD {name}: exit {code}: {out}\n{}",
@@ -474,9 +516,10 @@ impl Cluster {
             name: name.into(),
             host,
             container_id: cid,
-            netns,
+            netns: netns.to_path_buf(),
             tenant: tenant.into(),
             network: network.into(),
+            group: group.map(str::to_string),
             ip,
             result,
         })
@@ -484,13 +527,12 @@ impl Cluster {
 
     /// CNI DEL of a workload (its namespace stays).
     pub fn del_workload(&self, w: &Workload) -> Result<(), String> {
-        let (code, out) = self.cni(
+        let (code, out) = self.cni_in_group(
             w.host,
             "DEL",
             &w.container_id,
             &w.netns,
-            &w.tenant,
-            &w.network,
+            (&w.tenant, &w.network, w.group.as_deref()),
         )?;
         if code != 0 {
             return Err(format!("DEL {}: exit {code}: {out}", w.name));

@@ -10,9 +10,10 @@ use std::time::Duration;
 use contiv_api::agent::{AgentEvent, AgentSnapshot, KvChange, NodeInfo};
 use contiv_api::keys;
 use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest};
+use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 use contiv_cni::agent_api::{AgentAddRequest, AgentDelRequest, AttachmentIdentity};
-use contiv_datapath::fake::{Call, FakeDatapath};
+use contiv_datapath::fake::{Call, FakeDatapath, FakePolicy};
 use contiv_datapath::{Datapath, FwdMode};
 use contiv_model::ObjectKind;
 use serde_json::json;
@@ -34,6 +35,7 @@ struct FakeNm {
     snapshots: Mutex<VecDeque<AgentSnapshot>>,
     watches: Mutex<VecDeque<(Vec<AgentEvent>, WatchEnd)>>,
     watched_from: Mutex<Vec<u64>>,
+    reports: Mutex<Vec<PolicyReport>>,
 }
 
 impl FakeNm {
@@ -104,6 +106,11 @@ impl Netmaster for FakeNm {
         self.deletes.lock().unwrap().push(id);
         Ok(())
     }
+    fn policy_report(&self, r: &PolicyReport) -> Result<(), NmError> {
+        self.check_up()?;
+        self.reports.lock().unwrap().push(r.clone());
+        Ok(())
+    }
 }
 
 fn kv(key: String, v: serde_json::Value) -> KvChange {
@@ -146,6 +153,7 @@ fn base_mirror() -> Mirror {
 struct Env {
     agent: Arc<Agent>,
     dp: Arc<FakeDatapath>,
+    pol: Arc<FakePolicy>,
     nm: Arc<FakeNm>,
     dead: Arc<Mutex<BTreeSet<String>>>,
     dir: tempfile::TempDir,
@@ -154,6 +162,7 @@ struct Env {
 fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) -> Env {
     let dead = Arc::new(Mutex::new(BTreeSet::new()));
     let d2 = dead.clone();
+    let pol = Arc::new(FakePolicy::new());
     let agent = Agent::new(Parts {
         settings: Settings {
             host: HOST.into(),
@@ -161,8 +170,10 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
             fwd_mode: FwdMode::Bridge,
             pending_dir: dir.path().join("pending"),
             mirror_wait: Duration::from_millis(20),
+            datapath: "fake",
         },
         dp: dp.clone(),
+        pol: pol.clone(),
         nm: nm.clone(),
         records: RecordStore::open(&dir.path().join("state")).expect("records"),
         netns_alive: Arc::new(move |p: &Path| {
@@ -173,6 +184,7 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
     Env {
         agent,
         dp,
+        pol,
         nm,
         dead,
         dir,
@@ -523,4 +535,45 @@ fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
     assert!(plan(&blind, &e.dp.observe().unwrap(), &live)
         .remove_networks
         .is_empty());
+}
+
+/// The policy pass compiles the mirror's groups and rules for the tenants with local workloads,
+/// counts a workload the mirror does not show yet (its record), and reports the revision.
+#[test]
+fn policy_pass_enforces_local_members_and_reports_revision() {
+    let e = env();
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    let r = e.agent.add(&req).expect("add");
+    let ip: std::net::Ipv4Addr = r.ip.split('/').next().unwrap().parse().unwrap();
+    // No policy yet: nothing to enforce, but the pass covers the revision.
+    let s = e.agent.enforce_policy();
+    assert_eq!((s.rules, s.errors), (0, 0));
+    assert_eq!(e.agent.policy.enforced_revision(), 3);
+    let ev = AgentEvent {
+        revision: 4,
+        changes: vec![
+            kv(
+                keys::object(ObjectKind::EndpointGroup, "t:db"),
+                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
+            ),
+            kv(
+                keys::object(ObjectKind::Rule, "t:p:1"),
+                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
+            ),
+        ],
+        resync: false,
+    };
+    e.agent.mirror.apply(&ev);
+    let s = e.agent.enforce_policy();
+    assert_eq!((s.rules, s.changed, s.errors), (1, 1, 0));
+    let p = e.pol.applied("t").expect("tenant t applied");
+    assert_eq!(p.ingress_members.get(&ip).map(String::as_str), Some("db"));
+    assert!(e.pol.applied("other").is_none(), "no workload of tenant other here");
+    // Nothing changed: the driver is not called again.
+    assert_eq!(e.agent.enforce_policy().changed, 0);
+    let report = e.agent.policy_report();
+    assert_eq!((report.hostname.as_str(), report.revision, report.rules), (HOST, 4, 1));
+    e.agent.nm.policy_report(&report).expect("report");
+    assert_eq!(e.nm.reports.lock().unwrap().len(), 1);
 }

@@ -1,0 +1,221 @@
+//! Policy enforcement on this host: a pass compiles the policy of every tenant with a local
+//! attachment (the mirror's groups, rules and endpoints, plus the local attachments the mirror
+//! may not show yet) and hands each tenant's IR to the policy driver, which applies only what
+//! changed in one atomic step. The loop runs a pass per kick (every mirror change, ADD, DEL) with
+//! no debounce: kicks that arrive during a pass are folded into the next one.
+//!
+//! The revision a pass compiled from is what this host enforces once every tenant applied
+//! without error; it is reported to netmaster (with the rule counters) after each change and
+//! with every heartbeat, so `netctl policy explain` / `status` can say whether a host is current.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use contiv_api::policy::{PolicyReport, RuleCounter};
+use contiv_policy::{compile, Member, PolicyInput, Scope, TenantPolicy};
+
+use crate::agent::{lock, Agent, Kick};
+use crate::follow::Stop;
+use crate::records::{Attachment, Phase};
+
+/// What the policy loop knows and shares (with the reporter and tests).
+#[derive(Default)]
+pub struct PolicyState {
+    /// Raised by whoever changed something policy depends on.
+    pub kick: Kick,
+    /// Raised after a pass that changed the datapath (the reporter sends a report).
+    pub report_kick: Kick,
+    /// The revision whose policy this host enforces (0: none yet).
+    enforced: AtomicU64,
+    /// Per tenant, the IR last applied without error.
+    applied: Mutex<BTreeMap<String, TenantPolicy>>,
+    /// Totals of the last pass, and its duration.
+    pub(crate) last: Mutex<PassStats>,
+}
+
+/// Numbers of one pass (also what metrics show).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub revision: u64,
+    pub rules: usize,
+    pub elements: usize,
+    /// Tenants whose datapath changed.
+    pub changed: usize,
+    pub errors: usize,
+    pub duration: Duration,
+}
+
+impl PolicyState {
+    /// The revision whose policy this host enforces.
+    pub fn enforced_revision(&self) -> u64 {
+        self.enforced.load(Ordering::SeqCst)
+    }
+
+    /// The IR last applied for `tenant`.
+    pub fn applied(&self, tenant: &str) -> Option<TenantPolicy> {
+        lock(&self.applied).get(tenant).cloned()
+    }
+
+    /// Totals of the last pass.
+    pub fn last_pass(&self) -> PassStats {
+        *lock(&self.last)
+    }
+}
+
+/// Local attachments as policy members (the mirror may not have their endpoint yet).
+fn local_members(live: &[Attachment], host: &str) -> Vec<Member> {
+    live.iter()
+        .filter(|a| a.phase != Phase::Releasing)
+        .filter_map(|a| {
+            let ip = a.ip.split('/').next()?.parse().ok()?;
+            Some(Member {
+                id: a.endpoint_id.clone(),
+                tenant: a.tenant.clone(),
+                group: a.group.clone().unwrap_or_default(),
+                ip,
+                host: host.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// This host's policy for `tenants` from `input` plus the local attachments. Pure.
+pub fn host_policy(
+    mut input: PolicyInput,
+    live: &[Attachment],
+    host: &str,
+    tenants: &BTreeSet<String>,
+) -> BTreeMap<String, TenantPolicy> {
+    let known: BTreeSet<String> = input.endpoints.iter().map(|e| e.id.clone()).collect();
+    input.endpoints.extend(
+        local_members(live, host)
+            .into_iter()
+            .filter(|m| !known.contains(&m.id)),
+    );
+    compile(&input, Scope::Host(host), Some(tenants))
+}
+
+impl Agent {
+    /// One enforcement pass (see the module docs). Returns its numbers.
+    pub fn enforce_policy(&self) -> PassStats {
+        let started = Instant::now();
+        let live = self.records.list();
+        let tenants: BTreeSet<String> = live.iter().map(|a| a.tenant.clone()).collect();
+        let (revision, input) = match self.mirror.read().as_ref() {
+            Some(m) => (m.revision, m.policy_input()),
+            // Without netmaster's state nothing is known to enforce: keep what is installed.
+            None => return PassStats::default(),
+        };
+        let wanted = host_policy(input, &live, &self.settings.host, &tenants);
+        let mut stats = PassStats {
+            revision,
+            ..Default::default()
+        };
+        let mut applied = lock(&self.policy.applied).clone();
+        for (tenant, p) in &wanted {
+            stats.rules += p.rule_count();
+            stats.elements += p.element_count();
+            if applied.get(tenant) == Some(p) {
+                continue;
+            }
+            match self.pol.apply(p) {
+                Ok(s) => {
+                    stats.changed += usize::from(s.changed);
+                    applied.insert(tenant.clone(), p.clone());
+                }
+                Err(e) => {
+                    stats.errors += 1;
+                    applied.remove(tenant);
+                    tracing::warn!(tenant = %tenant, "policy not applied: {e}");
+                }
+            }
+        }
+        applied.retain(|t, _| {
+            let keep = wanted.contains_key(t);
+            if !keep {
+                self.pol.forget(t);
+            }
+            keep
+        });
+        *lock(&self.policy.applied) = applied;
+        stats.duration = started.elapsed();
+        if stats.errors == 0 {
+            self.policy.enforced.fetch_max(revision, Ordering::SeqCst);
+        }
+        if stats.changed > 0 {
+            tracing::debug!(revision, rules = stats.rules, elements = stats.elements, took = ?stats.duration, "policy applied");
+        }
+        *lock(&self.policy.last) = stats;
+        stats
+    }
+
+    /// The report netmaster gets: enforced revision, sizes, counters.
+    pub fn policy_report(&self) -> PolicyReport {
+        let last = self.policy.last_pass();
+        let counters = match self.pol.counters() {
+            Ok(c) => c
+                .into_iter()
+                .map(|(k, c)| {
+                    let c = RuleCounter {
+                        packets: c.packets,
+                        bytes: c.bytes,
+                    };
+                    (k, c)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!("policy counters not read: {e}");
+                BTreeMap::new()
+            }
+        };
+        PolicyReport {
+            hostname: self.settings.host.clone(),
+            revision: self.policy.enforced_revision(),
+            rules: last.rules as u64,
+            elements: last.elements as u64,
+            counters,
+        }
+    }
+}
+
+/// The enforcement loop: a pass per kick (and one every `interval` as a safety net).
+pub fn policy_loop(agent: &Agent, stop: &Stop, interval: Duration) {
+    while !stop.is_raised() {
+        agent.policy.kick.wait(interval);
+        if stop.is_raised() {
+            return;
+        }
+        let s = agent.enforce_policy();
+        if s.changed > 0 || s.revision != 0 {
+            agent.policy.report_kick.kick();
+        }
+    }
+}
+
+/// How often counters are reported without a change.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// At most one report per this interval (a burst of changes sends one report, not one each).
+const REPORT_SPACING: Duration = Duration::from_millis(20);
+
+/// The reporter loop: a report after a pass (spaced) and every [`REPORT_INTERVAL`].
+pub fn report_loop(agent: &Agent, stop: &Stop) {
+    let mut sent = 0u64;
+    while !stop.is_raised() {
+        let kicked = agent.policy.report_kick.wait(REPORT_INTERVAL);
+        if stop.is_raised() {
+            return;
+        }
+        let revision = agent.policy.enforced_revision();
+        if kicked && revision == sent {
+            continue;
+        }
+        if let Err(e) = agent.nm.policy_report(&agent.policy_report()) {
+            tracing::debug!("policy report not sent: {e}");
+            continue;
+        }
+        sent = revision;
+        std::thread::sleep(REPORT_SPACING);
+    }
+}
