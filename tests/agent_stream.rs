@@ -17,7 +17,8 @@ struct Stream {
 /// Opens `GET path` and returns a reader positioned at the body.
 fn open_stream(nm: &Netmaster, path: &str) -> Stream {
     let mut s = TcpStream::connect(("127.0.0.1", nm.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
     let mut r = BufReader::new(s);
     let mut line = String::new();
@@ -25,7 +26,10 @@ fn open_stream(nm: &Netmaster, path: &str) -> Stream {
     loop {
         line.clear();
         r.read_line(&mut line).expect("header");
-        if line.to_ascii_lowercase().starts_with("transfer-encoding: chunked") {
+        if line
+            .to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+        {
             chunked = true;
         }
         if line == "\r\n" {
@@ -58,11 +62,19 @@ fn next_event(s: &mut Stream) -> Value {
 #[test]
 fn snapshot_then_watch_sees_every_change_in_order() {
     let nm = Netmaster::start();
-    let (code, body) = nm.post("/plugin/registerNode", &json!({"hostname": "h1", "vtepIP": "172.30.0.1", "datapath": "linux"}));
+    let (code, body) = nm.post(
+        "/plugin/registerNode",
+        &json!({"hostname": "h1", "vtepIP": "172.30.0.1", "datapath": "linux"}),
+    );
     assert_eq!(code, 200, "{body}");
     let snap = nm.get_json("/plugin/agentState");
     let rev = snap["revision"].as_u64().expect("revision");
-    let keys: Vec<&str> = snap["kvs"].as_array().expect("kvs").iter().filter_map(|kv| kv["key"].as_str()).collect();
+    let keys: Vec<&str> = snap["kvs"]
+        .as_array()
+        .expect("kvs")
+        .iter()
+        .filter_map(|kv| kv["key"].as_str())
+        .collect();
     assert!(keys.contains(&"/contiv/obj/global/global"));
     assert!(keys.contains(&"/contiv/node/h1"));
     let info = nm.get_json("/info");
@@ -72,14 +84,23 @@ fn snapshot_then_watch_sees_every_change_in_order() {
     nm.post("/api/v1/networks/default:n1/", &json!({"tenantName": "default", "networkName": "n1", "encap": "vxlan", "subnet": "10.1.1.0/24"}));
     let ev = next_event(&mut stream);
     assert!(ev["revision"].as_u64().expect("rev") > rev);
-    let changed: Vec<&str> = ev["changes"].as_array().expect("changes").iter().filter_map(|c| c["key"].as_str()).collect();
+    let changed: Vec<&str> = ev["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["key"].as_str())
+        .collect();
     assert!(changed.contains(&"/contiv/obj/network/default:n1"), "{ev}");
     assert!(changed.contains(&"/contiv/oper/net/default:n1"), "{ev}");
     // allocation-only keys are not sent to agents
     assert!(changed.iter().all(|k| !k.starts_with("/contiv/alloc/")));
     nm.delete("/api/v1/networks/default:n1/");
     let ev2 = next_event(&mut stream);
-    assert!(ev2["changes"].as_array().expect("changes").iter().any(|c| c["key"] == "/contiv/obj/network/default:n1" && c["value"].is_null()));
+    assert!(ev2["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .any(|c| c["key"] == "/contiv/obj/network/default:n1" && c["value"].is_null()));
 
     // resuming from the first revision replays both events
     let mut again = open_stream(&nm, &format!("/plugin/agentWatch?after={rev}"));
@@ -93,7 +114,9 @@ fn watch_from_before_a_restart_asks_for_resync() {
     let rev;
     {
         let mut nm = Netmaster::start_in(tmp.path(), &[]);
-        rev = nm.get_json("/plugin/agentState")["revision"].as_u64().expect("rev");
+        rev = nm.get_json("/plugin/agentState")["revision"]
+            .as_u64()
+            .expect("rev");
         nm.post("/api/v1/networks/default:n1/", &json!({"tenantName": "default", "networkName": "n1", "encap": "vxlan", "subnet": "10.1.1.0/24"}));
         nm.stop();
     }
@@ -101,7 +124,9 @@ fn watch_from_before_a_restart_asks_for_resync() {
     let mut s = open_stream(&nm, &format!("/plugin/agentWatch?after={rev}"));
     assert_eq!(next_event(&mut s)["resync"], true);
     // a watch from the current revision works
-    let now = nm.get_json("/plugin/agentState")["revision"].as_u64().expect("rev");
+    let now = nm.get_json("/plugin/agentState")["revision"]
+        .as_u64()
+        .expect("rev");
     assert!(now > rev);
     let mut s = open_stream(&nm, &format!("/plugin/agentWatch?after={now}"));
     nm.post("/api/v1/networks/default:n2/", &json!({"tenantName": "default", "networkName": "n2", "encap": "vxlan", "subnet": "10.1.2.0/24"}));
@@ -111,7 +136,24 @@ fn watch_from_before_a_restart_asks_for_resync() {
 #[test]
 fn bad_node_registration_is_refused() {
     let nm = Netmaster::start();
-    assert_eq!(nm.post("/plugin/registerNode", &json!({"hostname": ""})).0, 500);
-    assert_eq!(nm.post("/plugin/registerNode", &json!({"hostname": "h", "vtepIP": "nope"})).0, 500);
-    assert_eq!(nm.get_json("/plugin/agentState")["kvs"].as_array().map(|a| a.iter().any(|kv| kv["key"].as_str().is_some_and(|k| k.starts_with("/contiv/node/")))), Some(false));
+    assert_eq!(
+        nm.post("/plugin/registerNode", &json!({"hostname": ""})).0,
+        500
+    );
+    assert_eq!(
+        nm.post(
+            "/plugin/registerNode",
+            &json!({"hostname": "h", "vtepIP": "nope"})
+        )
+        .0,
+        500
+    );
+    assert_eq!(
+        nm.get_json("/plugin/agentState")["kvs"]
+            .as_array()
+            .map(|a| a.iter().any(|kv| kv["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("/contiv/node/")))),
+        Some(false)
+    );
 }

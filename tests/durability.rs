@@ -52,7 +52,11 @@ fn kill_minus_nine_during_a_thousand_creates_loses_nothing_acknowledged() {
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer thread");
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() >= 300 && acked.len() < 1000, "kill landed mid-stream ({} acked)", acked.len());
+    assert!(
+        acked.len() >= 300 && acked.len() < 1000,
+        "kill landed mid-stream ({} acked)",
+        acked.len()
+    );
 
     let nm = Netmaster::start_in(tmp.path(), &[]);
     let nets = nm.get_json("/api/v1/networks/");
@@ -62,7 +66,11 @@ fn kill_minus_nine_during_a_thousand_creates_loses_nothing_acknowledged() {
         .iter()
         .filter_map(|n| n["networkName"].as_str()?.strip_prefix('n')?.parse().ok())
         .collect();
-    assert!(acked.is_subset(&present), "acknowledged networks lost: {:?}", acked.difference(&present).take(5).collect::<Vec<_>>());
+    assert!(
+        acked.is_subset(&present),
+        "acknowledged networks lost: {:?}",
+        acked.difference(&present).take(5).collect::<Vec<_>>()
+    );
     // At most the one in-flight create may have landed without its acknowledgement.
     assert!(present.len() <= acked.len() + 1);
     // Allocations: one VNI per network, all distinct, nothing leaked.
@@ -73,11 +81,16 @@ fn kill_minus_nine_during_a_thousand_creates_loses_nothing_acknowledged() {
         assert!(vnis.insert(vni), "VNI {vni} handed out twice");
     }
     let g = nm.get_json("/api/v1/inspect/globals/global/");
-    assert_eq!(g["Oper"]["numNetworks"].as_u64(), Some(present.len() as u64), "leaked or lost VNIs");
+    assert_eq!(
+        g["Oper"]["numNetworks"].as_u64(),
+        Some(present.len() as u64),
+        "leaked or lost VNIs"
+    );
     // And the store still works: finish the remaining creates.
     for i in 0..1000u32 {
         if !present.contains(&i) {
-            let (code, body) = nm.post(&format!("/api/v1/networks/default:n{i}/"), &network_body(i));
+            let (code, body) =
+                nm.post(&format!("/api/v1/networks/default:n{i}/"), &network_body(i));
             assert_eq!(code, 200, "{body}");
         }
     }
@@ -119,10 +132,14 @@ fn sixteen_clients_allocate_four_thousand_distinct_addresses() {
     assert_eq!(all.len(), 4000);
     let distinct: HashSet<_> = all.iter().collect();
     assert_eq!(distinct.len(), 4000, "an address was handed out twice");
-    assert!(all.iter().all(|a| a.ends_with("/16") && a != "10.64.0.1/16"));
+    assert!(all
+        .iter()
+        .all(|a| a.ends_with("/16") && a != "10.64.0.1/16"));
     let insp = nm.get_json("/api/v1/inspect/networks/default:big/");
     assert_eq!(insp["Oper"]["allocatedAddressesCount"], 4000);
     // lowest-free: exactly the first 4,000 addresses after the gateway
-    let avail = insp["Oper"]["availableIPAddresses"].as_str().expect("ranges");
+    let avail = insp["Oper"]["availableIPAddresses"]
+        .as_str()
+        .expect("ranges");
     assert_eq!(avail, "10.64.15.162-10.64.255.254");
 }

@@ -8,8 +8,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use contiv_netplugin::probe::{probe_all, Probe, Responder};
-use contiv_netplugin::testbed::{eventually, require_root, Binaries, Cluster, TcpSession, Workload};
-use contiv_policy::{compile_tenant, Action, Flow, GroupRef, Member, NetworkRef, PolicyInput, Protocol, RuleSpec, Scope};
+use contiv_netplugin::testbed::{
+    eventually, require_root, Binaries, Cluster, TcpSession, Workload,
+};
+use contiv_policy::{
+    compile_tenant, Action, Flow, GroupRef, Member, NetworkRef, PolicyInput, Protocol, RuleSpec,
+    Scope,
+};
 use serde_json::{json, Value};
 
 fn bins() -> Binaries {
@@ -115,7 +120,12 @@ impl Bed {
         self.c.del_workload(&old).unwrap_or_else(|e| panic!("{e}"));
         let w = self
             .c
-            .attach(old.host, name, &old.netns, (&old.tenant, &old.network, group))
+            .attach(
+                old.host,
+                name,
+                &old.netns,
+                (&old.tenant, &old.network, group),
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         self.w.insert(name.into(), w);
     }
@@ -139,7 +149,10 @@ impl Bed {
             .iter()
             .map(|(a, b, p)| (self.w[a].netns.clone(), self.w[b].ip, *p))
             .collect();
-        cells.into_iter().zip(probe_all(&probes, PROBE_TIMEOUT)).collect()
+        cells
+            .into_iter()
+            .zip(probe_all(&probes, PROBE_TIMEOUT))
+            .collect()
     }
 
     fn get(&self, path: &str) -> Value {
@@ -148,21 +161,36 @@ impl Bed {
 
     /// The compiler's verdicts for every cell, from the objects netmaster serves now.
     fn compiled_matrix(&self) -> Matrix {
-        let list = |p: &str| self.get(&format!("/api/v1/{p}/")).as_array().cloned().unwrap_or_default();
+        let list = |p: &str| {
+            self.get(&format!("/api/v1/{p}/"))
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
         let mut input = PolicyInput::default();
         for n in list("networks") {
             let n: contiv_model::Network = serde_json::from_value(n).expect("network");
             if let Some(subnet) = contiv_policy::parse_subnet(&n.subnet) {
-                input.networks.push(NetworkRef { tenant: n.tenant_name, name: n.network_name, subnet });
+                input.networks.push(NetworkRef {
+                    tenant: n.tenant_name,
+                    name: n.network_name,
+                    subnet,
+                });
             }
         }
         for g in list("endpointGroups") {
             let g: contiv_model::EndpointGroup = serde_json::from_value(g).expect("group");
-            input.groups.push(GroupRef { tenant: g.tenant_name, name: g.group_name, policies: g.policies });
+            input.groups.push(GroupRef {
+                tenant: g.tenant_name,
+                name: g.group_name,
+                policies: g.policies,
+            });
         }
         for r in list("rules") {
             let r: contiv_model::Rule = serde_json::from_value(r).expect("rule");
-            input.rules.push(RuleSpec::from_model(&r).expect("netmaster holds only valid rules"));
+            input
+                .rules
+                .push(RuleSpec::from_model(&r).expect("netmaster holds only valid rules"));
         }
         for (name, w) in &self.w {
             input.endpoints.push(Member {
@@ -181,7 +209,12 @@ impl Bed {
                 .entry(tenant.clone())
                 .or_insert_with(|| compile_tenant(&input, Scope::Cluster, &tenant));
             let (protocol, port) = (probe_name(p), p.protocol().1);
-            let v = policy.verdict(&Flow { src: self.w[&a].ip, dst: self.w[&b].ip, protocol, port });
+            let v = policy.verdict(&Flow {
+                src: self.w[&a].ip,
+                dst: self.w[&b].ip,
+                protocol,
+                port,
+            });
             out.insert((a, b, p), v.action == Action::Allow);
         }
         out
@@ -198,7 +231,10 @@ impl Bed {
                 wa.tenant, wa.ip, wb.ip
             ));
             let verdict = v["verdict"].as_str().unwrap_or_default().to_string();
-            assert!(verdict == "allow" || verdict == "deny", "explain answered {v}");
+            assert!(
+                verdict == "allow" || verdict == "deny",
+                "explain answered {v}"
+            );
             out.insert((a, b, p), verdict == "allow");
         }
         out
@@ -207,7 +243,8 @@ impl Bed {
     /// The policy table of every tenant on every host (for failure messages).
     fn rulesets(&self) -> String {
         let mut out = String::new();
-        let tenants: std::collections::BTreeSet<&str> = self.w.values().map(|w| w.tenant.as_str()).collect();
+        let tenants: std::collections::BTreeSet<&str> =
+            self.w.values().map(|w| w.tenant.as_str()).collect();
         for h in 0..2 {
             for t in &tenants {
                 let ns = self.c.tenant_ns(h, t);
@@ -216,13 +253,19 @@ impl Bed {
                     .arg(ns.file_name().unwrap_or_default())
                     .args(["nft", "list", "table", "inet", "contiv"])
                     .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout).into_owned()
+                            + &String::from_utf8_lossy(&o.stderr)
+                    })
                     .unwrap_or_else(|e| e.to_string());
                 out.push_str(&format!("--- host {h} tenant {t}\n{o}\n"));
             }
         }
         for (n, w) in &self.w {
-            out.push_str(&format!("{n}: {} host {} group {:?}\n", w.ip, w.host, w.group));
+            out.push_str(&format!(
+                "{n}: {} host {} group {:?}\n",
+                w.ip, w.host, w.group
+            ));
         }
         out
     }
@@ -233,9 +276,17 @@ impl Bed {
         let expected = self.compiled_matrix();
         for (a, b, p, allow) in stated {
             let key = (a.to_string(), b.to_string(), *p);
-            assert_eq!(expected.get(&key), Some(allow), "{scenario}: compiler verdict for {a} -> {b} {p}");
+            assert_eq!(
+                expected.get(&key),
+                Some(allow),
+                "{scenario}: compiler verdict for {a} -> {b} {p}"
+            );
         }
-        assert_eq!(self.explained_matrix(), expected, "{scenario}: explain disagrees with the compiler");
+        assert_eq!(
+            self.explained_matrix(),
+            expected,
+            "{scenario}: explain disagrees with the compiler"
+        );
         let started = Instant::now();
         let mut got = Matrix::new();
         let ok = eventually(CONVERGE, || {
@@ -246,7 +297,13 @@ impl Bed {
             let diff: Vec<String> = expected
                 .iter()
                 .filter(|(k, v)| got.get(*k) != Some(*v))
-                .map(|((a, b, p), v)| format!("{a} -> {b} {p}: expected {}, probed {}", allow_word(*v), allow_word(!*v)))
+                .map(|((a, b, p), v)| {
+                    format!(
+                        "{a} -> {b} {p}: expected {}, probed {}",
+                        allow_word(*v),
+                        allow_word(!*v)
+                    )
+                })
                 .collect();
             panic!(
                 "{scenario}: {} cells differ after {:?}:\n{}\nrulesets:\n{}\nagent logs:\n{}\n{}",
@@ -258,7 +315,11 @@ impl Bed {
                 self.c.agent_log(1)
             );
         }
-        eprintln!("{scenario}: {} cells ok after {:?}", expected.len(), started.elapsed());
+        eprintln!(
+            "{scenario}: {} cells ok after {:?}",
+            expected.len(),
+            started.elapsed()
+        );
     }
 }
 
@@ -296,102 +357,250 @@ fn policy_reachability_matrix_follows_every_change() {
     bed.workload(1, "app1", t, "net2", Some("app"));
     bed.workload(0, "plain", t, "net", None);
 
-    bed.check("1 no policy: everything allowed", &[("web1", "db2", T81, true), ("app1", "db1", U53, true)]);
+    bed.check(
+        "1 no policy: everything allowed",
+        &[("web1", "db2", T81, true), ("app1", "db1", U53, true)],
+    );
 
     // 2. deny all in to db, allow tcp 80 from web.
     bed.policy(t, "db-in");
-    bed.rule(t, "db-in", "deny-all", json!({"direction": "in", "action": "deny", "priority": 1}));
-    bed.rule(t, "db-in", "web-80", json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromEndpointGroup": "web", "protocol": "tcp", "port": 80}));
+    bed.rule(
+        t,
+        "db-in",
+        "deny-all",
+        json!({"direction": "in", "action": "deny", "priority": 1}),
+    );
+    bed.rule(
+        t,
+        "db-in",
+        "web-80",
+        json!({"direction": "in", "action": "allow", "priority": 10,
+        "fromEndpointGroup": "web", "protocol": "tcp", "port": 80}),
+    );
     bed.group(t, "db", "net", &["db-in"]);
-    bed.check("2 deny-all-in plus an allowed port", &[
-        ("web1", "db1", T80, true), ("web2", "db1", T80, true), ("web1", "db2", T80, true),
-        ("web1", "db1", T81, false), ("web1", "db2", ICMP, false), ("app1", "db1", T80, false),
-        ("plain", "db2", U53, false), ("db1", "web1", T81, true), ("db1", "db2", ICMP, false),
-    ]);
+    bed.check(
+        "2 deny-all-in plus an allowed port",
+        &[
+            ("web1", "db1", T80, true),
+            ("web2", "db1", T80, true),
+            ("web1", "db2", T80, true),
+            ("web1", "db1", T81, false),
+            ("web1", "db2", ICMP, false),
+            ("app1", "db1", T80, false),
+            ("plain", "db2", U53, false),
+            ("db1", "web1", T81, true),
+            ("db1", "db2", ICMP, false),
+        ],
+    );
 
     // 3. a higher-priority allow overrides the deny.
-    bed.rule(t, "db-in", "app-all", json!({"direction": "in", "action": "allow", "priority": 20,
-        "fromEndpointGroup": "app"}));
-    bed.check("3 priority: higher allow overrides deny", &[("app1", "db1", T81, true), ("app1", "db2", U53, true)]);
+    bed.rule(
+        t,
+        "db-in",
+        "app-all",
+        json!({"direction": "in", "action": "allow", "priority": 20,
+        "fromEndpointGroup": "app"}),
+    );
+    bed.check(
+        "3 priority: higher allow overrides deny",
+        &[("app1", "db1", T81, true), ("app1", "db2", U53, true)],
+    );
 
     // 4. a higher-priority deny overrides an allow.
-    bed.rule(t, "db-in", "no-web2", json!({"direction": "in", "action": "deny", "priority": 30,
-        "fromIpAddress": bed.w["web2"].ip.to_string()}));
-    bed.check("4 priority: higher deny overrides allow, fromIpAddress /32", &[
-        ("web2", "db1", T80, false), ("web1", "db1", T80, true),
-    ]);
+    bed.rule(
+        t,
+        "db-in",
+        "no-web2",
+        json!({"direction": "in", "action": "deny", "priority": 30,
+        "fromIpAddress": bed.w["web2"].ip.to_string()}),
+    );
+    bed.check(
+        "4 priority: higher deny overrides allow, fromIpAddress /32",
+        &[("web2", "db1", T80, false), ("web1", "db1", T80, true)],
+    );
 
     // 5. equal priority: deny wins.
-    bed.rule(t, "db-in", "web-icmp", json!({"direction": "in", "action": "allow", "priority": 1,
-        "fromEndpointGroup": "web", "protocol": "icmp"}));
-    bed.check("5 equal priorities: deny wins", &[("web1", "db1", ICMP, false)]);
+    bed.rule(
+        t,
+        "db-in",
+        "web-icmp",
+        json!({"direction": "in", "action": "allow", "priority": 1,
+        "fromEndpointGroup": "web", "protocol": "icmp"}),
+    );
+    bed.check(
+        "5 equal priorities: deny wins",
+        &[("web1", "db1", ICMP, false)],
+    );
 
     // 6. fromNetwork.
     bed.delete_rule(t, "db-in", "app-all");
-    bed.rule(t, "db-in", "net2-udp", json!({"direction": "in", "action": "allow", "priority": 5,
-        "fromNetwork": "net2", "protocol": "udp"}));
-    bed.check("6 fromNetwork", &[("app1", "db1", U53, true), ("app1", "db1", T81, false), ("plain", "db1", U53, false)]);
+    bed.rule(
+        t,
+        "db-in",
+        "net2-udp",
+        json!({"direction": "in", "action": "allow", "priority": 5,
+        "fromNetwork": "net2", "protocol": "udp"}),
+    );
+    bed.check(
+        "6 fromNetwork",
+        &[
+            ("app1", "db1", U53, true),
+            ("app1", "db1", T81, false),
+            ("plain", "db1", U53, false),
+        ],
+    );
 
     // 7. fromIpAddress CIDR.
-    bed.rule(t, "db-in", "net-81", json!({"direction": "in", "action": "allow", "priority": 5,
-        "fromIpAddress": "10.1.0.0/24", "protocol": "tcp", "port": 81}));
-    bed.check("7 fromIpAddress CIDR", &[("plain", "db1", T81, true), ("web1", "db2", T81, true), ("app1", "db1", T81, false)]);
+    bed.rule(
+        t,
+        "db-in",
+        "net-81",
+        json!({"direction": "in", "action": "allow", "priority": 5,
+        "fromIpAddress": "10.1.0.0/24", "protocol": "tcp", "port": 81}),
+    );
+    bed.check(
+        "7 fromIpAddress CIDR",
+        &[
+            ("plain", "db1", T81, true),
+            ("web1", "db2", T81, true),
+            ("app1", "db1", T81, false),
+        ],
+    );
 
     // 8. out-rules: web sends no udp anywhere; tcp 81 not to db.
     bed.policy(t, "web-out");
-    bed.rule(t, "web-out", "no-udp", json!({"direction": "out", "action": "deny", "priority": 1, "protocol": "udp"}));
-    bed.rule(t, "web-out", "no-81-db", json!({"direction": "out", "action": "deny", "priority": 1,
-        "toEndpointGroup": "db", "protocol": "tcp", "port": 81}));
+    bed.rule(
+        t,
+        "web-out",
+        "no-udp",
+        json!({"direction": "out", "action": "deny", "priority": 1, "protocol": "udp"}),
+    );
+    bed.rule(
+        t,
+        "web-out",
+        "no-81-db",
+        json!({"direction": "out", "action": "deny", "priority": 1,
+        "toEndpointGroup": "db", "protocol": "tcp", "port": 81}),
+    );
     bed.group(t, "web", "net", &["web-out"]);
-    bed.check("8 out-rules", &[
-        ("web1", "plain", U53, false), ("web1", "app1", U53, false), ("web1", "db1", T81, false),
-        ("web1", "plain", T81, true), ("plain", "web1", U53, true),
-    ]);
+    bed.check(
+        "8 out-rules",
+        &[
+            ("web1", "plain", U53, false),
+            ("web1", "app1", U53, false),
+            ("web1", "db1", T81, false),
+            ("web1", "plain", T81, true),
+            ("plain", "web1", U53, true),
+        ],
+    );
 
     // 9. out-rule to a network and to an address.
-    bed.rule(t, "web-out", "no-net2", json!({"direction": "out", "action": "deny", "priority": 2, "toNetwork": "net2"}));
-    bed.rule(t, "web-out", "no-plain-icmp", json!({"direction": "out", "action": "deny", "priority": 2,
-        "toIpAddress": bed.w["plain"].ip.to_string(), "protocol": "icmp"}));
-    bed.check("9 toNetwork and toIpAddress", &[
-        ("web1", "app1", ICMP, false), ("web2", "app1", T80, false), ("web1", "plain", ICMP, false), ("web1", "plain", T80, true),
-    ]);
+    bed.rule(
+        t,
+        "web-out",
+        "no-net2",
+        json!({"direction": "out", "action": "deny", "priority": 2, "toNetwork": "net2"}),
+    );
+    bed.rule(
+        t,
+        "web-out",
+        "no-plain-icmp",
+        json!({"direction": "out", "action": "deny", "priority": 2,
+        "toIpAddress": bed.w["plain"].ip.to_string(), "protocol": "icmp"}),
+    );
+    bed.check(
+        "9 toNetwork and toIpAddress",
+        &[
+            ("web1", "app1", ICMP, false),
+            ("web2", "app1", T80, false),
+            ("web1", "plain", ICMP, false),
+            ("web1", "plain", T80, true),
+        ],
+    );
 
     // 10. two policies on one group.
     bed.policy(t, "db-extra");
-    bed.rule(t, "db-extra", "plain-80", json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromIpAddress": bed.w["plain"].ip.to_string(), "protocol": "tcp", "port": 80}));
+    bed.rule(
+        t,
+        "db-extra",
+        "plain-80",
+        json!({"direction": "in", "action": "allow", "priority": 10,
+        "fromIpAddress": bed.w["plain"].ip.to_string(), "protocol": "tcp", "port": 80}),
+    );
     bed.group(t, "db", "net", &["db-in", "db-extra"]);
-    bed.check("10 two policies on one group", &[("plain", "db1", T80, true), ("plain", "db2", T80, true), ("web1", "db1", T80, true)]);
+    bed.check(
+        "10 two policies on one group",
+        &[
+            ("plain", "db1", T80, true),
+            ("plain", "db2", T80, true),
+            ("web1", "db1", T80, true),
+        ],
+    );
 
     // 11. one policy on two groups.
     bed.group(t, "app", "net2", &["db-extra"]);
-    bed.check("11 one policy on two groups", &[("plain", "app1", T80, true), ("web1", "app1", T80, false), ("db1", "app1", T81, true)]);
+    bed.check(
+        "11 one policy on two groups",
+        &[
+            ("plain", "app1", T80, true),
+            ("web1", "app1", T80, false),
+            ("db1", "app1", T81, true),
+        ],
+    );
     // (app has only an allow rule: nothing else changes for it; db1 -> app1 stays allowed.)
 
     // 12. detach.
     bed.group(t, "db", "net", &[]);
-    bed.check("12 detach", &[("web1", "db1", T81, false), ("app1", "db1", T81, true), ("plain", "db1", ICMP, true)]);
+    bed.check(
+        "12 detach",
+        &[
+            ("web1", "db1", T81, false),
+            ("app1", "db1", T81, true),
+            ("plain", "db1", ICMP, true),
+        ],
+    );
     // web1 -> db1 tcp/81 is still web's out-rule.
 
     // 13. attach again.
     bed.group(t, "db", "net", &["db-in"]);
-    bed.check("13 attach again", &[("plain", "db1", ICMP, false), ("web1", "db1", T80, true)]);
+    bed.check(
+        "13 attach again",
+        &[("plain", "db1", ICMP, false), ("web1", "db1", T80, true)],
+    );
 
     // 14. rule delete and re-add.
     bed.delete_rule(t, "db-in", "web-80");
     bed.check("14 rule delete", &[("web1", "db1", T80, false)]);
-    bed.rule(t, "db-in", "web-80", json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromEndpointGroup": "web", "protocol": "tcp", "port": 80}));
+    bed.rule(
+        t,
+        "db-in",
+        "web-80",
+        json!({"direction": "in", "action": "allow", "priority": 10,
+        "fromEndpointGroup": "web", "protocol": "tcp", "port": 80}),
+    );
     bed.check("15 rule re-add", &[("web1", "db1", T80, true)]);
 
     // 16. an endpoint moving to another group.
     bed.move_to("web2", Some("db"));
-    bed.check("16 endpoint moves from web to db", &[("web1", "web2", T80, true), ("web1", "web2", T81, false), ("web2", "db1", T80, false)]);
+    bed.check(
+        "16 endpoint moves from web to db",
+        &[
+            ("web1", "web2", T80, true),
+            ("web1", "web2", T81, false),
+            ("web2", "db1", T80, false),
+        ],
+    );
 
     // 17. a workload added after the policy exists.
     bed.workload(0, "db3", t, "net", Some("db"));
-    bed.check("17 workload added after the policy", &[("web1", "db3", T80, true), ("plain", "db3", T80, false), ("db3", "plain", T80, true)]);
+    bed.check(
+        "17 workload added after the policy",
+        &[
+            ("web1", "db3", T80, true),
+            ("plain", "db3", T80, false),
+            ("db3", "plain", T80, true),
+        ],
+    );
 
     // 18. two tenants with the same subnet and group names.
     let u = "blue";
@@ -401,18 +610,39 @@ fn policy_reachability_matrix_follows_every_change() {
     bed.group(u, "db", "net", &[]);
     bed.workload(0, "bweb", u, "net", Some("web"));
     bed.workload(1, "bdb", u, "net", Some("db"));
-    bed.check("18 second tenant with the same names: not affected", &[("bweb", "bdb", T81, true), ("bweb", "bdb", ICMP, true)]);
+    bed.check(
+        "18 second tenant with the same names: not affected",
+        &[("bweb", "bdb", T81, true), ("bweb", "bdb", ICMP, true)],
+    );
     bed.policy(u, "db-in");
-    bed.rule(u, "db-in", "deny-all", json!({"direction": "in", "action": "deny", "priority": 1}));
+    bed.rule(
+        u,
+        "db-in",
+        "deny-all",
+        json!({"direction": "in", "action": "deny", "priority": 1}),
+    );
     bed.group(u, "db", "net", &["db-in"]);
-    bed.check("19 second tenant's policy stays in it", &[("bweb", "bdb", T80, false), ("web1", "db1", T80, true), ("plain", "web1", T81, true)]);
+    bed.check(
+        "19 second tenant's policy stays in it",
+        &[
+            ("bweb", "bdb", T80, false),
+            ("web1", "db1", T80, true),
+            ("plain", "web1", T81, true),
+        ],
+    );
 
     // 20. policy delete refused while attached; detached then deleted.
-    let (code, _) = bed.c.api("DELETE", "/api/v1/policys/blue:db-in/", None).expect("delete");
+    let (code, _) = bed
+        .c
+        .api("DELETE", "/api/v1/policys/blue:db-in/", None)
+        .expect("delete");
     assert_eq!(code, 409, "a policy in use cannot be deleted");
     bed.group(u, "db", "net", &[]);
     bed.delete("/api/v1/policys/blue:db-in/");
-    bed.check("20 policy detached and deleted", &[("bweb", "bdb", T80, true)]);
+    bed.check(
+        "20 policy detached and deleted",
+        &[("bweb", "bdb", T80, true)],
+    );
     drop(bed);
 }
 
@@ -430,19 +660,38 @@ fn established_connections_survive_changes_and_agent_restart() {
     bed.workload(0, "web1", t, "net", Some("web"));
     bed.workload(1, "db1", t, "net", Some("db"));
     bed.policy(t, "db-in");
-    bed.rule(t, "db-in", "deny-all", json!({"direction": "in", "action": "deny", "priority": 1}));
-    bed.rule(t, "db-in", "web-9000", json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromEndpointGroup": "web", "protocol": "tcp", "port": 9000}));
+    bed.rule(
+        t,
+        "db-in",
+        "deny-all",
+        json!({"direction": "in", "action": "deny", "priority": 1}),
+    );
+    bed.rule(
+        t,
+        "db-in",
+        "web-9000",
+        json!({"direction": "in", "action": "allow", "priority": 10,
+        "fromEndpointGroup": "web", "protocol": "tcp", "port": 9000}),
+    );
     bed.group(t, "db", "net", &["db-in"]);
-    bed.check("deny-all with an allowed port", &[("web1", "db1", T80, false)]);
+    bed.check(
+        "deny-all with an allowed port",
+        &[("web1", "db1", T80, false)],
+    );
 
     let (web, db) = (bed.w["web1"].clone(), bed.w["db1"].clone());
-    let mut session = TcpSession::open(&web.netns, &db.netns, db.ip, 9000).expect("allowed connection");
+    let mut session =
+        TcpSession::open(&web.netns, &db.netns, db.ip, 9000).expect("allowed connection");
     assert_eq!(session.exchange("one").as_deref(), Ok("one"));
 
     // Unrelated changes: a rule of another policy, a new workload.
     bed.policy(t, "other");
-    bed.rule(t, "other", "x", json!({"direction": "in", "action": "deny", "priority": 1, "protocol": "udp"}));
+    bed.rule(
+        t,
+        "other",
+        "x",
+        json!({"direction": "in", "action": "deny", "priority": 1, "protocol": "udp"}),
+    );
     bed.group(t, "web", "net", &["other"]);
     bed.workload(1, "db2", t, "net", Some("db"));
     bed.check("unrelated changes", &[("web1", "db2", T80, false)]);
@@ -452,21 +701,43 @@ fn established_connections_survive_changes_and_agent_restart() {
     for h in 0..2 {
         bed.c.kill_agent(h);
     }
-    assert_eq!(session.exchange("three").as_deref(), Ok("three"), "while agents are down");
+    assert_eq!(
+        session.exchange("three").as_deref(),
+        Ok("three"),
+        "while agents are down"
+    );
     for h in 0..2 {
         bed.c.restart_agent(h).expect("restart");
     }
-    assert_eq!(session.exchange("four").as_deref(), Ok("four"), "after agents restarted");
-    bed.check("after restart", &[("web1", "db1", T80, false), ("db1", "web1", T80, true)]);
+    assert_eq!(
+        session.exchange("four").as_deref(),
+        Ok("four"),
+        "after agents restarted"
+    );
+    bed.check(
+        "after restart",
+        &[("web1", "db1", T80, false), ("db1", "web1", T80, true)],
+    );
 
     // A new deny on the allowed port: new connections are refused, the established one flows.
-    bed.rule(t, "db-in", "no-9000", json!({"direction": "in", "action": "deny", "priority": 50,
-        "protocol": "tcp", "port": 9000}));
-    let denied = eventually(CONVERGE, || TcpSession::open(&web.netns, &db.netns, db.ip, 9001).is_err());
+    bed.rule(
+        t,
+        "db-in",
+        "no-9000",
+        json!({"direction": "in", "action": "deny", "priority": 50,
+        "protocol": "tcp", "port": 9000}),
+    );
+    let denied = eventually(CONVERGE, || {
+        TcpSession::open(&web.netns, &db.netns, db.ip, 9001).is_err()
+    });
     assert!(denied, "control: port 9001 was never allowed");
     let blocked = eventually(CONVERGE, || {
         !contiv_netplugin::probe::probe(&web.netns, db.ip, Probe::Tcp(9000), PROBE_TIMEOUT)
     });
     assert!(blocked, "a new connection to 9000 must be denied");
-    assert_eq!(session.exchange("five").as_deref(), Ok("five"), "established connection keeps flowing");
+    assert_eq!(
+        session.exchange("five").as_deref(),
+        Ok("five"),
+        "established connection keeps flowing"
+    );
 }

@@ -13,8 +13,16 @@ fn post_ok(nm: &Netmaster, path: &str, body: Value) -> Value {
 }
 
 fn setup(nm: &Netmaster) {
-    post_ok(nm, "/api/v1/networks/default:n1/", json!({"tenantName": "default", "networkName": "n1", "encap": "vxlan", "subnet": "10.1.1.0/24", "gateway": "10.1.1.1", "ipv6Subnet": "2001:db8::/64"}));
-    post_ok(nm, "/api/v1/endpointGroups/default:web/", json!({"tenantName": "default", "groupName": "web", "networkName": "n1", "ipPool": "10.1.1.100-10.1.1.110"}));
+    post_ok(
+        nm,
+        "/api/v1/networks/default:n1/",
+        json!({"tenantName": "default", "networkName": "n1", "encap": "vxlan", "subnet": "10.1.1.0/24", "gateway": "10.1.1.1", "ipv6Subnet": "2001:db8::/64"}),
+    );
+    post_ok(
+        nm,
+        "/api/v1/endpointGroups/default:web/",
+        json!({"tenantName": "default", "groupName": "web", "networkName": "n1", "ipPool": "10.1.1.100-10.1.1.110"}),
+    );
 }
 
 fn create_ep(nm: &Netmaster, container: &str, group: &str, ip: &str) -> (u16, String) {
@@ -61,9 +69,17 @@ fn create_endpoint_is_idempotent_and_delete_releases_everything() {
     let (code, body) = nm.post("/plugin/deleteEndpoint", &json!({"TenantName": "default", "NetworkName": "n1", "ServiceName": "web", "EndpointID": "c1"}));
     assert_eq!(code, 200, "{body}");
     let insp = nm.get_json("/api/v1/inspect/networks/default:n1/");
-    assert_eq!(insp["Oper"]["allocatedAddressesCount"].as_i64().unwrap_or(0), 0);
+    assert_eq!(
+        insp["Oper"]["allocatedAddressesCount"]
+            .as_i64()
+            .unwrap_or(0),
+        0
+    );
     assert_eq!(nm.get("/api/v1/inspect/endpoints/c1/").0, 500);
-    let (code, _) = nm.post("/plugin/deleteEndpoint", &json!({"TenantName": "default", "NetworkName": "n1", "EndpointID": "c1"}));
+    let (code, _) = nm.post(
+        "/plugin/deleteEndpoint",
+        &json!({"TenantName": "default", "NetworkName": "n1", "EndpointID": "c1"}),
+    );
     assert_eq!(code, 500, "unknown endpoint");
 }
 
@@ -89,15 +105,33 @@ fn a_preferred_address_is_never_handed_out_twice() {
         assert_eq!(nm.post("/plugin/allocAddress", &r).0, 500, "{bad}");
     }
     // release of an unowned allocation
-    let b = post_ok(&nm, "/plugin/allocAddress", json!({"NetworkID": "n1.default", "AddressPool": ""}));
+    let b = post_ok(
+        &nm,
+        "/plugin/allocAddress",
+        json!({"NetworkID": "n1.default", "AddressPool": ""}),
+    );
     assert_eq!(b["IPv4Address"], "10.1.1.2/24");
-    let (code, text) = nm.post("/plugin/releaseAddress", &json!({"NetworkID": "n1.default", "IPv4Address": "10.1.1.2/24"}));
+    let (code, text) = nm.post(
+        "/plugin/releaseAddress",
+        &json!({"NetworkID": "n1.default", "IPv4Address": "10.1.1.2/24"}),
+    );
     assert_eq!((code, text.as_str()), (200, "\"success\""));
     // group-scoped allocation id "net:group.tenant"
-    let c = post_ok(&nm, "/plugin/allocAddress", json!({"NetworkID": "n1:web.default", "AddressPool": ""}));
+    let c = post_ok(
+        &nm,
+        "/plugin/allocAddress",
+        json!({"NetworkID": "n1:web.default", "AddressPool": ""}),
+    );
     assert_eq!(c["IPv4Address"], "10.1.1.100/24");
     // unknown network, malformed body
-    assert_eq!(nm.post("/plugin/allocAddress", &json!({"NetworkID": "nope.default"})).0, 500);
+    assert_eq!(
+        nm.post(
+            "/plugin/allocAddress",
+            &json!({"NetworkID": "nope.default"})
+        )
+        .0,
+        500
+    );
     assert_eq!(nm.post("/plugin/allocAddress", &json!([1, 2])).0, 500);
 }
 
@@ -106,8 +140,16 @@ fn update_endpoint_sets_labels_that_select_service_providers() {
     let nm = Netmaster::start();
     setup(&nm);
     create_ep(&nm, "c1", "web", "");
-    post_ok(&nm, "/api/v1/serviceLBs/default:s1/", json!({"tenantName": "default", "serviceName": "s1", "networkName": "n1", "selectors": ["app=web"], "ports": ["80:8080:TCP"]}));
-    let r = post_ok(&nm, "/plugin/updateEndpoint", json!({"IPAddress": "10.1.1.100", "ContainerID": "abc", "Labels": {"app": "web"}, "Tenant": "default", "Network": "n1", "Event": "start", "EndpointID": "n1.default-c1"}));
+    post_ok(
+        &nm,
+        "/api/v1/serviceLBs/default:s1/",
+        json!({"tenantName": "default", "serviceName": "s1", "networkName": "n1", "selectors": ["app=web"], "ports": ["80:8080:TCP"]}),
+    );
+    let r = post_ok(
+        &nm,
+        "/plugin/updateEndpoint",
+        json!({"IPAddress": "10.1.1.100", "ContainerID": "abc", "Labels": {"app": "web"}, "Tenant": "default", "Network": "n1", "Event": "start", "EndpointID": "n1.default-c1"}),
+    );
     assert_eq!(r["IPAddress"], "10.1.1.100");
     let s = nm.get_json("/api/v1/inspect/serviceLBs/default:s1/");
     assert_eq!(s["Oper"]["numProviders"], 1);
@@ -123,7 +165,11 @@ fn everything_survives_a_restart() {
         setup(&nm);
         create_ep(&nm, "c1", "web", "");
         create_ep(&nm, "c2", "", "");
-        post_ok(&nm, "/api/v1/policys/default:p/", json!({"tenantName": "default", "policyName": "p"}));
+        post_ok(
+            &nm,
+            "/api/v1/policys/default:p/",
+            json!({"tenantName": "default", "policyName": "p"}),
+        );
         before = (
             nm.get_json("/api/v1/inspect/networks/default:n1/"),
             nm.get_json("/api/v1/inspect/endpointGroups/default:web/"),
@@ -145,8 +191,14 @@ fn everything_survives_a_restart() {
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["EndpointConfig"]["ipAddress"], "10.1.1.3");
     // group ids are never reused, even after a restart
-    let old_id = before.1["Oper"]["endpoints"][0]["endpointGroupId"].as_i64().expect("id");
-    post_ok(&nm, "/api/v1/endpointGroups/default:other/", json!({"tenantName": "default", "groupName": "other", "networkName": "n1"}));
+    let old_id = before.1["Oper"]["endpoints"][0]["endpointGroupId"]
+        .as_i64()
+        .expect("id");
+    post_ok(
+        &nm,
+        "/api/v1/endpointGroups/default:other/",
+        json!({"tenantName": "default", "groupName": "other", "networkName": "n1"}),
+    );
     let (_, body) = create_ep(&nm, "c4", "other", "");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert!(v["EndpointConfig"]["endpointGroupId"].as_i64().expect("id") > old_id);

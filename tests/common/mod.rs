@@ -18,7 +18,10 @@ pub struct Netmaster {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl Netmaster {
@@ -127,25 +130,53 @@ thread_local! {
     static AGENT: ureq::Agent = agent();
 }
 
-pub fn try_request(base: &str, method: &str, path: &str, body: Option<&Value>, problem: bool) -> Result<(u16, String), String> {
+pub fn try_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    problem: bool,
+) -> Result<(u16, String), String> {
     AGENT.with(|a| {
         let url = format!("{base}{path}");
-        let accept = if problem { "application/problem+json" } else { "*/*" };
+        let accept = if problem {
+            "application/problem+json"
+        } else {
+            "*/*"
+        };
         let resp = match (method, body) {
             ("GET", _) => a.get(&url).header("Accept", accept).call(),
             ("DELETE", _) => a.delete(&url).header("Accept", accept).call(),
-            ("POST", Some(b)) => a.post(&url).header("Accept", accept).header("Content-Type", "application/json").send(b.to_string()),
-            ("PUT", Some(b)) => a.put(&url).header("Accept", accept).header("Content-Type", "application/json").send(b.to_string()),
+            ("POST", Some(b)) => a
+                .post(&url)
+                .header("Accept", accept)
+                .header("Content-Type", "application/json")
+                .send(b.to_string()),
+            ("PUT", Some(b)) => a
+                .put(&url)
+                .header("Accept", accept)
+                .header("Content-Type", "application/json")
+                .send(b.to_string()),
             ("POST", None) => a.post(&url).header("Accept", accept).send(""),
             (m, _) => return Err(format!("unsupported method {m}")),
         };
         let mut resp = resp.map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
         Ok((code, text))
     })
 }
 
-pub fn request(base: &str, method: &str, path: &str, body: Option<&Value>, problem: bool) -> (u16, String) {
-    try_request(base, method, path, body, problem).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    problem: bool,
+) -> (u16, String) {
+    try_request(base, method, path, body, problem)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }

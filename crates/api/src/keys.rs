@@ -120,9 +120,24 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         let k = object(ObjectKind::Network, "t1:n1");
-        assert_eq!(parse(&k), Some(Parsed::Object(ObjectKind::Network, "t1:n1")));
-        assert_eq!(parse(&ip("t1:n1", "10.1.1.2")), Some(Parsed::Ip { net: "t1:n1", addr: "10.1.1.2" }));
-        assert_eq!(parse(&ip("t:n", "2001:db8::2")), Some(Parsed::Ip { net: "t:n", addr: "2001:db8::2" }));
+        assert_eq!(
+            parse(&k),
+            Some(Parsed::Object(ObjectKind::Network, "t1:n1"))
+        );
+        assert_eq!(
+            parse(&ip("t1:n1", "10.1.1.2")),
+            Some(Parsed::Ip {
+                net: "t1:n1",
+                addr: "10.1.1.2"
+            })
+        );
+        assert_eq!(
+            parse(&ip("t:n", "2001:db8::2")),
+            Some(Parsed::Ip {
+                net: "t:n",
+                addr: "2001:db8::2"
+            })
+        );
         assert_eq!(parse(&vlan(5)), Some(Parsed::Vlan(5)));
         assert_eq!(parse(&vxlan(5)), Some(Parsed::Vxlan(5)));
         assert_eq!(parse(&local_vlan(7)), Some(Parsed::LocalVlan(7)));

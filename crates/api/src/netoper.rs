@@ -12,4 +12,3 @@ pub struct NetOper {
     #[serde(rename = "extPktTag")]
     pub ext_pkt_tag: u32,
 }
-

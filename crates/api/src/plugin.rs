@@ -107,4 +107,3 @@ pub struct UpdateEndpointResponse {
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
 }
-

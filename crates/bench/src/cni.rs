@@ -36,7 +36,10 @@ use contiv_netplugin::testbed::{is_root, AgentSettings, Binaries, Cluster};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
-#[command(name = "contiv-bench cni", about = "CNI ADD/DEL latency and throughput, ours vs the reference bridge plugin; iperf3")]
+#[command(
+    name = "contiv-bench cni",
+    about = "CNI ADD/DEL latency and throughput, ours vs the reference bridge plugin; iperf3"
+)]
 struct CniArgs {
     /// Pods in the sequential ADD/DEL runs.
     #[arg(long, default_value_t = 200)]
@@ -116,8 +119,13 @@ impl Plugin {
             }
         }
         let t0 = Instant::now();
-        let mut child = c.spawn().with_context(|| format!("spawn {}", self.bin.display()))?;
-        child.stdin.take().map(|mut s| s.write_all(self.conf.as_bytes()));
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("spawn {}", self.bin.display()))?;
+        child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(self.conf.as_bytes()));
         let out = child.wait_with_output()?;
         let dt = t0.elapsed();
         if !out.status.success() {
@@ -145,7 +153,12 @@ fn mean(samples: &[Duration]) -> f64 {
 }
 
 /// `n` calls of `cmd` over `pods` with `inflight` workers; returns the batch wall time.
-fn concurrent(p: &Plugin, cmd: &str, pods: &[(String, PathBuf)], inflight: usize) -> anyhow::Result<Duration> {
+fn concurrent(
+    p: &Plugin,
+    cmd: &str,
+    pods: &[(String, PathBuf)],
+    inflight: usize,
+) -> anyhow::Result<Duration> {
     let next = AtomicUsize::new(0);
     let err: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let t0 = Instant::now();
@@ -171,12 +184,22 @@ fn concurrent(p: &Plugin, cmd: &str, pods: &[(String, PathBuf)], inflight: usize
 fn binaries(args: &CniArgs) -> anyhow::Result<Binaries> {
     let dir = match &args.bin_dir {
         Some(d) => d.clone(),
-        None => std::env::current_exe()?.parent().map(Path::to_path_buf).ok_or_else(|| anyhow!("no exe dir"))?,
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| anyhow!("no exe dir"))?,
     };
-    let b = Binaries { netmaster: dir.join("netmaster"), netplugin: dir.join("netplugin"), contivk8s: dir.join("contivk8s") };
+    let b = Binaries {
+        netmaster: dir.join("netmaster"),
+        netplugin: dir.join("netplugin"),
+        contivk8s: dir.join("contivk8s"),
+    };
     for p in [&b.netmaster, &b.netplugin, &b.contivk8s] {
         if !p.is_file() {
-            bail!("{} missing (cargo build --release --workspace, or --bin-dir)", p.display());
+            bail!(
+                "{} missing (cargo build --release --workspace, or --bin-dir)",
+                p.display()
+            );
         }
     }
     Ok(b)
@@ -185,7 +208,8 @@ fn binaries(args: &CniArgs) -> anyhow::Result<Binaries> {
 fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
     let c = Cluster::start_with(bins.clone(), hosts, &[], AgentSettings::Defaults)
         .map_err(|e| anyhow!("cluster: {e}"))?;
-    c.create_network("default", "bench", "10.46.0.0/16", "10.46.0.1").map_err(|e| anyhow!(e))?;
+    c.create_network("default", "bench", "10.46.0.0/16", "10.46.0.1")
+        .map_err(|e| anyhow!(e))?;
     Ok(c)
 }
 
@@ -193,7 +217,12 @@ fn ours(c: &Cluster, bins: &Binaries) -> Plugin {
     let conf = json!({"cniVersion": "1.0.0", "name": "contiv", "type": "contivk8s",
         "agentSocket": c.socket(0), "pendingDeleteDir": c.pending_dir(0),
         "tenant": "default", "network": "bench"});
-    Plugin { bin: bins.contivk8s.clone(), path: "/usr/lib/cni".into(), conf: conf.to_string(), host_ns: None }
+    Plugin {
+        bin: bins.contivk8s.clone(),
+        path: "/usr/lib/cni".into(),
+        conf: conf.to_string(),
+        host_ns: None,
+    }
 }
 
 fn reference(args: &CniArgs, host_ns: PathBuf, ipam_dir: &Path) -> Plugin {
@@ -201,7 +230,12 @@ fn reference(args: &CniArgs, host_ns: PathBuf, ipam_dir: &Path) -> Plugin {
         "bridge": "cniref0", "isGateway": true, "ipMasq": false,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.47.0.0/16", "gateway": "10.47.0.1"}]],
                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": ipam_dir}});
-    Plugin { bin: args.ref_dir.join("bridge"), path: args.ref_dir.display().to_string(), conf: conf.to_string(), host_ns: Some(host_ns) }
+    Plugin {
+        bin: args.ref_dir.join("bridge"),
+        path: args.ref_dir.display().to_string(),
+        conf: conf.to_string(),
+        host_ns: Some(host_ns),
+    }
 }
 
 /// Creates `n` fresh pod namespaces named `<tag><i>`.
@@ -209,7 +243,9 @@ fn pods(c: &Cluster, tag: &str, n: usize) -> anyhow::Result<Vec<(String, PathBuf
     (0..n)
         .map(|i| {
             let name = format!("{tag}{i}");
-            let ns = c.tb.workload(&name).map_err(|e| anyhow!("netns {name}: {e}"))?;
+            let ns =
+                c.tb.workload(&name)
+                    .map_err(|e| anyhow!("netns {name}: {e}"))?;
             Ok((format!("{}-{name}", c.tb.prefix), ns))
         })
         .collect()
@@ -246,7 +282,11 @@ fn render(rows: &[Row]) -> String {
     let mut s = String::from("| metric | unit | ours | reference | ratio ours/reference | target | met |\n|---|---|---|---|---|---|---|\n");
     for r in rows {
         let ratio = r.ours / r.reference;
-        let better = if r.lower_better { r.reference / r.ours } else { ratio };
+        let better = if r.lower_better {
+            r.reference / r.ours
+        } else {
+            ratio
+        };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.3} ({:.1}× {}) | {} | {} |\n",
             r.metric,
@@ -267,10 +307,18 @@ fn render(rows: &[Row]) -> String {
     s
 }
 
-fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+fn cni_bench(
+    args: &CniArgs,
+    bins: &Binaries,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
     for b in ["bridge", "host-local"] {
         if !args.ref_dir.join(b).is_file() {
-            bail!("reference plugin {} missing (apt: containernetworking-plugins)", args.ref_dir.join(b).display());
+            bail!(
+                "reference plugin {} missing (apt: containernetworking-plugins)",
+                args.ref_dir.join(b).display()
+            );
         }
     }
     let c = cluster(bins, 1)?;
@@ -305,19 +353,37 @@ fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut V
         del_o.push(ours.call("DEL", &po[i].0, &po[i].1)?);
         del_r.push(refp.call("DEL", &pr[i].0, &pr[i].1)?);
     }
-    notes.push(format!("sequential ({n} pods each, interleaved): load {load0} -> {}", loadavg()));
+    notes.push(format!(
+        "sequential ({n} pods each, interleaved): load {load0} -> {}",
+        loadavg()
+    ));
     drop_pods(&po);
     drop_pods(&pr);
     let seq = |m: &str, o: &[Duration], r: &[Duration], p: f64, target: Option<f64>| Row {
-        metric: format!("{m} {}", if p == 0.0 { "mean".to_string() } else { format!("p{p}") }),
+        metric: format!(
+            "{m} {}",
+            if p == 0.0 {
+                "mean".to_string()
+            } else {
+                format!("p{p}")
+            }
+        ),
         unit: "ms",
         ours: if p == 0.0 { mean(o) } else { pct(o, p) },
         reference: if p == 0.0 { mean(r) } else { pct(r, p) },
         lower_better: true,
-        target: target.map(|t| format!("≤ {t:.2}× reference")).unwrap_or_default(),
+        target: target
+            .map(|t| format!("≤ {t:.2}× reference"))
+            .unwrap_or_default(),
         met: target.map(|t| pct(o, p) <= t * pct(r, p)),
     };
-    rows.push(seq("ADD, sequential,", &add_o, &add_r, 50.0, Some(1.0 / 3.0)));
+    rows.push(seq(
+        "ADD, sequential,",
+        &add_o,
+        &add_r,
+        50.0,
+        Some(1.0 / 3.0),
+    ));
     rows.push(seq("ADD, sequential,", &add_o, &add_r, 99.0, None));
     rows.push(seq("ADD, sequential,", &add_o, &add_r, 0.0, None));
     rows.push(seq("DEL, sequential,", &del_o, &del_r, 50.0, None));
@@ -397,7 +463,10 @@ fn cni_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut V
     // The endpoints are gone at netmaster again.
     let eps = c.get_json("/api/v1/endpoints/").unwrap_or(Value::Null);
     if eps.as_array().is_some_and(|a| !a.is_empty()) {
-        notes.push(format!("WARNING: {} endpoints left at netmaster", eps.as_array().map_or(0, Vec::len)));
+        notes.push(format!(
+            "WARNING: {} endpoints left at netmaster",
+            eps.as_array().map_or(0, Vec::len)
+        ));
     }
     Ok(())
 }
@@ -482,11 +551,16 @@ fn loadavg() -> String {
 }
 
 fn ns_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("ip (iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("ip (iproute2)")?;
     if !out.status.success() {
         bail!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -497,8 +571,18 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 fn iperf(server: &Path, client: &Path, addr: &str, secs: u32, port: u16) -> anyhow::Result<f64> {
     settle();
     let mut srv = Command::new("ip")
-        .args(["netns", "exec", &ns_name(server), "iperf3", "-s", "-1", "-B", addr, "-p", &port.to_string()])
-
+        .args([
+            "netns",
+            "exec",
+            &ns_name(server),
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            addr,
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -507,14 +591,30 @@ fn iperf(server: &Path, client: &Path, addr: &str, secs: u32, port: u16) -> anyh
     let result = loop {
         std::thread::sleep(Duration::from_millis(200));
         let out = Command::new("ip")
-            .args(["netns", "exec", &ns_name(client), "iperf3", "-c", addr, "-p", &port.to_string(), "-t", &secs.to_string(), "-J"])
+            .args([
+                "netns",
+                "exec",
+                &ns_name(client),
+                "iperf3",
+                "-c",
+                addr,
+                "-p",
+                &port.to_string(),
+                "-t",
+                &secs.to_string(),
+                "-J",
+            ])
             .output()
             .context("iperf3 client")?;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         if let Some(bps) = v["end"]["sum_received"]["bits_per_second"].as_f64() {
             break Ok(bps / 1e9);
         }
-        let last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if Instant::now() > deadline {
             break Err(anyhow!("iperf3 to {addr} failed: {last}"));
         }
@@ -544,17 +644,30 @@ fn iperf_pair(
     Ok((median(o.clone()), median(b.clone()), o, b))
 }
 
-fn iperf_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+fn iperf_bench(
+    args: &CniArgs,
+    bins: &Binaries,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
     if Command::new("iperf3").arg("--version").output().is_err() {
         bail!("iperf3 not installed (apt: iperf3)");
     }
     let c = cluster(bins, 2)?;
-    let a = c.add_workload(0, "ipa", "default", "bench").map_err(|e| anyhow!(e))?;
-    let b = c.add_workload(0, "ipb", "default", "bench").map_err(|e| anyhow!(e))?;
-    let r = c.add_workload(1, "ipr", "default", "bench").map_err(|e| anyhow!(e))?;
+    let a = c
+        .add_workload(0, "ipa", "default", "bench")
+        .map_err(|e| anyhow!(e))?;
+    let b = c
+        .add_workload(0, "ipb", "default", "bench")
+        .map_err(|e| anyhow!(e))?;
+    let r = c
+        .add_workload(1, "ipr", "default", "bench")
+        .map_err(|e| anyhow!(e))?;
     // Remote entries propagate asynchronously: wait until the paths answer.
     for (from, to) in [(&a, &b), (&a, &r)] {
-        if !contiv_netplugin::testbed::eventually(Duration::from_secs(10), || contiv_netplugin::testbed::ping(&from.netns, to.ip, 1)) {
+        if !contiv_netplugin::testbed::eventually(Duration::from_secs(10), || {
+            contiv_netplugin::testbed::ping(&from.netns, to.ip, 1)
+        }) {
             bail!("{} cannot reach {}", from.name, to.ip);
         }
     }
@@ -563,7 +676,9 @@ fn iperf_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut
     let va = c.tb.workload("bveth-a").map_err(|e| anyhow!("{e}"))?;
     let vb = c.tb.workload("bveth-b").map_err(|e| anyhow!("{e}"))?;
     let (na, nb) = (ns_name(&va), ns_name(&vb));
-    ip(&["-n", &na, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &nb])?;
+    ip(&[
+        "-n", &na, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &nb,
+    ])?;
     for (n, dev, addr) in [(&na, "va", "10.97.0.1/24"), (&nb, "vb", "10.97.0.2/24")] {
         ip(&["-n", n, "addr", "add", addr, "dev", dev])?;
         ip(&["-n", n, "link", "set", dev, "up"])?;
@@ -574,8 +689,19 @@ fn iperf_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut
     for (i, h) in hosts.iter().enumerate() {
         let local = c.tb.hosts[i].vtep.to_string();
         let remote = c.tb.hosts[1 - i].vtep.to_string();
-        ip(&["-n", h, "link", "add", "bvx0", "type", "vxlan", "id", "4242", "local", &local, "remote", &remote, "dstport", "4790", "dev", "ul0"])?;
-        ip(&["-n", h, "addr", "add", &format!("10.95.0.{}/24", i + 1), "dev", "bvx0"])?;
+        ip(&[
+            "-n", h, "link", "add", "bvx0", "type", "vxlan", "id", "4242", "local", &local,
+            "remote", &remote, "dstport", "4790", "dev", "ul0",
+        ])?;
+        ip(&[
+            "-n",
+            h,
+            "addr",
+            "add",
+            &format!("10.95.0.{}/24", i + 1),
+            "dev",
+            "bvx0",
+        ])?;
         ip(&["-n", h, "link", "set", "bvx0", "up"])?;
     }
     let mtu = |ns: &Path, dev: &str| -> String {
@@ -584,7 +710,11 @@ fn iperf_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut
             .output()
             .map(|o| {
                 let s = String::from_utf8_lossy(&o.stdout).to_string();
-                s.split_whitespace().skip_while(|w| *w != "mtu").nth(1).unwrap_or("?").to_string()
+                s.split_whitespace()
+                    .skip_while(|w| *w != "mtu")
+                    .nth(1)
+                    .unwrap_or("?")
+                    .to_string()
             })
             .unwrap_or_default()
     };
@@ -596,8 +726,18 @@ fn iperf_bench(args: &CniArgs, bins: &Binaries, rows: &mut Vec<Row>, notes: &mut
     ));
     let (h0, h1) = (&c.tb.hosts[0].netns, &c.tb.hosts[1].netns);
     let load0 = loadavg();
-    let (so, sb, sor, sbr) = iperf_pair(args.iperf_runs, args.iperf_secs, (&b.netns, &a.netns, b.ip.to_string()), (&vb, &va, "10.97.0.2".into()))?;
-    let (xo, xb, xor, xbr) = iperf_pair(args.iperf_runs, args.iperf_secs, (&r.netns, &a.netns, r.ip.to_string()), (h1, h0, "10.95.0.2".into()))?;
+    let (so, sb, sor, sbr) = iperf_pair(
+        args.iperf_runs,
+        args.iperf_secs,
+        (&b.netns, &a.netns, b.ip.to_string()),
+        (&vb, &va, "10.97.0.2".into()),
+    )?;
+    let (xo, xb, xor, xbr) = iperf_pair(
+        args.iperf_runs,
+        args.iperf_secs,
+        (&r.netns, &a.netns, r.ip.to_string()),
+        (h1, h0, "10.95.0.2".into()),
+    )?;
     notes.push(format!(
         "iperf3 ({} runs × {} s, alternating; Gbit/s): same host ours {sor:.2?} bare veth {sbr:.2?}; cross host ours {xor:.2?} bare vxlan {xbr:.2?}; load {load0} -> {}",
         args.iperf_runs,
@@ -636,7 +776,11 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
     if !is_root() {
         bail!("contiv-bench cni needs root (it creates network namespaces)");
     }
-    if args.pods == 0 || args.pods > 2000 || args.throughput_pods == 0 || args.throughput_pods > 2000 {
+    if args.pods == 0
+        || args.pods > 2000
+        || args.throughput_pods == 0
+        || args.throughput_pods > 2000
+    {
         bail!("--pods and --throughput-pods must be 1..=2000");
     }
     if args.inflight == 0 || args.inflight > 64 {
@@ -656,7 +800,10 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
         println!("- {n}");
     }
     if let Some(p) = &args.markdown {
-        let md = format!("{table}\n{}", notes.iter().map(|n| format!("- {n}\n")).collect::<String>());
+        let md = format!(
+            "{table}\n{}",
+            notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
+        );
         std::fs::write(p, md).with_context(|| p.display().to_string())?;
     }
     Ok(())

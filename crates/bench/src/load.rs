@@ -33,7 +33,13 @@ impl LoadResult {
 }
 
 /// Runs GET `path` against `addr` for `warmup + duration`, counting only the `duration` window.
-pub fn run(addr: SocketAddr, path: &str, connections: usize, warmup: Duration, duration: Duration) -> anyhow::Result<LoadResult> {
+pub fn run(
+    addr: SocketAddr,
+    path: &str,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
     if connections == 0 || connections > MAX_CONNECTIONS {
         bail!("connections must be 1..={MAX_CONNECTIONS}");
     }
@@ -50,9 +56,14 @@ pub fn run(addr: SocketAddr, path: &str, connections: usize, warmup: Duration, d
     for _ in 0..connections {
         let request = request.clone();
         let failed = failed.clone();
-        handles.push(std::thread::spawn(move || worker(addr, &request, measure_from, stop_at, &failed)));
+        handles.push(std::thread::spawn(move || {
+            worker(addr, &request, measure_from, stop_at, &failed)
+        }));
     }
-    let mut total = LoadResult { secs: duration.as_secs_f64(), ..Default::default() };
+    let mut total = LoadResult {
+        secs: duration.as_secs_f64(),
+        ..Default::default()
+    };
     let mut first_err = None;
     for h in handles {
         match h.join().map_err(|_| anyhow!("load worker panicked"))? {
@@ -81,7 +92,13 @@ fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-fn worker(addr: SocketAddr, request: &[u8], measure_from: Instant, stop_at: Instant, failed: &AtomicBool) -> anyhow::Result<LoadResult> {
+fn worker(
+    addr: SocketAddr,
+    request: &[u8],
+    measure_from: Instant,
+    stop_at: Instant,
+    failed: &AtomicBool,
+) -> anyhow::Result<LoadResult> {
     let mut res = LoadResult::default();
     let mut conn: Option<TcpStream> = None;
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -133,7 +150,11 @@ fn worker(addr: SocketAddr, request: &[u8], measure_from: Instant, stop_at: Inst
 }
 
 /// One request/response on `s`. Returns (status, body length, connection reusable).
-fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> anyhow::Result<(u16, usize, bool)> {
+fn exchange(
+    s: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(u16, usize, bool)> {
     s.write_all(request)?;
     buf.clear();
     // Read the head.
@@ -148,13 +169,19 @@ fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> anyhow::Res
     let head = std::str::from_utf8(&buf[..head_end]).context("non-UTF-8 response head")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
     let http10 = status_line.starts_with("HTTP/1.0");
     let mut content_length = None;
     let mut chunked = false;
     let mut close = http10;
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             content_length = Some(value.parse::<usize>().context("bad Content-Length")?);
@@ -219,8 +246,14 @@ fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>, mut pos: usize) -> anyhow:
                 bail!("connection closed inside a chunk header");
             }
         };
-        let size_str = std::str::from_utf8(&buf[pos..line_end])?.split(';').next().unwrap_or("").trim().to_string();
-        let size = usize::from_str_radix(&size_str, 16).with_context(|| format!("bad chunk size {size_str:?}"))?;
+        let size_str = std::str::from_utf8(&buf[pos..line_end])?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let size = usize::from_str_radix(&size_str, 16)
+            .with_context(|| format!("bad chunk size {size_str:?}"))?;
         pos = line_end + 2;
         if size == 0 {
             // Trailers end with an empty line.
@@ -261,16 +294,29 @@ pub struct SeqClient {
 
 impl SeqClient {
     pub fn new(addr: SocketAddr) -> Self {
-        SeqClient { addr, host: addr.to_string(), conn: None, buf: Vec::with_capacity(64 * 1024) }
+        SeqClient {
+            addr,
+            host: addr.to_string(),
+            conn: None,
+            buf: Vec::with_capacity(64 * 1024),
+        }
     }
 
     /// One request; returns the status and the (de-chunked) body. Retries once on a connection
     /// the server closed while idle.
-    pub fn call(&mut self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<(u16, String)> {
+    pub fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
         let body = body.unwrap_or("");
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
         if method != "GET" {
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
         req.push_str("\r\n");
         req.push_str(body);
@@ -278,7 +324,9 @@ impl SeqClient {
             let fresh = self.conn.is_none();
             let stream = match self.conn.as_mut() {
                 Some(s) => s,
-                None => self.conn.insert(connect(self.addr).with_context(|| format!("connecting to {}", self.addr))?),
+                None => self.conn.insert(
+                    connect(self.addr).with_context(|| format!("connecting to {}", self.addr))?,
+                ),
             };
             match exchange(stream, req.as_bytes(), &mut self.buf) {
                 Ok((status, _, keep)) => {
@@ -301,7 +349,9 @@ impl SeqClient {
 
 /// The body of the response held in `buf` (head included), de-chunked.
 fn response_body(buf: &[u8]) -> anyhow::Result<String> {
-    let head_end = find(buf, b"\r\n\r\n").map(|i| i + 4).ok_or_else(|| anyhow!("no response head"))?;
+    let head_end = find(buf, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .ok_or_else(|| anyhow!("no response head"))?;
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let raw = &buf[head_end..];
     if !head.contains("transfer-encoding: chunked") {
@@ -315,7 +365,8 @@ fn response_body(buf: &[u8]) -> anyhow::Result<String> {
     let (mut out, mut pos) = (Vec::new(), 0);
     while let Some(i) = find(&raw[pos..], b"\r\n") {
         let size_str = String::from_utf8_lossy(&raw[pos..pos + i]).into_owned();
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).context("bad chunk size")?;
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+            .context("bad chunk size")?;
         pos += i + 2;
         if size == 0 || pos + size > raw.len() {
             break;

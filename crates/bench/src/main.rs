@@ -30,7 +30,11 @@ use clap::Parser;
 use serde_json::Value;
 
 #[derive(Debug, Parser)]
-#[command(name = "contiv-bench", version, about = "Control-plane benchmark for netmaster (ours vs a reference)")]
+#[command(
+    name = "contiv-bench",
+    version,
+    about = "Control-plane benchmark for netmaster (ours vs a reference)"
+)]
 struct Args {
     /// Benchmark an already running server instead of spawning ours (must be fresh: no networks).
     #[arg(long)]
@@ -73,8 +77,15 @@ struct Args {
 
 /// One server under test.
 enum Target {
-    Spawned { label: String, server: server::Spawned },
-    Url { label: String, url: String, pids: Vec<u32> },
+    Spawned {
+        label: String,
+        server: server::Spawned,
+    },
+    Url {
+        label: String,
+        url: String,
+        pids: Vec<u32>,
+    },
 }
 
 impl Target {
@@ -112,7 +123,8 @@ impl Seq {
         v[rank.min(v.len()) - 1].as_secs_f64() * 1e3
     }
     fn mean(&self) -> f64 {
-        self.samples.iter().map(Duration::as_secs_f64).sum::<f64>() / self.samples.len() as f64 * 1e3
+        self.samples.iter().map(Duration::as_secs_f64).sum::<f64>() / self.samples.len() as f64
+            * 1e3
     }
 }
 
@@ -154,11 +166,16 @@ fn post(agent: &ureq::Agent, url: &str, body: &str) -> anyhow::Result<String> {
         .header("Content-Type", "application/json")
         .send(body)
         .map_err(|e| anyhow!("POST {url}: {e}"))?;
-    resp.body_mut().read_to_string().map_err(|e| anyhow!("POST {url}: reading the body: {e}"))
+    resp.body_mut()
+        .read_to_string()
+        .map_err(|e| anyhow!("POST {url}: reading the body: {e}"))
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
-    let mut resp = agent.get(url).call().map_err(|e| anyhow!("GET {url}: {e}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| anyhow!("GET {url}: {e}"))?;
     resp.body_mut()
         .with_config()
         .limit(256 * 1024 * 1024)
@@ -174,11 +191,16 @@ fn timed(n: usize, mut op: impl FnMut(usize) -> anyhow::Result<()>) -> anyhow::R
         op(i)?;
         samples.push(t.elapsed());
     }
-    Ok(Seq { samples, wall: start.elapsed() })
+    Ok(Seq {
+        samples,
+        wall: start.elapsed(),
+    })
 }
 
 fn network_body(name: &str, subnet: &str) -> String {
-    format!(r#"{{"tenantName":"default","networkName":"{name}","encap":"vxlan","subnet":"{subnet}"}}"#)
+    format!(
+        r#"{{"tenantName":"default","networkName":"{name}","encap":"vxlan","subnet":"{subnet}"}}"#
+    )
 }
 
 /// Subnet of timed network i (1-based): 10.a.b.0/24 from 10.1.1.0, clear of n0 (10.0.0.0/24) and
@@ -199,9 +221,14 @@ fn count_networks(agent: &ureq::Agent, base: &str) -> anyhow::Result<usize> {
 }
 
 fn socket_addr(base: &str) -> anyhow::Result<SocketAddr> {
-    let rest = base.strip_prefix("http://").ok_or_else(|| anyhow!("only http:// URLs are supported: {base}"))?;
+    let rest = base
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("only http:// URLs are supported: {base}"))?;
     let hostport = rest.split('/').next().unwrap_or(rest);
-    let addr = hostport.to_socket_addrs()?.next().ok_or_else(|| anyhow!("cannot resolve {hostport}"))?;
+    let addr = hostport
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {hostport}"))?;
     if !addr.ip().is_loopback() {
         bail!("refusing to load a non-loopback address: {addr}");
     }
@@ -209,7 +236,8 @@ fn socket_addr(base: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn read_rss(pid: u32) -> anyhow::Result<Rss> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     let field = |name: &str| -> u64 {
         status
             .lines()
@@ -217,12 +245,35 @@ fn read_rss(pid: u32) -> anyhow::Result<Rss> {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     };
-    let name = status.lines().find_map(|l| l.strip_prefix("Name:")).unwrap_or("?").trim().to_string();
-    Ok(Rss { pid, name, rss_kb: field("VmRSS:"), hwm_kb: field("VmHWM:") })
+    let name = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    Ok(Rss {
+        pid,
+        name,
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+    })
 }
 
-fn throughput(addr: SocketAddr, args: &Args, warmup: Duration, duration: Duration) -> anyhow::Result<Vec<(usize, load::LoadResult)>> {
-    args.connections.iter().map(|&c| Ok((c, load::run(addr, "/api/v1/networks/", c, warmup, duration)?))).collect()
+fn throughput(
+    addr: SocketAddr,
+    args: &Args,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Vec<(usize, load::LoadResult)>> {
+    args.connections
+        .iter()
+        .map(|&c| {
+            Ok((
+                c,
+                load::run(addr, "/api/v1/networks/", c, warmup, duration)?,
+            ))
+        })
+        .collect()
 }
 
 fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
@@ -236,8 +287,16 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     if existing != 0 {
         bail!("[{label}] server already has {existing} networks: needs a fresh server");
     }
-    post(&agent, &format!("{base}/api/v1/networks/default:n0/"), &network_body("n0", "10.0.0.0/24"))?;
-    post(&agent, &format!("{base}/api/v1/networks/default:big/"), &network_body("big", "10.64.0.0/16"))?;
+    post(
+        &agent,
+        &format!("{base}/api/v1/networks/default:n0/"),
+        &network_body("n0", "10.0.0.0/24"),
+    )?;
+    post(
+        &agent,
+        &format!("{base}/api/v1/networks/default:big/"),
+        &network_body("big", "10.64.0.0/16"),
+    )?;
 
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
@@ -256,12 +315,19 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     eprintln!("[{label}] {n} network creates");
     let net_create = timed(n, |i| {
         let name = format!("n{i}");
-        post_ok(&format!("/api/v1/networks/default:{name}/"), &network_body(&name, &subnet_of(i))).map(drop)
+        post_ok(
+            &format!("/api/v1/networks/default:{name}/"),
+            &network_body(&name, &subnet_of(i)),
+        )
+        .map(drop)
     })?;
 
     let networks_large = count_networks(&agent, &base)?;
     if networks_large != n + 2 {
-        bail!("[{label}] expected {} networks, the server lists {networks_large}", n + 2);
+        bail!(
+            "[{label}] expected {} networks, the server lists {networks_large}",
+            n + 2
+        );
     }
     eprintln!("[{label}] list throughput with {networks_large} networks");
     let list_large = throughput(addr, args, warmup, duration)?;
@@ -276,12 +342,18 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
     eprintln!("[{label}] {n} allocAddress on a /16");
     let mut seen = HashSet::new();
     let alloc = timed(n, |_| {
-        let body = post_ok("/plugin/allocAddress", r#"{"NetworkID":"big.default","AddressPool":"","PreferredIPv4Address":""}"#)?;
+        let body = post_ok(
+            "/plugin/allocAddress",
+            r#"{"NetworkID":"big.default","AddressPool":"","PreferredIPv4Address":""}"#,
+        )?;
         seen.insert(body);
         Ok(())
     })?;
     if seen.len() != n {
-        bail!("[{label}] allocAddress returned {} distinct answers for {n} calls", seen.len());
+        bail!(
+            "[{label}] allocAddress returned {} distinct answers for {n} calls",
+            seen.len()
+        );
     }
 
     eprintln!("[{label}] {n} GET /version (HTTP floor)");
@@ -291,8 +363,22 @@ fn bench(target: &Target, args: &Args) -> anyhow::Result<Results> {
         (status, text) => bail!("GET /version: HTTP {status}: {}", text.trim()),
     })?;
 
-    let rss = target.pids().into_iter().map(read_rss).collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Results { label, net_create, epg_create, alloc, version, list_small, list_large, networks_large, rss })
+    let rss = target
+        .pids()
+        .into_iter()
+        .map(read_rss)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Results {
+        label,
+        net_create,
+        epg_create,
+        alloc,
+        version,
+        list_small,
+        list_large,
+        networks_large,
+        rss,
+    })
 }
 
 struct Row {
@@ -306,31 +392,62 @@ struct Row {
 
 fn rows(results: &[Results]) -> Vec<Row> {
     let mut out = Vec::new();
-    let seq = |out: &mut Vec<Row>, name: &str, f: &dyn Fn(&Results) -> &Seq, target: Option<f64>| {
-        for (stat, pick) in [("median", 50.0), ("p99", 99.0)] {
+    let seq =
+        |out: &mut Vec<Row>, name: &str, f: &dyn Fn(&Results) -> &Seq, target: Option<f64>| {
+            for (stat, pick) in [("median", 50.0), ("p99", 99.0)] {
+                out.push(Row {
+                    metric: format!("{name} {stat}"),
+                    values: results.iter().map(|r| f(r).pct(pick)).collect(),
+                    unit: "ms/op",
+                    lower_better: true,
+                    target: if stat == "median" {
+                        target.map(|t| (t, "≤"))
+                    } else {
+                        None
+                    },
+                });
+            }
             out.push(Row {
-                metric: format!("{name} {stat}"),
-                values: results.iter().map(|r| f(r).pct(pick)).collect(),
+                metric: format!("{name} mean"),
+                values: results.iter().map(|r| f(r).mean()).collect(),
                 unit: "ms/op",
                 lower_better: true,
-                target: if stat == "median" { target.map(|t| (t, "≤")) } else { None },
+                target: None,
             });
-        }
-        out.push(Row {
-            metric: format!("{name} mean"),
-            values: results.iter().map(|r| f(r).mean()).collect(),
-            unit: "ms/op",
-            lower_better: true,
-            target: None,
-        });
-    };
-    let n = results.first().map(|r| r.net_create.samples.len()).unwrap_or(0);
-    seq(&mut out, &format!("network create ×{n}"), &|r| &r.net_create, Some(1.0));
-    seq(&mut out, &format!("endpoint-group create ×{n}"), &|r| &r.epg_create, None);
-    seq(&mut out, &format!("allocAddress /16 ×{n}"), &|r| &r.alloc, Some(0.2));
-    seq(&mut out, &format!("HTTP floor: GET /version ×{n}"), &|r| &r.version, None);
+        };
+    let n = results
+        .first()
+        .map(|r| r.net_create.samples.len())
+        .unwrap_or(0);
+    seq(
+        &mut out,
+        &format!("network create ×{n}"),
+        &|r| &r.net_create,
+        Some(1.0),
+    );
+    seq(
+        &mut out,
+        &format!("endpoint-group create ×{n}"),
+        &|r| &r.epg_create,
+        None,
+    );
+    seq(
+        &mut out,
+        &format!("allocAddress /16 ×{n}"),
+        &|r| &r.alloc,
+        Some(0.2),
+    );
+    seq(
+        &mut out,
+        &format!("HTTP floor: GET /version ×{n}"),
+        &|r| &r.version,
+        None,
+    );
     let large = results.first().map(|r| r.networks_large).unwrap_or(0);
-    let conns: Vec<usize> = results.first().map(|r| r.list_small.iter().map(|x| x.0).collect()).unwrap_or_default();
+    let conns: Vec<usize> = results
+        .first()
+        .map(|r| r.list_small.iter().map(|x| x.0).collect())
+        .unwrap_or_default();
     let max_c = conns.iter().copied().max().unwrap_or(0);
     fn small(r: &Results) -> &[(usize, load::LoadResult)] {
         &r.list_small
@@ -346,20 +463,30 @@ fn rows(results: &[Results]) -> Vec<Row> {
                 values: results.iter().map(|r| pick(r)[i].1.rps()).collect(),
                 unit: "req/s",
                 lower_better: false,
-                target: if c == max_c { Some((target, "≥")) } else { None },
+                target: if c == max_c {
+                    Some((target, "≥"))
+                } else {
+                    None
+                },
             });
         }
     }
     out.push(Row {
         metric: "RSS after, server process (first PID)".into(),
-        values: results.iter().map(|r| r.rss.first().map_or(f64::NAN, |x| x.rss_kb as f64 / 1024.0)).collect(),
+        values: results
+            .iter()
+            .map(|r| r.rss.first().map_or(f64::NAN, |x| x.rss_kb as f64 / 1024.0))
+            .collect(),
         unit: "MiB",
         lower_better: true,
         target: None,
     });
     out.push(Row {
         metric: "RSS after, server + store processes (sum)".into(),
-        values: results.iter().map(|r| r.rss.iter().map(|x| x.rss_kb).sum::<u64>() as f64 / 1024.0).collect(),
+        values: results
+            .iter()
+            .map(|r| r.rss.iter().map(|x| x.rss_kb).sum::<u64>() as f64 / 1024.0)
+            .collect(),
         unit: "MiB",
         lower_better: true,
         target: None,
@@ -384,7 +511,11 @@ fn ratio(row: &Row, ours: f64, other: f64) -> String {
     if !(ours > 0.0 && other > 0.0) {
         return "n/a".into();
     }
-    let r = if row.lower_better { other / ours } else { ours / other };
+    let r = if row.lower_better {
+        other / ours
+    } else {
+        ours / other
+    };
     if r >= 1.0 {
         format!("{r:.1}× better")
     } else {
@@ -404,7 +535,12 @@ fn met(row: &Row, ours: f64) -> String {
             } else {
                 format!(" ({:.0}% of target)", ours / t * 100.0)
             };
-            format!("{op} {} {}: {}{miss}", fmt(t, row.unit), row.unit, if ok { "yes" } else { "NO" })
+            format!(
+                "{op} {} {}: {}{miss}",
+                fmt(t, row.unit),
+                row.unit,
+                if ok { "yes" } else { "NO" }
+            )
         }
     }
 }
@@ -432,13 +568,28 @@ fn render(results: &[Results], markdown: bool) -> String {
         for (i, line) in table.iter().enumerate() {
             s.push_str(&format!("| {} |\n", line.join(" | ")));
             if i == 0 {
-                s.push_str(&format!("|{}\n", line.iter().map(|_| "---|").collect::<String>()));
+                s.push_str(&format!(
+                    "|{}\n",
+                    line.iter().map(|_| "---|").collect::<String>()
+                ));
             }
         }
     } else {
-        let widths: Vec<usize> = (0..table[0].len()).map(|c| table.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..table[0].len())
+            .map(|c| {
+                table
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         for line in &table {
-            let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             s.push_str(cells.join("  ").trim_end());
             s.push('\n');
         }
@@ -466,7 +617,13 @@ fn details(results: &[Results]) -> String {
         }
         s.push_str(" RSS:");
         for x in &r.rss {
-            s.push_str(&format!(" {}[{}] VmRSS {:.1} MiB (peak {:.1} MiB);", x.name, x.pid, x.rss_kb as f64 / 1024.0, x.hwm_kb as f64 / 1024.0));
+            s.push_str(&format!(
+                " {}[{}] VmRSS {:.1} MiB (peak {:.1} MiB);",
+                x.name,
+                x.pid,
+                x.rss_kb as f64 / 1024.0,
+                x.hwm_kb as f64 / 1024.0
+            ));
         }
         s.push('\n');
     }
@@ -482,14 +639,24 @@ fn main() -> anyhow::Result<()> {
     if args.count == 0 || args.count > 15_000 {
         bail!("--count must be 1..=15000");
     }
-    let bin = args.netmaster.clone().unwrap_or_else(server::default_netmaster);
+    let bin = args
+        .netmaster
+        .clone()
+        .unwrap_or_else(server::default_netmaster);
     let mut results = Vec::new();
 
     // Ours first (spawned fresh unless --url), measured and stopped before the next target starts
     // loading the machine.
     let ours = match &args.url {
-        Some(url) => Target::Url { label: "ours".into(), url: url.clone(), pids: args.pids.clone() },
-        None => Target::Spawned { label: "ours".into(), server: server::Spawned::start(&bin, &args.netmaster_args)? },
+        Some(url) => Target::Url {
+            label: "ours".into(),
+            url: url.clone(),
+            pids: args.pids.clone(),
+        },
+        None => Target::Spawned {
+            label: "ours".into(),
+            server: server::Spawned::start(&bin, &args.netmaster_args)?,
+        },
     };
     results.push(bench(&ours, &args)?);
     drop(ours);
@@ -497,11 +664,18 @@ fn main() -> anyhow::Result<()> {
     if args.with_sync_full {
         let mut extra = args.netmaster_args.clone();
         extra.extend(["--sync".to_string(), "full".to_string()]);
-        let t = Target::Spawned { label: "ours --sync full".into(), server: server::Spawned::start(&bin, &extra)? };
+        let t = Target::Spawned {
+            label: "ours --sync full".into(),
+            server: server::Spawned::start(&bin, &extra)?,
+        };
         results.push(bench(&t, &args)?);
     }
     if let Some(url) = &args.reference_url {
-        let t = Target::Url { label: "reference".into(), url: url.clone(), pids: args.reference_pids.clone() };
+        let t = Target::Url {
+            label: "reference".into(),
+            url: url.clone(),
+            pids: args.reference_pids.clone(),
+        };
         results.push(bench(&t, &args)?);
     }
 
@@ -514,7 +688,14 @@ fn main() -> anyhow::Result<()> {
         args.connections, args.warmup, args.duration
     );
     if let Some(path) = &args.markdown {
-        let md = format!("{}\n{}", render(&results, true), details(&results).lines().map(|l| format!("- {l}\n")).collect::<String>());
+        let md = format!(
+            "{}\n{}",
+            render(&results, true),
+            details(&results)
+                .lines()
+                .map(|l| format!("- {l}\n"))
+                .collect::<String>()
+        );
         std::fs::write(path, md).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

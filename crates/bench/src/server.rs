@@ -32,7 +32,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Spawned {
     pub fn start(bin: &Path, extra_args: &[String]) -> anyhow::Result<Spawned> {
-        let data = tempfile::Builder::new().prefix("contiv-bench-").tempdir().context("creating a temp data dir")?;
+        let data = tempfile::Builder::new()
+            .prefix("contiv-bench-")
+            .tempdir()
+            .context("creating a temp data dir")?;
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
@@ -58,9 +61,16 @@ impl Spawned {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
         let pid = child.id();
-        let mut s = Spawned { child, url: format!("http://{addr}"), pid, _data: data };
+        let mut s = Spawned {
+            child,
+            url: format!("http://{addr}"),
+            pid,
+            _data: data,
+        };
         s.wait_ready(Duration::from_secs(20))?;
         Ok(s)
     }
@@ -94,7 +104,9 @@ impl Drop for Spawned {
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();

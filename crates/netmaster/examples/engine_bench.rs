@@ -16,13 +16,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn run(name: &str, store: Arc<dyn StateStore>) {
-    let e = Engine::open(store, EngineOptions::default()).await.expect("open");
+    let e = Engine::open(store, EngineOptions::default())
+        .await
+        .expect("open");
     let big: Network = serde_json::from_value(serde_json::json!({"tenantName": "default", "networkName": "big", "encap": "vxlan", "subnet": "10.64.0.0/16"})).expect("net");
     e.upsert("default:big", big).await.expect("create");
     let mut alloc = Vec::new();
     for _ in 0..3000 {
         let t = Instant::now();
-        e.alloc_address(AllocAddressRequest { network_id: "big.default".into(), ..Default::default() }).await.expect("alloc");
+        e.alloc_address(AllocAddressRequest {
+            network_id: "big.default".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("alloc");
         alloc.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let mut create = Vec::new();
@@ -32,12 +39,20 @@ async fn run(name: &str, store: Arc<dyn StateStore>) {
         e.upsert(&format!("default:n{i}"), n).await.expect("create");
         create.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    println!("{name:8} allocAddress median {:6.1} µs   network create median {:6.1} µs", median(alloc), median(create));
+    println!(
+        "{name:8} allocAddress median {:6.1} µs   network create median {:6.1} µs",
+        median(alloc),
+        median(create)
+    );
 }
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    run("sqlite", Arc::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("open"))).await;
+    run(
+        "sqlite",
+        Arc::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("open")),
+    )
+    .await;
     run("memory", Arc::new(MemoryStore::new())).await;
 }

@@ -54,10 +54,17 @@ impl ChangeSet {
             .writes
             .iter()
             .map(|(k, v)| match v {
-                Some(v) => Op::Put { key: k.clone(), value: v.clone(), lease: None },
+                Some(v) => Op::Put {
+                    key: k.clone(),
+                    value: v.clone(),
+                    lease: None,
+                },
                 None => Op::Delete { key: k.clone() },
             })
             .collect();
-        Txn { compares: self.compares.clone(), ops }
+        Txn {
+            compares: self.compares.clone(),
+            ops,
+        }
     }
 }

@@ -47,29 +47,57 @@ pub enum SyncFlag {
 #[command(name = "netmaster", version)]
 pub struct Flags {
     /// Address the REST API listens on (Contiv's --external-address).
-    #[arg(long, default_value = "0.0.0.0:9999", env = "CONTIV_NETMASTER_EXTERNAL_ADDRESS")]
+    #[arg(
+        long,
+        default_value = "0.0.0.0:9999",
+        env = "CONTIV_NETMASTER_EXTERNAL_ADDRESS"
+    )]
     pub external_address: String,
     /// Address agents use to reach this netmaster (Contiv's --internal-address); defaults to the
     /// external address.
     #[arg(long)]
     pub internal_address: Option<String>,
     /// Forwarding mode for new clusters.
-    #[arg(long, value_enum, default_value = "bridge", env = "CONTIV_NETMASTER_FORWARD_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "bridge",
+        env = "CONTIV_NETMASTER_FORWARD_MODE"
+    )]
     pub fwdmode: FwdMode,
     /// Default network encapsulation.
-    #[arg(long, value_enum, default_value = "vxlan", env = "CONTIV_NETMASTER_NET_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "vxlan",
+        env = "CONTIV_NETMASTER_NET_MODE"
+    )]
     pub netmode: NetMode,
     /// Network infrastructure.
-    #[arg(long, value_enum, default_value = "default", env = "CONTIV_NETMASTER_INFRA")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "default",
+        env = "CONTIV_NETMASTER_INFRA"
+    )]
     pub infra: Infra,
     /// Cluster mode (Contiv's --mode).
-    #[arg(long, value_enum, default_value = "kubernetes", env = "CONTIV_NETMASTER_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "kubernetes",
+        env = "CONTIV_NETMASTER_MODE"
+    )]
     pub mode: ClusterMode,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, default_value = "info", env = "CONTIV_NETMASTER_LOG_LEVEL")]
     pub log_level: String,
     /// Directory of the embedded state store.
-    #[arg(long, default_value = "/var/lib/contiv/netmaster", env = "CONTIV_NETMASTER_DATA_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/contiv/netmaster",
+        env = "CONTIV_NETMASTER_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
     /// Durability of the embedded store.
     #[arg(long, value_enum, default_value = "normal")]

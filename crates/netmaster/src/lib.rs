@@ -57,7 +57,10 @@ pub fn cli_main() -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Opens the store, loads state, serves until SIGINT/SIGTERM.
@@ -67,32 +70,52 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             SyncFlag::Normal => SyncMode::Normal,
             SyncFlag::Full => SyncMode::Full,
         };
-        StoreConfig::Embedded { dir: flags.data_dir.clone(), sync }
+        StoreConfig::Embedded {
+            dir: flags.data_dir.clone(),
+            sync,
+        }
     } else {
-        StoreConfig::Etcd { endpoints: flags.etcd_endpoints.clone() }
+        StoreConfig::Etcd {
+            endpoints: flags.etcd_endpoints.clone(),
+        }
     };
-    let store = open_store(&store_cfg).await.context("opening the state store")?;
+    let store = open_store(&store_cfg)
+        .await
+        .context("opening the state store")?;
     let options = EngineOptions {
         fwd_mode: flags.fwdmode.as_str().into(),
         infra: flags.infra.as_str().into(),
         cluster_mode: flags.mode.as_str().into(),
         net_mode: format!("{:?}", flags.netmode).to_lowercase(),
     };
-    let engine = Engine::open(store, options).await.map_err(|e| anyhow::anyhow!("loading state: {e}"))?;
+    let engine = Engine::open(store, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading state: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&flags.external_address)
         .await
         .with_context(|| format!("listening on {}", flags.external_address))?;
-    let local = listener.local_addr().context("reading the listen address")?;
+    let local = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let info = ServerInfo {
-        listen: flags.internal_address.clone().unwrap_or_else(|| local.to_string()),
+        listen: flags
+            .internal_address
+            .clone()
+            .unwrap_or_else(|| local.to_string()),
         version: env!("CARGO_PKG_VERSION"),
         git_commit: option_env!("CONTIV_GIT_COMMIT").unwrap_or("unknown"),
         build_time: option_env!("CONTIV_BUILD_TIME").unwrap_or("unknown"),
     };
     tokio::spawn(expire_nodes_forever(engine.clone()));
-    let app = http::router(AppState { engine, info: Arc::new(info) });
+    let app = http::router(AppState {
+        engine,
+        info: Arc::new(info),
+    });
     info!(%local, store = ?store_cfg, "netmaster serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     info!("netmaster stopped");
     Ok(())
 }

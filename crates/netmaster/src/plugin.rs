@@ -8,8 +8,8 @@ pub use contiv_api::plugin::*;
 use crate::endpoint::{self, resolve_net_id, EndpointState};
 use crate::engine::Engine;
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::state::State;
+use contiv_api::keys;
 
 /// Contiv's allocation id: "<net>.<tenant>" or "<net>:<group>.<tenant>"; returns (network key,
 /// group key).
@@ -20,13 +20,17 @@ fn resolve_alloc_id(st: &State, id: &str) -> ApiResult<(String, Option<String>)>
             if st.networks.contains_key(&net_key) {
                 let g = format!("{tenant}:{group}");
                 if !st.epgs.contains_key(&g) {
-                    return Err(ApiError::not_found(format!("endpoint group {group} not found")));
+                    return Err(ApiError::not_found(format!(
+                        "endpoint group {group} not found"
+                    )));
                 }
                 return Ok((net_key, Some(g)));
             }
         }
     }
-    resolve_net_id(st, id).map(|k| (k, None)).ok_or_else(|| ApiError::not_found("network not found"))
+    resolve_net_id(st, id)
+        .map(|k| (k, None))
+        .ok_or_else(|| ApiError::not_found("network not found"))
 }
 
 /// Finds the network by its subnet ("10.1.1.0/24" or "10.1.1.0/24:tenant").
@@ -38,7 +42,8 @@ fn resolve_by_pool(st: &State, pool: &str) -> ApiResult<String> {
     st.networks
         .iter()
         .find(|(_, n)| {
-            (n.subnet == subnet || n.ipv6_subnet == subnet) && tenant.is_none_or(|t| n.tenant_name == t)
+            (n.subnet == subnet || n.ipv6_subnet == subnet)
+                && tenant.is_none_or(|t| n.tenant_name == t)
         })
         .map(|(k, _)| k.clone())
         .ok_or_else(|| ApiError::not_found("network not found"))
@@ -47,9 +52,13 @@ fn resolve_by_pool(st: &State, pool: &str) -> ApiResult<String> {
 fn prefix_len(st: &State, net_key: &str, v6: bool) -> u8 {
     let pools = st.pools.get(net_key);
     if v6 {
-        pools.and_then(|p| p.v6.as_ref()).map_or(128, |p| p.prefix_len())
+        pools
+            .and_then(|p| p.v6.as_ref())
+            .map_or(128, |p| p.prefix_len())
     } else {
-        pools.and_then(|p| p.v4.as_ref()).map_or(32, |p| p.prefix_len())
+        pools
+            .and_then(|p| p.v4.as_ref())
+            .map_or(32, |p| p.prefix_len())
     }
 }
 
@@ -75,12 +84,18 @@ impl Engine {
                 };
                 let p = endpoint::pick_v4(st, &net_key, range.as_ref(), pref)?;
                 if p.claims_unowned {
-                    return Err(ApiError::conflict(format!("ip address {} is not available", p.addr)));
+                    return Err(ApiError::conflict(format!(
+                        "ip address {} is not available",
+                        p.addr
+                    )));
                 }
                 endpoint::take_addr(cs, &net_key, &p, "");
                 format!("{}/{}", p.addr, prefix_len(st, &net_key, false))
             };
-            Ok(AllocAddressResponse { network_id: req.network_id.clone(), ipv4_address: addr })
+            Ok(AllocAddressResponse {
+                network_id: req.network_id.clone(),
+                ipv4_address: addr,
+            })
         })
         .await
     }
@@ -91,7 +106,9 @@ impl Engine {
             let addr = req.ipv4_address.split('/').next().unwrap_or_default();
             let owner = st.pools.get(&net_key).and_then(|p| p.owners.get(addr));
             match owner {
-                None => Err(ApiError::not_found(format!("address {addr} is not allocated"))),
+                None => Err(ApiError::not_found(format!(
+                    "address {addr} is not allocated"
+                ))),
                 Some(o) if !o.is_empty() => Err(ApiError::conflict(format!(
                     "address {addr} belongs to endpoint {o}: delete the endpoint instead"
                 ))),
@@ -105,13 +122,23 @@ impl Engine {
     }
 
     pub async fn create_endpoint(&self, req: CreateEndpointRequest) -> ApiResult<EndpointResponse> {
-        self.write(|st, cs| plan_create_endpoint(st, &req, cs)).await.map(|ep| EndpointResponse { endpoint_config: ep })
+        self.write(|st, cs| plan_create_endpoint(st, &req, cs))
+            .await
+            .map(|ep| EndpointResponse {
+                endpoint_config: ep,
+            })
     }
 
     pub async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> ApiResult<EndpointResponse> {
-        let id = format!("{}.{}-{}", req.network_name, req.tenant_name, req.endpoint_id);
+        let id = format!(
+            "{}.{}-{}",
+            req.network_name, req.tenant_name, req.endpoint_id
+        );
         self.write(|st, cs| {
-            let ep = st.endpoints.get(&id).ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))?;
+            let ep = st
+                .endpoints
+                .get(&id)
+                .ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))?;
             let net_key = ep.network_key();
             for addr in [&ep.ip_address, &ep.ipv6_address] {
                 if !addr.is_empty() {
@@ -122,13 +149,19 @@ impl Engine {
             Ok(ep.clone())
         })
         .await
-        .map(|ep| EndpointResponse { endpoint_config: ep })
+        .map(|ep| EndpointResponse {
+            endpoint_config: ep,
+        })
     }
 
-    pub async fn update_endpoint(&self, req: UpdateEndpointRequest) -> ApiResult<UpdateEndpointResponse> {
+    pub async fn update_endpoint(
+        &self,
+        req: UpdateEndpointRequest,
+    ) -> ApiResult<UpdateEndpointResponse> {
         self.write(|st, cs| {
             let found = st.endpoints.values().find(|ep| {
-                (!req.endpoint_id.is_empty() && (ep.id == req.endpoint_id || ep.endpoint_id == req.endpoint_id))
+                (!req.endpoint_id.is_empty()
+                    && (ep.id == req.endpoint_id || ep.endpoint_id == req.endpoint_id))
                     || (!req.ip_address.is_empty()
                         && ep.ip_address == req.ip_address
                         && (req.tenant.is_empty() || ep.tenant_name == req.tenant))
@@ -149,30 +182,59 @@ impl Engine {
                 }
             }
             cs.put_json(keys::endpoint(&ep.id), &ep)?;
-            Ok(UpdateEndpointResponse { ip_address: ep.ip_address })
+            Ok(UpdateEndpointResponse {
+                ip_address: ep.ip_address,
+            })
         })
         .await
     }
 }
 
-fn plan_create_endpoint(st: &State, req: &CreateEndpointRequest, cs: &mut crate::changeset::ChangeSet) -> ApiResult<EndpointState> {
+fn plan_create_endpoint(
+    st: &State,
+    req: &CreateEndpointRequest,
+    cs: &mut crate::changeset::ChangeSet,
+) -> ApiResult<EndpointState> {
     let c = &req.config_ep;
     let net_key = format!("{}:{}", req.tenant_name, req.network_name);
     let net = st.networks.get(&net_key).ok_or_else(|| {
-        ApiError::not_found(format!("network {}.{} is not operational", req.network_name, req.tenant_name))
+        ApiError::not_found(format!(
+            "network {}.{} is not operational",
+            req.network_name, req.tenant_name
+        ))
     })?;
     let net_id = format!("{}.{}", req.network_name, req.tenant_name);
-    let id = if c.container.is_empty() { format!("{}-native-intf", c.host) } else { format!("{net_id}-{}", c.container) };
+    let id = if c.container.is_empty() {
+        format!("{}-native-intf", c.host)
+    } else {
+        format!("{net_id}-{}", c.container)
+    };
     if let Some(existing) = st.endpoints.get(&id) {
         return Ok(existing.clone());
     }
-    let group = if c.service_name.is_empty() { req.service_name.clone() } else { c.service_name.clone() };
+    let group = if c.service_name.is_empty() {
+        req.service_name.clone()
+    } else {
+        c.service_name.clone()
+    };
     let group_key = format!("{}:{group}", req.tenant_name);
     if !group.is_empty() && !st.epgs.contains_key(&group_key) {
-        return Err(ApiError::not_found(format!("endpoint group {group} not found in tenant {}", req.tenant_name)));
+        return Err(ApiError::not_found(format!(
+            "endpoint group {group} not found in tenant {}",
+            req.tenant_name
+        )));
     }
-    let range = if group.is_empty() { None } else { endpoint::group_range(st, &group_key)? };
-    let v4 = endpoint::pick_v4(st, &net_key, range.as_ref(), endpoint::parse_ip_opt(&c.ip_address)?)?;
+    let range = if group.is_empty() {
+        None
+    } else {
+        endpoint::group_range(st, &group_key)?
+    };
+    let v4 = endpoint::pick_v4(
+        st,
+        &net_key,
+        range.as_ref(),
+        endpoint::parse_ip_opt(&c.ip_address)?,
+    )?;
     endpoint::take_addr(cs, &net_key, &v4, &id);
     let v6 = endpoint::pick_v6(st, &net_key, endpoint::parse_ip_opt(&c.ipv6_address)?)?;
     if let Some(p) = &v6 {
@@ -188,7 +250,11 @@ fn plan_create_endpoint(st: &State, req: &CreateEndpointRequest, cs: &mut crate:
         } else {
             st.epg_id_of.get(&group_key).copied().map_or(0, i64::from)
         },
-        endpoint_group_key: if group.is_empty() { String::new() } else { format!("{group}:{}", req.tenant_name) },
+        endpoint_group_key: if group.is_empty() {
+            String::new()
+        } else {
+            format!("{group}:{}", req.tenant_name)
+        },
         ip_address: v4.addr.to_string(),
         ipv6_address: v6.map(|p| p.addr.to_string()).unwrap_or_default(),
         mac_address: endpoint::mac_for(v4.addr),

@@ -11,9 +11,9 @@ use contiv_model::*;
 use contiv_resources::{IdPool, Ipv4Pool, Ipv4Range, Ipv6Pool};
 use tracing::warn;
 
+use contiv_api::agent::NodeInfo;
 use contiv_api::keys::{self, Parsed};
 pub use contiv_api::{EndpointState, NetOper};
-use contiv_api::agent::NodeInfo;
 
 /// Address pools of one network, and who holds each allocated address.
 #[derive(Debug)]
@@ -42,13 +42,23 @@ impl NetPools {
                 .map_err(|e| warn!(network = %n.key, "unusable ipv6 subnet in store: {e}"))
                 .ok()
         };
-        NetPools { v4, v6, owners: HashMap::new() }
+        NetPools {
+            v4,
+            v6,
+            owners: HashMap::new(),
+        }
     }
 
     fn take(&mut self, addr: &str) -> bool {
         match addr.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => self.v4.as_mut().is_some_and(|p| p.allocate_specific(ip).is_ok()),
-            Ok(IpAddr::V6(ip)) => self.v6.as_mut().is_some_and(|p| p.allocate_specific(ip).is_ok()),
+            Ok(IpAddr::V4(ip)) => self
+                .v4
+                .as_mut()
+                .is_some_and(|p| p.allocate_specific(ip).is_ok()),
+            Ok(IpAddr::V6(ip)) => self
+                .v6
+                .as_mut()
+                .is_some_and(|p| p.allocate_specific(ip).is_ok()),
             Err(_) => false,
         }
     }
@@ -159,7 +169,12 @@ impl State {
         p
     }
 
-    fn pool_over(range: &str, max: u32, kind: &'static str, used: &BTreeMap<u32, String>) -> IdPool {
+    fn pool_over(
+        range: &str,
+        max: u32,
+        kind: &'static str,
+        used: &BTreeMap<u32, String>,
+    ) -> IdPool {
         let mut p = IdPool::parse_kind(range, max, kind)
             .unwrap_or_else(|_| IdPool::new(1, max).with_kind(kind));
         for tag in used.keys() {
@@ -172,7 +187,9 @@ impl State {
     /// Applies one committed write (`None` = delete). Unknown keys are ignored (a newer netmaster
     /// may write keys this one does not know).
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>) {
-        let Some(parsed) = keys::parse(key) else { return };
+        let Some(parsed) = keys::parse(key) else {
+            return;
+        };
         if let Err(e) = self.apply_parsed(&parsed, value) {
             warn!(key, "ignoring undecodable store value: {e}");
         }
@@ -216,7 +233,10 @@ impl State {
                 }
             }
             (Parsed::EpgIdCounter, Some(v)) => {
-                let hw: u32 = String::from_utf8_lossy(v).trim().parse().map_err(|_| "bad counter")?;
+                let hw: u32 = String::from_utf8_lossy(v)
+                    .trim()
+                    .parse()
+                    .map_err(|_| "bad counter")?;
                 self.epg_id_high_water = self.epg_id_high_water.max(hw);
             }
             (Parsed::EpgIdCounter, None) => {}
@@ -241,7 +261,10 @@ impl State {
     fn apply_ip(&mut self, net: &str, addr: &str, value: Option<&[u8]>) {
         let Some(pools) = self.pools.get_mut(net) else {
             if value.is_some() {
-                warn!(net, addr, "address allocated in a network that does not exist");
+                warn!(
+                    net,
+                    addr, "address allocated in a network that does not exist"
+                );
             }
             return;
         };
@@ -250,7 +273,9 @@ impl State {
                 if !pools.owners.contains_key(addr) && !pools.take(addr) {
                     warn!(net, addr, "stored address does not fit its network's pool");
                 }
-                pools.owners.insert(addr.to_owned(), String::from_utf8_lossy(owner).into_owned());
+                pools
+                    .owners
+                    .insert(addr.to_owned(), String::from_utf8_lossy(owner).into_owned());
             }
             None => {
                 if pools.owners.remove(addr).is_some() {
@@ -260,7 +285,12 @@ impl State {
         }
     }
 
-    fn apply_object(&mut self, kind: ObjectKind, key: &str, v: Option<&[u8]>) -> Result<(), String> {
+    fn apply_object(
+        &mut self,
+        kind: ObjectKind,
+        key: &str,
+        v: Option<&[u8]>,
+    ) -> Result<(), String> {
         match kind {
             ObjectKind::Tenant => put_or_delete::<Tenant>(self, key, v),
             ObjectKind::Network => {
@@ -313,7 +343,11 @@ fn group_pool(g: &EndpointGroup) -> Option<(String, Ipv4Range)> {
 impl State {
     /// Group ip-pools are carved out of their network's pool, so network-wide allocation skips
     /// them (Contiv's behaviour).
-    fn carve_group_pool(&mut self, old: Option<(String, Ipv4Range)>, new: Option<(String, Ipv4Range)>) {
+    fn carve_group_pool(
+        &mut self,
+        old: Option<(String, Ipv4Range)>,
+        new: Option<(String, Ipv4Range)>,
+    ) {
         if let Some((net, range)) = old {
             if let Some(p) = self.pools.get_mut(&net).and_then(|p| p.v4.as_mut()) {
                 p.release_pool(&range);

@@ -91,10 +91,20 @@ pub struct Flags {
     )]
     pub netmode: NetMode,
     /// Datapath driver.
-    #[arg(long, value_enum, default_value = "linux", env = "CONTIV_NETPLUGIN_DATAPATH")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "linux",
+        env = "CONTIV_NETPLUGIN_DATAPATH"
+    )]
     pub datapath: DatapathKind,
     /// Policy driver.
-    #[arg(long, value_enum, default_value = "nftables", env = "CONTIV_NETPLUGIN_POLICY")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "nftables",
+        env = "CONTIV_NETPLUGIN_POLICY"
+    )]
     pub policy: PolicyKind,
     /// Serve Prometheus metrics on this address (`127.0.0.1:9090`); off when unset.
     #[arg(long, env = "CONTIV_NETPLUGIN_METRICS_ADDRESS")]

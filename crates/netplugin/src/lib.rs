@@ -29,11 +29,11 @@ pub mod mirror;
 pub mod netmaster;
 mod ops;
 pub mod policy;
+#[cfg(feature = "testbed")]
+pub mod probe;
 pub mod reconcile;
 pub mod records;
 pub mod run;
-#[cfg(feature = "testbed")]
-pub mod probe;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 

@@ -328,7 +328,10 @@ mod tests {
                     "/contiv/obj/rule/t:p:2".into(),
                     json!({"tenantName":"t","policyName":"p","ruleId":"2","direction":"in","action":"deny","priority":1,"port":80}),
                 ),
-                kv("/contiv/obj/netprofile/t:np".into(), json!({"profileName":"np"})),
+                kv(
+                    "/contiv/obj/netprofile/t:np".into(),
+                    json!({"profileName":"np"}),
+                ),
             ],
         }
     }

@@ -569,11 +569,17 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
     assert_eq!((s.rules, s.changed, s.errors), (1, 1, 0));
     let p = e.pol.applied("t").expect("tenant t applied");
     assert_eq!(p.ingress_members.get(&ip).map(String::as_str), Some("db"));
-    assert!(e.pol.applied("other").is_none(), "no workload of tenant other here");
+    assert!(
+        e.pol.applied("other").is_none(),
+        "no workload of tenant other here"
+    );
     // Nothing changed: the driver is not called again.
     assert_eq!(e.agent.enforce_policy().changed, 0);
     let report = e.agent.policy_report();
-    assert_eq!((report.hostname.as_str(), report.revision, report.rules), (HOST, 4, 1));
+    assert_eq!(
+        (report.hostname.as_str(), report.revision, report.rules),
+        (HOST, 4, 1)
+    );
     e.agent.nm.policy_report(&report).expect("report");
     assert_eq!(e.nm.reports.lock().unwrap().len(), 1);
 }

@@ -26,7 +26,13 @@ impl Bitmap {
     pub(crate) fn new(len: u32) -> Bitmap {
         let nwords = (len as usize).div_ceil(W as usize);
         let nsum = nwords.div_ceil(W as usize);
-        Bitmap { len, ones: 0, words: vec![0; nwords], nonempty: vec![0; nsum], full: vec![0; nsum] }
+        Bitmap {
+            len,
+            ones: 0,
+            words: vec![0; nwords],
+            nonempty: vec![0; nsum],
+            full: vec![0; nsum],
+        }
     }
 
     pub(crate) fn len(&self) -> u32 {
@@ -106,7 +112,13 @@ impl Bitmap {
         if from > to {
             return None;
         }
-        let word = |w: usize| if want_set { self.words[w] } else { !self.words[w] };
+        let word = |w: usize| {
+            if want_set {
+                self.words[w]
+            } else {
+                !self.words[w]
+            }
+        };
         let w0 = (from / W) as usize;
         let first = word(w0) & (!0u64 << (from % W));
         let hit = if first != 0 {
@@ -123,7 +135,13 @@ impl Bitmap {
         if from > to || from >= self.words.len() {
             return None;
         }
-        let sum = |s: usize| if want_set { self.nonempty[s] } else { !self.full[s] };
+        let sum = |s: usize| {
+            if want_set {
+                self.nonempty[s]
+            } else {
+                !self.full[s]
+            }
+        };
         let mut s = from / W as usize;
         let mut bits = sum(s) & (!0u64 << (from % W as usize));
         loop {

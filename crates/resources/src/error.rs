@@ -21,7 +21,11 @@ pub enum ResourceError {
     RangeBelowOne { spec: String },
     /// A value above the allowed maximum (Contiv: "invalid range %s, vlan values exceed 4095 max allowed").
     #[error("invalid range {spec}, {kind} values exceed {max} max allowed")]
-    RangeAboveMax { spec: String, kind: String, max: u32 },
+    RangeAboveMax {
+        spec: String,
+        kind: String,
+        max: u32,
+    },
     /// Requested id is taken (Contiv: "requested vlan not available - vlan:%d").
     #[error("requested {kind} not available - {kind}:{id}")]
     IdNotAvailable { kind: String, id: u32 },
@@ -68,7 +72,11 @@ pub enum ResourceError {
     AddressOutsideSubnet { ip: IpAddr, subnet: String },
     /// Address inside the subnet but outside the allocatable range of a range subnet.
     #[error("ip address {ip} is outside the address range {range} of subnet {subnet}")]
-    AddressOutsideRange { ip: IpAddr, range: String, subnet: String },
+    AddressOutsideRange {
+        ip: IpAddr,
+        range: String,
+        subnet: String,
+    },
 
     // ----- endpoint-group ip pools (master/endpointGroup.go) -----
     /// Pool text malformed, reversed, or spanning more than one subnet of the network's length (Contiv text).

@@ -72,7 +72,14 @@ impl IdPool {
                 bits.set(id - lo);
             }
         }
-        let mut pool = IdPool { kind, ranges, lo, bits, used: 0, hint: 0 };
+        let mut pool = IdPool {
+            kind,
+            ranges,
+            lo,
+            bits,
+            used: 0,
+            hint: 0,
+        };
         pool.advance_hint();
         pool
     }
@@ -90,7 +97,10 @@ impl IdPool {
 
     fn advance_hint(&mut self) {
         let last = self.bits.len().saturating_sub(1);
-        self.hint = self.bits.next_clear(self.hint, last).unwrap_or(self.bits.len());
+        self.hint = self
+            .bits
+            .next_clear(self.hint, last)
+            .unwrap_or(self.bits.len());
     }
 
     /// The lowest free id, without allocating it.
@@ -100,7 +110,11 @@ impl IdPool {
 
     /// Allocates the lowest free id (`no vlans available` style error when exhausted).
     pub fn allocate_lowest(&mut self) -> Result<u32, ResourceError> {
-        let id = self.first_free().ok_or_else(|| ResourceError::IdsExhausted { kind: self.kind.into() })?;
+        let id = self
+            .first_free()
+            .ok_or_else(|| ResourceError::IdsExhausted {
+                kind: self.kind.into(),
+            })?;
         self.bits.set(id - self.lo);
         self.used += 1;
         self.advance_hint();
@@ -111,10 +125,16 @@ impl IdPool {
     /// outside the ranges or already taken).
     pub fn reserve(&mut self, id: u32) -> Result<(), ResourceError> {
         if !self.contains_range(id) {
-            return Err(ResourceError::IdOutOfRange { kind: self.kind.into(), id });
+            return Err(ResourceError::IdOutOfRange {
+                kind: self.kind.into(),
+                id,
+            });
         }
         if !self.bits.set(id - self.lo) {
-            return Err(ResourceError::IdNotAvailable { kind: self.kind.into(), id });
+            return Err(ResourceError::IdNotAvailable {
+                kind: self.kind.into(),
+                id,
+            });
         }
         self.used += 1;
         if id - self.lo == self.hint {
@@ -156,7 +176,9 @@ impl IdPool {
 }
 
 fn parse_one(part: &str, max: u32, kind: &str) -> Result<(u32, u32), ResourceError> {
-    let fmt_err = || ResourceError::RangeFormat { spec: part.to_string() };
+    let fmt_err = || ResourceError::RangeFormat {
+        spec: part.to_string(),
+    };
     let mut nums = part.split('-').map(|n| n.trim().parse::<u64>());
     let (a, b) = match (nums.next(), nums.next(), nums.next()) {
         (Some(Ok(a)), None, None) => (a, a),
@@ -164,13 +186,21 @@ fn parse_one(part: &str, max: u32, kind: &str) -> Result<(u32, u32), ResourceErr
         _ => return Err(fmt_err()),
     };
     if a > b {
-        return Err(ResourceError::RangeMinGreaterThanMax { spec: part.to_string() });
+        return Err(ResourceError::RangeMinGreaterThanMax {
+            spec: part.to_string(),
+        });
     }
     if a < 1 {
-        return Err(ResourceError::RangeBelowOne { spec: part.to_string() });
+        return Err(ResourceError::RangeBelowOne {
+            spec: part.to_string(),
+        });
     }
     if b > u64::from(max) {
-        return Err(ResourceError::RangeAboveMax { spec: part.to_string(), kind: kind.to_string(), max });
+        return Err(ResourceError::RangeAboveMax {
+            spec: part.to_string(),
+            kind: kind.to_string(),
+            max,
+        });
     }
     Ok((a as u32, b as u32))
 }
@@ -200,14 +230,19 @@ impl VxlanPool {
 
     /// Contiv's global `freeVXLANsStart`: the first configured VNI minus one.
     pub fn free_vxlans_start(&self) -> u32 {
-        self.vnis.ranges().first().map_or(0, |r| r.0.saturating_sub(1))
+        self.vnis
+            .ranges()
+            .first()
+            .map_or(0, |r| r.0.saturating_sub(1))
     }
 
     /// Allocates `requested` (or the lowest free VNI when `None`) and the lowest free local
     /// VLAN; returns `(vni, local_vlan)`. Nothing changes on error.
     pub fn allocate(&mut self, requested: Option<u32>) -> Result<(u32, u32), ResourceError> {
         if self.local_vlans.first_free().is_none() {
-            return Err(ResourceError::IdsExhausted { kind: "local vlan".into() });
+            return Err(ResourceError::IdsExhausted {
+                kind: "local vlan".into(),
+            });
         }
         let vni = match requested {
             Some(v) => self.vnis.reserve(v).map(|_| v)?,

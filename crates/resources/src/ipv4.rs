@@ -56,10 +56,16 @@ impl Ipv4Pool {
         };
         if let Some(gw) = gateway {
             if !net.contains(&gw) {
-                return Err(ResourceError::GatewayOutsideSubnet { gateway: gw.into(), subnet: net.to_string() });
+                return Err(ResourceError::GatewayOutsideSubnet {
+                    gateway: gw.into(),
+                    subnet: net.to_string(),
+                });
             }
             if net.prefix_len() < 31 && (gw == net.network() || gw == net.broadcast()) {
-                return Err(ResourceError::GatewayReserved { gateway: gw.into(), subnet: net.to_string() });
+                return Err(ResourceError::GatewayReserved {
+                    gateway: gw.into(),
+                    subnet: net.to_string(),
+                });
             }
             if let Some(i) = pool.idx(gw) {
                 pool.bits.set(i);
@@ -108,7 +114,10 @@ impl Ipv4Pool {
     }
 
     fn advance_hint(&mut self) {
-        self.hint = self.bits.next_clear(self.hint, self.last()).unwrap_or(self.bits.len());
+        self.hint = self
+            .bits
+            .next_clear(self.hint, self.last())
+            .unwrap_or(self.bits.len());
     }
 
     fn take(&mut self, i: u32) {
@@ -122,7 +131,10 @@ impl Ipv4Pool {
     /// (`within = None`; `auto allocation failed - address exhaustion in subnet
     /// 10.1.1.0/24`), or of the sub-range `within` (`... exhaustion in pool
     /// 10.1.1.10-10.1.1.20`; a range not inside the subnet is refused).
-    pub fn allocate_lowest(&mut self, within: Option<&Ipv4Range>) -> Result<Ipv4Addr, ResourceError> {
+    pub fn allocate_lowest(
+        &mut self,
+        within: Option<&Ipv4Range>,
+    ) -> Result<Ipv4Addr, ResourceError> {
         let i = self.lowest_index(within)?;
         self.take(i);
         Ok(self.addr(i))
@@ -140,8 +152,12 @@ impl Ipv4Pool {
             Some(w) => self.find_within(w)?,
         };
         i.ok_or_else(|| match within {
-            None => ResourceError::AddressExhausted { subnet: self.net.to_string() },
-            Some(w) => ResourceError::PoolExhausted { pool: w.to_string() },
+            None => ResourceError::AddressExhausted {
+                subnet: self.net.to_string(),
+            },
+            Some(w) => ResourceError::PoolExhausted {
+                pool: w.to_string(),
+            },
         })
     }
 
@@ -158,7 +174,10 @@ impl Ipv4Pool {
 
     fn find_within(&self, w: &Ipv4Range) -> Result<Option<u32>, ResourceError> {
         if !self.net.contains(&w.start) || !self.net.contains(&w.end) {
-            return Err(ResourceError::IpPoolNotSubset { pool: w.to_string(), subnet: self.net.to_string() });
+            return Err(ResourceError::IpPoolNotSubset {
+                pool: w.to_string(),
+                subnet: self.net.to_string(),
+            });
         }
         let lo = w.start.max(self.range.start);
         let hi = w.end.min(self.range.end);
@@ -172,17 +191,25 @@ impl Ipv4Pool {
     fn check_addr(&self, ip: Ipv4Addr) -> Result<u32, ResourceError> {
         let subnet = || self.net.to_string();
         if !self.net.contains(&ip) {
-            return Err(ResourceError::AddressOutsideSubnet { ip: ip.into(), subnet: subnet() });
+            return Err(ResourceError::AddressOutsideSubnet {
+                ip: ip.into(),
+                subnet: subnet(),
+            });
         }
-        let edge = self.net.prefix_len() < 31 && (ip == self.net.network() || ip == self.net.broadcast());
+        let edge =
+            self.net.prefix_len() < 31 && (ip == self.net.network() || ip == self.net.broadcast());
         if edge || Some(ip) == self.gateway {
-            return Err(ResourceError::AddressReserved { ip: ip.into(), subnet: subnet() });
+            return Err(ResourceError::AddressReserved {
+                ip: ip.into(),
+                subnet: subnet(),
+            });
         }
-        self.idx(ip).ok_or_else(|| ResourceError::AddressOutsideRange {
-            ip: ip.into(),
-            range: self.range.to_string(),
-            subnet: subnet(),
-        })
+        self.idx(ip)
+            .ok_or_else(|| ResourceError::AddressOutsideRange {
+                ip: ip.into(),
+                range: self.range.to_string(),
+                subnet: subnet(),
+            })
     }
 
     /// Allocates a requested (preferred) address. Refused when outside the subnet or its
@@ -223,7 +250,8 @@ impl Ipv4Pool {
 
     /// Whether `ip` is allocated to an endpoint (the gateway is not an allocation).
     pub fn is_allocated(&self, ip: Ipv4Addr) -> bool {
-        self.idx(ip).is_some_and(|i| Some(i) != self.gw_idx && self.bits.get(i))
+        self.idx(ip)
+            .is_some_and(|i| Some(i) != self.gw_idx && self.bits.get(i))
     }
 
     /// Number of endpoint allocations (network, broadcast, gateway and reserved EPG pools
@@ -243,7 +271,8 @@ impl Ipv4Pool {
     pub fn allocated_ranges(&self) -> String {
         let runs = self.runs(0, self.last(), true);
         let mut w = RangeWriter::default();
-        runs.iter().for_each(|&(a, b)| w.push(self.addr(a), self.addr(b)));
+        runs.iter()
+            .for_each(|&(a, b)| w.push(self.addr(a), self.addr(b)));
         w.finish()
     }
 
@@ -256,15 +285,20 @@ impl Ipv4Pool {
 
     /// Contiv's endpoint-group `allocatedIPAddresses`: allocations inside `pool`.
     pub fn allocated_ranges_in(&self, pool: &Ipv4Range) -> String {
-        let Some((a, b)) = self.clip(pool) else { return String::new() };
+        let Some((a, b)) = self.clip(pool) else {
+            return String::new();
+        };
         let mut w = RangeWriter::default();
-        self.bits.for_each_run(a, b, |s, e| w.push(self.addr(s), self.addr(e)));
+        self.bits
+            .for_each_run(a, b, |s, e| w.push(self.addr(s), self.addr(e)));
         w.finish()
     }
 
     /// Contiv's endpoint-group `availableIPAddresses`: free addresses inside `pool`.
     pub fn available_ranges_in(&self, pool: &Ipv4Range) -> String {
-        let Some((a, b)) = self.clip(pool) else { return String::new() };
+        let Some((a, b)) = self.clip(pool) else {
+            return String::new();
+        };
         self.complement(a, b, &self.runs(a, b, false))
     }
 

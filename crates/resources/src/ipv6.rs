@@ -34,14 +34,31 @@ impl Ipv6Pool {
     pub fn new(subnet: &str, gateway: Option<Ipv6Addr>) -> Result<Ipv6Pool, ResourceError> {
         let net = parse_subnet_v6(subnet)?;
         let bits = 128 - u32::from(net.prefix_len());
-        let max = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
-        let mut pool = Ipv6Pool { net, base: u128::from(net.network()), max, gateway, used: BTreeSet::new(), hint: 1 };
+        let max = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
+        let mut pool = Ipv6Pool {
+            net,
+            base: u128::from(net.network()),
+            max,
+            gateway,
+            used: BTreeSet::new(),
+            hint: 1,
+        };
         if let Some(gw) = gateway {
             if !net.contains(&gw) {
-                return Err(ResourceError::GatewayOutsideSubnet { gateway: gw.into(), subnet: net.to_string() });
+                return Err(ResourceError::GatewayOutsideSubnet {
+                    gateway: gw.into(),
+                    subnet: net.to_string(),
+                });
             }
             if gw == net.network() {
-                return Err(ResourceError::GatewayReserved { gateway: gw.into(), subnet: net.to_string() });
+                return Err(ResourceError::GatewayReserved {
+                    gateway: gw.into(),
+                    subnet: net.to_string(),
+                });
             }
             pool.advance_hint();
         }
@@ -111,7 +128,9 @@ impl Ipv6Pool {
     /// The address [`allocate_lowest`](Self::allocate_lowest) would hand out, without taking it.
     pub fn peek_lowest(&self) -> Result<Ipv6Addr, ResourceError> {
         if self.hint > self.max {
-            return Err(ResourceError::AddressExhausted { subnet: self.net.to_string() });
+            return Err(ResourceError::AddressExhausted {
+                subnet: self.net.to_string(),
+            });
         }
         Ok(Ipv6Addr::from(self.base + self.hint))
     }
@@ -133,12 +152,17 @@ impl Ipv6Pool {
     }
 
     fn free_offset(&self, ip: Ipv6Addr) -> Result<u128, ResourceError> {
-        let off = self.offset(ip).ok_or_else(|| ResourceError::AddressOutsideSubnet {
-            ip: ip.into(),
-            subnet: self.net.to_string(),
-        })?;
+        let off = self
+            .offset(ip)
+            .ok_or_else(|| ResourceError::AddressOutsideSubnet {
+                ip: ip.into(),
+                subnet: self.net.to_string(),
+            })?;
         if off == 0 || Some(off) == self.gw_offset() {
-            return Err(ResourceError::AddressReserved { ip: ip.into(), subnet: self.net.to_string() });
+            return Err(ResourceError::AddressReserved {
+                ip: ip.into(),
+                subnet: self.net.to_string(),
+            });
         }
         if self.used.contains(&off) {
             return Err(ResourceError::AddressNotAvailable { ip: IpAddr::V6(ip) });

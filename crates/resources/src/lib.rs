@@ -30,7 +30,9 @@ pub use idpool::{IdPool, VxlanPool};
 pub use ipnet::{Ipv4Net, Ipv6Net};
 pub use ipv4::Ipv4Pool;
 pub use ipv6::Ipv6Pool;
-pub use subnet::{parse_subnet, parse_subnet_v6, subnets_overlap, Ipv4Range, MAX_PREFIX_V4, MIN_PREFIX_V4};
+pub use subnet::{
+    parse_subnet, parse_subnet_v6, subnets_overlap, Ipv4Range, MAX_PREFIX_V4, MIN_PREFIX_V4,
+};
 
 /// Contiv's endpoint MAC for an IPv4 address: `02:02:` followed by the four address bytes
 /// in lower-case hex, e.g. `10.1.1.2` gives `"02:02:0a:01:01:02"`.
@@ -52,7 +54,11 @@ impl RangeWriter {
             self.out.push_str(", ");
         }
         // Writing to a String cannot fail.
-        let _ = if start == end { write!(self.out, "{start}") } else { write!(self.out, "{start}-{end}") };
+        let _ = if start == end {
+            write!(self.out, "{start}")
+        } else {
+            write!(self.out, "{start}-{end}")
+        };
     }
 
     pub(crate) fn finish(self) -> String {

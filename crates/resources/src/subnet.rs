@@ -33,7 +33,10 @@ pub struct Ipv4Range {
 impl Ipv4Range {
     /// Range from two addresses (swapped if reversed).
     pub fn new(a: Ipv4Addr, b: Ipv4Addr) -> Ipv4Range {
-        Ipv4Range { start: a.min(b), end: a.max(b) }
+        Ipv4Range {
+            start: a.min(b),
+            end: a.max(b),
+        }
     }
 
     /// Parses an EPG ip-pool `"10.1.1.10-10.1.1.20"`; a single address means a one-address
@@ -42,11 +45,18 @@ impl Ipv4Range {
     pub fn parse(spec: &str) -> Result<Ipv4Range, ResourceError> {
         let s = spec.trim();
         if s.contains(':') {
-            return Err(ResourceError::Ipv6PoolNotSupported { pool: spec.to_string() });
+            return Err(ResourceError::Ipv6PoolNotSupported {
+                pool: spec.to_string(),
+            });
         }
-        let bad = || ResourceError::InvalidIpPool { pool: spec.to_string() };
+        let bad = || ResourceError::InvalidIpPool {
+            pool: spec.to_string(),
+        };
         let (a, b) = match s.split_once('-') {
-            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            ),
             None => {
                 let a: Ipv4Addr = s.parse().map_err(|_| bad())?;
                 (a, a)
@@ -86,14 +96,21 @@ impl Ipv4Range {
     /// [`Ipv4Pool::check_pool`](crate::Ipv4Pool::check_pool).
     pub fn check_subset(&self, subnet: Ipv4Net) -> Result<(), ResourceError> {
         if self.is_empty() {
-            return Err(ResourceError::InvalidIpPool { pool: self.to_string() });
+            return Err(ResourceError::InvalidIpPool {
+                pool: self.to_string(),
+            });
         }
         let block = Ipv4Net::new(self.start, subnet.prefix_len()).map(|n| n.trunc());
         if !block.is_ok_and(|b| b.contains(&self.end)) {
-            return Err(ResourceError::InvalidIpPool { pool: self.to_string() });
+            return Err(ResourceError::InvalidIpPool {
+                pool: self.to_string(),
+            });
         }
         if !subnet.contains(&self.start) || !subnet.contains(&self.end) {
-            return Err(ResourceError::IpPoolNotSubset { pool: self.to_string(), subnet: subnet.to_string() });
+            return Err(ResourceError::IpPoolNotSubset {
+                pool: self.to_string(),
+                subnet: subnet.to_string(),
+            });
         }
         Ok(())
     }
@@ -115,21 +132,31 @@ impl std::str::FromStr for Ipv4Range {
 /// Syntax-level split of `addr[-addr]/len`: (subnet truncated to its network address, the
 /// written address span). No length policy; used by [`parse_subnet`] and the overlap check.
 fn parse_v4_span(spec: &str) -> Result<(Ipv4Net, Ipv4Range), ResourceError> {
-    let bad = || ResourceError::InvalidSubnet { spec: spec.to_string() };
+    let bad = || ResourceError::InvalidSubnet {
+        spec: spec.to_string(),
+    };
     let (addrs, len) = spec.trim().split_once('/').ok_or_else(bad)?;
     let len: u8 = len.trim().parse().map_err(|_| bad())?;
     let (a, b) = match addrs.split_once('-') {
-        Some((a, b)) => (a.trim().parse::<Ipv4Addr>(), Some(b.trim().parse::<Ipv4Addr>())),
+        Some((a, b)) => (
+            a.trim().parse::<Ipv4Addr>(),
+            Some(b.trim().parse::<Ipv4Addr>()),
+        ),
         None => (addrs.trim().parse::<Ipv4Addr>(), None),
     };
     let a = a.map_err(|_| bad())?;
     let net = Ipv4Net::new(a, len).map_err(|_| bad())?.trunc();
     let span = match b {
-        None => Ipv4Range { start: net.network(), end: net.broadcast() },
+        None => Ipv4Range {
+            start: net.network(),
+            end: net.broadcast(),
+        },
         Some(b) => {
             let b = b.map_err(|_| bad())?;
             if a > b || !net.contains(&b) {
-                return Err(ResourceError::InvalidNetworkRange { spec: spec.to_string() });
+                return Err(ResourceError::InvalidNetworkRange {
+                    spec: spec.to_string(),
+                });
             }
             Ipv4Range { start: a, end: b }
         }
@@ -154,17 +181,32 @@ pub fn parse_subnet(spec: &str) -> Result<(Ipv4Net, Ipv4Range), ResourceError> {
     let start = u32::from(span.start).max(lo);
     let end = u32::from(span.end).min(hi);
     if start > end {
-        return Err(ResourceError::InvalidNetworkRange { spec: spec.to_string() });
+        return Err(ResourceError::InvalidNetworkRange {
+            spec: spec.to_string(),
+        });
     }
-    Ok((net, Ipv4Range { start: start.into(), end: end.into() }))
+    Ok((
+        net,
+        Ipv4Range {
+            start: start.into(),
+            end: end.into(),
+        },
+    ))
 }
 
 /// Parses an IPv6 prefix `"2001:db8::/64"` (host bits cleared). Lengths 16..=127, as
 /// Contiv's IPv6 helpers (netutils.GetSubnetIPv6) refused below 16.
 pub fn parse_subnet_v6(spec: &str) -> Result<Ipv6Net, ResourceError> {
-    let net: Ipv6Net = spec.trim().parse().map_err(|_| ResourceError::InvalidSubnet { spec: spec.to_string() })?;
+    let net: Ipv6Net = spec
+        .trim()
+        .parse()
+        .map_err(|_| ResourceError::InvalidSubnet {
+            spec: spec.to_string(),
+        })?;
     if !(16..=127).contains(&net.prefix_len()) {
-        return Err(ResourceError::SubnetLengthNotSupported { len: net.prefix_len() });
+        return Err(ResourceError::SubnetLengthNotSupported {
+            len: net.prefix_len(),
+        });
     }
     Ok(net.trunc())
 }
@@ -196,5 +238,7 @@ fn parse_v6_any(spec: &str) -> Result<Ipv6Net, ResourceError> {
     spec.trim()
         .parse::<Ipv6Net>()
         .map(|n| n.trunc())
-        .map_err(|_| ResourceError::InvalidSubnet { spec: spec.to_string() })
+        .map_err(|_| ResourceError::InvalidSubnet {
+            spec: spec.to_string(),
+        })
 }

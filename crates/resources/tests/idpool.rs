@@ -22,7 +22,10 @@ fn parse_range_contiv_messages() {
     assert_eq!(msg("-5"), "invalid tags -5, correct '10-50,70-100'");
     assert_eq!(msg("10-5"), "invalid range 10-5, min is greater than max");
     assert_eq!(msg("0-5"), "invalid range 0-5, values less than 1");
-    assert_eq!(msg("1-5000"), "invalid range 1-5000, vlan values exceed 4094 max allowed");
+    assert_eq!(
+        msg("1-5000"),
+        "invalid range 1-5000, vlan values exceed 4094 max allowed"
+    );
     assert!(matches!(
         IdPool::parse_range("1-99999999999", 10),
         Err(ResourceError::RangeAboveMax { max: 10, .. })
@@ -37,13 +40,28 @@ fn allocate_reserve_release() {
     p.reserve(3).unwrap();
     assert_eq!(p.allocate_lowest().unwrap(), 2);
     assert_eq!(p.allocate_lowest().unwrap(), 4);
-    assert_eq!(p.reserve(3).unwrap_err().to_string(), "requested vlan not available - vlan:3");
-    assert_eq!(p.reserve(5000).unwrap_err().to_string(), "requested vlan not available - vlan:5000");
-    assert!(matches!(p.reserve(0), Err(ResourceError::IdOutOfRange { id: 0, .. })));
-    assert!(matches!(p.reserve(4), Err(ResourceError::IdNotAvailable { id: 4, .. })));
+    assert_eq!(
+        p.reserve(3).unwrap_err().to_string(),
+        "requested vlan not available - vlan:3"
+    );
+    assert_eq!(
+        p.reserve(5000).unwrap_err().to_string(),
+        "requested vlan not available - vlan:5000"
+    );
+    assert!(matches!(
+        p.reserve(0),
+        Err(ResourceError::IdOutOfRange { id: 0, .. })
+    ));
+    assert!(matches!(
+        p.reserve(4),
+        Err(ResourceError::IdNotAvailable { id: 4, .. })
+    ));
     assert_eq!(p.allocate_lowest().unwrap(), 5);
     assert_eq!(p.first_free(), None);
-    assert_eq!(p.allocate_lowest().unwrap_err().to_string(), "no vlans available");
+    assert_eq!(
+        p.allocate_lowest().unwrap_err().to_string(),
+        "no vlans available"
+    );
     assert_eq!(p.used_count(), 5);
     assert!(p.release(2));
     assert!(!p.release(2));
@@ -60,7 +78,10 @@ fn gaps_between_ranges_are_never_allocated() {
     assert_eq!(got, vec![1, 2, 5, 6]);
     assert!(p.allocate_lowest().is_err());
     assert!(!p.contains_range(3) && !p.is_used(3));
-    assert!(matches!(p.reserve(4), Err(ResourceError::IdOutOfRange { .. })));
+    assert!(matches!(
+        p.reserve(4),
+        Err(ResourceError::IdOutOfRange { .. })
+    ));
     assert!(!p.release(3));
     assert_eq!(p.used_ranges(), "1-2, 5-6");
 }
@@ -88,7 +109,10 @@ fn epg_ids_and_large_pools() {
     for i in 1..=65535 {
         assert_eq!(p.allocate_lowest().unwrap(), i);
     }
-    assert_eq!(p.allocate_lowest().unwrap_err().to_string(), "no endpoint group ids available");
+    assert_eq!(
+        p.allocate_lowest().unwrap_err().to_string(),
+        "no endpoint group ids available"
+    );
     assert!(p.release(40000));
     assert_eq!(p.allocate_lowest().unwrap(), 40000);
     assert_eq!(p.used_ranges(), "1-65535");
@@ -104,10 +128,19 @@ fn vxlan_pairs_with_local_vlan() {
     assert_eq!(v.free_vxlans_start(), 10000);
     assert_eq!(v.allocate(None).unwrap(), (10001, 1));
     assert_eq!(v.allocate(Some(10003)).unwrap(), (10003, 2));
-    assert_eq!(v.allocate(Some(10003)).unwrap_err().to_string(), "requested vxlan not available - vxlan:10003");
-    assert_eq!(v.allocate(Some(5)).unwrap_err().to_string(), "requested vxlan not available - vxlan:5");
+    assert_eq!(
+        v.allocate(Some(10003)).unwrap_err().to_string(),
+        "requested vxlan not available - vxlan:10003"
+    );
+    assert_eq!(
+        v.allocate(Some(5)).unwrap_err().to_string(),
+        "requested vxlan not available - vxlan:5"
+    );
     assert_eq!(v.allocate(None).unwrap(), (10002, 3));
-    assert_eq!(v.allocate(None).unwrap_err().to_string(), "no vxlans available");
+    assert_eq!(
+        v.allocate(None).unwrap_err().to_string(),
+        "no vxlans available"
+    );
     assert!(v.release(10001, 1));
     assert!(!v.release(10001, 1));
     v.reserve(10001, 1).unwrap();
@@ -122,7 +155,10 @@ fn vxlan_local_vlans_exhausted_leaves_vni_free() {
     for _ in 0..4094 {
         v.allocate(None).unwrap();
     }
-    assert_eq!(v.allocate(None).unwrap_err().to_string(), "no local vlans available");
+    assert_eq!(
+        v.allocate(None).unwrap_err().to_string(),
+        "no local vlans available"
+    );
     assert_eq!(v.vnis.used_count(), 4094);
     assert!(v.reserve(5000, 5).is_err());
     assert!(!v.vnis.is_used(5000));

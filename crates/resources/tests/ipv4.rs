@@ -9,7 +9,10 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn r(a: &str, b: &str) -> Ipv4Range {
-    Ipv4Range { start: ip(a), end: ip(b) }
+    Ipv4Range {
+        start: ip(a),
+        end: ip(b),
+    }
 }
 
 #[test]
@@ -23,7 +26,10 @@ fn fresh_network_strings() {
     assert_eq!(p.allocated_ranges(), "10.1.1.1");
     assert_eq!(p.available_ranges(), "10.1.1.2-10.1.1.254");
     let q = Ipv4Pool::new("10.1.1.0/24", None).unwrap();
-    assert_eq!((q.allocated_ranges(), q.available_ranges()), (String::new(), "10.1.1.1-10.1.1.254".into()));
+    assert_eq!(
+        (q.allocated_ranges(), q.available_ranges()),
+        (String::new(), "10.1.1.1-10.1.1.254".into())
+    );
 }
 
 #[test]
@@ -39,7 +45,10 @@ fn allocate_lowest_release_reallocate() {
     assert!(!p.release(ip("10.9.9.9")));
     assert!(!p.is_allocated(ip("10.1.1.2")) && p.is_allocated(ip("10.1.1.3")));
     assert!(!p.is_allocated(ip("10.1.1.254")));
-    assert_eq!(p.allocated_ranges(), "10.1.1.1, 10.1.1.3-10.1.1.5, 10.1.1.254");
+    assert_eq!(
+        p.allocated_ranges(),
+        "10.1.1.1, 10.1.1.3-10.1.1.5, 10.1.1.254"
+    );
     assert_eq!(p.available_ranges(), "10.1.1.2, 10.1.1.6-10.1.1.253");
     assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.2"));
     assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.6"));
@@ -51,7 +60,10 @@ fn exhaustion() {
     let got: Vec<_> = (0..5).map(|_| p.allocate_lowest(None).unwrap()).collect();
     assert_eq!(got.last(), Some(&ip("10.1.1.6")));
     let e = p.allocate_lowest(None).unwrap_err();
-    assert_eq!(e.to_string(), "auto allocation failed - address exhaustion in subnet 10.1.1.0/29");
+    assert_eq!(
+        e.to_string(),
+        "auto allocation failed - address exhaustion in subnet 10.1.1.0/29"
+    );
     assert_eq!(p.available_ranges(), "");
     assert_eq!(p.allocated_ranges(), "10.1.1.1-10.1.1.6");
     assert_eq!(p.free_count(), 0);
@@ -67,14 +79,34 @@ fn preferred_address() {
     let e = p.allocate_specific(ip("10.1.1.5")).unwrap_err();
     assert_eq!(e.to_string(), "ip address 10.1.1.5 is not available");
     let msg = |p: &mut Ipv4Pool, s: &str| p.allocate_specific(ip(s)).unwrap_err().to_string();
-    assert_eq!(msg(&mut p, "10.1.1.1"), "ip address 10.1.1.1 is reserved in subnet 10.1.1.0/24");
-    assert_eq!(msg(&mut p, "10.1.1.0"), "ip address 10.1.1.0 is reserved in subnet 10.1.1.0/24");
-    assert_eq!(msg(&mut p, "10.1.1.255"), "ip address 10.1.1.255 is reserved in subnet 10.1.1.0/24");
-    assert_eq!(msg(&mut p, "10.1.2.1"), "ip address 10.1.2.1 is outside subnet 10.1.1.0/24");
+    assert_eq!(
+        msg(&mut p, "10.1.1.1"),
+        "ip address 10.1.1.1 is reserved in subnet 10.1.1.0/24"
+    );
+    assert_eq!(
+        msg(&mut p, "10.1.1.0"),
+        "ip address 10.1.1.0 is reserved in subnet 10.1.1.0/24"
+    );
+    assert_eq!(
+        msg(&mut p, "10.1.1.255"),
+        "ip address 10.1.1.255 is reserved in subnet 10.1.1.0/24"
+    );
+    assert_eq!(
+        msg(&mut p, "10.1.2.1"),
+        "ip address 10.1.2.1 is outside subnet 10.1.1.0/24"
+    );
     assert_eq!(p.allocated_count(), 1);
     // lowest skips the preferred one
     let got: Vec<_> = (0..4).map(|_| p.allocate_lowest(None).unwrap()).collect();
-    assert_eq!(got, vec![ip("10.1.1.2"), ip("10.1.1.3"), ip("10.1.1.4"), ip("10.1.1.6")]);
+    assert_eq!(
+        got,
+        vec![
+            ip("10.1.1.2"),
+            ip("10.1.1.3"),
+            ip("10.1.1.4"),
+            ip("10.1.1.6")
+        ]
+    );
     // specific on the current lowest free keeps lowest-free correct
     p.allocate_specific(ip("10.1.1.7")).unwrap();
     assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.8"));
@@ -92,7 +124,10 @@ fn range_subnet_with_gateway_inside_and_outside() {
         p.allocate_specific(ip("10.1.1.5")).unwrap_err().to_string(),
         "ip address 10.1.1.5 is outside the address range 10.1.1.10-10.1.1.20 of subnet 10.1.1.0/24"
     );
-    assert!(matches!(p.allocate_specific(ip("10.1.1.1")), Err(ResourceError::AddressReserved { .. })));
+    assert!(matches!(
+        p.allocate_specific(ip("10.1.1.1")),
+        Err(ResourceError::AddressReserved { .. })
+    ));
     let mut q = Ipv4Pool::new("10.1.1.10-10.1.1.20/24", Some(ip("10.1.1.10"))).unwrap();
     assert_eq!(q.allocated_ranges(), "10.1.1.10");
     assert_eq!(q.available_ranges(), "10.1.1.11-10.1.1.20");
@@ -103,9 +138,18 @@ fn range_subnet_with_gateway_inside_and_outside() {
 #[test]
 fn gateway_checks() {
     let msg = |s: &str, g: &str| Ipv4Pool::new(s, Some(ip(g))).unwrap_err().to_string();
-    assert_eq!(msg("10.1.1.0/24", "10.1.2.1"), "gateway 10.1.2.1 is not in subnet 10.1.1.0/24");
-    assert_eq!(msg("10.1.1.0/24", "10.1.1.0"), "gateway 10.1.1.0 is a reserved address of subnet 10.1.1.0/24");
-    assert_eq!(msg("10.1.1.0/24", "10.1.1.255"), "gateway 10.1.1.255 is a reserved address of subnet 10.1.1.0/24");
+    assert_eq!(
+        msg("10.1.1.0/24", "10.1.2.1"),
+        "gateway 10.1.2.1 is not in subnet 10.1.1.0/24"
+    );
+    assert_eq!(
+        msg("10.1.1.0/24", "10.1.1.0"),
+        "gateway 10.1.1.0 is a reserved address of subnet 10.1.1.0/24"
+    );
+    assert_eq!(
+        msg("10.1.1.0/24", "10.1.1.255"),
+        "gateway 10.1.1.255 is a reserved address of subnet 10.1.1.0/24"
+    );
     assert!(Ipv4Pool::new("10.1.1.0/33", None).is_err());
 }
 
@@ -149,10 +193,17 @@ fn epg_pool_reservation_and_scoped_allocation() {
         "auto allocation failed - address exhaustion in pool 10.1.1.2-10.1.1.4"
     );
     assert_eq!(p.available_ranges_in(&pool), "");
-    assert!(matches!(p.peek_lowest(Some(&pool)), Err(ResourceError::PoolExhausted { .. })));
+    assert!(matches!(
+        p.peek_lowest(Some(&pool)),
+        Err(ResourceError::PoolExhausted { .. })
+    ));
     assert_eq!(p.allocated_count(), 4);
     assert!(p.release(ip("10.1.1.3")));
-    assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.6"), "un-scoped skips the pool");
+    assert_eq!(
+        p.allocate_lowest(None).unwrap(),
+        ip("10.1.1.6"),
+        "un-scoped skips the pool"
+    );
     assert_eq!(p.allocate_lowest(Some(&pool)).unwrap(), ip("10.1.1.3"));
     assert!(p.release_pool(&pool));
     assert!(!p.release_pool(&pool));
@@ -168,25 +219,52 @@ fn epg_pool_checks() {
         msg(&p, "10.2.2.1", "10.2.2.5"),
         "bad ip-pool 10.2.2.1-10.2.2.5, EPG ip-pool must be a subset of network 10.1.1.0/24"
     );
-    assert_eq!(msg(&p, "10.1.1.250", "10.1.2.5"), "invalid ip-pool 10.1.1.250-10.1.2.5");
-    assert_eq!(msg(&p, "10.1.1.5", "10.1.1.12"), "ip address 10.1.1.5 is not available");
-    assert_eq!(msg(&p, "10.1.1.95", "10.1.1.120"), "ip address 10.1.1.101 is not available");
-    assert_eq!(msg(&p, "10.1.1.20", "10.1.1.40"), "ip address 10.1.1.30 is not available");
-    assert_eq!(msg(&p, "10.1.1.40", "10.1.1.60"), "ip address 10.1.1.50 is not available");
+    assert_eq!(
+        msg(&p, "10.1.1.250", "10.1.2.5"),
+        "invalid ip-pool 10.1.1.250-10.1.2.5"
+    );
+    assert_eq!(
+        msg(&p, "10.1.1.5", "10.1.1.12"),
+        "ip address 10.1.1.5 is not available"
+    );
+    assert_eq!(
+        msg(&p, "10.1.1.95", "10.1.1.120"),
+        "ip address 10.1.1.101 is not available"
+    );
+    assert_eq!(
+        msg(&p, "10.1.1.20", "10.1.1.40"),
+        "ip address 10.1.1.30 is not available"
+    );
+    assert_eq!(
+        msg(&p, "10.1.1.40", "10.1.1.60"),
+        "ip address 10.1.1.50 is not available"
+    );
     p.reserve_pool(&r("10.1.1.60", "10.1.1.70")).unwrap();
-    assert_eq!(msg(&p, "10.1.1.65", "10.1.1.80"), "ip address 10.1.1.65 is not available");
+    assert_eq!(
+        msg(&p, "10.1.1.65", "10.1.1.80"),
+        "ip address 10.1.1.65 is not available"
+    );
     assert!(p.reserve_pool(&r("10.1.1.55", "10.1.1.60")).is_err());
     p.reserve_pool(&r("10.1.1.31", "10.1.1.40")).unwrap();
-    assert_eq!(p.reserved_pools(), &[r("10.1.1.31", "10.1.1.40"), r("10.1.1.60", "10.1.1.70")]);
+    assert_eq!(
+        p.reserved_pools(),
+        &[r("10.1.1.31", "10.1.1.40"), r("10.1.1.60", "10.1.1.70")]
+    );
     assert!(matches!(
         p.allocate_lowest(Some(&r("10.2.0.1", "10.2.0.2"))),
         Err(ResourceError::IpPoolNotSubset { .. })
     ));
     // a sub-range outside the allocatable range has nothing to give
-    assert!(matches!(p.allocate_lowest(Some(&r("10.1.1.1", "10.1.1.5"))), Err(ResourceError::PoolExhausted { .. })));
+    assert!(matches!(
+        p.allocate_lowest(Some(&r("10.1.1.1", "10.1.1.5"))),
+        Err(ResourceError::PoolExhausted { .. })
+    ));
     assert_eq!(p.allocated_ranges_in(&r("10.1.1.1", "10.1.1.5")), "");
     assert_eq!(p.available_ranges_in(&r("10.1.1.1", "10.1.1.5")), "");
-    assert_eq!(p.available_ranges_in(&r("10.1.1.1", "10.1.1.12")), "10.1.1.10-10.1.1.12");
+    assert_eq!(
+        p.available_ranges_in(&r("10.1.1.1", "10.1.1.12")),
+        "10.1.1.10-10.1.1.12"
+    );
 }
 
 #[test]
@@ -195,15 +273,22 @@ fn unscoped_exhaustion_with_pools() {
     p.reserve_pool(&r("10.1.1.3", "10.1.1.6")).unwrap();
     assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.1"));
     assert_eq!(p.allocate_lowest(None).unwrap(), ip("10.1.1.2"));
-    assert!(matches!(p.allocate_lowest(None), Err(ResourceError::AddressExhausted { .. })));
-    assert_eq!(p.allocate_lowest(Some(&r("10.1.1.3", "10.1.1.6"))).unwrap(), ip("10.1.1.3"));
+    assert!(matches!(
+        p.allocate_lowest(None),
+        Err(ResourceError::AddressExhausted { .. })
+    ));
+    assert_eq!(
+        p.allocate_lowest(Some(&r("10.1.1.3", "10.1.1.6"))).unwrap(),
+        ip("10.1.1.3")
+    );
 }
 
 #[test]
 fn slash_8_scattered_strings() {
     let mut p = Ipv4Pool::new("10.0.0.0/8", Some(ip("10.0.0.1"))).unwrap();
     for i in 0..1000u32 {
-        p.allocate_specific(Ipv4Addr::from(u32::from(ip("10.0.0.0")) + 16_000 * (i + 1))).unwrap();
+        p.allocate_specific(Ipv4Addr::from(u32::from(ip("10.0.0.0")) + 16_000 * (i + 1)))
+            .unwrap();
     }
     assert_eq!(p.allocated_count(), 1000);
     let alloc = p.allocated_ranges();

@@ -30,11 +30,25 @@ fn specific_release_reallocate() {
     assert_eq!(p.peek_lowest().unwrap(), ip("2001:db8::1"));
     assert!(p.check_available(ip("2001:db8::1")).is_ok());
     p.allocate_specific(ip("2001:db8::1")).unwrap();
-    assert!(matches!(p.check_available(ip("2001:db8::1")), Err(ResourceError::AddressNotAvailable { .. })));
+    assert!(matches!(
+        p.check_available(ip("2001:db8::1")),
+        Err(ResourceError::AddressNotAvailable { .. })
+    ));
     assert_eq!(p.peek_lowest().unwrap(), ip("2001:db8::2"));
-    assert_eq!(p.allocate_specific(ip("2001:db8::1")).unwrap_err().to_string(), "ip address 2001:db8::1 is not available");
-    assert!(matches!(p.allocate_specific(ip("2001:db8::")), Err(ResourceError::AddressReserved { .. })));
-    assert!(matches!(p.allocate_specific(ip("2001:db9::1")), Err(ResourceError::AddressOutsideSubnet { .. })));
+    assert_eq!(
+        p.allocate_specific(ip("2001:db8::1"))
+            .unwrap_err()
+            .to_string(),
+        "ip address 2001:db8::1 is not available"
+    );
+    assert!(matches!(
+        p.allocate_specific(ip("2001:db8::")),
+        Err(ResourceError::AddressReserved { .. })
+    ));
+    assert!(matches!(
+        p.allocate_specific(ip("2001:db9::1")),
+        Err(ResourceError::AddressOutsideSubnet { .. })
+    ));
     p.allocate_specific(ip("2001:db8::3")).unwrap();
     assert_eq!(p.allocate_lowest().unwrap(), ip("2001:db8::2"));
     assert_eq!(p.allocate_lowest().unwrap(), ip("2001:db8::4"));
@@ -63,8 +77,14 @@ fn exhaustion_small_prefix() {
 #[test]
 fn gateway_checks() {
     let e = Ipv6Pool::new("2001:db8::/64", Some(ip("2001:db9::1"))).unwrap_err();
-    assert_eq!(e.to_string(), "gateway 2001:db9::1 is not in subnet 2001:db8::/64");
-    assert!(matches!(Ipv6Pool::new("2001:db8::/64", Some(ip("2001:db8::"))), Err(ResourceError::GatewayReserved { .. })));
+    assert_eq!(
+        e.to_string(),
+        "gateway 2001:db9::1 is not in subnet 2001:db8::/64"
+    );
+    assert!(matches!(
+        Ipv6Pool::new("2001:db8::/64", Some(ip("2001:db8::"))),
+        Err(ResourceError::GatewayReserved { .. })
+    ));
     assert!(Ipv6Pool::new("2001:db8::/8", None).is_err());
     assert!(Ipv6Pool::new("10.1.1.0/24", None).is_err());
 }

@@ -70,8 +70,16 @@ fn run_model(spec: &str, gw: Option<Ipv4Addr>, epg: Ipv4Range, seed: u64) {
             3 => {
                 let a = probe(&mut rng);
                 let ok = (lo..=hi).contains(&a) && free(&model, a);
-                assert_eq!(pool.check_available(Ipv4Addr::from(a)).is_ok(), ok, "step {step} check {a}");
-                assert_eq!(pool.allocate_specific(Ipv4Addr::from(a)).is_ok(), ok, "step {step} specific {a}");
+                assert_eq!(
+                    pool.check_available(Ipv4Addr::from(a)).is_ok(),
+                    ok,
+                    "step {step} check {a}"
+                );
+                assert_eq!(
+                    pool.allocate_specific(Ipv4Addr::from(a)).is_ok(),
+                    ok,
+                    "step {step} specific {a}"
+                );
                 if ok {
                     model.insert(a);
                 }
@@ -81,7 +89,11 @@ fn run_model(spec: &str, gw: Option<Ipv4Addr>, epg: Ipv4Range, seed: u64) {
                     Some(&a) if rng.below(4) != 0 => a,
                     _ => probe(&mut rng),
                 };
-                assert_eq!(pool.release(Ipv4Addr::from(a)), model.remove(&a), "step {step} release {a}");
+                assert_eq!(
+                    pool.release(Ipv4Addr::from(a)),
+                    model.remove(&a),
+                    "step {step} release {a}"
+                );
             }
         }
         let a = probe(&mut rng);
@@ -116,19 +128,33 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[test]
 fn random_ops_match_model_plain_24() {
-    let epg = Ipv4Range { start: ip("10.1.1.100"), end: ip("10.1.1.140") };
-    run_model("10.1.1.0/24", Some(ip("10.1.1.1")), epg, 0x9E37_79B9_7F4A_7C15);
+    let epg = Ipv4Range {
+        start: ip("10.1.1.100"),
+        end: ip("10.1.1.140"),
+    };
+    run_model(
+        "10.1.1.0/24",
+        Some(ip("10.1.1.1")),
+        epg,
+        0x9E37_79B9_7F4A_7C15,
+    );
 }
 
 #[test]
 fn random_ops_match_model_range_subnet_crossing_words() {
-    let epg = Ipv4Range { start: ip("10.1.0.64"), end: ip("10.1.0.200") };
+    let epg = Ipv4Range {
+        start: ip("10.1.0.64"),
+        end: ip("10.1.0.200"),
+    };
     run_model("10.1.0.30-10.1.1.40/22", Some(ip("10.1.1.0")), epg, 42);
 }
 
 #[test]
 fn random_ops_match_model_gateway_outside_range() {
-    let epg = Ipv4Range { start: ip("10.2.0.10"), end: ip("10.2.0.12") };
+    let epg = Ipv4Range {
+        start: ip("10.2.0.10"),
+        end: ip("10.2.0.12"),
+    };
     run_model("10.2.0.5-10.2.0.90/25", Some(ip("10.2.0.1")), epg, 7);
 }
 
@@ -156,11 +182,20 @@ fn sequential_allocations_are_fast() {
     let n = big.allocate_lowest(None).unwrap();
     assert_eq!(u32::from(n) - u32::from(ip("10.0.0.0")), (1 << 22) + 2);
     let s = big.available_ranges();
-    assert_eq!(s, format!("{}-10.255.255.254", Ipv4Addr::from(u32::from(n) + 1)));
+    assert_eq!(
+        s,
+        format!("{}-10.255.255.254", Ipv4Addr::from(u32::from(n) + 1))
+    );
     let scattered = t.elapsed();
     eprintln!("4000 sequential on /16: {seq:?}; /8 release+realloc 2000 + strings: {scattered:?}");
-    assert!(seq.as_millis() < 50, "4000 sequential allocations took {seq:?}");
-    assert!(scattered.as_millis() < 500, "/8 scattered ops took {scattered:?}");
+    assert!(
+        seq.as_millis() < 50,
+        "4000 sequential allocations took {seq:?}"
+    );
+    assert!(
+        scattered.as_millis() < 500,
+        "/8 scattered ops took {scattered:?}"
+    );
     let mut ids = IdPool::new(1, 16_777_215);
     let t = Instant::now();
     for _ in 0..100_000 {

@@ -40,7 +40,11 @@ impl Default for EngineOptions {
 
 pub(super) async fn ensure_defaults(engine: &Engine) -> ApiResult<()> {
     let (has_global, has_tenant, stored) = engine.read(|st| {
-        (st.globals.contains_key(GLOBAL_KEY), st.tenants.contains_key(DEFAULT_TENANT), st.global())
+        (
+            st.globals.contains_key(GLOBAL_KEY),
+            st.tenants.contains_key(DEFAULT_TENANT),
+            st.global(),
+        )
     });
     let opts = engine.options().clone();
     if !has_global {

@@ -47,7 +47,11 @@ fn line(ev: &AgentEvent) -> Bytes {
 }
 
 enum Phase {
-    Backlog(std::vec::IntoIter<Arc<AgentEvent>>, tokio::sync::broadcast::Receiver<Arc<AgentEvent>>, u64),
+    Backlog(
+        std::vec::IntoIter<Arc<AgentEvent>>,
+        tokio::sync::broadcast::Receiver<Arc<AgentEvent>>,
+        u64,
+    ),
     Live(tokio::sync::broadcast::Receiver<Arc<AgentEvent>>, u64),
     Done,
 }
@@ -75,7 +79,10 @@ async fn live_step(
     loop {
         match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
             Err(_) => {
-                let ka = AgentEvent { revision: last, ..Default::default() };
+                let ka = AgentEvent {
+                    revision: last,
+                    ..Default::default()
+                };
                 return Some((Ok(line(&ka)), Phase::Live(rx, last)));
             }
             Ok(Ok(ev)) if ev.revision <= last => continue, // already sent from the backlog
@@ -85,7 +92,11 @@ async fn live_step(
             }
             Ok(Err(RecvError::Lagged(_))) => {
                 // The agent fell too far behind: tell it to resync, then end the stream.
-                let rs = AgentEvent { revision: last, resync: true, ..Default::default() };
+                let rs = AgentEvent {
+                    revision: last,
+                    resync: true,
+                    ..Default::default()
+                };
                 return Some((Ok(line(&rs)), Phase::Done));
             }
             Ok(Err(RecvError::Closed)) => return None,
@@ -97,7 +108,11 @@ pub async fn agent_watch(State(app): State<AppState>, Query(q): Query<WatchQuery
     let phase = match app.engine.agent_subscribe(q.after) {
         Some(sub) => Phase::Backlog(sub.backlog.into_iter(), sub.live, q.after),
         None => {
-            let rs = AgentEvent { revision: q.after, resync: true, ..Default::default() };
+            let rs = AgentEvent {
+                revision: q.after,
+                resync: true,
+                ..Default::default()
+            };
             return ndjson(Body::from(line(&rs)));
         }
     };
@@ -106,6 +121,9 @@ pub async fn agent_watch(State(app): State<AppState>, Query(q): Query<WatchQuery
 
 fn ndjson(body: Body) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     r
 }

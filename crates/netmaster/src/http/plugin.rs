@@ -11,7 +11,8 @@ use super::AppState;
 use crate::error::{ApiError, ApiResult};
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 macro_rules! plugin_handler {
@@ -46,7 +47,18 @@ pub async fn version(State(app): State<AppState>) -> Reply {
 /// Contiv's cluster info map (single netmaster: it is the leader).
 pub async fn info(State(app): State<AppState>) -> Reply {
     let store = app.engine.store_info();
-    let nodes: Vec<String> = app.engine.read(|st| st.nodes.values().map(|n| if n.vtep_ip.is_empty() { n.hostname.clone() } else { n.vtep_ip.clone() }).collect());
+    let nodes: Vec<String> = app.engine.read(|st| {
+        st.nodes
+            .values()
+            .map(|n| {
+                if n.vtep_ip.is_empty() {
+                    n.hostname.clone()
+                } else {
+                    n.vtep_ip.clone()
+                }
+            })
+            .collect()
+    });
     let v = json!({
         "local-ip": app.info.listen,
         "leader-ip": app.info.listen,

@@ -44,7 +44,9 @@ pub struct Reply {
 impl Reply {
     pub fn json<T: Serialize>(style: ErrorStyle, result: Result<T, ApiError>) -> Reply {
         let result = result.and_then(|v| {
-            serde_json::to_vec(&v).map(Bytes::from).map_err(|e| ApiError::internal(format!("encode: {e}")))
+            serde_json::to_vec(&v)
+                .map(Bytes::from)
+                .map_err(|e| ApiError::internal(format!("encode: {e}")))
         });
         Reply { style, result }
     }
@@ -65,17 +67,30 @@ struct Problem<'a> {
 pub fn error_response(style: ErrorStyle, e: &ApiError) -> Response {
     match style {
         ErrorStyle::Contiv => {
-            let mut r = (StatusCode::INTERNAL_SERVER_ERROR, format!("{}\n", e.message)).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            let mut r = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}\n", e.message),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
         }
         ErrorStyle::Problem => {
             let status = e.kind.status();
-            let body = Problem { kind: "about:blank", title: e.kind.title(), status, detail: &e.message };
+            let body = Problem {
+                kind: "about:blank",
+                title: e.kind.title(),
+                status,
+                detail: &e.message,
+            };
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut r = (code, bytes).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
             r
         }
     }
@@ -86,7 +101,10 @@ impl IntoResponse for Reply {
         match self.result {
             Ok(body) => {
                 let mut r = (StatusCode::OK, body).into_response();
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r
             }
             Err(e) => {

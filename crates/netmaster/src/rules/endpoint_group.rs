@@ -11,8 +11,8 @@ use super::network::resource_error;
 use super::{count_i64, link, link_set, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::state::State;
+use contiv_api::keys;
 
 /// Group ids fit the 15 bits the OpenFlow pipeline's metadata gives them.
 pub const MAX_EPG_ID: u32 = 32_767;
@@ -23,12 +23,18 @@ fn check_references(st: &State, g: &EndpointGroup) -> ApiResult<()> {
             return Err(ApiError::not_found("Policy not found"));
         }
     }
-    if !g.net_profile.is_empty() && !st.net_profiles.contains_key(&scoped(&g.tenant_name, &g.net_profile)) {
+    if !g.net_profile.is_empty()
+        && !st
+            .net_profiles
+            .contains_key(&scoped(&g.tenant_name, &g.net_profile))
+    {
         return Err(ApiError::not_found("netprofile not found"));
     }
     for c in &g.ext_contracts_grps {
         if !st.ext_contracts.contains_key(&scoped(&g.tenant_name, c)) {
-            return Err(ApiError::not_found(format!("External contracts group {c} not found")));
+            return Err(ApiError::not_found(format!(
+                "External contracts group {c} not found"
+            )));
         }
     }
     Ok(())
@@ -41,7 +47,10 @@ fn check_ip_pool(st: &State, g: &EndpointGroup, net_key: &str) -> ApiResult<()> 
     let range = Ipv4Range::parse(&g.ip_pool).map_err(resource_error)?;
     let pool = st.pools.get(net_key).and_then(|p| p.v4.as_ref());
     let Some(pool) = pool else {
-        return Err(ApiError::bad_request(format!("network {} has no IPv4 subnet for ip-pool {}", g.network_name, g.ip_pool)));
+        return Err(ApiError::bad_request(format!(
+            "network {} has no IPv4 subnet for ip-pool {}",
+            g.network_name, g.ip_pool
+        )));
     };
     pool.check_pool(&range).map_err(resource_error)
 }
@@ -63,7 +72,10 @@ impl Managed for EndpointGroup {
         }
         let net_key = scoped(&g.tenant_name, &g.network_name);
         if !st.networks.contains_key(&net_key) {
-            return Err(ApiError::not_found(format!("Network {} not found", g.network_name)));
+            return Err(ApiError::not_found(format!(
+                "Network {} not found",
+                g.network_name
+            )));
         }
         if let Some(n) = st.networks.get(&g.key) {
             return Err(ApiError::conflict(format!(
@@ -75,16 +87,23 @@ impl Managed for EndpointGroup {
         check_references(st, g)?;
         let id = next_group_id(st)?;
         cs.claim(keys::epg_id(id), &g.key);
-        cs.put_raw(keys::EPG_ID_COUNTER.to_owned(), id.max(st.epg_id_high_water).to_string().into_bytes());
+        cs.put_raw(
+            keys::EPG_ID_COUNTER.to_owned(),
+            id.max(st.epg_id_high_water).to_string().into_bytes(),
+        );
         Ok(())
     }
 
     fn plan_update(st: &State, old: &Self, new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         if old.network_name != new.network_name {
-            return Err(ApiError::conflict("Cannot change network association after epg is created."));
+            return Err(ApiError::conflict(
+                "Cannot change network association after epg is created.",
+            ));
         }
         if old.ip_pool != new.ip_pool {
-            return Err(ApiError::conflict("Cannot change IP pool after epg is created."));
+            return Err(ApiError::conflict(
+                "Cannot change IP pool after epg is created.",
+            ));
         }
         check_references(st, new)
     }
@@ -96,9 +115,16 @@ impl Managed for EndpointGroup {
                 g.group_name
             )));
         }
-        let eps = st.endpoints.values().filter(|ep| ep.group_key() == g.key).count();
+        let eps = st
+            .endpoints
+            .values()
+            .filter(|ep| ep.group_key() == g.key)
+            .count();
         if eps != 0 {
-            return Err(ApiError::conflict(format!("cannot delete {} has {eps} endpoints", g.group_name)));
+            return Err(ApiError::conflict(format!(
+                "cannot delete {} has {eps} endpoints",
+                g.group_name
+            )));
         }
         if let Some(id) = st.epg_id_of.get(&g.key) {
             cs.delete(keys::epg_id(*id));
@@ -141,8 +167,12 @@ impl Managed for EndpointGroup {
     fn oper(st: &State, g: &Self) -> EndpointGroupOper {
         let net_key = scoped(&g.tenant_name, &g.network_name);
         let tags = st.net_oper.get(&net_key).cloned().unwrap_or_default();
-        let endpoints: Vec<_> =
-            st.endpoints.values().filter(|ep| ep.group_key() == g.key).map(|ep| ep.to_oper()).collect();
+        let endpoints: Vec<_> = st
+            .endpoints
+            .values()
+            .filter(|ep| ep.group_key() == g.key)
+            .map(|ep| ep.to_oper())
+            .collect();
         let v4 = st.pools.get(&net_key).and_then(|p| p.v4.as_ref());
         let range = Ipv4Range::parse(&g.ip_pool).ok();
         let (allocated, available) = match (v4, range) {
@@ -168,6 +198,10 @@ impl Managed for EndpointGroup {
 /// Key of the app profile that lists this group, if any.
 fn app_profile_of(st: &State, g: &EndpointGroup) -> Option<String> {
     super::tenant::tenant_children(&st.app_profiles, &g.tenant_name)
-        .find(|k| st.app_profiles.get(*k).is_some_and(|ap| ap.endpoint_groups.contains(&g.group_name)))
+        .find(|k| {
+            st.app_profiles
+                .get(*k)
+                .is_some_and(|ap| ap.endpoint_groups.contains(&g.group_name))
+        })
         .cloned()
 }

@@ -19,11 +19,19 @@ fn existing_networks(st: &State, option: &str) -> ApiError {
     if !st.vxlans.is_empty() {
         parts.push(format!("{} vxlans", st.vxlans.len()));
     }
-    ApiError::conflict(format!("Unable to update {option} due to existing {}", parts.join(" and ")))
+    ApiError::conflict(format!(
+        "Unable to update {option} due to existing {}",
+        parts.join(" and ")
+    ))
 }
 
 /// A new id range must still contain every id in use.
-fn check_range(spec: &str, max: u32, kind: &'static str, used: &std::collections::BTreeMap<u32, String>) -> ApiResult<()> {
+fn check_range(
+    spec: &str,
+    max: u32,
+    kind: &'static str,
+    used: &std::collections::BTreeMap<u32, String>,
+) -> ApiResult<()> {
     let pool = IdPool::parse_kind(spec, max, kind).map_err(resource_error)?;
     if let Some(outside) = used.keys().find(|id| !pool.contains_range(**id)) {
         return Err(ApiError::conflict(format!(

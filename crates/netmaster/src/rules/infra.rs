@@ -40,7 +40,9 @@ impl Managed for AciGw {
     fn plan_delete(st: &State, _a: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         let n = st.app_profiles.len();
         if n != 0 {
-            return Err(ApiError::conflict(format!("{n} App-Profiles found. Delete them first")));
+            return Err(ApiError::conflict(format!(
+                "{n} App-Profiles found. Delete them first"
+            )));
         }
         Ok(())
     }
@@ -49,6 +51,8 @@ impl Managed for AciGw {
         a.clone()
     }
     fn oper(st: &State, _a: &Self) -> AciGwOper {
-        AciGwOper { num_app_profiles: count_i64(st.app_profiles.len()) }
+        AciGwOper {
+            num_app_profiles: count_i64(st.app_profiles.len()),
+        }
     }
 }

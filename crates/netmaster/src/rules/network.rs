@@ -10,8 +10,8 @@ use contiv_resources::{subnets_overlap, Ipv4Pool, Ipv6Pool, ResourceError};
 use super::{count_i64, link, link_set, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::state::{NetOper, State};
+use contiv_api::keys;
 
 /// Shown when a client tries to change a network (Contiv's text).
 pub const NETWORK_SUBNET_CHANGE: &str = "Cant change network parameters after its created";
@@ -36,11 +36,18 @@ fn check_addressing(st: &State, n: &Network) -> ApiResult<()> {
         let gw6 = parse_opt::<Ipv6Addr>(&n.ipv6_gateway, "ipv6Gateway")?;
         Ipv6Pool::new(&n.ipv6_subnet, gw6).map_err(resource_err)?;
     } else if !n.ipv6_gateway.is_empty() {
-        return Err(ApiError::bad_request("ipv6Gateway given without ipv6Subnet"));
+        return Err(ApiError::bad_request(
+            "ipv6Gateway given without ipv6Subnet",
+        ));
     }
     for other in super::tenant::tenant_children(&st.networks, &n.tenant_name) {
-        let Some(o) = st.networks.get(other) else { continue };
-        if !n.ipv6_subnet.is_empty() && !o.ipv6_subnet.is_empty() && v6_overlap(&n.ipv6_subnet, &o.ipv6_subnet) {
+        let Some(o) = st.networks.get(other) else {
+            continue;
+        };
+        if !n.ipv6_subnet.is_empty()
+            && !o.ipv6_subnet.is_empty()
+            && v6_overlap(&n.ipv6_subnet, &o.ipv6_subnet)
+        {
             return Err(ApiError::conflict(format!(
                 "network {} conflicts with subnetv6  {}",
                 o.network_name, n.ipv6_subnet
@@ -67,7 +74,9 @@ fn parse_opt<T: std::str::FromStr>(s: &str, field: &str) -> ApiResult<Option<T>>
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("{field} string invalid format")))
+    s.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("{field} string invalid format")))
 }
 
 /// Picks the tags for a new network and claims them in the change set.
@@ -86,7 +95,10 @@ fn allocate_tags(st: &State, n: &Network, cs: &mut ChangeSet) -> ApiResult<NetOp
             }
             .map_err(resource_err)?;
             cs.claim(keys::vlan(tag), key);
-            Ok(NetOper { pkt_tag: tag, ext_pkt_tag: tag })
+            Ok(NetOper {
+                pkt_tag: tag,
+                ext_pkt_tag: tag,
+            })
         }
         _ => {
             let mut vnis = st.vxlan_pool();
@@ -95,22 +107,34 @@ fn allocate_tags(st: &State, n: &Network, cs: &mut ChangeSet) -> ApiResult<NetOp
                 None => vnis.allocate_lowest(),
             }
             .map_err(resource_err)?;
-            let local = st.local_vlan_pool().allocate_lowest().map_err(resource_err)?;
+            let local = st
+                .local_vlan_pool()
+                .allocate_lowest()
+                .map_err(resource_err)?;
             cs.claim(keys::vxlan(vni), key);
             cs.claim(keys::local_vlan(local), key);
-            Ok(NetOper { pkt_tag: local, ext_pkt_tag: vni })
+            Ok(NetOper {
+                pkt_tag: local,
+                ext_pkt_tag: vni,
+            })
         }
     }
 }
 
 /// Keys of endpoint groups / services on network `n`.
 fn groups_on<'a>(st: &'a State, n: &'a Network) -> impl Iterator<Item = &'a String> + 'a {
-    super::tenant::tenant_children(&st.epgs, &n.tenant_name)
-        .filter(move |k| st.epgs.get(*k).is_some_and(|g| g.network_name == n.network_name))
+    super::tenant::tenant_children(&st.epgs, &n.tenant_name).filter(move |k| {
+        st.epgs
+            .get(*k)
+            .is_some_and(|g| g.network_name == n.network_name)
+    })
 }
 fn services_on<'a>(st: &'a State, n: &'a Network) -> impl Iterator<Item = &'a String> + 'a {
-    super::tenant::tenant_children(&st.service_lbs, &n.tenant_name)
-        .filter(move |k| st.service_lbs.get(*k).is_some_and(|s| s.network_name == n.network_name))
+    super::tenant::tenant_children(&st.service_lbs, &n.tenant_name).filter(move |k| {
+        st.service_lbs
+            .get(*k)
+            .is_some_and(|s| s.network_name == n.network_name)
+    })
 }
 
 impl Managed for Network {
@@ -147,7 +171,11 @@ impl Managed for Network {
                 n.network_name
             )));
         }
-        let eps = st.endpoints.values().filter(|ep| ep.network_key() == n.key).count();
+        let eps = st
+            .endpoints
+            .values()
+            .filter(|ep| ep.network_key() == n.key)
+            .count();
         if eps != 0 {
             return Err(ApiError::conflict(format!(
                 "cannot delete {} has {eps} endpoints",
@@ -214,9 +242,12 @@ pub fn network_oper_of(st: &State, n: &Network) -> NetworkOper {
     let pools = st.pools.get(&n.key);
     let v4 = pools.and_then(|p| p.v4.as_ref());
     NetworkOper {
-        allocated_addresses_count: count_i64(
-            pools.map_or(0, |p| p.owners.keys().filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok()).count()),
-        ),
+        allocated_addresses_count: count_i64(pools.map_or(0, |p| {
+            p.owners
+                .keys()
+                .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+                .count()
+        })),
         allocated_ip_addresses: v4.map(|p| p.allocated_ranges()).unwrap_or_default(),
         available_ip_addresses: v4.map(|p| p.available_ranges()).unwrap_or_default(),
         external_pkt_tag: i64::from(oper.ext_pkt_tag),

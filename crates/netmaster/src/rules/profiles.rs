@@ -16,13 +16,21 @@ fn check_app_profile(st: &State, ap: &AppProfile) -> ApiResult<()> {
     for g in &ap.endpoint_groups {
         let key = scoped(&ap.tenant_name, g);
         if !st.epgs.contains_key(&key) {
-            return Err(ApiError::not_found(format!("EndpointGroup {key} not found")));
+            return Err(ApiError::not_found(format!(
+                "EndpointGroup {key} not found"
+            )));
         }
         let other = super::tenant::tenant_children(&st.app_profiles, &ap.tenant_name)
             .filter(|k| **k != ap.key)
-            .find(|k| st.app_profiles.get(*k).is_some_and(|o| o.endpoint_groups.contains(g)));
+            .find(|k| {
+                st.app_profiles
+                    .get(*k)
+                    .is_some_and(|o| o.endpoint_groups.contains(g))
+            });
         if let Some(other) = other {
-            return Err(ApiError::conflict(format!("EndpointGroup {key} already belongs to appProfile {other}")));
+            return Err(ApiError::conflict(format!(
+                "EndpointGroup {key} already belongs to appProfile {other}"
+            )));
         }
     }
     Ok(())
@@ -45,7 +53,11 @@ impl Managed for AppProfile {
     fn with_links(_st: &State, ap: &Self) -> Self {
         let mut out = ap.clone();
         out.links.tenant = link(ObjectKind::Tenant, &ap.tenant_name);
-        let groups: Vec<String> = ap.endpoint_groups.iter().map(|g| scoped(&ap.tenant_name, g)).collect();
+        let groups: Vec<String> = ap
+            .endpoint_groups
+            .iter()
+            .map(|g| scoped(&ap.tenant_name, g))
+            .collect();
         out.link_sets.endpoint_groups = link_set(ObjectKind::EndpointGroup, &groups);
         out
     }
@@ -56,7 +68,11 @@ impl Managed for AppProfile {
 
 fn groups_with_profile(st: &State, np: &NetProfile) -> Vec<String> {
     super::tenant::tenant_children(&st.epgs, &np.tenant_name)
-        .filter(|k| st.epgs.get(*k).is_some_and(|g| g.net_profile == np.profile_name))
+        .filter(|k| {
+            st.epgs
+                .get(*k)
+                .is_some_and(|g| g.net_profile == np.profile_name)
+        })
         .cloned()
         .collect()
 }
@@ -67,13 +83,17 @@ impl Managed for NetProfile {
             return Err(ApiError::bad_request("Invalid tenant name"));
         }
         if np.burst == 1 {
-            return Err(ApiError::bad_request("Invalid Burst size. burst size > 1500 bytes"));
+            return Err(ApiError::bad_request(
+                "Invalid Burst size. burst size > 1500 bytes",
+            ));
         }
         require_tenant(st, &np.tenant_name, false)
     }
     fn plan_update(_st: &State, _old: &Self, new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         if new.burst == 1 {
-            return Err(ApiError::bad_request("Invalid Burst size. burst size must be > 1500 bytes"));
+            return Err(ApiError::bad_request(
+                "Invalid Burst size. burst size must be > 1500 bytes",
+            ));
         }
         Ok(())
     }
@@ -91,7 +111,8 @@ impl Managed for NetProfile {
     fn with_links(st: &State, np: &Self) -> Self {
         let mut out = np.clone();
         out.links.tenant = link(ObjectKind::Tenant, &np.tenant_name);
-        out.link_sets.endpoint_groups = link_set(ObjectKind::EndpointGroup, &groups_with_profile(st, np));
+        out.link_sets.endpoint_groups =
+            link_set(ObjectKind::EndpointGroup, &groups_with_profile(st, np));
         out
     }
     fn oper(_st: &State, _np: &Self) -> Self::Oper {
@@ -101,7 +122,11 @@ impl Managed for NetProfile {
 
 fn groups_with_contracts(st: &State, c: &ExtContractsGroup) -> Vec<String> {
     super::tenant::tenant_children(&st.epgs, &c.tenant_name)
-        .filter(|k| st.epgs.get(*k).is_some_and(|g| g.ext_contracts_grps.contains(&c.contracts_group_name)))
+        .filter(|k| {
+            st.epgs
+                .get(*k)
+                .is_some_and(|g| g.ext_contracts_grps.contains(&c.contracts_group_name))
+        })
         .cloned()
         .collect()
 }
@@ -137,7 +162,8 @@ impl Managed for ExtContractsGroup {
     }
     fn with_links(st: &State, c: &Self) -> Self {
         let mut out = c.clone();
-        out.link_sets.endpoint_groups = link_set(ObjectKind::EndpointGroup, &groups_with_contracts(st, c));
+        out.link_sets.endpoint_groups =
+            link_set(ObjectKind::EndpointGroup, &groups_with_contracts(st, c));
         out
     }
     fn oper(_st: &State, _c: &Self) -> Self::Oper {

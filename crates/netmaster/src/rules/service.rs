@@ -10,8 +10,8 @@ use super::{count_i64, link, require_tenant, scoped, Managed};
 use crate::changeset::ChangeSet;
 use crate::endpoint::{self, EndpointState};
 use crate::error::{ApiError, ApiResult};
-use contiv_api::keys;
 use crate::state::State;
+use contiv_api::keys;
 
 fn owner(svc: &ServiceLb) -> String {
     format!("service:{}", svc.key)
@@ -20,7 +20,10 @@ fn owner(svc: &ServiceLb) -> String {
 fn valid_port_map(p: &str) -> bool {
     let parts: Vec<&str> = p.split(':').collect();
     let port_ok = |s: &str| s.parse::<u16>().is_ok_and(|n| n != 0);
-    parts.len() == 3 && port_ok(parts[0]) && port_ok(parts[1]) && matches!(parts[2], "TCP" | "UDP" | "tcp" | "udp")
+    parts.len() == 3
+        && port_ok(parts[0])
+        && port_ok(parts[1])
+        && matches!(parts[2], "TCP" | "UDP" | "tcp" | "udp")
 }
 
 fn selectors(svc: &ServiceLb) -> ApiResult<Vec<(&str, &str)>> {
@@ -29,7 +32,11 @@ fn selectors(svc: &ServiceLb) -> ApiResult<Vec<(&str, &str)>> {
         .map(|s| {
             s.split_once('=')
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty() && !v.contains('='))
-                .ok_or_else(|| ApiError::bad_request(format!("Invalid selector {s}. selector format is key1=value1")))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Invalid selector {s}. selector format is key1=value1"
+                    ))
+                })
         })
         .collect()
 }
@@ -42,11 +49,19 @@ fn check_service(st: &State, svc: &ServiceLb) -> ApiResult<()> {
         return Err(ApiError::bad_request("Invalid selector options"));
     }
     if !svc.ports.iter().all(|p| valid_port_map(p)) {
-        return Err(ApiError::bad_request("Invalid Port maping . Port format is - Port:TargetPort:Protocol"));
+        return Err(ApiError::bad_request(
+            "Invalid Port maping . Port format is - Port:TargetPort:Protocol",
+        ));
     }
     require_tenant(st, &svc.tenant_name, true)?;
-    if !st.networks.contains_key(&scoped(&svc.tenant_name, &svc.network_name)) {
-        return Err(ApiError::not_found(format!("Network {} not found", svc.network_name)));
+    if !st
+        .networks
+        .contains_key(&scoped(&svc.tenant_name, &svc.network_name))
+    {
+        return Err(ApiError::not_found(format!(
+            "Network {} not found",
+            svc.network_name
+        )));
     }
     selectors(svc).map(|_| ())
 }
@@ -55,14 +70,20 @@ fn check_service(st: &State, svc: &ServiceLb) -> ApiResult<()> {
 fn vip_of(st: &State, svc: &ServiceLb) -> Option<String> {
     let pools = st.pools.get(&scoped(&svc.tenant_name, &svc.network_name))?;
     let me = owner(svc);
-    pools.owners.iter().find(|(_, o)| **o == me).map(|(a, _)| a.clone())
+    pools
+        .owners
+        .iter()
+        .find(|(_, o)| **o == me)
+        .map(|(a, _)| a.clone())
 }
 
 fn is_provider(ep: &EndpointState, sel: &[(&str, &str)], svc: &ServiceLb) -> bool {
     ep.tenant_name == svc.tenant_name
         && ep.network_name == svc.network_name
         && !sel.is_empty()
-        && sel.iter().all(|(k, v)| ep.labels.get(*k).is_some_and(|x| x == v))
+        && sel
+            .iter()
+            .all(|(k, v)| ep.labels.get(*k).is_some_and(|x| x == v))
 }
 
 impl Managed for ServiceLb {
@@ -72,7 +93,10 @@ impl Managed for ServiceLb {
         let preferred = endpoint::parse_ip_opt::<Ipv4Addr>(&svc.ip_address)?;
         let p = endpoint::pick_v4(st, &net_key, None, preferred)?;
         if p.claims_unowned {
-            return Err(ApiError::conflict(format!("ip address {} is not available", p.addr)));
+            return Err(ApiError::conflict(format!(
+                "ip address {} is not available",
+                p.addr
+            )));
         }
         endpoint::take_addr(cs, &net_key, &p, &owner(svc));
         Ok(())
@@ -81,10 +105,14 @@ impl Managed for ServiceLb {
     fn plan_update(st: &State, old: &Self, new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         check_service(st, new)?;
         if old.network_name != new.network_name {
-            return Err(ApiError::conflict("Cannot change the network of a service after its created"));
+            return Err(ApiError::conflict(
+                "Cannot change the network of a service after its created",
+            ));
         }
         if !new.ip_address.is_empty() && Some(&new.ip_address) != vip_of(st, old).as_ref() {
-            return Err(ApiError::conflict("Cannot change the ip address of a service after its created"));
+            return Err(ApiError::conflict(
+                "Cannot change the ip address of a service after its created",
+            ));
         }
         Ok(())
     }
@@ -109,14 +137,21 @@ impl Managed for ServiceLb {
     fn with_links(_st: &State, svc: &Self) -> Self {
         let mut out = svc.clone();
         out.links.tenant = link(ObjectKind::Tenant, &svc.tenant_name);
-        out.links.network = link(ObjectKind::Network, &scoped(&svc.tenant_name, &svc.network_name));
+        out.links.network = link(
+            ObjectKind::Network,
+            &scoped(&svc.tenant_name, &svc.network_name),
+        );
         out
     }
 
     fn oper(st: &State, svc: &Self) -> ServiceLbOper {
         let sel = selectors(svc).unwrap_or_default();
-        let providers: Vec<_> =
-            st.endpoints.values().filter(|ep| is_provider(ep, &sel, svc)).map(|ep| ep.to_oper()).collect();
+        let providers: Vec<_> = st
+            .endpoints
+            .values()
+            .filter(|ep| is_provider(ep, &sel, svc))
+            .map(|ep| ep.to_oper())
+            .collect();
         ServiceLbOper {
             num_providers: count_i64(providers.len()),
             providers,

@@ -13,7 +13,10 @@ pub(crate) fn children<'a, T>(
     tenant: &str,
 ) -> impl Iterator<Item = &'a String> + 'a {
     let prefix = format!("{tenant}:");
-    table.range(prefix.clone()..).map(|(k, _)| k).take_while(move |k| k.starts_with(&prefix))
+    table
+        .range(prefix.clone()..)
+        .map(|(k, _)| k)
+        .take_while(move |k| k.starts_with(&prefix))
 }
 
 impl Managed for Tenant {
@@ -24,12 +27,30 @@ impl Managed for Tenant {
     fn plan_delete(st: &State, old: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         let name = &old.tenant_name;
         let checks: [(usize, &str); 6] = [
-            (children(&st.app_profiles, name).count(), "cannot delete {t}, has {n} app profiles"),
-            (children(&st.epgs, name).count(), "cannot delete {t} has {n} endpoint groups"),
-            (children(&st.policies, name).count(), "cannot delete {t} has {n} policies"),
-            (children(&st.net_profiles, name).count(), "Cannot delete {t} has {n} netprofiles"),
-            (children(&st.service_lbs, name).count(), "cannot delete {t} has {n} services"),
-            (children(&st.networks, name).count(), "cannot delete {t} has {n} networks"),
+            (
+                children(&st.app_profiles, name).count(),
+                "cannot delete {t}, has {n} app profiles",
+            ),
+            (
+                children(&st.epgs, name).count(),
+                "cannot delete {t} has {n} endpoint groups",
+            ),
+            (
+                children(&st.policies, name).count(),
+                "cannot delete {t} has {n} policies",
+            ),
+            (
+                children(&st.net_profiles, name).count(),
+                "Cannot delete {t} has {n} netprofiles",
+            ),
+            (
+                children(&st.service_lbs, name).count(),
+                "cannot delete {t} has {n} services",
+            ),
+            (
+                children(&st.networks, name).count(),
+                "cannot delete {t} has {n} networks",
+            ),
         ];
         for (n, msg) in checks {
             if n != 0 {
