@@ -15,6 +15,7 @@ use contiv_datapath::{DatapathError, NetworkSpec};
 use crate::agent::{hold, internal, local_endpoint, lock, response, Agent};
 use crate::mirror::SpecError;
 use crate::netmaster::NmError;
+use crate::policy::ADD_POLICY_WAIT;
 use crate::records::{ep_container, Attachment, Phase};
 
 fn invalid(msg: impl Into<String>) -> AgentError {
@@ -176,6 +177,14 @@ impl Agent {
     fn plug(&self, mut a: Attachment, spec: &NetworkSpec) -> Result<AgentAddResponse, AgentError> {
         let cached = self.converge_network(spec, false)?;
         let ep = local_endpoint(&a)?;
+        // The record (written before this) makes the policy loop count the new member: when its
+        // group has rules, they are in force before its interface exists, so no packet of it
+        // ever passes unjudged.
+        if let Some(g) = a.group.as_deref() {
+            if self.group_has_rules(&a.tenant, g) && !self.await_policy(ADD_POLICY_WAIT) {
+                tracing::warn!(endpoint = %a.endpoint_id, "policy loop did not answer in time: plugging anyway");
+            }
+        }
         let att = match self.dp.add_local_endpoint(&ep) {
             Ok(att) => att,
             // The network may have been changed behind the cache's back: converge it for real.

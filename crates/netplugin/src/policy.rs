@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use contiv_api::policy::{PolicyReport, RuleCounter};
@@ -33,6 +33,9 @@ pub struct PolicyState {
     applied: Mutex<BTreeMap<String, TenantPolicy>>,
     /// Totals of the last pass, and its duration.
     pub(crate) last: Mutex<PassStats>,
+    /// Passes started and finished, for waiters ([`Agent::await_policy`]).
+    passes: Mutex<(u64, u64)>,
+    passes_cond: Condvar,
 }
 
 /// Numbers of one pass (also what metrics show).
@@ -63,6 +66,9 @@ impl PolicyState {
         *lock(&self.last)
     }
 }
+
+/// How long an ADD waits for the policy of its new workload before plugging it anyway.
+pub const ADD_POLICY_WAIT: Duration = Duration::from_secs(2);
 
 /// Local attachments as policy members (the mirror may not have their endpoint yet).
 fn local_members(live: &[Attachment], host: &str) -> Vec<Member> {
@@ -98,8 +104,53 @@ pub fn host_policy(
 }
 
 impl Agent {
-    /// One enforcement pass (see the module docs). Returns its numbers.
+    /// Whether endpoints of `tenant`'s group `group` have rules to enforce (per the mirror).
+    pub fn group_has_rules(&self, tenant: &str, group: &str) -> bool {
+        let guard = self.mirror.read();
+        let Some(m) = guard.as_ref() else {
+            return false;
+        };
+        let Some(g) = m.groups.get(&format!("{tenant}:{group}")) else {
+            return false;
+        };
+        g.policies.iter().any(|p| {
+            let prefix = format!("{tenant}:{p}:");
+            m.rules
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix))
+        })
+    }
+
+    /// Kicks the policy loop and waits (up to `timeout`) for a pass that started after this
+    /// call, so it saw every attachment recorded before it. Returns whether one finished.
+    pub fn await_policy(&self, timeout: Duration) -> bool {
+        let target = lock(&self.policy.passes).0 + 1;
+        self.policy.kick.kick();
+        let guard = lock(&self.policy.passes);
+        let (guard, _) = self
+            .policy
+            .passes_cond
+            .wait_timeout_while(guard, timeout, |(_, done)| *done < target)
+            .unwrap_or_else(|p| p.into_inner());
+        guard.1 >= target
+    }
+
+    /// One enforcement pass (see the module docs), counted for [`Agent::await_policy`].
     pub fn enforce_policy(&self) -> PassStats {
+        let number = {
+            let mut p = lock(&self.policy.passes);
+            p.0 += 1;
+            p.0
+        };
+        let stats = self.policy_pass();
+        let mut p = lock(&self.policy.passes);
+        p.1 = p.1.max(number);
+        self.policy.passes_cond.notify_all();
+        stats
+    }
+
+    fn policy_pass(&self) -> PassStats {
         let started = Instant::now();
         let live = self.records.list();
         let tenants: BTreeSet<String> = live.iter().map(|a| a.tenant.clone()).collect();

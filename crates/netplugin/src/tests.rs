@@ -583,3 +583,39 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
     e.agent.nm.policy_report(&report).expect("report");
     assert_eq!(e.nm.reports.lock().unwrap().len(), 1);
 }
+
+/// ADD of a workload whose group has rules returns only after a policy pass counted it: its
+/// address is in the applied policy before it could send a packet.
+#[test]
+fn add_in_a_group_with_rules_waits_for_its_policy() {
+    let e = env();
+    e.agent.mirror.apply(&AgentEvent {
+        revision: 4,
+        changes: vec![
+            kv(
+                keys::object(ObjectKind::EndpointGroup, "t:db"),
+                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
+            ),
+            kv(
+                keys::object(ObjectKind::Rule, "t:p:1"),
+                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
+            ),
+        ],
+        resync: false,
+    });
+    assert!(e.agent.group_has_rules("t", "db"));
+    assert!(!e.agent.group_has_rules("t", "web"));
+    let stop = Stop::new();
+    let (a, s) = (e.agent.clone(), stop.clone());
+    let looper =
+        std::thread::spawn(move || crate::policy::policy_loop(&a, &s, Duration::from_secs(30)));
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    let r = e.agent.add(&req).expect("add");
+    let ip: std::net::Ipv4Addr = r.ip.split('/').next().unwrap().parse().unwrap();
+    let p = e.pol.applied("t").expect("applied before ADD returned");
+    assert_eq!(p.ingress_members.get(&ip).map(String::as_str), Some("db"));
+    stop.raise();
+    e.agent.policy.kick.kick();
+    looper.join().expect("loop");
+}
