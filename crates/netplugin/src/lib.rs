@@ -14,7 +14,7 @@
 //! - [`agent`]: shared state and locks; `attach` (ADD/DEL), `ops` (CHECK/STATUS/GC/spool).
 //! - [`reconcile`]: desired vs observed, by diff, never flushing.
 //! - [`policy`]: the policy loop (compile this host's policy, apply what changed) and reporter.
-//! - [`cni_server`]: the unix-socket HTTP server.
+//! - [`cni_server`]: the unix-socket HTTP server; [`metrics`]: Prometheus metrics on `--metrics-address`.
 //! - `testbed` (feature `testbed`): the multi-host harness of the end-to-end tests.
 //!
 //! Invariant: the agent never flushes the datapath; a restart reconciles by diff, so traffic of
@@ -25,6 +25,7 @@ mod attach;
 pub mod cni_server;
 pub mod config;
 pub mod follow;
+pub mod metrics;
 pub mod mirror;
 pub mod netmaster;
 mod ops;

@@ -233,12 +233,23 @@ impl Agent {
 
 /// The enforcement loop: a pass per kick (and one every `interval` as a safety net).
 pub fn policy_loop(agent: &Agent, stop: &Stop, interval: Duration) {
+    policy_loop_observed(agent, stop, interval, |_| {});
+}
+
+/// [`policy_loop`], handing every pass's numbers to `observe` (the metrics).
+pub fn policy_loop_observed(
+    agent: &Agent,
+    stop: &Stop,
+    interval: Duration,
+    observe: impl Fn(&PassStats),
+) {
     while !stop.is_raised() {
         agent.policy.kick.wait(interval);
         if stop.is_raised() {
             return;
         }
         let s = agent.enforce_policy();
+        observe(&s);
         if s.changed > 0 || s.revision != 0 {
             agent.policy.report_kick.kick();
         }

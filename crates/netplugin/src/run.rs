@@ -4,8 +4,8 @@
 //!
 //! Threads: heartbeat (registerNode every 10 s), follower (snapshot + watch → mirror, kicks the
 //! reconciler), reconciler (a pass per kick, debounced, and every `--reconcile-interval`, with
-//! the spool replay), and the tokio runtime serving the CNI socket (requests on its blocking
-//! pool). State: netmaster's in the mirror (memory), attachments in the record store (disk),
+//! the spool replay), policy loop and reporter, and the tokio runtime serving the CNI socket
+//! (requests on its blocking pool) and, with `--metrics-address`, `GET /metrics`. State: netmaster's in the mirror (memory), attachments in the record store (disk),
 //! the datapath's in the kernel (read back with `observe`).
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use contiv_datapath::{Datapath, PolicyDriver};
 use crate::agent::{Agent, NetnsProbe, Parts, Settings};
 use crate::config::{ConfigError, Flags};
 use crate::follow::{follow, heartbeat, Stop};
+use crate::metrics::Metrics;
 use crate::netmaster::HttpNetmaster;
 use crate::records::{RecordError, RecordStore};
 
@@ -35,6 +36,12 @@ pub enum RunError {
     },
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("metrics address {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How long start-up waits for netmaster's first snapshot before reconciling without it.
@@ -153,22 +160,42 @@ async fn shutdown_signal() {
 /// Safety-net period of the policy loop (changes trigger a pass at once).
 const POLICY_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Starts the policy loop and its reporter.
-pub fn start_policy_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) -> std::thread::JoinHandle<()> {
+/// Starts the policy loop (its passes observed by `metrics`, if any) and its reporter.
+pub fn start_policy_threads(
+    agent: &Arc<Agent>,
+    stop: &Arc<Stop>,
+    metrics: Option<Arc<Metrics>>,
+) -> std::thread::JoinHandle<()> {
     let (a, s) = (agent.clone(), stop.clone());
     std::thread::spawn(move || crate::policy::report_loop(&a, &s));
     let (a, s) = (agent.clone(), stop.clone());
-    std::thread::spawn(move || crate::policy::policy_loop(&a, &s, POLICY_INTERVAL))
+    std::thread::spawn(move || {
+        crate::policy::policy_loop_observed(&a, &s, POLICY_INTERVAL, |p| {
+            if let Some(m) = &metrics {
+                m.observe_pass(p);
+            }
+        })
+    })
 }
 
 /// Runs the agent until SIGTERM/SIGINT, with the drivers `factory` chooses.
 pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     let agent = build(flags, factory(flags))?;
+    // Bound before anything starts, so a taken address fails the start.
+    let metrics = match flags.metrics_address {
+        Some(addr) => {
+            let listener =
+                crate::metrics::bind(addr).map_err(|source| RunError::Metrics { addr, source })?;
+            tracing::info!(address = %addr, "serving metrics on /metrics");
+            Some((listener, Arc::new(Metrics::new(agent.clone()))))
+        }
+        None => None,
+    };
     let stop = Stop::new();
     tracing::info!(host = %agent.settings.host, vtep = %agent.settings.vtep_ip, netmaster = %flags.netmaster, "netplugin starting");
     start_netmaster_threads(&agent, &stop);
     start_up(&agent);
-    let policy = start_policy_threads(&agent, &stop);
+    let policy = start_policy_threads(&agent, &stop, metrics.as_ref().map(|(_, m)| m.clone()));
     let (a, s, every) = (agent.clone(), stop.clone(), flags.interval());
     let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -176,6 +203,14 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    if let Some((listener, m)) = metrics {
+        rt.spawn(async move {
+            let never = std::future::pending();
+            if let Err(e) = crate::metrics::serve(listener, m, never).await {
+                tracing::error!("metrics server stopped: {e}");
+            }
+        });
+    }
     let socket = flags.cni_socket.clone();
     let served = rt.block_on(async {
         let listener = crate::cni_server::bind(&socket).map_err(|source| RunError::Socket {
