@@ -3,7 +3,9 @@
 #
 #   bash scripts/quickstart.sh        build, start netmaster (embedded store) + 2 netplugins, create a
 #                                     tenant, a network and two groups, start 4 workloads through the
-#                                     CNI plugin and print their connectivity matrix (left running)
+#                                     CNI plugin and print their connectivity matrix; then attach a
+#                                     policy to group db and show it enforced on both hosts, with
+#                                     `netctl policy explain` saying which rule decided (left running)
 #   bash scripts/quickstart.sh down   stop everything and remove what `up` created
 #
 # Needs root (network namespaces). Everything it makes is named qs-* (namespaces) and lives under
@@ -122,27 +124,48 @@ workloads_up() {
   done
 }
 
-matrix() {
+group_of() { # group_of workload-name
+  local w name group
+  for w in "${WORKLOADS[@]}"; do
+    read -r name _ group <<<"$w"
+    [[ $name == "$1" ]] && echo "$group"
+  done
+}
+
+matrix() { # matrix [policy]: with "policy", a ping into db is expected only from web
   say "connectivity matrix (ping from row to column)"
   printf '%-8s' ""
   for w in "${WORKLOADS[@]}"; do read -r name _ _ <<<"$w"; printf '%-8s' "$name"; done
   echo
-  local fails=0
+  local fails=0 expect
   for src in "${WORKLOADS[@]}"; do
     read -r s _ _ <<<"$src"
     printf '%-8s' "$s"
     for dst in "${WORKLOADS[@]}"; do
       read -r d _ _ <<<"$dst"
       if [[ $s == "$d" ]]; then printf '%-8s' "-"; continue; fi
-      if ip netns exec "$s" ping -c 1 -W 2 "$(cat "$QS_DIR/$d.ip")" >/dev/null 2>&1; then
-        printf '%-8s' "ok"
+      expect=ok
+      [[ ${1:-} == policy && $(group_of "$d") == db && $(group_of "$s") != web ]] && expect=denied
+      if ip netns exec "$s" ping -c 1 -W 1 "$(cat "$QS_DIR/$d.ip")" >/dev/null 2>&1; then
+        got=ok
       else
-        printf '%-8s' "FAIL"; fails=$((fails + 1))
+        got=denied
       fi
+      if [[ $got == "$expect" ]]; then printf '%-8s' "$got"; else printf '%-8s' "$got!"; fails=$((fails + 1)); fi
     done
     echo
   done
   return "$fails"
+}
+
+policy_up() {
+  say "policy: into group db only web may ping (deny icmp at priority 1, allow icmp from web at 10)"
+  netctl policy create -t demo db-in
+  netctl policy rule-add -t demo -d in -j deny -l icmp -p 1 db-in 1
+  netctl policy rule-add -t demo -d in -j allow -l icmp -g web -p 10 db-in 2
+  netctl group create -t demo -p db-in app-net db
+  netctl policy rule-ls -t demo db-in
+  echo
 }
 
 up() {
@@ -171,8 +194,25 @@ up() {
     say "some pings failed: see $QS_DIR/*.log" && exit 1
   fi
   echo
+  policy_up
+  if matrix policy; then
+    say "policy enforced on both hosts: db (qs-w2, qs-w4) answers web only; everything else unchanged"
+  else
+    say "the matrix does not follow the policy (marked !): see $QS_DIR/*.log" && exit 1
+  fi
+  echo
+  say "netctl policy explain: which rule decided"
+  netctl policy explain -t demo --from qs-w2 --to qs-w4 --protocol icmp
+  echo
+  netctl policy explain -t demo --from qs-w1 --to qs-w4 --protocol icmp
+  echo
+  say "netctl policy status: the revision each host enforces"
+  netctl policy status
+  echo
   echo "Try:  $BIN/netctl --netmaster $URL endpoint inspect qs-w1"
-  echo "      ip netns exec qs-w1 ping $(cat "$QS_DIR/qs-w4.ip")"
+  echo "      $BIN/netctl --netmaster $URL policy inspect -t demo db-in     (policyViolations: denied packets)"
+  echo "      ip netns exec qs-w2 ping $(cat "$QS_DIR/qs-w4.ip")               (denied: db to db)"
+  echo "      ip netns exec $(ip netns list | awk '/^qs1-t-/{print $1; exit}') nft list table inet contiv   (the rules on qs-h1)"
   echo "Stop: bash scripts/quickstart.sh down"
 }
 

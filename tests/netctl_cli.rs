@@ -500,19 +500,18 @@ fn policy_explain_and_status() {
     let out = nm.ok("policy explain --from name-c1 --to name-c2 --port 80");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
-        lines[0], "allow  by default:db-in:1 (in-rule of group db)",
-        "{out}"
-    );
-    assert_eq!(lines[1], "tcp/80", "{out}");
-    assert!(
-        lines[4].starts_with("from  10.1.1.") && lines[4].contains("web"),
+        lines[0], "allow  tcp/80  by default:db-in:1 (in-rule of group db)",
         "{out}"
     );
     assert!(
-        lines[5].starts_with("to ") && lines[5].ends_with("db     host2"),
+        lines[3].starts_with("from  10.1.1.") && lines[3].contains("web"),
         "{out}"
     );
-    let hosts = rows(&lines[6..].join("\n"));
+    assert!(
+        lines[4].starts_with("to ") && lines[4].ends_with("db     host2"),
+        "{out}"
+    );
+    let hosts = rows(&lines[5..].join("\n"));
     assert_eq!(hosts[0], ["host1", &rev.to_string(), "yes"], "{out}");
     assert_eq!(
         hosts[1],
@@ -521,11 +520,11 @@ fn policy_explain_and_status() {
     );
     let out = nm.ok("policy explain -from name-c1 -to n1.default-c2 -port 22");
     assert!(
-        out.starts_with("deny  by default:db-in:2 (in-rule of group db)\n"),
+        out.starts_with("deny  tcp/22  by default:db-in:2 (in-rule of group db)\n"),
         "{out}"
     );
     let out = nm.ok("policy explain --from name-c2 --to name-c1 --protocol udp --port 53");
-    assert!(out.starts_with("allow  no rule matched\nudp/53\n"), "{out}");
+    assert!(out.starts_with("allow  udp/53  no rule matched\n"), "{out}");
     let json = nm.json("policy explain --from name-c1 --to name-c2 --port 80 -j");
     assert_eq!(json["rule"], "default:db-in:1", "{json}");
     assert_eq!(json["ingress"]["group"], "db", "{json}");

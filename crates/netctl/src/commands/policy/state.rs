@@ -151,18 +151,18 @@ fn host_row(h: &HostPolicyStatus, latest: u64) -> Vec<String> {
 }
 
 fn render_explanation(e: &Explanation) -> String {
-    let head = match &e.rule {
-        Some(rule) => format!("{}  by {rule} ({})", e.verdict, deciding_side(e)),
-        None => format!(
-            "{}  {}",
-            e.verdict,
-            e.reason.as_deref().unwrap_or("no rule matched")
-        ),
-    };
     let flow = if e.port == 0 {
         e.protocol.clone()
     } else {
         format!("{}/{}", e.protocol, e.port)
+    };
+    let head = match &e.rule {
+        Some(rule) => format!("{}  {flow}  by {rule} ({})", e.verdict, deciding_side(e)),
+        None => format!(
+            "{}  {flow}  {}",
+            e.verdict,
+            e.reason.as_deref().unwrap_or("no rule matched")
+        ),
     };
     let sides = render_table(
         &["Side", "IP", "Endpoint", "Group", "Host"],
@@ -170,7 +170,7 @@ fn render_explanation(e: &Explanation) -> String {
     );
     let hosts: Vec<Vec<String>> = e.hosts.iter().map(|h| host_row(h, e.revision)).collect();
     let hosts = render_table(&["Host", "Enforced Revision", "Current"], &hosts);
-    format!("{head}\n{flow}\n{sides}{hosts}")
+    format!("{head}\n{sides}{hosts}")
 }
 
 pub fn status(json: bool, ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
