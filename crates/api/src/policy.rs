@@ -52,3 +52,50 @@ pub struct PolicyStatus {
     pub revision: u64,
     pub hosts: Vec<HostPolicyStatus>,
 }
+
+/// One side of the connection in `GET /api/v1/policyExplain/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExplainSide {
+    pub ip: String,
+    /// Endpoint id (`None`: an address of no endpoint of the tenant).
+    pub endpoint: Option<String>,
+    pub group: Option<String>,
+    pub host: Option<String>,
+}
+
+/// One side's decision: the group whose rules were consulted, the rule that matched, and its
+/// action (`allow` / `deny`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExplainDecision {
+    pub group: Option<String>,
+    pub rule: Option<String>,
+    pub action: String,
+}
+
+/// `GET /api/v1/policyExplain/?tenant=&from=&to=&protocol=&port=`: the verdict on a new
+/// connection and the rule that decided it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Explanation {
+    pub tenant: String,
+    pub from: ExplainSide,
+    pub to: ExplainSide,
+    pub protocol: String,
+    pub port: u16,
+    /// `allow` or `deny`.
+    pub verdict: String,
+    /// The deciding rule (`tenant:policy:rule`), `None` when no rule matched.
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The source group's out-rules.
+    pub egress: ExplainDecision,
+    /// The destination group's in-rules.
+    pub ingress: ExplainDecision,
+    /// netmaster's latest published revision.
+    pub revision: u64,
+    /// The hosts of the two endpoints, with the revision they enforce.
+    pub hosts: Vec<HostPolicyStatus>,
+}

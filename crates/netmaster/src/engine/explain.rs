@@ -4,10 +4,10 @@
 
 use std::net::Ipv4Addr;
 
-use contiv_api::policy::HostPolicyStatus;
+use contiv_api::policy::{ExplainDecision, ExplainSide, Explanation};
 use contiv_api::EndpointState;
-use contiv_policy::{compile_tenant, input_from_objects, Action, Decision, Flow, Protocol, Scope};
-use serde::{Deserialize, Serialize};
+use contiv_policy::{compile_tenant, input_from_objects, Decision, Flow, Protocol, Scope};
+use serde::Deserialize;
 
 use super::{Engine, DEFAULT_TENANT};
 use crate::error::{ApiError, ApiResult};
@@ -26,53 +26,12 @@ pub struct ExplainQuery {
     pub port: String,
 }
 
-/// One side of the connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExplainSide {
-    pub ip: String,
-    /// Endpoint id (`None`: an address of no endpoint of the tenant).
-    pub endpoint: Option<String>,
-    pub group: Option<String>,
-    pub host: Option<String>,
-}
-
-/// One side's decision as answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExplainDecision {
-    pub group: Option<String>,
-    pub rule: Option<String>,
-    pub action: Action,
-}
-
-impl From<&Decision> for ExplainDecision {
-    fn from(d: &Decision) -> Self {
-        ExplainDecision {
-            group: d.group.clone(),
-            rule: d.rule.as_ref().map(ToString::to_string),
-            action: d.action,
-        }
+fn decision(d: &Decision) -> ExplainDecision {
+    ExplainDecision {
+        group: d.group.clone(),
+        rule: d.rule.as_ref().map(ToString::to_string),
+        action: d.action.to_string(),
     }
-}
-
-/// The answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Explanation {
-    pub tenant: String,
-    pub from: ExplainSide,
-    pub to: ExplainSide,
-    pub protocol: String,
-    pub port: u16,
-    pub verdict: Action,
-    /// The deciding rule (`tenant:policy:rule`), `None` when no rule matched.
-    pub rule: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub egress: ExplainDecision,
-    pub ingress: ExplainDecision,
-    /// netmaster's latest published revision.
-    pub revision: u64,
-    /// The hosts of the two endpoints, with the revision they enforce.
-    pub hosts: Vec<HostPolicyStatus>,
 }
 
 fn parse_flow_params(q: &ExplainQuery) -> ApiResult<(Protocol, u16)> {
@@ -202,11 +161,11 @@ impl Engine {
             tenant: tenant.to_owned(),
             protocol: protocol.to_string(),
             port,
-            verdict: verdict.action,
+            verdict: verdict.action.to_string(),
             reason: rule.is_none().then(|| "no rule matched".to_owned()),
             rule,
-            egress: (&verdict.egress).into(),
-            ingress: (&verdict.ingress).into(),
+            egress: decision(&verdict.egress),
+            ingress: decision(&verdict.ingress),
             revision: self.published_revision(),
             hosts: self.host_policy_status(Some(&hosts)),
             from,

@@ -25,7 +25,7 @@ use crate::state::State;
 use contiv_api::keys;
 
 pub use bootstrap::{EngineOptions, DEFAULT_PVT_SUBNET, DEFAULT_TENANT};
-pub use explain::{ExplainQuery, ExplainSide, Explanation};
+pub use explain::ExplainQuery;
 pub use policy::{RuleCounters, RuleInspect};
 
 /// netmaster's core. Cheap to share (`Arc<Engine>`).

@@ -4,8 +4,7 @@
 use std::io::Write;
 
 use clap::Args;
-use contiv_api::policy::{HostPolicyStatus, PolicyStatus};
-use serde::Deserialize;
+use contiv_api::policy::{ExplainSide, Explanation, HostPolicyStatus, PolicyStatus};
 use serde_json::Value;
 
 use super::Ctx;
@@ -36,41 +35,6 @@ pub struct ExplainArgs {
     /// Output in JSON format
     #[arg(short = 'j', long)]
     pub json: bool,
-}
-
-/// One side of netmaster's explanation.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Side {
-    ip: String,
-    endpoint: Option<String>,
-    group: Option<String>,
-    host: Option<String>,
-}
-
-/// One direction's decision.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Decision {
-    group: Option<String>,
-    rule: Option<String>,
-}
-
-/// `GET /api/v1/policyExplain/` (the fields netctl prints).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Explanation {
-    from: Side,
-    to: Side,
-    protocol: String,
-    port: u16,
-    verdict: String,
-    rule: Option<String>,
-    reason: Option<String>,
-    egress: Decision,
-    ingress: Decision,
-    revision: u64,
-    hosts: Vec<HostPolicyStatus>,
 }
 
 /// `?k=v&...` with the values percent-encoded.
@@ -128,7 +92,7 @@ fn deciding_side(e: &Explanation) -> String {
     format!("{dir}-rule of group {}", group.as_deref().unwrap_or("-"))
 }
 
-fn side_row(name: &str, s: &Side) -> Vec<String> {
+fn side_row(name: &str, s: &ExplainSide) -> Vec<String> {
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     vec![
         name.to_string(),
