@@ -393,6 +393,28 @@ fn policy_reachability_matrix_follows_every_change() {
         ],
     );
 
+    // What the hosts report: both enforce netmaster's revision; denied probes show as the
+    // policy's violations and in the deny rule's counters (reports come after each change and
+    // every 10 s).
+    let reported = eventually(Duration::from_secs(15), || {
+        let status = bed.get("/api/v1/policyStatus/");
+        let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
+        let inspect = bed.get("/api/v1/inspect/policys/default:db-in/");
+        let rule = bed.get("/api/v1/inspect/rules/default:db-in:deny-all/");
+        hosts.len() == 2
+            && hosts.iter().all(|h| h["current"] == json!(true))
+            && inspect["Oper"]["policyViolations"].as_i64().unwrap_or(0) > 0
+            && inspect["Oper"]["numEndpoints"].as_i64() == Some(2)
+            && rule["Oper"]["packets"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(
+        reported,
+        "status {}\npolicy {}\nrule {}",
+        bed.get("/api/v1/policyStatus/"),
+        bed.get("/api/v1/inspect/policys/default:db-in/"),
+        bed.get("/api/v1/inspect/rules/default:db-in:deny-all/")
+    );
+
     // 3. a higher-priority allow overrides the deny.
     bed.rule(
         t,

@@ -1,0 +1,164 @@
+//! Real-kernel tests of the nftables policy driver with the Linux datapath: enforcement on a
+//! bridge and in routing mode, a later `ensure_network` leaving enforcement on, a restarted
+//! driver taking over the installed table, and removal. Root only.
+
+mod common;
+
+use std::path::Path;
+
+use common::{ep, net};
+use contiv_datapath::{Datapath, FwdMode, LocalEndpoint, PolicyDriver};
+use contiv_datapath_linux::testbed::{ping, require_root, Testbed};
+use contiv_datapath_linux::{LinuxDatapath, NftPolicy};
+use contiv_policy::{compile_tenant, GroupRef, Member, PolicyInput, RuleSpec, Scope, TenantPolicy};
+
+/// Group `db` holds `db`, group `web` holds `web`; db denies everything in but icmp from web.
+fn policy(tenant: &str, web: &LocalEndpoint, db: &LocalEndpoint) -> TenantPolicy {
+    let rule = |id: &str, act: &str, prio: i64, f: &dyn Fn(&mut contiv_model::Rule)| {
+        let mut r = contiv_model::Rule {
+            tenant_name: tenant.into(),
+            policy_name: "p".into(),
+            rule_id: id.into(),
+            direction: "in".into(),
+            action: act.into(),
+            priority: prio,
+            ..Default::default()
+        };
+        f(&mut r);
+        RuleSpec::from_model(&r).expect("rule")
+    };
+    let member = |e: &LocalEndpoint, g: &str| Member {
+        id: e.id.clone(),
+        tenant: tenant.into(),
+        group: g.into(),
+        ip: e.ip.addr(),
+        host: "h".into(),
+    };
+    let input = PolicyInput {
+        networks: vec![],
+        groups: vec![
+            GroupRef {
+                tenant: tenant.into(),
+                name: "db".into(),
+                policies: vec!["p".into()],
+            },
+            GroupRef {
+                tenant: tenant.into(),
+                name: "web".into(),
+                policies: vec![],
+            },
+        ],
+        rules: vec![
+            rule("deny", "deny", 1, &|_| {}),
+            rule("web-icmp", "allow", 10, &|r| {
+                r.from_endpoint_group = "web".into();
+                r.protocol = "icmp".into();
+            }),
+        ],
+        endpoints: vec![member(web, "web"), member(db, "db")],
+    };
+    compile_tenant(&input, Scope::Host("h"), tenant)
+}
+
+fn sysctl(ns: &Path) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec"])
+        .arg(ns.file_name().unwrap_or_default())
+        .args(["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])
+        .output()
+        .expect("ip netns exec");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn reach(from: &LocalEndpoint, to: &LocalEndpoint) -> bool {
+    ping(&from.netns_path, to.ip.addr(), 2)
+}
+
+fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
+    let tb = Testbed::new(1).expect("testbed");
+    let d = LinuxDatapath::new(tb.hosts[0].config());
+    let pol = NftPolicy::new(&tb.hosts[0].config());
+    let n = net(tenant, "n", vni, "10.9.0.0/24", mode);
+    d.ensure_network(&n).expect("network");
+    let web = ep(&tb, "pweb", &n, [10, 9, 0, 2]);
+    let db = ep(&tb, "pdb", &n, [10, 9, 0, 3]);
+    let other = ep(&tb, "poth", &n, [10, 9, 0, 4]);
+    for e in [&web, &db, &other] {
+        d.add_local_endpoint(e).expect("plug");
+    }
+    assert!(reach(&other, &db), "{mode:?}: no policy yet");
+    let p = policy(tenant, &web, &db);
+    let s = pol.apply(&p).expect("apply");
+    assert!(s.changed && s.rules == 2, "{s:?}");
+    let tns = d.tenant_netns_path(tenant);
+    assert_eq!(
+        sysctl(&tns),
+        "1",
+        "bridge netfilter on while the tenant has policy"
+    );
+    assert!(!reach(&other, &db), "{mode:?}: db denies icmp from other");
+    assert!(reach(&web, &db), "{mode:?}: db allows icmp from web");
+    assert!(
+        reach(&db, &other),
+        "{mode:?}: db's out-traffic is not restricted"
+    );
+    assert!(
+        !pol.apply(&p).expect("again").changed,
+        "no change, no batch"
+    );
+
+    // A later ensure_network (a reconcile pass) must leave enforcement on.
+    d.ensure_network(&n).expect("network again");
+    assert_eq!(sysctl(&tns), "1");
+    assert!(
+        !reach(&other, &db),
+        "{mode:?}: still denied after ensure_network"
+    );
+
+    // A restarted agent (new driver, nothing known) takes the table over in one transaction.
+    let restarted = NftPolicy::new(&tb.hosts[0].config());
+    assert!(restarted.apply(&p).expect("takeover").changed);
+    assert!(!reach(&other, &db), "{mode:?}: denied after takeover");
+    let counters = restarted.counters().expect("counters");
+    let denied = counters
+        .get(&format!("{tenant}:p:deny"))
+        .map_or(0, |c| c.packets);
+    assert!(
+        denied >= 4,
+        "the deny counter survived the takeover: {counters:?}"
+    );
+
+    // No policy: the table goes, bridged traffic skips netfilter again.
+    let empty = TenantPolicy {
+        tenant: tenant.into(),
+        ..Default::default()
+    };
+    assert!(restarted.apply(&empty).expect("remove").changed);
+    assert!(reach(&other, &db), "{mode:?}: allowed again");
+    let tables = std::process::Command::new("ip")
+        .args(["netns", "exec"])
+        .arg(tns.file_name().unwrap_or_default())
+        .args(["nft", "list", "tables"])
+        .output()
+        .expect("nft");
+    assert_eq!(
+        String::from_utf8_lossy(&tables.stdout).trim(),
+        "",
+        "no table left"
+    );
+    assert_eq!(sysctl(&tns), "0");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn bridge_mode_policy_enforced_kept_taken_over_and_removed() {
+    require_root();
+    check_mode(FwdMode::Bridge, "polbr", 4101);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn routing_mode_policy_enforced_kept_taken_over_and_removed() {
+    require_root();
+    check_mode(FwdMode::Routing, "polrt", 4102);
+}
