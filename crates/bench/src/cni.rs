@@ -74,23 +74,31 @@ struct CniArgs {
     /// iperf3 runs per pair (median reported), alternating ours and bare.
     #[arg(long, default_value_t = 5)]
     iperf_runs: usize,
+    /// Also measure ADD with a policy of this many rules in the tenant (0: not), pods in the
+    /// group the rules apply to and in a group without rules, vs the same ADDs before any
+    /// policy (`contiv-bench policy cni`, --policy-pods pods per kind).
+    #[arg(long, default_value_t = 0)]
+    policy_rules: usize,
+    /// Pods per group kind and phase for --policy-rules.
+    #[arg(long, default_value_t = 60)]
+    policy_pods: usize,
     /// Write the result table (Markdown) to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
 }
 
 /// One plugin under test: binary, config, and the namespace it runs in.
-struct Plugin {
-    bin: PathBuf,
-    path: String,
-    conf: String,
+pub(crate) struct Plugin {
+    pub(crate) bin: PathBuf,
+    pub(crate) path: String,
+    pub(crate) conf: String,
     /// Network namespace the plugin process enters before exec (the reference's "host").
-    host_ns: Option<PathBuf>,
+    pub(crate) host_ns: Option<PathBuf>,
 }
 
 impl Plugin {
     /// One CNI invocation; returns its wall time (spawn to exit).
-    fn call(&self, cmd: &str, cid: &str, netns: &Path) -> anyhow::Result<Duration> {
+    pub(crate) fn call(&self, cmd: &str, cid: &str, netns: &Path) -> anyhow::Result<Duration> {
         let ns_file = match &self.host_ns {
             Some(p) => Some(std::fs::File::open(p).with_context(|| p.display().to_string())?),
             None => None,
@@ -153,7 +161,7 @@ fn mean(samples: &[Duration]) -> f64 {
 }
 
 /// `n` calls of `cmd` over `pods` with `inflight` workers; returns the batch wall time.
-fn concurrent(
+pub(crate) fn concurrent(
     p: &Plugin,
     cmd: &str,
     pods: &[(String, PathBuf)],
@@ -182,7 +190,12 @@ fn concurrent(
 }
 
 fn binaries(args: &CniArgs) -> anyhow::Result<Binaries> {
-    let dir = match &args.bin_dir {
+    binaries_in(args.bin_dir.as_ref())
+}
+
+/// The binaries under test in `dir` (default: next to this binary).
+pub(crate) fn binaries_in(dir: Option<&PathBuf>) -> anyhow::Result<Binaries> {
+    let dir = match dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?
             .parent()
@@ -205,7 +218,7 @@ fn binaries(args: &CniArgs) -> anyhow::Result<Binaries> {
     Ok(b)
 }
 
-fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
+pub(crate) fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
     let c = Cluster::start_with(bins.clone(), hosts, &[], AgentSettings::Defaults)
         .map_err(|e| anyhow!("cluster: {e}"))?;
     c.create_network("default", "bench", "10.46.0.0/16", "10.46.0.1")
@@ -213,7 +226,7 @@ fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
     Ok(c)
 }
 
-fn ours(c: &Cluster, bins: &Binaries) -> Plugin {
+pub(crate) fn ours(c: &Cluster, bins: &Binaries) -> Plugin {
     let conf = json!({"cniVersion": "1.0.0", "name": "contiv", "type": "contivk8s",
         "agentSocket": c.socket(0), "pendingDeleteDir": c.pending_dir(0),
         "tenant": "default", "network": "bench"});
@@ -239,7 +252,7 @@ fn reference(args: &CniArgs, host_ns: PathBuf, ipam_dir: &Path) -> Plugin {
 }
 
 /// Creates `n` fresh pod namespaces named `<tag><i>`.
-fn pods(c: &Cluster, tag: &str, n: usize) -> anyhow::Result<Vec<(String, PathBuf)>> {
+pub(crate) fn pods(c: &Cluster, tag: &str, n: usize) -> anyhow::Result<Vec<(String, PathBuf)>> {
     (0..n)
         .map(|i| {
             let name = format!("{tag}{i}");
@@ -251,7 +264,7 @@ fn pods(c: &Cluster, tag: &str, n: usize) -> anyhow::Result<Vec<(String, PathBuf
         .collect()
 }
 
-fn drop_pods(pods: &[(String, PathBuf)]) {
+pub(crate) fn drop_pods(pods: &[(String, PathBuf)]) {
     for (_, ns) in pods {
         let _ = contiv_datapath_linux::netns::delete_named(ns);
     }
@@ -525,7 +538,7 @@ impl CpuSpan {
 /// Waits (up to 10 s) until the machine is quiet: the kernel finishes work of the previous batch
 /// in the background (freeing deleted namespaces and devices, RCU callbacks), which would
 /// otherwise be charged to whichever batch runs next.
-fn settle() {
+pub(crate) fn settle() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let start = CpuSpan::now();
@@ -544,13 +557,13 @@ fn with_cpu<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, CpuS
     Ok((out, CpuSpan::now().since(start)))
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split(' ').take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
-fn ns_name(p: &Path) -> String {
+pub(crate) fn ns_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default()
@@ -568,7 +581,13 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// One iperf3 single-stream run, client in `client` to a server in `server` on `addr`; Gbit/s.
-fn iperf(server: &Path, client: &Path, addr: &str, secs: u32, port: u16) -> anyhow::Result<f64> {
+pub(crate) fn iperf(
+    server: &Path,
+    client: &Path,
+    addr: &str,
+    secs: u32,
+    port: u16,
+) -> anyhow::Result<f64> {
     settle();
     let mut srv = Command::new("ip")
         .args([
@@ -624,7 +643,7 @@ fn iperf(server: &Path, client: &Path, addr: &str, secs: u32, port: u16) -> anyh
     result
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
@@ -793,6 +812,24 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
     }
     if !args.no_iperf {
         iperf_bench(&args, &bins, &mut rows, &mut notes)?;
+    }
+    if args.policy_rules > 0 {
+        let pa = crate::policy::dataplane::CniArgs {
+            rules: args.policy_rules,
+            pods: args.policy_pods,
+            peer_groups: 50,
+        };
+        let mut prows = Vec::new();
+        crate::policy::dataplane::cni_add(&pa, &bins, &mut prows, &mut notes)?;
+        rows.extend(prows.into_iter().map(|r| Row {
+            metric: r.metric,
+            unit: r.unit,
+            ours: r.value,
+            reference: r.reference.map_or(f64::NAN, |(_, v)| v),
+            lower_better: true,
+            target: r.target,
+            met: r.met,
+        }));
     }
     let table = render(&rows);
     println!("\n{table}");

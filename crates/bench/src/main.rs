@@ -14,10 +14,12 @@
 //!
 //! Sequential ops report median/p99/mean; throughput reports req/s. Only 127.0.0.1 is targeted.
 //!
-//! `contiv-bench cni ...` is the CNI plugin / data-plane benchmark instead (see `cni.rs`).
+//! `contiv-bench cni ...` is the CNI plugin / data-plane benchmark instead (see `cni.rs`),
+//! `contiv-bench policy ...` the policy benchmarks (see `policy/mod.rs`).
 
 mod cni;
 mod load;
+mod policy;
 mod server;
 
 use std::collections::HashSet;
@@ -634,6 +636,10 @@ fn main() -> anyhow::Result<()> {
     // `contiv-bench cni ...`: the CNI / data-plane benchmark (crates/bench/src/cni.rs).
     if std::env::args().nth(1).as_deref() == Some("cni") {
         return cni::main(std::env::args().skip(2).collect());
+    }
+    // `contiv-bench policy ...`: the policy benchmarks (crates/bench/src/policy/).
+    if std::env::args().nth(1).as_deref() == Some("policy") {
+        return policy::main(std::env::args().skip(2).collect());
     }
     let args = Args::parse();
     if args.count == 0 || args.count > 15_000 {
