@@ -70,8 +70,26 @@ fn sysctl(ns: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Whether `from` pings `to`. An answer within 3 s counts (a fresh interface may take a moment to
+/// resolve its gateway); a denied ping costs the full wait, so denials are checked only after an
+/// allowed ping of the same path or state showed the path works.
 fn reach(from: &LocalEndpoint, to: &LocalEndpoint) -> bool {
-    ping(&from.netns_path, to.ip.addr(), 2)
+    reach_within(from, to, 3)
+}
+
+/// Denials: one second of pings without an answer.
+fn denied(from: &LocalEndpoint, to: &LocalEndpoint) -> bool {
+    !reach_within(from, to, 1)
+}
+
+fn reach_within(from: &LocalEndpoint, to: &LocalEndpoint, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if ping(&from.netns_path, to.ip.addr(), 1) {
+            return true;
+        }
+    }
+    false
 }
 
 fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
@@ -80,9 +98,10 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     let pol = NftPolicy::new(&tb.hosts[0].config());
     let n = net(tenant, "n", vni, "10.9.0.0/24", mode);
     d.ensure_network(&n).expect("network");
-    let web = ep(&tb, "pweb", &n, [10, 9, 0, 2]);
-    let db = ep(&tb, "pdb", &n, [10, 9, 0, 3]);
-    let other = ep(&tb, "poth", &n, [10, 9, 0, 4]);
+    // Endpoint ids (and so host veth names) distinct per test: the two tests run in parallel.
+    let web = ep(&tb, &format!("{tenant}-web"), &n, [10, 9, 0, 2]);
+    let db = ep(&tb, &format!("{tenant}-db"), &n, [10, 9, 0, 3]);
+    let other = ep(&tb, &format!("{tenant}-oth"), &n, [10, 9, 0, 4]);
     for e in [&web, &db, &other] {
         d.add_local_endpoint(e).expect("plug");
     }
@@ -96,7 +115,7 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
         "1",
         "bridge netfilter on while the tenant has policy"
     );
-    assert!(!reach(&other, &db), "{mode:?}: db denies icmp from other");
+    assert!(denied(&other, &db), "{mode:?}: db denies icmp from other");
     assert!(reach(&web, &db), "{mode:?}: db allows icmp from web");
     assert!(
         reach(&db, &other),
@@ -118,7 +137,7 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     // A restarted agent (new driver, nothing known) takes the table over in one transaction.
     let restarted = NftPolicy::new(&tb.hosts[0].config());
     assert!(restarted.apply(&p).expect("takeover").changed);
-    assert!(!reach(&other, &db), "{mode:?}: denied after takeover");
+    assert!(denied(&other, &db), "{mode:?}: denied after takeover");
     let counters = restarted.counters().expect("counters");
     let denied = counters
         .get(&format!("{tenant}:p:deny"))
