@@ -130,7 +130,7 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     d.ensure_network(&n).expect("network again");
     assert_eq!(sysctl(&tns), "1");
     assert!(
-        !reach(&other, &db),
+        denied(&other, &db),
         "{mode:?}: still denied after ensure_network"
     );
 
