@@ -100,6 +100,26 @@ impl Bed {
         self.post(&format!("/api/v1/rules/{tenant}:{policy}:{id}/"), body);
     }
 
+    /// Policy `db-in` on group `db` of `tenant`: deny everything in, allow tcp `port` from `web`
+    /// (rule `allow_id`, priority 10).
+    fn db_admits_web_only_on(&self, tenant: &str, allow_id: &str, port: u16) {
+        self.policy(tenant, "db-in");
+        self.rule(
+            tenant,
+            "db-in",
+            "deny-all",
+            json!({"direction": "in", "action": "deny", "priority": 1}),
+        );
+        self.rule(
+            tenant,
+            "db-in",
+            allow_id,
+            json!({"direction": "in", "action": "allow", "priority": 10,
+            "fromEndpointGroup": "web", "protocol": "tcp", "port": port}),
+        );
+        self.group(tenant, "db", "net", &["db-in"]);
+    }
+
     fn delete_rule(&self, tenant: &str, policy: &str, id: &str) {
         self.delete(&format!("/api/v1/rules/{tenant}:{policy}:{id}/"));
     }
@@ -363,21 +383,7 @@ fn policy_reachability_matrix_follows_every_change() {
     );
 
     // 2. deny all in to db, allow tcp 80 from web.
-    bed.policy(t, "db-in");
-    bed.rule(
-        t,
-        "db-in",
-        "deny-all",
-        json!({"direction": "in", "action": "deny", "priority": 1}),
-    );
-    bed.rule(
-        t,
-        "db-in",
-        "web-80",
-        json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromEndpointGroup": "web", "protocol": "tcp", "port": 80}),
-    );
-    bed.group(t, "db", "net", &["db-in"]);
+    bed.db_admits_web_only_on(t, "web-80", 80);
     bed.check(
         "2 deny-all-in plus an allowed port",
         &[
@@ -681,21 +687,7 @@ fn established_connections_survive_changes_and_agent_restart() {
     bed.group(t, "db", "net", &[]);
     bed.workload(0, "web1", t, "net", Some("web"));
     bed.workload(1, "db1", t, "net", Some("db"));
-    bed.policy(t, "db-in");
-    bed.rule(
-        t,
-        "db-in",
-        "deny-all",
-        json!({"direction": "in", "action": "deny", "priority": 1}),
-    );
-    bed.rule(
-        t,
-        "db-in",
-        "web-9000",
-        json!({"direction": "in", "action": "allow", "priority": 10,
-        "fromEndpointGroup": "web", "protocol": "tcp", "port": 9000}),
-    );
-    bed.group(t, "db", "net", &["db-in"]);
+    bed.db_admits_web_only_on(t, "web-9000", 9000);
     bed.check(
         "deny-all with an allowed port",
         &[("web1", "db1", T80, false)],

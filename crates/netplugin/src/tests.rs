@@ -537,6 +537,24 @@ fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
         .is_empty());
 }
 
+/// Event at `revision`: group `t:db` gets policy `p`, whose one rule denies everything in.
+fn db_deny_all_in(revision: u64) -> AgentEvent {
+    AgentEvent {
+        revision,
+        changes: vec![
+            kv(
+                keys::object(ObjectKind::EndpointGroup, "t:db"),
+                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
+            ),
+            kv(
+                keys::object(ObjectKind::Rule, "t:p:1"),
+                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
+            ),
+        ],
+        resync: false,
+    }
+}
+
 /// The policy pass compiles the mirror's groups and rules for the tenants with local workloads,
 /// counts a workload the mirror does not show yet (its record), and reports the revision.
 #[test]
@@ -550,21 +568,7 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
     let s = e.agent.enforce_policy();
     assert_eq!((s.rules, s.errors), (0, 0));
     assert_eq!(e.agent.policy.enforced_revision(), 3);
-    let ev = AgentEvent {
-        revision: 4,
-        changes: vec![
-            kv(
-                keys::object(ObjectKind::EndpointGroup, "t:db"),
-                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
-            ),
-            kv(
-                keys::object(ObjectKind::Rule, "t:p:1"),
-                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
-            ),
-        ],
-        resync: false,
-    };
-    e.agent.mirror.apply(&ev);
+    e.agent.mirror.apply(&db_deny_all_in(4));
     let s = e.agent.enforce_policy();
     assert_eq!((s.rules, s.changed, s.errors), (1, 1, 0));
     let p = e.pol.applied("t").expect("tenant t applied");
@@ -589,20 +593,7 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
 #[test]
 fn add_in_a_group_with_rules_waits_for_its_policy() {
     let e = env();
-    e.agent.mirror.apply(&AgentEvent {
-        revision: 4,
-        changes: vec![
-            kv(
-                keys::object(ObjectKind::EndpointGroup, "t:db"),
-                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
-            ),
-            kv(
-                keys::object(ObjectKind::Rule, "t:p:1"),
-                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
-            ),
-        ],
-        resync: false,
-    });
+    e.agent.mirror.apply(&db_deny_all_in(4));
     assert!(e.agent.group_has_rules("t", "db"));
     assert!(!e.agent.group_has_rules("t", "web"));
     let stop = Stop::new();
