@@ -139,13 +139,35 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     assert!(restarted.apply(&p).expect("takeover").changed);
     assert!(denied(&other, &db), "{mode:?}: denied after takeover");
     let counters = restarted.counters().expect("counters");
-    let denied = counters
+    let deny_packets = counters
         .get(&format!("{tenant}:p:deny"))
         .map_or(0, |c| c.packets);
     assert!(
-        denied >= 4,
+        deny_packets >= 4,
         "the deny counter survived the takeover: {counters:?}"
     );
+
+    // The tenant namespace deleted and made again under the same name (its last workload left
+    // and a new one came between two passes): the same policy is installed again.
+    let old_ns = std::fs::metadata(&tns).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    d.remove_network(&n.id)
+        .expect("remove the tenant's last network");
+    d.ensure_network(&n).expect("network made again");
+    let new_ns = std::fs::metadata(&tns).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    assert_ne!(
+        old_ns.ok(),
+        new_ns.ok(),
+        "a new namespace under the same name"
+    );
+    for e in [&web, &db, &other] {
+        d.add_local_endpoint(e).expect("plug again");
+    }
+    assert!(reach(&web, &db), "{mode:?}: reachable in the new namespace");
+    assert!(
+        restarted.apply(&p).expect("reinstall").changed,
+        "the new namespace gets the table"
+    );
+    assert!(denied(&other, &db), "{mode:?}: denied in the new namespace");
 
     // No policy: the table goes, bridged traffic skips netfilter again.
     let empty = TenantPolicy {

@@ -29,8 +29,8 @@ pub struct PolicyState {
     pub report_kick: Kick,
     /// The revision whose policy this host enforces (0: none yet).
     enforced: AtomicU64,
-    /// Per tenant, the IR last applied without error.
-    applied: Mutex<BTreeMap<String, TenantPolicy>>,
+    /// Tenants handed to the driver by the last pass (the others are forgotten).
+    tenants: Mutex<BTreeSet<String>>,
     /// Totals of the last pass, and its duration.
     pub(crate) last: Mutex<PassStats>,
     /// Passes started and finished, for waiters ([`Agent::await_policy`]).
@@ -54,11 +54,6 @@ impl PolicyState {
     /// The revision whose policy this host enforces.
     pub fn enforced_revision(&self) -> u64 {
         self.enforced.load(Ordering::SeqCst)
-    }
-
-    /// The IR last applied for `tenant`.
-    pub fn applied(&self, tenant: &str) -> Option<TenantPolicy> {
-        lock(&self.applied).get(tenant).cloned()
     }
 
     /// Totals of the last pass.
@@ -164,33 +159,24 @@ impl Agent {
             revision,
             ..Default::default()
         };
-        let mut applied = lock(&self.policy.applied).clone();
         for (tenant, p) in &wanted {
             stats.rules += p.rule_count();
             stats.elements += p.element_count();
-            if applied.get(tenant) == Some(p) {
-                continue;
-            }
+            // Always asked: the driver knows whether its datapath still holds `p` (an unchanged
+            // IR in a tenant namespace made again since is installed again).
             match self.pol.apply(p) {
-                Ok(s) => {
-                    stats.changed += usize::from(s.changed);
-                    applied.insert(tenant.clone(), p.clone());
-                }
+                Ok(s) => stats.changed += usize::from(s.changed),
                 Err(e) => {
                     stats.errors += 1;
-                    applied.remove(tenant);
                     tracing::warn!(tenant = %tenant, "policy not applied: {e}");
                 }
             }
         }
-        applied.retain(|t, _| {
-            let keep = wanted.contains_key(t);
-            if !keep {
-                self.pol.forget(t);
-            }
-            keep
-        });
-        *lock(&self.policy.applied) = applied;
+        let now: BTreeSet<String> = wanted.keys().cloned().collect();
+        let before = std::mem::replace(&mut *lock(&self.policy.tenants), now);
+        for gone in before.iter().filter(|t| !wanted.contains_key(*t)) {
+            self.pol.forget(gone);
+        }
         stats.duration = started.elapsed();
         if stats.errors == 0 {
             self.policy.enforced.fetch_max(revision, Ordering::SeqCst);

@@ -30,7 +30,23 @@ pub struct NftPolicy {
     netns_dir: PathBuf,
     ns_prefix: String,
     /// What is installed per tenant, as far as this process knows (absent: unknown).
-    installed: Mutex<HashMap<String, Ruleset>>,
+    installed: Mutex<HashMap<String, Installed>>,
+}
+
+/// What this driver installed for a tenant, and where.
+#[derive(Clone)]
+struct Installed {
+    /// The namespace's identity (nsfs device and inode): a namespace deleted and made again
+    /// under the same name holds nothing of ours.
+    ns_id: (u64, u64),
+    ir: TenantPolicy,
+    rules: Ruleset,
+}
+
+/// The identity of the namespace mounted at `ns`.
+fn ns_identity(ns: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(ns).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn backend(object: String, e: impl std::error::Error + Send + Sync + 'static) -> DatapathError {
@@ -54,16 +70,21 @@ impl NftPolicy {
             .join(names::tenant_ns(&self.ns_prefix, tenant))
     }
 
-    fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ruleset>> {
+    fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Installed>> {
         self.installed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The batch for `new`, given what is known to be installed; a full replacement (with the
-    /// counters read back) when nothing is known.
-    fn batch(&self, ns: &Path, tenant: &str, new: &Ruleset) -> Result<String, DatapathError> {
-        let known = self.installed().get(tenant).cloned();
+    /// The batch for `new`, given what is known to be installed in this namespace; a full
+    /// replacement (with the counters read back) when nothing is known.
+    fn batch(
+        &self,
+        ns: &Path,
+        tenant: &str,
+        known: Option<&Ruleset>,
+        new: &Ruleset,
+    ) -> Result<String, DatapathError> {
         match known {
-            Some(old) => Ok(render::delta_batch(&old, new)),
+            Some(old) => Ok(render::delta_batch(old, new)),
             None => {
                 let seed = nft::counters(ns)
                     .map_err(|e| backend(format!("nft counters of tenant {tenant}"), e))?;
@@ -101,18 +122,36 @@ impl PolicyDriver for NftPolicy {
     fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError> {
         let tenant = policy.tenant.as_str();
         let ns = self.tenant_ns(tenant);
-        if !crate::netns::is_netns(&ns) {
-            self.installed().remove(tenant);
-            return Ok(ApplyStats::default());
-        }
-        let new = render::render(policy);
-        let batch = self.batch(&ns, tenant, &new)?;
-        let stats = ApplyStats {
-            changed: !batch.is_empty(),
+        let ns_id = match ns_identity(&ns) {
+            Some(id) if crate::netns::is_netns(&ns) => id,
+            _ => {
+                self.installed().remove(tenant);
+                return Ok(ApplyStats::default());
+            }
+        };
+        let mut stats = ApplyStats {
+            changed: false,
             rules: policy.rule_count(),
             elements: policy.element_count(),
         };
+        let known = self
+            .installed()
+            .get(tenant)
+            .filter(|i| i.ns_id == ns_id)
+            .cloned();
+        if known.as_ref().is_some_and(|k| k.ir == *policy) {
+            return Ok(stats);
+        }
+        let new = render::render(policy);
+        let batch = self.batch(&ns, tenant, known.as_ref().map(|k| &k.rules), &new)?;
+        stats.changed = !batch.is_empty();
+        let installed = Installed {
+            ns_id,
+            ir: policy.clone(),
+            rules: new.clone(),
+        };
         if batch.is_empty() {
+            self.installed().insert(tenant.to_string(), installed);
             return Ok(stats);
         }
         if !new.is_empty() {
@@ -126,7 +165,7 @@ impl PolicyDriver for NftPolicy {
         if new.is_empty() {
             bridge_filtering(&ns, false)?;
         }
-        self.installed().insert(tenant.to_string(), new);
+        self.installed().insert(tenant.to_string(), installed);
         Ok(stats)
     }
 
@@ -138,7 +177,7 @@ impl PolicyDriver for NftPolicy {
         let tenants: Vec<(String, BTreeMap<String, String>)> = self
             .installed()
             .iter()
-            .map(|(t, r)| (t.clone(), r.counters.clone()))
+            .map(|(t, i)| (t.clone(), i.rules.counters.clone()))
             .collect();
         let mut out: BTreeMap<String, PolicyCounter> = BTreeMap::new();
         for (tenant, names) in tenants {
