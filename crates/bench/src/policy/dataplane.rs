@@ -41,6 +41,20 @@ fn in_group(c: &Cluster, bins: &Binaries, group: &str) -> Plugin {
     p
 }
 
+/// CPU time (user + system) the process has used so far, ms.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the 3rd field overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 * 10.0 // USER_HZ 100
+}
+
 /// Sequential ADDs alternating between `plugins` (pod i with plugin i % len), then the DELs;
 /// ADD wall times (ms) per plugin.
 fn phase(c: &Cluster, tag: &str, plugins: &[&Plugin], per: usize) -> anyhow::Result<Vec<Vec<f64>>> {
@@ -82,15 +96,27 @@ pub fn cni_add(
     phase(&c, "pw", &[&ruled, &free], 3)?;
 
     let load0 = cni::loadavg();
+    let agent = c.agent_pid(0).ok_or_else(|| anyhow!("agent not running"))?;
+    let per_pod = |cpu0: f64, pods: usize| (cpu_ms(agent) - cpu0) / pods as f64;
     cni::settle();
+    let cpu0 = cpu_ms(agent);
     let without = phase(&c, "p0-", &[&ruled, &free], args.pods)?;
+    let cpu_without = per_pod(cpu0, 2 * args.pods);
     let t0 = Instant::now();
     api.synthetic_policy(T, "p1k", 0..args.rules, &peers)?;
     let created = t0.elapsed();
     api.group(T, "ruled", NET, &["p1k"])?;
     let enforced = api.wait_enforced(args.rules as u64, Duration::from_secs(60))?;
     cni::settle();
+    let cpu0 = cpu_ms(agent);
     let with = phase(&c, "p1-", &[&ruled, &free], args.pods)?;
+    let cpu_with = per_pod(cpu0, 2 * args.pods);
+    // The same free-group ADDs without ruled ADDs in between (whose policy passes, reports and
+    // their `nft` runs trail into the next ADD in the interleaved phase).
+    cni::settle();
+    let cpu0 = cpu_ms(agent);
+    let free_only = phase(&c, "p2-", &[&free], args.pods)?;
+    let cpu_free = per_pod(cpu0, args.pods);
     let base: Vec<f64> = without.concat();
     let n = args.rules;
     let b50 = pct(&base, 50.0);
@@ -100,6 +126,10 @@ pub fn cni_add(
             &with[0],
         ),
         ("pod in a group without rules", &with[1]),
+        (
+            "pod in a group without rules, no ruled ADDs in between",
+            &free_only[0],
+        ),
     ] {
         let p50 = pct(v, 50.0);
         rows.push(
@@ -123,7 +153,10 @@ pub fn cni_add(
         );
     }
     notes.push(format!(
-        "cni: {} pods per group kind and phase, sequential, 1 host; without policy p50 ruled-to-be {} / free {} ms; {n} rules created by REST in {:.2} s, attached and enforced {:.0} ms later; load {load0} -> {}",
+        "cni: agent CPU per pod (ADD + DEL, /proc/<pid>/stat): before any policy {} ms, with rules interleaved ruled/free {} ms, free group only {} ms; {} pods per group kind and phase, sequential, 1 host; without policy p50 ruled-to-be {} / free {} ms; {n} rules created by REST in {:.2} s, attached and enforced {:.0} ms later; load {load0} -> {}",
+        fmt(cpu_without),
+        fmt(cpu_with),
+        fmt(cpu_free),
         args.pods,
         fmt(pct(&without[0], 50.0)),
         fmt(pct(&without[1], 50.0)),
