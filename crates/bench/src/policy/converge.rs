@@ -45,6 +45,10 @@ pub struct Args {
     /// Pause between changes, ms.
     #[arg(long, default_value_t = 100)]
     pause: u64,
+    /// Attach the deny-all to `srv` before the workloads exist (checks that the first ADDs of
+    /// a tenant on each host get the policy installed); by default it is attached after them.
+    #[arg(long)]
+    attach_first: bool,
 }
 
 const T: &str = "default";
@@ -115,9 +119,10 @@ pub fn run(
         &json!({"tenantName": T, "policyName": "srv-in", "ruleId": "deny-all",
         "direction": "in", "action": "deny", "priority": 1}),
     )?;
-    // Attached only once the workloads exist: a policy pass that runs before a host's tenant
-    // namespace exists installs nothing yet counts the policy as applied (reported).
-    api.group(T, "srv", "net", &[])?;
+    // Attached once the workloads exist unless --attach-first (before 25cf65e, a pass that ran
+    // before a host's tenant namespace existed installed nothing and never retried).
+    let first: &[&str] = if args.attach_first { &["srv-in"] } else { &[] };
+    api.group(T, "srv", "net", first)?;
     api.group(T, "cli", "net", &[])?;
     let (mut srv, mut cli, mut responders) = (vec![], vec![], vec![]);
     for i in 0..h {
