@@ -29,6 +29,8 @@ pub struct PolicyState {
     pub report_kick: Kick,
     /// The revision whose policy this host enforces (0: none yet).
     enforced: AtomicU64,
+    /// The rule counters last read from the driver (reported with every report).
+    counters: Mutex<BTreeMap<String, RuleCounter>>,
     /// Tenants handed to the driver by the last pass (the others are forgotten).
     tenants: Mutex<BTreeSet<String>>,
     /// Totals of the last pass, and its duration.
@@ -188,25 +190,30 @@ impl Agent {
         stats
     }
 
-    /// The report netmaster gets: enforced revision, sizes, counters.
-    pub fn policy_report(&self) -> PolicyReport {
+    /// The report netmaster gets: enforced revision, sizes, counters. The counters are read
+    /// from the driver when `fresh_counters` (the periodic report: reading them costs an `nft`
+    /// run per tenant), else the last ones read are repeated (the report right after a change,
+    /// which must be quick and cheap).
+    pub fn policy_report(&self, fresh_counters: bool) -> PolicyReport {
         let last = self.policy.last_pass();
-        let counters = match self.pol.counters() {
-            Ok(c) => c
-                .into_iter()
-                .map(|(k, c)| {
-                    let c = RuleCounter {
-                        packets: c.packets,
-                        bytes: c.bytes,
-                    };
-                    (k, c)
-                })
-                .collect(),
-            Err(e) => {
-                tracing::debug!("policy counters not read: {e}");
-                BTreeMap::new()
+        if fresh_counters {
+            match self.pol.counters() {
+                Ok(c) => {
+                    *lock(&self.policy.counters) = c
+                        .into_iter()
+                        .map(|(k, c)| {
+                            let c = RuleCounter {
+                                packets: c.packets,
+                                bytes: c.bytes,
+                            };
+                            (k, c)
+                        })
+                        .collect();
+                }
+                Err(e) => tracing::debug!("policy counters not read: {e}"),
             }
-        };
+        }
+        let counters = lock(&self.policy.counters).clone();
         PolicyReport {
             hostname: self.settings.host.clone(),
             revision: self.policy.enforced_revision(),
@@ -247,7 +254,8 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// At most one report per this interval (a burst of changes sends one report, not one each).
 const REPORT_SPACING: Duration = Duration::from_millis(20);
 
-/// The reporter loop: a report after a pass (spaced) and every [`REPORT_INTERVAL`].
+/// The reporter loop: a report after a pass that moved the enforced revision (spaced, with the
+/// counters last read) and every [`REPORT_INTERVAL`] (with the counters read anew).
 pub fn report_loop(agent: &Agent, stop: &Stop) {
     let mut sent = 0u64;
     while !stop.is_raised() {
@@ -259,7 +267,7 @@ pub fn report_loop(agent: &Agent, stop: &Stop) {
         if kicked && revision == sent {
             continue;
         }
-        if let Err(e) = agent.nm.policy_report(&agent.policy_report()) {
+        if let Err(e) = agent.nm.policy_report(&agent.policy_report(!kicked)) {
             tracing::debug!("policy report not sent: {e}");
             continue;
         }

@@ -579,7 +579,7 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
     );
     // Nothing changed: the driver is not called again.
     assert_eq!(e.agent.enforce_policy().changed, 0);
-    let report = e.agent.policy_report();
+    let report = e.agent.policy_report(true);
     assert_eq!(
         (report.hostname.as_str(), report.revision, report.rules),
         (HOST, 4, 1)
