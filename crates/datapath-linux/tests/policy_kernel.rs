@@ -12,8 +12,8 @@ use contiv_datapath_linux::testbed::{ping, require_root, Testbed};
 use contiv_datapath_linux::{LinuxDatapath, NftPolicy};
 use contiv_policy::{compile_tenant, GroupRef, Member, PolicyInput, RuleSpec, Scope, TenantPolicy};
 
-/// Group `db` holds `db`, group `web` holds `web`; db denies everything in but icmp from web.
-fn policy(tenant: &str, web: &LocalEndpoint, db: &LocalEndpoint) -> TenantPolicy {
+/// Group `db` holds `db`, group `web` holds `webs`; db denies everything in but icmp from web.
+fn policy(tenant: &str, webs: &[&LocalEndpoint], db: &LocalEndpoint) -> TenantPolicy {
     let rule = |id: &str, act: &str, prio: i64, f: &dyn Fn(&mut contiv_model::Rule)| {
         let mut r = contiv_model::Rule {
             tenant_name: tenant.into(),
@@ -55,7 +55,11 @@ fn policy(tenant: &str, web: &LocalEndpoint, db: &LocalEndpoint) -> TenantPolicy
                 r.protocol = "icmp".into();
             }),
         ],
-        endpoints: vec![member(web, "web"), member(db, "db")],
+        endpoints: webs
+            .iter()
+            .map(|w| member(w, "web"))
+            .chain([member(db, "db")])
+            .collect(),
     };
     compile_tenant(&input, Scope::Host("h"), tenant)
 }
@@ -106,7 +110,7 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
         d.add_local_endpoint(e).expect("plug");
     }
     assert!(reach(&other, &db), "{mode:?}: no policy yet");
-    let p = policy(tenant, &web, &db);
+    let p = policy(tenant, &[&web], &db);
     let s = pol.apply(&p).expect("apply");
     assert!(s.changed && s.rules == 2, "{s:?}");
     let tns = d.tenant_netns_path(tenant);
@@ -125,6 +129,13 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
         !pol.apply(&p).expect("again").changed,
         "no change, no batch"
     );
+
+    // Endpoint churn (`other` joins web, then leaves): elements only, sent over netlink.
+    let joined = policy(tenant, &[&web, &other], &db);
+    assert!(pol.apply(&joined).expect("join").changed);
+    assert!(reach(&other, &db), "{mode:?}: other is in web now");
+    assert!(pol.apply(&p).expect("leave").changed);
+    assert!(denied(&other, &db), "{mode:?}: other left web");
 
     // A later ensure_network (a reconcile pass) must leave enforcement on.
     d.ensure_network(&n).expect("network again");
@@ -202,4 +213,93 @@ fn bridge_mode_policy_enforced_kept_taken_over_and_removed() {
 fn routing_mode_policy_enforced_kept_taken_over_and_removed() {
     require_root();
     check_mode(FwdMode::Routing, "polrt", 4102);
+}
+
+/// The netlink element path on its own: additions and deletions in a set and a verdict map land
+/// in one transaction, and a batch the kernel refuses changes nothing.
+#[test]
+#[ignore = "needs root"]
+fn element_batches_over_netlink() {
+    use contiv_datapath_linux::policy::nfnl::{send, ElemChange, Op};
+    require_root();
+    let tb = Testbed::new(0).expect("testbed");
+    let ns = tb.workload("nfnl").expect("scratch namespace");
+    let nft = |args: &[&str], input: Option<&str>| -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec"])
+            .arg(ns.file_name().unwrap_or_default())
+            .arg("nft")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft");
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes()).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("nft output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    nft(
+        &["-f", "-"],
+        Some(
+            "add table inet contiv\nadd set inet contiv g { type ipv4_addr; }\n\
+             add map inet contiv m { type ipv4_addr : verdict; }\nadd chain inet contiv c\n\
+             add element inet contiv g { 10.0.0.1 }\n",
+        ),
+    );
+    let ip = |last: u8| std::net::Ipv4Addr::new(10, 0, 0, last);
+    send(
+        &ns,
+        "contiv",
+        &[
+            ElemChange {
+                set: "g".into(),
+                op: Op::Delete,
+                elems: vec![(ip(1), None)],
+            },
+            ElemChange {
+                set: "g".into(),
+                op: Op::Add,
+                elems: vec![(ip(2), None), (ip(3), None)],
+            },
+            ElemChange {
+                set: "m".into(),
+                op: Op::Add,
+                elems: vec![(ip(2), Some("c".into()))],
+            },
+        ],
+    )
+    .expect("element batch");
+    let listed = nft(&["list", "table", "inet", "contiv"], None);
+    assert!(
+        listed.contains("10.0.0.2") && listed.contains("10.0.0.3"),
+        "{listed}"
+    );
+    assert!(!listed.contains("10.0.0.1"), "{listed}");
+    assert!(listed.contains("10.0.0.2 : jump c"), "{listed}");
+    // Deleting an absent element fails the whole batch: the addition before it is not applied.
+    let refused = send(
+        &ns,
+        "contiv",
+        &[
+            ElemChange {
+                set: "g".into(),
+                op: Op::Add,
+                elems: vec![(ip(4), None)],
+            },
+            ElemChange {
+                set: "g".into(),
+                op: Op::Delete,
+                elems: vec![(ip(9), None)],
+            },
+        ],
+    );
+    assert!(refused.is_err(), "{refused:?}");
+    let listed = nft(&["list", "table", "inet", "contiv"], None);
+    assert!(
+        !listed.contains("10.0.0.4"),
+        "nothing of a refused batch applied: {listed}"
+    );
 }

@@ -1,7 +1,8 @@
 //! [`NftPolicy`]: the nftables [`PolicyDriver`] of the Linux datapath. One `inet` table per tenant
-//! router namespace (see [`render`] for its layout); every change is one `nft -f` transaction
-//! computed by diff against what this driver installed, so endpoint churn only moves set and map
-//! elements and rule changes only rewrite the chains of the groups concerned.
+//! router namespace (see [`render`] for its layout); every change is one transaction computed by
+//! diff against what this driver installed: endpoint churn only moves set and map elements (sent
+//! as one netlink batch, [`nfnl`], with no `nft` process and no rule rendering), and rule changes
+//! rewrite only the chains of the groups concerned (one `nft -f` run, [`nft`]).
 //!
 //! Bridged traffic reaches the `inet` forward hook only with `bridge-nf-call-iptables` = 1 in the
 //! namespace: the driver turns it on while a tenant has policy and off when it has none (the
@@ -11,6 +12,7 @@
 //! replaces the table in one transaction (packets see the old or the new ruleset, conntrack is
 //! untouched, so established connections keep flowing) and carries the rule counters over.
 
+pub mod nfnl;
 pub mod nft;
 pub mod render;
 
@@ -142,8 +144,36 @@ impl PolicyDriver for NftPolicy {
         if known.as_ref().is_some_and(|k| k.ir == *policy) {
             return Ok(stats);
         }
-        let new = render::render(policy);
-        let batch = self.batch(&ns, tenant, known.as_ref().map(|k| &k.rules), &new)?;
+        let new = match &known {
+            Some(k) if k.ir.groups == policy.groups => {
+                render::render_members_onto(policy, &k.rules)
+            }
+            _ => render::render(policy),
+        };
+        let mut known = known.map(|k| k.rules);
+        if let Some(changes) = known
+            .as_ref()
+            .and_then(|old| render::element_delta(old, &new))
+        {
+            match nfnl::send(&ns, render::TABLE_NAME, &changes) {
+                Ok(()) => {
+                    stats.changed = !changes.is_empty();
+                    let installed = Installed {
+                        ns_id,
+                        ir: policy.clone(),
+                        rules: new,
+                    };
+                    self.installed().insert(tenant.to_string(), installed);
+                    return Ok(stats);
+                }
+                Err(e) => {
+                    // Nothing was applied (one transaction): replace the table with nft.
+                    tracing::warn!(tenant = %tenant, "element batch refused ({e}): replacing the table");
+                    known = None;
+                }
+            }
+        }
+        let batch = self.batch(&ns, tenant, known.as_ref(), &new)?;
         stats.changed = !batch.is_empty();
         let installed = Installed {
             ns_id,

@@ -30,6 +30,8 @@ use crate::names::fnv64;
 
 /// The table every tenant namespace gets.
 pub const TABLE: &str = "inet contiv";
+/// The table's name alone (netlink names family and table apart).
+pub const TABLE_NAME: &str = "contiv";
 /// The base chain (a hook chain; `fwd`, `policy`, `ingress` are reserved words in nft).
 /// Verdict maps: destination address → its group's in-chain, source → out-chain.
 pub const DST_MAP: &str = "dst_groups";
@@ -126,9 +128,6 @@ fn rule_text(r: &CompiledRule, peer_field: &str) -> String {
 /// The nftables objects that enforce `p`. Pure.
 pub fn render(p: &TenantPolicy) -> Ruleset {
     let mut out = Ruleset::default();
-    for (g, members) in &p.group_sets {
-        out.sets.insert(set_name(g), members.clone());
-    }
     for (g, rules) in &p.groups {
         for (ingress, list) in [(true, &rules.ingress), (false, &rules.egress)] {
             if list.is_empty() {
@@ -143,13 +142,33 @@ pub fn render(p: &TenantPolicy) -> Ruleset {
             }
         }
     }
+    add_members(&mut out, p);
+    out
+}
+
+/// [`render`] for a `p` whose rules (`groups`) equal those `prev` was rendered from: the chains
+/// and counters are taken over, only sets and maps are rendered (endpoint churn on a large
+/// ruleset costs no rule rendering). Pure.
+pub fn render_members_onto(p: &TenantPolicy, prev: &Ruleset) -> Ruleset {
+    let mut out = Ruleset {
+        counters: prev.counters.clone(),
+        chains: prev.chains.clone(),
+        ..Default::default()
+    };
+    add_members(&mut out, p);
+    out
+}
+
+fn add_members(out: &mut Ruleset, p: &TenantPolicy) {
+    for (g, members) in &p.group_sets {
+        out.sets.insert(set_name(g), members.clone());
+    }
     for (ip, g) in &p.ingress_members {
         out.ingress.insert(*ip, chain_name(true, g));
     }
     for (ip, g) in &p.egress_members {
         out.egress.insert(*ip, chain_name(false, g));
     }
-    out
 }
 
 fn elements<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
@@ -345,4 +364,54 @@ pub fn delta_batch(old: &Ruleset, new: &Ruleset) -> String {
         let _ = writeln!(s, "delete counter {TABLE} {name}");
     }
     s
+}
+
+/// When `old` and `new` differ only in set and map elements (endpoint churn), those changes as
+/// element batches for [`super::nfnl`]: deletions first, then additions (a map entry that moves
+/// to another chain is deleted and added again). `None` when anything else differs.
+pub fn element_delta(old: &Ruleset, new: &Ruleset) -> Option<Vec<super::nfnl::ElemChange>> {
+    use super::nfnl::{ElemChange, Op};
+    let same_sets = old.sets.keys().eq(new.sets.keys());
+    if old.is_empty() || old.counters != new.counters || old.chains != new.chains || !same_sets {
+        return None;
+    }
+    let mut deletes = Vec::new();
+    let mut adds = Vec::new();
+    for (name, members) in &new.sets {
+        let had = &old.sets[name];
+        let gone = had.difference(members).map(|ip| (*ip, None)).collect();
+        let added = members.difference(had).map(|ip| (*ip, None)).collect();
+        deletes.push(ElemChange {
+            set: name.clone(),
+            op: Op::Delete,
+            elems: gone,
+        });
+        adds.push(ElemChange {
+            set: name.clone(),
+            op: Op::Add,
+            elems: added,
+        });
+    }
+    for (map, o, n) in [
+        (DST_MAP, &old.ingress, &new.ingress),
+        (SRC_MAP, &old.egress, &new.egress),
+    ] {
+        let (removed, added) = map_diff(o, n);
+        deletes.push(ElemChange {
+            set: map.to_string(),
+            op: Op::Delete,
+            elems: removed.into_iter().map(|ip| (*ip, None)).collect(),
+        });
+        adds.push(ElemChange {
+            set: map.to_string(),
+            op: Op::Add,
+            elems: added
+                .into_iter()
+                .map(|(ip, c)| (*ip, Some(c.clone())))
+                .collect(),
+        });
+    }
+    deletes.extend(adds);
+    deletes.retain(|c| !c.elems.is_empty());
+    Some(deletes)
 }

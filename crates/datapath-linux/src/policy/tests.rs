@@ -127,6 +127,27 @@ fn endpoint_churn_moves_elements_only_and_rule_changes_rewrite_one_chain() {
         "{churn}"
     );
     golden("nft_delta_endpoints.txt", &churn);
+    let before_ir = compile_tenant(&input(), Scope::Host("h1"), "t");
+    let after_ir = compile_tenant(&more, Scope::Host("h1"), "t");
+    assert_eq!(before_ir.groups, after_ir.groups);
+    assert_eq!(
+        super::render::render_members_onto(&after_ir, &before),
+        after,
+        "members rendered onto the old rules equal a full render"
+    );
+    let elems = super::render::element_delta(&before, &after).expect("elements only");
+    let summary: Vec<String> = elems
+        .iter()
+        .map(|c| format!("{:?} {} {:?}", c.op, c.set, c.elems))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "Delete g_web_48721ef1 [(10.1.0.3, None)]",
+            "Add g_web_48721ef1 [(10.1.0.6, None)]",
+            "Add src_groups [(10.1.0.6, Some(\"out_web_48721ef1\"))]",
+        ]
+    );
 
     let mut fewer = input();
     fewer
@@ -135,6 +156,11 @@ fn endpoint_churn_moves_elements_only_and_rule_changes_rewrite_one_chain() {
     let after = render(&compile_tenant(&fewer, Scope::Host("h1"), "t"));
     let rules = delta_batch(&before, &after);
     assert_eq!(rules.matches("flush chain").count(), 1, "{rules}");
+    assert_eq!(
+        super::render::element_delta(&before, &after),
+        None,
+        "a rule change is no element delta"
+    );
     golden("nft_delta_rules.txt", &rules);
 
     assert_eq!(delta_batch(&before, &before), "");
