@@ -26,8 +26,11 @@ pub struct PolicyReport {
     /// Rule entries and set/map elements installed on the host.
     pub rules: u64,
     pub elements: u64,
-    /// Counters by rule key (`tenant:policy:rule`), summed over the host's tenants.
-    pub counters: BTreeMap<String, RuleCounter>,
+    /// Counters by rule key (`tenant:policy:rule`), summed over the host's tenants. Absent:
+    /// unchanged since the host's previous report (the quick report right after a change does
+    /// not read them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<BTreeMap<String, RuleCounter>>,
 }
 
 /// One host in `GET /api/v1/policyStatus/`.

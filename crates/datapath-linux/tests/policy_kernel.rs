@@ -12,8 +12,8 @@ use contiv_datapath_linux::testbed::{ping, require_root, Testbed};
 use contiv_datapath_linux::{LinuxDatapath, NftPolicy};
 use contiv_policy::{compile_tenant, GroupRef, Member, PolicyInput, RuleSpec, Scope, TenantPolicy};
 
-/// Group `db` holds `db`, group `web` holds `webs`; db denies everything in but icmp from web.
-fn policy(tenant: &str, webs: &[&LocalEndpoint], db: &LocalEndpoint) -> TenantPolicy {
+/// Group `db` holds `dbs`, group `web` holds `webs`; db denies everything in but icmp from web.
+fn policy(tenant: &str, webs: &[&LocalEndpoint], dbs: &[&LocalEndpoint]) -> TenantPolicy {
     let rule = |id: &str, act: &str, prio: i64, f: &dyn Fn(&mut contiv_model::Rule)| {
         let mut r = contiv_model::Rule {
             tenant_name: tenant.into(),
@@ -58,7 +58,7 @@ fn policy(tenant: &str, webs: &[&LocalEndpoint], db: &LocalEndpoint) -> TenantPo
         endpoints: webs
             .iter()
             .map(|w| member(w, "web"))
-            .chain([member(db, "db")])
+            .chain(dbs.iter().map(|d| member(d, "db")))
             .collect(),
     };
     compile_tenant(&input, Scope::Host("h"), tenant)
@@ -110,7 +110,7 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
         d.add_local_endpoint(e).expect("plug");
     }
     assert!(reach(&other, &db), "{mode:?}: no policy yet");
-    let p = policy(tenant, &[&web], &db);
+    let p = policy(tenant, &[&web], &[&db]);
     let s = pol.apply(&p).expect("apply");
     assert!(s.changed && s.rules == 2, "{s:?}");
     let tns = d.tenant_netns_path(tenant);
@@ -131,11 +131,35 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     );
 
     // Endpoint churn (`other` joins web, then leaves): elements only, sent over netlink.
-    let joined = policy(tenant, &[&web, &other], &db);
+    let joined = policy(tenant, &[&web, &other], &[&db]);
     assert!(pol.apply(&joined).expect("join").changed);
     assert!(reach(&other, &db), "{mode:?}: other is in web now");
     assert!(pol.apply(&p).expect("leave").changed);
     assert!(denied(&other, &db), "{mode:?}: other left web");
+
+    // An ADD's fast path: a new db member is under db's rules before its interface exists, and
+    // the full pass that follows finds it in place.
+    let late = ep(&tb, &format!("{tenant}-late"), &n, [10, 9, 0, 5]);
+    assert!(pol.admit(tenant, "db", late.ip.addr()).expect("admit"));
+    assert!(!pol
+        .admit(tenant, "nogroup", late.ip.addr())
+        .expect("no rules installed"));
+    d.add_local_endpoint(&late).expect("plug late");
+    assert!(
+        reach(&web, &late),
+        "{mode:?}: web reaches the new db member"
+    );
+    assert!(
+        denied(&other, &late),
+        "{mode:?}: the new db member is protected at once"
+    );
+    let with_late = policy(tenant, &[&web], &[&db, &late]);
+    assert!(
+        !pol.apply(&with_late).expect("pass").changed,
+        "already in place"
+    );
+    d.remove_local_endpoint(&late).expect("unplug late");
+    assert!(pol.apply(&p).expect("late gone").changed);
 
     // A later ensure_network (a reconcile pass) must leave enforcement on.
     d.ensure_network(&n).expect("network again");

@@ -229,11 +229,17 @@ mod tests {
 #[derive(Default)]
 pub struct FakePolicy {
     applied: Mutex<BTreeMap<String, contiv_policy::TenantPolicy>>,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl FakePolicy {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many times `apply` was called.
+    pub fn apply_calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The policy last applied for `tenant`.
@@ -251,6 +257,7 @@ impl crate::PolicyDriver for FakePolicy {
         &self,
         policy: &contiv_policy::TenantPolicy,
     ) -> Result<crate::ApplyStats, DatapathError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut m = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         let changed = m.get(&policy.tenant) != Some(policy);
         m.insert(policy.tenant.clone(), policy.clone());
@@ -259,6 +266,16 @@ impl crate::PolicyDriver for FakePolicy {
             rules: policy.rule_count(),
             elements: policy.element_count(),
         })
+    }
+
+    fn admit(
+        &self,
+        _tenant: &str,
+        _group: &str,
+        _ip: std::net::Ipv4Addr,
+    ) -> Result<bool, DatapathError> {
+        // The full pass is what the agent tests observe.
+        Ok(false)
     }
 
     fn forget(&self, tenant: &str) {

@@ -2,6 +2,7 @@
 //! pair is the model): a driver enforces the compiled policy of each tenant on this host.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use contiv_policy::TenantPolicy;
 
@@ -39,6 +40,13 @@ pub trait PolicyDriver: Send + Sync {
     /// and `changed == false`, and the next call installs it.
     fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError>;
 
+    /// Adds one new local member of `group` (address `ip`) to what is installed for `tenant`,
+    /// at once and atomically, when that group's rules are installed: the fast path of an ADD,
+    /// which must not plug a workload whose rules are not in force. Returns `Ok(false)` when the
+    /// group's rules are not installed (the caller then waits for a full pass). The next
+    /// `apply` finds the member in place.
+    fn admit(&self, tenant: &str, group: &str, ip: Ipv4Addr) -> Result<bool, DatapathError>;
+
     /// Drops what this driver remembers of a tenant that left the host (its datapath is gone).
     fn forget(&self, tenant: &str);
 
@@ -53,6 +61,9 @@ pub struct NoPolicy;
 impl PolicyDriver for NoPolicy {
     fn apply(&self, _policy: &TenantPolicy) -> Result<ApplyStats, DatapathError> {
         Ok(ApplyStats::default())
+    }
+    fn admit(&self, _tenant: &str, _group: &str, _ip: Ipv4Addr) -> Result<bool, DatapathError> {
+        Ok(true)
     }
     fn forget(&self, _tenant: &str) {}
     fn counters(&self) -> Result<BTreeMap<String, PolicyCounter>, DatapathError> {

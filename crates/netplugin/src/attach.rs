@@ -181,8 +181,8 @@ impl Agent {
         // group has rules, they are in force before its interface exists, so no packet of it
         // ever passes unjudged.
         if let Some(g) = a.group.as_deref() {
-            if self.group_has_rules(&a.tenant, g) && !self.await_policy(ADD_POLICY_WAIT) {
-                tracing::warn!(endpoint = %a.endpoint_id, "policy loop did not answer in time: plugging anyway");
+            if self.group_has_rules(&a.tenant, g) {
+                self.admit_to_policy(&a, g, ep.ip.addr());
             }
         }
         let att = match self.dp.add_local_endpoint(&ep) {
@@ -205,6 +205,25 @@ impl Agent {
         self.policy.kick.kick(); // the new member's traffic
         tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
         Ok(response(&a))
+    }
+
+    /// Puts a new member of `group` under its group's rules before its interface exists: added
+    /// at once to what the policy driver installed when the group's rules are there (the pass
+    /// that follows finds it in place), else by waiting for a full pass.
+    fn admit_to_policy(&self, a: &Attachment, group: &str, ip: std::net::Ipv4Addr) {
+        match self.pol.admit(&a.tenant, group, ip) {
+            Ok(true) => {
+                self.policy.kick.kick();
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(endpoint = %a.endpoint_id, "fast policy admission failed: {e}")
+            }
+        }
+        if !self.await_policy(ADD_POLICY_WAIT) {
+            tracing::warn!(endpoint = %a.endpoint_id, "policy loop did not answer in time: plugging anyway");
+        }
     }
 
     /// Ensures the network and its remote endpoints (from the mirror) unless they are known

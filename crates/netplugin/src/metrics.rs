@@ -377,6 +377,9 @@ mod tests {
         fn apply(&self, p: &contiv_policy::TenantPolicy) -> Result<ApplyStats, DatapathError> {
             self.0.apply(p)
         }
+        fn admit(&self, t: &str, g: &str, ip: std::net::Ipv4Addr) -> Result<bool, DatapathError> {
+            self.0.admit(t, g, ip)
+        }
         fn forget(&self, tenant: &str) {
             self.0.forget(tenant)
         }

@@ -47,6 +47,9 @@ pub struct Mirror {
     /// Rules, by key `tenant:policy:rule`, parsed (netmaster refuses rules that do not parse;
     /// one that slipped through anyway is logged and left out, so it enforces nothing).
     pub rules: BTreeMap<String, RuleSpec>,
+    /// Revision of the last change to what policy is compiled from (networks, groups, policies,
+    /// rules, endpoints): a policy pass at an equal value has nothing new to compile.
+    pub policy_revision: u64,
     /// Every other key (profiles, services), raw.
     pub other: BTreeMap<String, Value>,
 }
@@ -67,6 +70,7 @@ impl Mirror {
     pub fn from_snapshot(s: &AgentSnapshot) -> Mirror {
         let mut m = Mirror {
             revision: s.revision,
+            policy_revision: s.revision,
             ..Default::default()
         };
         for kv in &s.kvs {
@@ -79,6 +83,9 @@ impl Mirror {
     pub fn apply(&mut self, ev: &AgentEvent) {
         for c in &ev.changes {
             self.apply_change(c);
+        }
+        if ev.changes.iter().any(|c| policy_relevant(&c.key)) {
+            self.policy_revision = self.policy_revision.max(ev.revision);
         }
         self.revision = self.revision.max(ev.revision);
     }
@@ -197,6 +204,21 @@ impl Mirror {
             .values()
             .filter(move |e| e.homing_host == host)
     }
+}
+
+/// Whether a key is part of what policy is compiled from.
+fn policy_relevant(key: &str) -> bool {
+    matches!(
+        keys::parse(key),
+        Some(Parsed::Endpoint(_))
+            | Some(Parsed::Object(
+                ObjectKind::Network
+                    | ObjectKind::EndpointGroup
+                    | ObjectKind::Policy
+                    | ObjectKind::Rule,
+                _
+            ))
+    )
 }
 
 fn remote_of(e: &EndpointState, key: &str) -> Option<RemoteEndpoint> {

@@ -29,8 +29,11 @@ pub struct PolicyState {
     pub report_kick: Kick,
     /// The revision whose policy this host enforces (0: none yet).
     enforced: AtomicU64,
-    /// The rule counters last read from the driver (reported with every report).
-    counters: Mutex<BTreeMap<String, RuleCounter>>,
+    /// What the last pass without error compiled from: the mirror's policy revision and a
+    /// fingerprint of the local attachments. A pass with equal inputs has nothing to do.
+    inputs: Mutex<Option<(u64, u64)>>,
+    /// The next pass runs in full even with unchanged inputs (the loop's periodic safety pass).
+    pub(crate) force_next: std::sync::atomic::AtomicBool,
     /// Tenants handed to the driver by the last pass (the others are forgotten).
     tenants: Mutex<BTreeSet<String>>,
     /// Totals of the last pass, and its duration.
@@ -82,6 +85,31 @@ fn local_members(live: &[Attachment], host: &str) -> Vec<Member> {
             })
         })
         .collect()
+}
+
+/// What of the local attachments policy depends on (tenant, endpoint, address, group, whether
+/// it is being released), hashed (FNV-1a).
+fn records_fingerprint(live: &[Attachment]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut sorted: Vec<&Attachment> = live.iter().collect();
+    sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+    for a in sorted {
+        eat(&a.tenant);
+        eat(&a.endpoint_id);
+        eat(&a.ip);
+        eat(a.group.as_deref().unwrap_or_default());
+        eat(if a.phase == Phase::Releasing {
+            "r"
+        } else {
+            "l"
+        });
+    }
+    h
 }
 
 /// This host's policy for `tenants` from `input` plus the local attachments. Pure.
@@ -150,12 +178,27 @@ impl Agent {
     fn policy_pass(&self) -> PassStats {
         let started = Instant::now();
         let live = self.records.list();
-        let tenants: BTreeSet<String> = live.iter().map(|a| a.tenant.clone()).collect();
-        let (revision, input) = match self.mirror.read().as_ref() {
-            Some(m) => (m.revision, m.policy_input()),
-            // Without netmaster's state nothing is known to enforce: keep what is installed.
-            None => return PassStats::default(),
+        let fingerprint = records_fingerprint(&live);
+        let force = self.policy.force_next.swap(false, Ordering::SeqCst);
+        let guard = self.mirror.read();
+        // Without netmaster's state nothing is known to enforce: keep what is installed.
+        let Some(m) = guard.as_ref() else {
+            return PassStats::default();
         };
+        let (revision, inputs) = (m.revision, (m.policy_revision, fingerprint));
+        if !force && *lock(&self.policy.inputs) == Some(inputs) {
+            // Nothing policy depends on changed since a pass that applied without error.
+            drop(guard);
+            self.policy.enforced.fetch_max(revision, Ordering::SeqCst);
+            let mut last = lock(&self.policy.last);
+            last.revision = revision;
+            last.changed = 0;
+            last.duration = started.elapsed();
+            return *last;
+        }
+        let input = m.policy_input();
+        drop(guard);
+        let tenants: BTreeSet<String> = live.iter().map(|a| a.tenant.clone()).collect();
         let wanted = host_policy(input, &live, &self.settings.host, &tenants);
         let mut stats = PassStats {
             revision,
@@ -182,6 +225,9 @@ impl Agent {
         stats.duration = started.elapsed();
         if stats.errors == 0 {
             self.policy.enforced.fetch_max(revision, Ordering::SeqCst);
+            *lock(&self.policy.inputs) = Some(inputs);
+        } else {
+            *lock(&self.policy.inputs) = None;
         }
         if stats.changed > 0 {
             tracing::debug!(revision, rules = stats.rules, elements = stats.elements, took = ?stats.duration, "policy applied");
@@ -191,16 +237,15 @@ impl Agent {
     }
 
     /// The report netmaster gets: enforced revision, sizes, counters. The counters are read
-    /// from the driver when `fresh_counters` (the periodic report: reading them costs an `nft`
-    /// run per tenant), else the last ones read are repeated (the report right after a change,
-    /// which must be quick and cheap).
+    /// from the driver only when `fresh_counters` (the periodic report: reading them costs an
+    /// `nft` run per tenant); the report right after a change leaves them out (netmaster keeps
+    /// the previous ones), so it stays small and cheap.
     pub fn policy_report(&self, fresh_counters: bool) -> PolicyReport {
         let last = self.policy.last_pass();
-        if fresh_counters {
-            match self.pol.counters() {
-                Ok(c) => {
-                    *lock(&self.policy.counters) = c
-                        .into_iter()
+        let counters = fresh_counters
+            .then(|| match self.pol.counters() {
+                Ok(c) => Some(
+                    c.into_iter()
                         .map(|(k, c)| {
                             let c = RuleCounter {
                                 packets: c.packets,
@@ -208,12 +253,14 @@ impl Agent {
                             };
                             (k, c)
                         })
-                        .collect();
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::debug!("policy counters not read: {e}");
+                    None
                 }
-                Err(e) => tracing::debug!("policy counters not read: {e}"),
-            }
-        }
-        let counters = lock(&self.policy.counters).clone();
+            })
+            .flatten();
         PolicyReport {
             hostname: self.settings.host.clone(),
             revision: self.policy.enforced_revision(),
@@ -237,7 +284,10 @@ pub fn policy_loop_observed(
     observe: impl Fn(&PassStats),
 ) {
     while !stop.is_raised() {
-        agent.policy.kick.wait(interval);
+        if !agent.policy.kick.wait(interval) {
+            // The periodic safety pass: in full, whatever the inputs say.
+            agent.policy.force_next.store(true, Ordering::SeqCst);
+        }
         if stop.is_raised() {
             return;
         }

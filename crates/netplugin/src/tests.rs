@@ -577,12 +577,37 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
         e.pol.applied("other").is_none(),
         "no workload of tenant other here"
     );
-    // Nothing changed: the driver is not called again.
+    // Nothing changed: the driver is not called again, and a change policy does not depend on
+    // (a node's heartbeat) moves the enforced revision without a compile.
+    let calls = e.pol.apply_calls();
     assert_eq!(e.agent.enforce_policy().changed, 0);
+    e.agent.mirror.apply(&AgentEvent {
+        revision: 5,
+        changes: vec![kv(
+            keys::node("h2"),
+            json!({"hostname":"h2","vtepIP":"10.255.0.2"}),
+        )],
+        resync: false,
+    });
+    let s = e.agent.enforce_policy();
+    assert_eq!((s.revision, s.rules, s.changed), (5, 1, 0));
+    assert_eq!(
+        e.pol.apply_calls(),
+        calls,
+        "no driver call for unchanged inputs"
+    );
+    assert_eq!(e.agent.policy.enforced_revision(), 5);
+    // The periodic pass runs in full anyway.
+    e.agent
+        .policy
+        .force_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    e.agent.enforce_policy();
+    assert_eq!(e.pol.apply_calls(), calls + 1);
     let report = e.agent.policy_report(true);
     assert_eq!(
         (report.hostname.as_str(), report.revision, report.rules),
-        (HOST, 4, 1)
+        (HOST, 5, 1)
     );
     e.agent.nm.policy_report(&report).expect("report");
     assert_eq!(e.nm.reports.lock().unwrap().len(), 1);

@@ -17,6 +17,7 @@ pub mod nft;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -33,6 +34,9 @@ pub struct NftPolicy {
     ns_prefix: String,
     /// What is installed per tenant, as far as this process knows (absent: unknown).
     installed: Mutex<HashMap<String, Installed>>,
+    /// Held by `apply` and `admit` while they change the kernel, so each diffs against what the
+    /// other installed.
+    changing: Mutex<()>,
 }
 
 /// What this driver installed for a tenant, and where.
@@ -64,6 +68,7 @@ impl NftPolicy {
             netns_dir: cfg.netns_dir.clone(),
             ns_prefix: cfg.ns_prefix.clone(),
             installed: Mutex::new(HashMap::new()),
+            changing: Mutex::new(()),
         }
     }
 
@@ -122,6 +127,7 @@ fn bridge_filtering(ns: &Path, on: bool) -> Result<(), DatapathError> {
 
 impl PolicyDriver for NftPolicy {
     fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let tenant = policy.tenant.as_str();
         let ns = self.tenant_ns(tenant);
         let ns_id = match ns_identity(&ns) {
@@ -197,6 +203,50 @@ impl PolicyDriver for NftPolicy {
         }
         self.installed().insert(tenant.to_string(), installed);
         Ok(stats)
+    }
+
+    fn admit(&self, tenant: &str, group: &str, ip: Ipv4Addr) -> Result<bool, DatapathError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let ns = self.tenant_ns(tenant);
+        let Some(mut inst) = self.installed().get(tenant).cloned() else {
+            return Ok(false);
+        };
+        if ns_identity(&ns) != Some(inst.ns_id) {
+            return Ok(false);
+        }
+        let Some(rules) = inst.ir.groups.get(group) else {
+            return Ok(false);
+        };
+        let (ingress, egress) = (!rules.ingress.is_empty(), !rules.egress.is_empty());
+        let mut changes = Vec::new();
+        let add = |set: String, jump: Option<String>| nfnl::ElemChange {
+            set,
+            op: nfnl::Op::Add,
+            elems: vec![(ip, jump)],
+        };
+        if let Some(members) = inst.ir.group_sets.get_mut(group) {
+            members.insert(ip);
+            changes.push(add(render::set_name(group), None));
+        }
+        if ingress {
+            inst.ir.ingress_members.insert(ip, group.to_string());
+            changes.push(add(
+                render::DST_MAP.into(),
+                Some(render::chain_name(true, group)),
+            ));
+        }
+        if egress {
+            inst.ir.egress_members.insert(ip, group.to_string());
+            changes.push(add(
+                render::SRC_MAP.into(),
+                Some(render::chain_name(false, group)),
+            ));
+        }
+        nfnl::send(&ns, render::TABLE_NAME, &changes)
+            .map_err(|e| backend(format!("nft policy of tenant {tenant}"), e))?;
+        inst.rules = render::render_members_onto(&inst.ir, &inst.rules);
+        self.installed().insert(tenant.to_string(), inst);
+        Ok(true)
     }
 
     fn forget(&self, tenant: &str) {

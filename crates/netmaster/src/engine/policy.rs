@@ -77,7 +77,13 @@ impl Engine {
         let latest = self.events.latest();
         let host = report.hostname.clone();
         let status = host_status(Some(&report), &host, latest);
-        self.policy_reports.0.lock().insert(host, report);
+        let mut report = report;
+        let mut reports = self.policy_reports.0.lock();
+        if report.counters.is_none() {
+            // Counters unchanged since the host's previous report.
+            report.counters = reports.remove(&host).and_then(|r| r.counters);
+        }
+        reports.insert(host, report);
         Ok(status)
     }
 
@@ -131,7 +137,8 @@ impl Engine {
             self.policy_reports.of_nodes(st, |reports| {
                 reports
                     .iter()
-                    .flat_map(|r| deny.iter().filter_map(|k| r.counters.get(*k)))
+                    .filter_map(|r| r.counters.as_ref())
+                    .flat_map(|c| deny.iter().filter_map(|k| c.get(*k)))
                     .map(|c| c.packets)
                     .fold(0u64, u64::saturating_add)
             })
@@ -147,7 +154,7 @@ impl Engine {
             self.policy_reports.of_nodes(st, |reports| {
                 let mut oper = RuleCounters::default();
                 for r in reports {
-                    if let Some(c) = r.counters.get(key) {
+                    if let Some(c) = r.counters.as_ref().and_then(|c| c.get(key)) {
                         oper.packets = oper.packets.saturating_add(c.packets);
                         oper.bytes = oper.bytes.saturating_add(c.bytes);
                         oper.hosts.insert(r.hostname.clone(), *c);
