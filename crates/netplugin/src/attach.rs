@@ -212,10 +212,8 @@ impl Agent {
     /// that follows finds it in place), else by waiting for a full pass.
     fn admit_to_policy(&self, a: &Attachment, group: &str, ip: std::net::Ipv4Addr) {
         match self.pol.admit(&a.tenant, group, ip) {
-            Ok(true) => {
-                self.policy.kick.kick();
-                return;
-            }
+            // The pass kicked when the ADD is done finds the member in place.
+            Ok(true) => return,
             Ok(false) => {}
             Err(e) => {
                 tracing::debug!(endpoint = %a.endpoint_id, "fast policy admission failed: {e}")

@@ -1,8 +1,8 @@
 //! Policy enforcement on this host: a pass compiles the policy of every tenant with a local
 //! attachment (the mirror's groups, rules and endpoints, plus the local attachments the mirror
 //! may not show yet) and hands each tenant's IR to the policy driver, which applies only what
-//! changed in one atomic step. The loop runs a pass per kick (every mirror change, ADD, DEL) with
-//! no debounce: kicks that arrive during a pass are folded into the next one.
+//! changed in one atomic step. The loop runs a pass per kick (every mirror change, ADD, DEL),
+//! letting kicks gather for 3 ms; kicks that arrive during a pass are folded into the next one.
 //!
 //! The revision a pass compiled from is what this host enforces once every tenant applied
 //! without error; it is reported to netmaster (with the rule counters) after each change and
@@ -66,6 +66,9 @@ impl PolicyState {
         *lock(&self.last)
     }
 }
+
+/// How long the loop lets kicks gather before a pass (part of the convergence time).
+const COALESCE: Duration = Duration::from_millis(3);
 
 /// How long an ADD waits for the policy of its new workload before plugging it anyway.
 pub const ADD_POLICY_WAIT: Duration = Duration::from_secs(2);
@@ -284,7 +287,11 @@ pub fn policy_loop_observed(
     observe: impl Fn(&PassStats),
 ) {
     while !stop.is_raised() {
-        if !agent.policy.kick.wait(interval) {
+        if agent.policy.kick.wait(interval) {
+            // Kicks close together (an ADD's end and its endpoint's mirror event) make one pass.
+            std::thread::sleep(COALESCE);
+            agent.policy.kick.wait(Duration::ZERO);
+        } else {
             // The periodic safety pass: in full, whatever the inputs say.
             agent.policy.force_next.store(true, Ordering::SeqCst);
         }

@@ -19,7 +19,7 @@ pub mod render;
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use contiv_datapath::{ApplyStats, DatapathError, PolicyCounter, PolicyDriver};
 use contiv_policy::TenantPolicy;
@@ -33,10 +33,27 @@ pub struct NftPolicy {
     netns_dir: PathBuf,
     ns_prefix: String,
     /// What is installed per tenant, as far as this process knows (absent: unknown).
-    installed: Mutex<HashMap<String, Installed>>,
+    installed: Mutex<HashMap<String, Arc<Installed>>>,
     /// Held by `apply` and `admit` while they change the kernel, so each diffs against what the
     /// other installed.
     changing: Mutex<()>,
+}
+
+/// What `apply` decided.
+enum Planned {
+    /// Nothing to change (already installed, or no namespace yet).
+    Done(ApplyStats),
+    Change(Box<Plan>),
+}
+
+/// A change to carry out: element batches over netlink, or an `nft -f` batch.
+struct Plan {
+    ns: PathBuf,
+    ns_id: (u64, u64),
+    new: Ruleset,
+    elements: Option<Vec<nfnl::ElemChange>>,
+    batch: String,
+    stats: ApplyStats,
 }
 
 /// What this driver installed for a tenant, and where.
@@ -47,6 +64,8 @@ struct Installed {
     ns_id: (u64, u64),
     ir: TenantPolicy,
     rules: Ruleset,
+    /// Bumped by every change, so a plan made without the lock sees it is stale.
+    version: u64,
 }
 
 /// The identity of the namespace mounted at `ns`.
@@ -77,8 +96,111 @@ impl NftPolicy {
             .join(names::tenant_ns(&self.ns_prefix, tenant))
     }
 
-    fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Installed>> {
+    fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Installed>>> {
         self.installed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `apply` must do to install `policy` over `known` (what this driver installed, if
+    /// anything). Touches nothing but reads counters back when the table must be replaced.
+    fn plan(
+        &self,
+        policy: &TenantPolicy,
+        known: Option<&Installed>,
+    ) -> Result<Planned, DatapathError> {
+        let tenant = policy.tenant.as_str();
+        let ns = self.tenant_ns(tenant);
+        let mut stats = ApplyStats {
+            changed: false,
+            rules: policy.rule_count(),
+            elements: policy.element_count(),
+        };
+        let ns_id = match ns_identity(&ns) {
+            Some(id) if crate::netns::is_netns(&ns) => id,
+            _ => return Ok(Planned::Done(ApplyStats::default())),
+        };
+        let known = known.filter(|i| i.ns_id == ns_id);
+        if known.is_some_and(|k| k.ir == *policy) {
+            return Ok(Planned::Done(stats));
+        }
+        let new = match known {
+            Some(k) if k.ir.groups == policy.groups => {
+                render::render_members_onto(policy, &k.rules)
+            }
+            _ => render::render(policy),
+        };
+        let elements = known.and_then(|k| render::element_delta(&k.rules, &new));
+        let batch = match (&elements, known) {
+            (Some(_), _) => String::new(),
+            (None, k) => self.batch(&ns, tenant, k.map(|k| &k.rules), &new)?,
+        };
+        stats.changed = elements.as_ref().is_some_and(|e| !e.is_empty()) || !batch.is_empty();
+        Ok(Planned::Change(Box::new(Plan {
+            ns,
+            ns_id,
+            new,
+            elements,
+            batch,
+            stats,
+        })))
+    }
+
+    /// Carries a plan out (under `changing`) and records what is installed.
+    fn commit(&self, policy: &TenantPolicy, plan: Box<Plan>) -> Result<ApplyStats, DatapathError> {
+        let tenant = policy.tenant.as_str();
+        let Plan {
+            ns,
+            ns_id,
+            new,
+            elements,
+            mut batch,
+            mut stats,
+        } = *plan;
+        if let Some(changes) = elements {
+            match nfnl::send(&ns, render::TABLE_NAME, &changes) {
+                Ok(()) => {
+                    self.record(tenant, ns_id, policy.clone(), new);
+                    return Ok(stats);
+                }
+                Err(e) => {
+                    // Nothing was applied (one transaction): replace the table with nft.
+                    tracing::warn!(tenant = %tenant, "element batch refused ({e}): replacing the table");
+                    batch = self.batch(&ns, tenant, None, &new)?;
+                    stats.changed = true;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            if !new.is_empty() {
+                bridge_filtering(&ns, true)?;
+            }
+            if let Err(e) = nft::apply(&ns, &batch) {
+                // What is installed is now uncertain: the next apply replaces the table.
+                self.installed().remove(tenant);
+                return Err(backend(format!("nft policy of tenant {tenant}"), e));
+            }
+            if new.is_empty() {
+                bridge_filtering(&ns, false)?;
+            }
+        }
+        self.record(tenant, ns_id, policy.clone(), new);
+        Ok(stats)
+    }
+
+    /// Records what is now installed for `tenant`, one version later.
+    fn record(&self, tenant: &str, ns_id: (u64, u64), ir: TenantPolicy, rules: Ruleset) {
+        let mut installed = self.installed();
+        let version = installed.get(tenant).map_or(0, |i| i.version) + 1;
+        let entry = Installed {
+            ns_id,
+            ir,
+            rules,
+            version,
+        };
+        installed.insert(tenant.to_string(), Arc::new(entry));
     }
 
     /// The batch for `new`, given what is known to be installed in this namespace; a full
@@ -127,88 +249,36 @@ fn bridge_filtering(ns: &Path, on: bool) -> Result<(), DatapathError> {
 
 impl PolicyDriver for NftPolicy {
     fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError> {
-        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
-        let tenant = policy.tenant.as_str();
-        let ns = self.tenant_ns(tenant);
-        let ns_id = match ns_identity(&ns) {
-            Some(id) if crate::netns::is_netns(&ns) => id,
-            _ => {
-                self.installed().remove(tenant);
-                return Ok(ApplyStats::default());
+        // Plan without holding `changing` (an ADD's `admit` must not wait for a rendering);
+        // commit under it if nobody changed the tenant meanwhile, else plan again. The last try
+        // plans under the lock.
+        for attempt in 0..3 {
+            let locked = (attempt == 2).then(|| self.lock_changing());
+            let known = self.installed().get(&policy.tenant).cloned();
+            let plan = match self.plan(policy, known.as_deref())? {
+                Planned::Done(stats) => return Ok(stats),
+                Planned::Change(plan) => plan,
+            };
+            let _changing = match locked {
+                Some(l) => l,
+                None => self.lock_changing(),
+            };
+            let now = self.installed().get(&policy.tenant).map(|i| i.version);
+            if now != known.as_ref().map(|k| k.version) {
+                continue;
             }
-        };
-        let mut stats = ApplyStats {
-            changed: false,
-            rules: policy.rule_count(),
-            elements: policy.element_count(),
-        };
-        let known = self
-            .installed()
-            .get(tenant)
-            .filter(|i| i.ns_id == ns_id)
-            .cloned();
-        if known.as_ref().is_some_and(|k| k.ir == *policy) {
-            return Ok(stats);
+            return self.commit(policy, plan);
         }
-        let new = match &known {
-            Some(k) if k.ir.groups == policy.groups => {
-                render::render_members_onto(policy, &k.rules)
-            }
-            _ => render::render(policy),
-        };
-        let mut known = known.map(|k| k.rules);
-        if let Some(changes) = known
-            .as_ref()
-            .and_then(|old| render::element_delta(old, &new))
-        {
-            match nfnl::send(&ns, render::TABLE_NAME, &changes) {
-                Ok(()) => {
-                    stats.changed = !changes.is_empty();
-                    let installed = Installed {
-                        ns_id,
-                        ir: policy.clone(),
-                        rules: new,
-                    };
-                    self.installed().insert(tenant.to_string(), installed);
-                    return Ok(stats);
-                }
-                Err(e) => {
-                    // Nothing was applied (one transaction): replace the table with nft.
-                    tracing::warn!(tenant = %tenant, "element batch refused ({e}): replacing the table");
-                    known = None;
-                }
-            }
-        }
-        let batch = self.batch(&ns, tenant, known.as_ref(), &new)?;
-        stats.changed = !batch.is_empty();
-        let installed = Installed {
-            ns_id,
-            ir: policy.clone(),
-            rules: new.clone(),
-        };
-        if batch.is_empty() {
-            self.installed().insert(tenant.to_string(), installed);
-            return Ok(stats);
-        }
-        if !new.is_empty() {
-            bridge_filtering(&ns, true)?;
-        }
-        if let Err(e) = nft::apply(&ns, &batch) {
-            // What is installed is now uncertain: the next apply replaces the table.
-            self.installed().remove(tenant);
-            return Err(backend(format!("nft policy of tenant {tenant}"), e));
-        }
-        if new.is_empty() {
-            bridge_filtering(&ns, false)?;
-        }
-        self.installed().insert(tenant.to_string(), installed);
-        Ok(stats)
+        Err(DatapathError::Invalid {
+            object: format!("policy of tenant {}", policy.tenant),
+            reason: "changed concurrently three times".into(),
+        })
     }
 
     fn admit(&self, tenant: &str, group: &str, ip: Ipv4Addr) -> Result<bool, DatapathError> {
-        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let _changing = self.lock_changing();
         let ns = self.tenant_ns(tenant);
-        let Some(mut inst) = self.installed().get(tenant).cloned() else {
+        let Some(inst) = self.installed().get(tenant).cloned() else {
             return Ok(false);
         };
         if ns_identity(&ns) != Some(inst.ns_id) {
@@ -218,34 +288,31 @@ impl PolicyDriver for NftPolicy {
             return Ok(false);
         };
         let (ingress, egress) = (!rules.ingress.is_empty(), !rules.egress.is_empty());
+        let mut ir = inst.ir.clone();
         let mut changes = Vec::new();
         let add = |set: String, jump: Option<String>| nfnl::ElemChange {
             set,
             op: nfnl::Op::Add,
             elems: vec![(ip, jump)],
         };
-        if let Some(members) = inst.ir.group_sets.get_mut(group) {
+        if let Some(members) = ir.group_sets.get_mut(group) {
             members.insert(ip);
             changes.push(add(render::set_name(group), None));
         }
         if ingress {
-            inst.ir.ingress_members.insert(ip, group.to_string());
-            changes.push(add(
-                render::DST_MAP.into(),
-                Some(render::chain_name(true, group)),
-            ));
+            ir.ingress_members.insert(ip, group.to_string());
+            let chain = render::chain_name(true, group);
+            changes.push(add(render::DST_MAP.into(), Some(chain)));
         }
         if egress {
-            inst.ir.egress_members.insert(ip, group.to_string());
-            changes.push(add(
-                render::SRC_MAP.into(),
-                Some(render::chain_name(false, group)),
-            ));
+            ir.egress_members.insert(ip, group.to_string());
+            let chain = render::chain_name(false, group);
+            changes.push(add(render::SRC_MAP.into(), Some(chain)));
         }
         nfnl::send(&ns, render::TABLE_NAME, &changes)
             .map_err(|e| backend(format!("nft policy of tenant {tenant}"), e))?;
-        inst.rules = render::render_members_onto(&inst.ir, &inst.rules);
-        self.installed().insert(tenant.to_string(), inst);
+        let rules = render::render_members_onto(&ir, &inst.rules);
+        self.record(tenant, inst.ns_id, ir, rules);
         Ok(true)
     }
 
@@ -262,6 +329,9 @@ impl PolicyDriver for NftPolicy {
         let mut out: BTreeMap<String, PolicyCounter> = BTreeMap::new();
         for (tenant, names) in tenants {
             let ns = self.tenant_ns(&tenant);
+            if !crate::netns::is_netns(&ns) {
+                continue; // the tenant left this host; its counters went with its namespace
+            }
             let values = nft::counters(&ns)
                 .map_err(|e| backend(format!("nft counters of tenant {tenant}"), e))?;
             for (name, (packets, bytes)) in values {
