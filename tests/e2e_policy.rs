@@ -49,7 +49,11 @@ fn probe_name(p: Probe) -> Protocol {
 
 impl Bed {
     fn new(hosts: usize) -> Bed {
-        let c = Cluster::start(bins(), hosts, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+        Bed::with_netmaster_args(hosts, &[])
+    }
+
+    fn with_netmaster_args(hosts: usize, args: &[&str]) -> Bed {
+        let c = Cluster::start(bins(), hosts, args).unwrap_or_else(|e| panic!("cluster: {e}"));
         Bed {
             c,
             w: BTreeMap::new(),
@@ -753,5 +757,32 @@ fn established_connections_survive_changes_and_agent_restart() {
         session.exchange("five").as_deref(),
         Ok("five"),
         "established connection keeps flowing"
+    );
+}
+
+/// The policy exists before any workload: each host installs it when its first workload of the
+/// tenant arrives (its tenant namespace is made then). Routing mode (every endpoint a /32 route):
+/// the other suites run in bridge mode.
+#[test]
+#[ignore = "needs root"]
+fn policy_attached_before_the_first_workload_is_enforced_in_routing_mode() {
+    require_root();
+    let mut bed = Bed::with_netmaster_args(2, &["--fwdmode", "routing"]);
+    let t = "default";
+    bed.network(t, "net", "10.1.0.0/24", "10.1.0.1");
+    bed.group(t, "web", "net", &[]);
+    bed.group(t, "db", "net", &[]);
+    bed.db_admits_web_only_on(t, "web-80", 80);
+    bed.workload(0, "db1", t, "net", Some("db"));
+    bed.workload(1, "web1", t, "net", Some("web"));
+    bed.workload(1, "plain", t, "net", None);
+    bed.check(
+        "policy before the workloads, routing mode",
+        &[
+            ("web1", "db1", T80, true),
+            ("web1", "db1", T81, false),
+            ("plain", "db1", ICMP, false),
+            ("db1", "plain", T81, true),
+        ],
     );
 }
