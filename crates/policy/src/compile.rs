@@ -51,6 +51,33 @@ pub fn compile(
         .collect()
 }
 
+/// What a rule's peer matches: a group's member set (noted in `referenced`), a network's subnet,
+/// addresses. `None` (and the rule noted in `skipped`) when the network does not exist.
+fn resolve_peer(
+    r: &RuleSpec,
+    subnets: &BTreeMap<&str, ipnet::Ipv4Net>,
+    referenced: &mut BTreeSet<String>,
+    skipped: &mut Vec<(crate::spec::RuleId, String)>,
+) -> Option<PeerMatch> {
+    Some(match &r.peer {
+        Peer::Any => PeerMatch::Any,
+        Peer::Group(name) => {
+            referenced.insert(name.clone());
+            PeerMatch::GroupSet(name.clone())
+        }
+        Peer::Network(name) => match subnets.get(name.as_str()) {
+            Some(net) => PeerMatch::Addrs(AddrMatch::Net(*net)),
+            None => {
+                if !skipped.iter().any(|(id, _)| *id == r.id) {
+                    skipped.push((r.id.clone(), format!("network {name} not found")));
+                }
+                return None;
+            }
+        },
+        Peer::Addrs(a) => PeerMatch::Addrs(*a),
+    })
+}
+
 /// Compiles one tenant.
 pub fn compile_tenant(input: &PolicyInput, scope: Scope<'_>, tenant: &str) -> TenantPolicy {
     let mut out = TenantPolicy {
@@ -72,23 +99,8 @@ pub fn compile_tenant(input: &PolicyInput, scope: Scope<'_>, tenant: &str) -> Te
         let policies: BTreeSet<&str> = g.policies.iter().map(String::as_str).collect();
         let mut rules = GroupRules::default();
         for r in policies.iter().filter_map(|p| by_policy.get(p)).flatten() {
-            let peer = match &r.peer {
-                Peer::Any => PeerMatch::Any,
-                Peer::Group(name) => {
-                    referenced.insert(name.clone());
-                    PeerMatch::GroupSet(name.clone())
-                }
-                Peer::Network(name) => match subnets.get(name.as_str()) {
-                    Some(net) => PeerMatch::Addrs(AddrMatch::Net(*net)),
-                    None => {
-                        let why = format!("network {name} not found");
-                        if !out.skipped.iter().any(|(id, _)| *id == r.id) {
-                            out.skipped.push((r.id.clone(), why));
-                        }
-                        continue;
-                    }
-                },
-                Peer::Addrs(a) => PeerMatch::Addrs(*a),
+            let Some(peer) = resolve_peer(r, &subnets, &mut referenced, &mut out.skipped) else {
+                continue;
             };
             let c = CompiledRule {
                 id: r.id.clone(),
