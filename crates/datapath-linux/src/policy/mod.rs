@@ -278,41 +278,67 @@ impl PolicyDriver for NftPolicy {
     fn admit(&self, tenant: &str, group: &str, ip: Ipv4Addr) -> Result<bool, DatapathError> {
         let _changing = self.lock_changing();
         let ns = self.tenant_ns(tenant);
-        let Some(inst) = self.installed().get(tenant).cloned() else {
-            return Ok(false);
+        let (ns_id, in_set, ingress, egress) = {
+            let installed = self.installed();
+            let Some(inst) = installed.get(tenant) else {
+                return Ok(false);
+            };
+            let Some(rules) = inst.ir.groups.get(group) else {
+                return Ok(false);
+            };
+            (
+                inst.ns_id,
+                inst.ir.group_sets.contains_key(group),
+                !rules.ingress.is_empty(),
+                !rules.egress.is_empty(),
+            )
         };
-        if ns_identity(&ns) != Some(inst.ns_id) {
+        if ns_identity(&ns) != Some(ns_id) {
             return Ok(false);
         }
-        let Some(rules) = inst.ir.groups.get(group) else {
-            return Ok(false);
-        };
-        let (ingress, egress) = (!rules.ingress.is_empty(), !rules.egress.is_empty());
-        let mut ir = inst.ir.clone();
-        let mut changes = Vec::new();
         let add = |set: String, jump: Option<String>| nfnl::ElemChange {
             set,
             op: nfnl::Op::Add,
             elems: vec![(ip, jump)],
         };
-        if let Some(members) = ir.group_sets.get_mut(group) {
-            members.insert(ip);
+        let (in_chain, out_chain) = (
+            render::chain_name(true, group),
+            render::chain_name(false, group),
+        );
+        let mut changes = Vec::new();
+        if in_set {
             changes.push(add(render::set_name(group), None));
         }
         if ingress {
-            ir.ingress_members.insert(ip, group.to_string());
-            let chain = render::chain_name(true, group);
-            changes.push(add(render::DST_MAP.into(), Some(chain)));
+            changes.push(add(render::DST_MAP.into(), Some(in_chain.clone())));
         }
         if egress {
-            ir.egress_members.insert(ip, group.to_string());
-            let chain = render::chain_name(false, group);
-            changes.push(add(render::SRC_MAP.into(), Some(chain)));
+            changes.push(add(render::SRC_MAP.into(), Some(out_chain.clone())));
         }
         nfnl::send(&ns, render::TABLE_NAME, &changes)
             .map_err(|e| backend(format!("nft policy of tenant {tenant}"), e))?;
-        let rules = render::render_members_onto(&ir, &inst.rules);
-        self.record(tenant, inst.ns_id, ir, rules);
+        // Record the member in place (no copy of the rules unless a plan holds them right now).
+        let mut installed = self.installed();
+        if let Some(entry) = installed.get_mut(tenant) {
+            let inst = Arc::make_mut(entry);
+            if in_set {
+                if let Some(m) = inst.ir.group_sets.get_mut(group) {
+                    m.insert(ip);
+                }
+                if let Some(m) = inst.rules.sets.get_mut(&render::set_name(group)) {
+                    m.insert(ip);
+                }
+            }
+            if ingress {
+                inst.ir.ingress_members.insert(ip, group.to_string());
+                inst.rules.ingress.insert(ip, in_chain);
+            }
+            if egress {
+                inst.ir.egress_members.insert(ip, group.to_string());
+                inst.rules.egress.insert(ip, out_chain);
+            }
+            inst.version += 1;
+        }
         Ok(true)
     }
 
