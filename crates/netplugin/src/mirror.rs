@@ -50,6 +50,9 @@ pub struct Mirror {
     /// Revision of the last change to what policy is compiled from (networks, groups, policies,
     /// rules, endpoints): a policy pass at an equal value has nothing new to compile.
     pub policy_revision: u64,
+    /// Revision of the last change to the rule side of policy (networks, groups, policies,
+    /// rules): compiled rules kept from a pass at an equal value are still right.
+    pub rules_revision: u64,
     /// Every other key (profiles, services), raw.
     pub other: BTreeMap<String, Value>,
 }
@@ -71,6 +74,7 @@ impl Mirror {
         let mut m = Mirror {
             revision: s.revision,
             policy_revision: s.revision,
+            rules_revision: s.revision,
             ..Default::default()
         };
         for kv in &s.kvs {
@@ -86,6 +90,9 @@ impl Mirror {
         }
         if ev.changes.iter().any(|c| policy_relevant(&c.key)) {
             self.policy_revision = self.policy_revision.max(ev.revision);
+        }
+        if ev.changes.iter().any(|c| rules_relevant(&c.key)) {
+            self.rules_revision = self.rules_revision.max(ev.revision);
         }
         self.revision = self.revision.max(ev.revision);
     }
@@ -195,6 +202,19 @@ impl Mirror {
         input
     }
 
+    /// The compiler's input without the rule side (endpoints only), for a pass that keeps its
+    /// compiled rules.
+    pub fn policy_members_input(&self) -> PolicyInput {
+        PolicyInput {
+            endpoints: self
+                .endpoints
+                .values()
+                .filter_map(contiv_policy::objects::member)
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// Endpoints netmaster believes are homed on `host`.
     pub fn host_endpoints<'a>(
         &'a self,
@@ -208,16 +228,17 @@ impl Mirror {
 
 /// Whether a key is part of what policy is compiled from.
 fn policy_relevant(key: &str) -> bool {
+    matches!(keys::parse(key), Some(Parsed::Endpoint(_))) || rules_relevant(key)
+}
+
+/// Whether a key is part of the rule side of policy.
+fn rules_relevant(key: &str) -> bool {
     matches!(
         keys::parse(key),
-        Some(Parsed::Endpoint(_))
-            | Some(Parsed::Object(
-                ObjectKind::Network
-                    | ObjectKind::EndpointGroup
-                    | ObjectKind::Policy
-                    | ObjectKind::Rule,
-                _
-            ))
+        Some(Parsed::Object(
+            ObjectKind::Network | ObjectKind::EndpointGroup | ObjectKind::Policy | ObjectKind::Rule,
+            _
+        ))
     )
 }
 

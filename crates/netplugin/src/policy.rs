@@ -14,7 +14,9 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use contiv_api::policy::{PolicyReport, RuleCounter};
-use contiv_policy::{compile, Member, PolicyInput, Scope, TenantPolicy};
+use contiv_policy::{
+    compile_members, compile_rules, CompiledRules, Member, PolicyInput, Scope, TenantPolicy,
+};
 
 use crate::agent::{lock, Agent, Kick};
 use crate::follow::Stop;
@@ -32,6 +34,8 @@ pub struct PolicyState {
     /// What the last pass without error compiled from: the mirror's policy revision and a
     /// fingerprint of the local attachments. A pass with equal inputs has nothing to do.
     inputs: Mutex<Option<(u64, u64)>>,
+    /// Compiled rules per tenant, and the mirror's rules revision they were compiled at.
+    rules: Mutex<(u64, BTreeMap<String, CompiledRules>)>,
     /// The next pass runs in full even with unchanged inputs (the loop's periodic safety pass).
     pub(crate) force_next: std::sync::atomic::AtomicBool,
     /// Tenants handed to the driver by the last pass (the others are forgotten).
@@ -115,12 +119,14 @@ fn records_fingerprint(live: &[Attachment]) -> u64 {
     h
 }
 
-/// This host's policy for `tenants` from `input` plus the local attachments. Pure.
+/// This host's policy for `tenants` from `input` plus the local attachments, with each tenant's
+/// compiled rules from `rules` (compiled from `input` for a tenant missing there). Pure.
 pub fn host_policy(
     mut input: PolicyInput,
     live: &[Attachment],
     host: &str,
     tenants: &BTreeSet<String>,
+    rules: &mut BTreeMap<String, CompiledRules>,
 ) -> BTreeMap<String, TenantPolicy> {
     let known: BTreeSet<String> = input.endpoints.iter().map(|e| e.id.clone()).collect();
     input.endpoints.extend(
@@ -128,7 +134,19 @@ pub fn host_policy(
             .into_iter()
             .filter(|m| !known.contains(&m.id)),
     );
-    compile(&input, Scope::Host(host), Some(tenants))
+    rules.retain(|t, _| tenants.contains(t));
+    tenants
+        .iter()
+        .map(|t| {
+            let compiled = rules
+                .entry(t.clone())
+                .or_insert_with(|| compile_rules(&input, t));
+            (
+                t.clone(),
+                compile_members(&input, Scope::Host(host), t, compiled),
+            )
+        })
+        .collect()
 }
 
 impl Agent {
@@ -199,10 +217,21 @@ impl Agent {
             last.duration = started.elapsed();
             return *last;
         }
-        let input = m.policy_input();
-        drop(guard);
         let tenants: BTreeSet<String> = live.iter().map(|a| a.tenant.clone()).collect();
-        let wanted = host_policy(input, &live, &self.settings.host, &tenants);
+        let mut cache = lock(&self.policy.rules);
+        if force || cache.0 != m.rules_revision {
+            *cache = (m.rules_revision, BTreeMap::new());
+        }
+        // The rule side is compiled again only when it changed (or a tenant is new here):
+        // endpoint churn costs a pass linear in the endpoints, not in the rules.
+        let input = if tenants.iter().all(|t| cache.1.contains_key(t)) {
+            m.policy_members_input()
+        } else {
+            m.policy_input()
+        };
+        drop(guard);
+        let wanted = host_policy(input, &live, &self.settings.host, &tenants, &mut cache.1);
+        drop(cache);
         let mut stats = PassStats {
             revision,
             ..Default::default()

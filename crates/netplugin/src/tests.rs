@@ -597,17 +597,34 @@ fn policy_pass_enforces_local_members_and_reports_revision() {
         "no driver call for unchanged inputs"
     );
     assert_eq!(e.agent.policy.enforced_revision(), 5);
+    // A remote endpoint joining db: the rules compiled before are kept (the same shared map),
+    // only the members are compiled again.
+    let before = e.pol.applied("t").expect("applied").groups;
+    e.agent.mirror.apply(&AgentEvent {
+        revision: 6,
+        changes: vec![kv(
+            keys::endpoint("n.t-r9"),
+            json!({"id":"n.t-r9","tenantName":"t","networkName":"n","serviceName":"db","ipAddress":"10.1.0.99","homingHost":"h2","vtepIP":"10.255.0.2"}),
+        )],
+        resync: false,
+    });
+    e.agent.enforce_policy();
+    let after = e.pol.applied("t").expect("applied").groups;
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &after),
+        "rules not compiled again"
+    );
     // The periodic pass runs in full anyway.
     e.agent
         .policy
         .force_next
         .store(true, std::sync::atomic::Ordering::SeqCst);
     e.agent.enforce_policy();
-    assert_eq!(e.pol.apply_calls(), calls + 1);
+    assert_eq!(e.pol.apply_calls(), calls + 2);
     let report = e.agent.policy_report(true);
     assert_eq!(
         (report.hostname.as_str(), report.revision, report.rules),
-        (HOST, 5, 1)
+        (HOST, 6, 1)
     );
     e.agent.nm.policy_report(&report).expect("report");
     assert_eq!(e.nm.reports.lock().unwrap().len(), 1);

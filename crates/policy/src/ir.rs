@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +51,9 @@ pub struct TenantPolicy {
     pub tenant: String,
     /// Member addresses of every group a rule refers to, by group name (possibly empty).
     pub group_sets: BTreeMap<String, BTreeSet<Ipv4Addr>>,
-    /// Groups with at least one rule, by name.
-    pub groups: BTreeMap<String, GroupRules>,
+    /// Groups with at least one rule, by name. Shared: IRs compiled from the same rules hold
+    /// the same map (comparing them is a pointer comparison).
+    pub groups: Arc<BTreeMap<String, GroupRules>>,
     /// Addresses whose incoming traffic is checked here → their group (local members of groups
     /// with in-rules).
     pub ingress_members: BTreeMap<Ipv4Addr, String>,
@@ -109,7 +111,7 @@ impl fmt::Display for TenantPolicy {
             let m: Vec<String> = members.iter().map(ToString::to_string).collect();
             writeln!(f, "  set {g} = {{{}}}", m.join(", "))?;
         }
-        for (g, rules) in &self.groups {
+        for (g, rules) in self.groups.iter() {
             writeln!(f, "  group {g}")?;
             if !rules.ingress.is_empty() {
                 writeln!(f, "   in:")?;

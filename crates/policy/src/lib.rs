@@ -18,7 +18,9 @@ pub mod ir;
 pub mod objects;
 pub mod spec;
 
-pub use compile::{compile, compile_tenant, PolicyInput, Scope};
+pub use compile::{
+    compile, compile_members, compile_rules, compile_tenant, CompiledRules, PolicyInput, Scope,
+};
 pub use explain::{Decision, Flow, Verdict};
 pub use ir::{CompiledRule, GroupRules, HostPolicy, PeerMatch, TenantPolicy};
 pub use objects::{input_from_objects, parse_subnet};

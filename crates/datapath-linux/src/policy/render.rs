@@ -128,7 +128,7 @@ fn rule_text(r: &CompiledRule, peer_field: &str) -> String {
 /// The nftables objects that enforce `p`. Pure.
 pub fn render(p: &TenantPolicy) -> Ruleset {
     let mut out = Ruleset::default();
-    for (g, rules) in &p.groups {
+    for (g, rules) in p.groups.iter() {
         for (ingress, list) in [(true, &rules.ingress), (false, &rules.egress)] {
             if list.is_empty() {
                 continue;
