@@ -41,6 +41,18 @@ fn in_group(c: &Cluster, bins: &Binaries, group: &str) -> Plugin {
     p
 }
 
+/// Our plugin attaching to network `bench` of `tenant`.
+fn in_tenant(c: &Cluster, bins: &Binaries, tenant: &str) -> Plugin {
+    let mut p = cni::ours(c, bins);
+    let mut conf: Value = serde_json::from_str(&p.conf).expect("our own conf");
+    conf["tenant"] = json!(tenant);
+    p.conf = conf.to_string();
+    p
+}
+
+/// The tenant of the paired reference ADDs (no policy).
+const REF_T: &str = "benchref";
+
 /// CPU time (user + system) the process has used so far, ms.
 fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -117,6 +129,43 @@ pub fn cni_add(
     let cpu0 = cpu_ms(agent);
     let free_only = phase(&c, "p2-", &[&free], args.pods)?;
     let cpu_free = per_pod(cpu0, args.pods);
+    // Paired: the same ADDs alternating with ADDs into a second tenant that has no policy, in
+    // one phase, so machine drift between phases cancels (the phases above are minutes apart).
+    c.create_tenant(REF_T).map_err(|e| anyhow!(e))?;
+    c.create_network(REF_T, NET, "10.46.0.0/16", "10.46.0.1")
+        .map_err(|e| anyhow!(e))?;
+    let refp = in_tenant(&c, bins, REF_T);
+    let ref_anchor = cni::pods(&c, "pra", 1)?;
+    refp.call("ADD", &ref_anchor[0].0, &ref_anchor[0].1)?;
+    phase(&c, "pwr", &[&refp], 3)?;
+    cni::settle();
+    let paired = phase(&c, "p3-", &[&ruled, &refp, &free, &refp], args.pods)?;
+    let paired_ref: Vec<f64> = [paired[1].clone(), paired[3].clone()].concat();
+    let r50 = pct(&paired_ref, 50.0);
+    for (label, v) in [
+        ("pod in the group the rules apply to", &paired[0]),
+        ("pod in a group without rules", &paired[2]),
+    ] {
+        let p50 = pct(v, 50.0);
+        rows.push(
+            Row::new(
+                "cni",
+                format!(
+                    "ADD p50, {} rules in the tenant, {label}, paired",
+                    args.rules
+                ),
+                "ms",
+                p50,
+            )
+            .vs(
+                "ADDs into a tenant without policy, alternating in the same phase",
+                r50,
+            )
+            .target("≤ 1.2× without", p50 <= 1.2 * r50),
+        );
+    }
+    refp.call("DEL", &ref_anchor[0].0, &ref_anchor[0].1)?;
+    cni::drop_pods(&ref_anchor);
     let base: Vec<f64> = without.concat();
     let n = args.rules;
     let b50 = pct(&base, 50.0);
