@@ -270,12 +270,18 @@ impl crate::PolicyDriver for FakePolicy {
 
     fn admit(
         &self,
-        _tenant: &str,
-        _group: &str,
+        tenant: &str,
+        group: &str,
         _ip: std::net::Ipv4Addr,
     ) -> Result<bool, DatapathError> {
-        // The full pass is what the agent tests observe.
-        Ok(false)
+        // Admitted once a full pass applied the group's rules (the member itself is left to the
+        // next pass: the agent tests observe passes).
+        let m = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(m.get(tenant).is_some_and(|p| {
+            p.groups
+                .get(group)
+                .is_some_and(|r| !r.ingress.is_empty() || !r.egress.is_empty())
+        }))
     }
 
     fn forget(&self, tenant: &str) {

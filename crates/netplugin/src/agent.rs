@@ -49,6 +49,8 @@ pub struct Settings {
     pub pending_dir: PathBuf,
     /// How long ADD waits for the mirror to learn a network it does not know yet.
     pub mirror_wait: Duration,
+    /// How long an ADD in a group with rules waits for them to be in force before it fails.
+    pub policy_wait: Duration,
     /// The datapath driver's name, as reported to netmaster.
     pub datapath: &'static str,
 }

@@ -15,7 +15,6 @@ use contiv_datapath::{DatapathError, NetworkSpec};
 use crate::agent::{hold, internal, local_endpoint, lock, response, Agent};
 use crate::mirror::SpecError;
 use crate::netmaster::NmError;
-use crate::policy::ADD_POLICY_WAIT;
 use crate::records::{ep_container, Attachment, Phase};
 
 fn invalid(msg: impl Into<String>) -> AgentError {
@@ -182,7 +181,7 @@ impl Agent {
         // ever passes unjudged.
         if let Some(g) = a.group.as_deref() {
             if self.group_has_rules(&a.tenant, g) {
-                self.admit_to_policy(&a, g, ep.ip.addr());
+                self.admit_to_policy(&a, g, ep.ip.addr())?;
             }
         }
         let att = match self.dp.add_local_endpoint(&ep) {
@@ -209,19 +208,42 @@ impl Agent {
 
     /// Puts a new member of `group` under its group's rules before its interface exists: added
     /// at once to what the policy driver installed when the group's rules are there (the pass
-    /// that follows finds it in place), else by waiting for a full pass.
-    fn admit_to_policy(&self, a: &Attachment, group: &str, ip: std::net::Ipv4Addr) {
-        match self.pol.admit(&a.tenant, group, ip) {
-            // The pass kicked when the ADD is done finds the member in place.
-            Ok(true) => return,
-            Ok(false) => {}
+    /// that follows finds it in place), else after a full pass installed them. Fails closed: when
+    /// the rules are still not in force, the ADD fails with "try again later" (and is rolled
+    /// back) instead of plugging a workload its policy does not cover.
+    fn admit_to_policy(
+        &self,
+        a: &Attachment,
+        group: &str,
+        ip: std::net::Ipv4Addr,
+    ) -> Result<(), AgentError> {
+        let admit = || match self.pol.admit(&a.tenant, group, ip) {
+            Ok(admitted) => admitted,
             Err(e) => {
-                tracing::debug!(endpoint = %a.endpoint_id, "fast policy admission failed: {e}")
+                tracing::debug!(endpoint = %a.endpoint_id, "policy admission failed: {e}");
+                false
             }
+        };
+        // The pass kicked when the ADD is done finds the member in place.
+        if admit() {
+            return Ok(());
         }
-        if !self.await_policy(ADD_POLICY_WAIT) {
-            tracing::warn!(endpoint = %a.endpoint_id, "policy loop did not answer in time: plugging anyway");
+        let passed = self.await_policy(self.settings.policy_wait);
+        if passed && admit() {
+            return Ok(());
         }
+        Err(AgentError {
+            code: codes::TRY_AGAIN_LATER,
+            msg: format!("the policy of group {group} is not in force on this host yet"),
+            details: if passed {
+                "the policy pass did not install the group's rules (see the agent log)".into()
+            } else {
+                format!(
+                    "no policy pass finished within {:?}",
+                    self.settings.policy_wait
+                )
+            },
+        })
     }
 
     /// Ensures the network and its remote endpoints (from the mirror) unless they are known

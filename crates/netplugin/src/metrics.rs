@@ -421,6 +421,7 @@ mod tests {
                 fwd_mode: FwdMode::Bridge,
                 pending_dir: dir.join("pending"),
                 mirror_wait: Duration::from_millis(20),
+                policy_wait: Duration::from_millis(300),
                 datapath: "fake",
             },
             dp: Arc::new(FakeDatapath::new()),

@@ -74,7 +74,8 @@ impl PolicyState {
 /// How long the loop lets kicks gather before a pass (part of the convergence time).
 const COALESCE: Duration = Duration::from_millis(3);
 
-/// How long an ADD waits for the policy of its new workload before plugging it anyway.
+/// How long an ADD waits for the policy of its new workload before it fails (the default of
+/// `Settings::policy_wait`).
 pub const ADD_POLICY_WAIT: Duration = Duration::from_secs(2);
 
 /// Local attachments as policy members (the mirror may not have their endpoint yet).

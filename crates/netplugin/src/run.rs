@@ -72,6 +72,7 @@ pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
         fwd_mode: flags.fwd_mode(),
         pending_dir: flags.cni_pending_dir.clone(),
         mirror_wait: Duration::from_secs(3),
+        policy_wait: crate::policy::ADD_POLICY_WAIT,
         datapath: drivers.name,
     };
     Ok(Agent::new(Parts {

@@ -13,6 +13,7 @@ use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest};
 use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 use contiv_cni::agent_api::{AgentAddRequest, AgentDelRequest, AttachmentIdentity};
+use contiv_cni::error::codes;
 use contiv_datapath::fake::{Call, FakeDatapath, FakePolicy};
 use contiv_datapath::{Datapath, FwdMode};
 use contiv_model::ObjectKind;
@@ -170,6 +171,7 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
             fwd_mode: FwdMode::Bridge,
             pending_dir: dir.path().join("pending"),
             mirror_wait: Duration::from_millis(20),
+            policy_wait: Duration::from_millis(300),
             datapath: "fake",
         },
         dp: dp.clone(),
@@ -651,4 +653,29 @@ fn add_in_a_group_with_rules_waits_for_its_policy() {
     stop.raise();
     e.agent.policy.kick.kick();
     looper.join().expect("loop");
+}
+
+/// Fail closed: when the rules of a workload's group cannot be put in force (no policy pass
+/// answers), its ADD fails with "try again later" and leaves nothing behind.
+#[test]
+fn add_fails_closed_when_its_groups_rules_are_not_in_force() {
+    let e = env();
+    e.agent.mirror.apply(&db_deny_all_in(4));
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    let err = e.agent.add(&req).expect_err("no policy loop runs: refused");
+    assert_eq!(err.code, codes::TRY_AGAIN_LATER, "{err:?}");
+    assert!(err.msg.contains("policy of group db"), "{err:?}");
+    assert!(e.agent.records.list().is_empty(), "no record left");
+    assert!(
+        e.nm.eps.lock().unwrap().is_empty(),
+        "no endpoint left at netmaster"
+    );
+    assert!(
+        !e.dp
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::AddLocalEndpoint(_))),
+        "no interface was made"
+    );
 }
