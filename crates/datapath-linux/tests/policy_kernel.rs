@@ -101,6 +101,9 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
     let d = LinuxDatapath::new(tb.hosts[0].config());
     let pol = NftPolicy::new(&tb.hosts[0].config());
     let n = net(tenant, "n", vni, "10.9.0.0/24", mode);
+    // Before the tenant's first network exists nothing can be installed: the caller is told.
+    let early = pol.apply(&policy(tenant, &[], &[])).expect("early apply");
+    assert!(early.pending && !early.changed, "{early:?}");
     d.ensure_network(&n).expect("network");
     // Endpoint ids (and so host veth names) distinct per test: the two tests run in parallel.
     let web = ep(&tb, &format!("{tenant}-web"), &n, [10, 9, 0, 2]);

@@ -265,6 +265,7 @@ impl crate::PolicyDriver for FakePolicy {
             changed,
             rules: policy.rule_count(),
             elements: policy.element_count(),
+            pending: false,
         })
     }
 

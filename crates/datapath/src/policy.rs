@@ -23,6 +23,9 @@ pub struct ApplyStats {
     /// Rule entries and set/map elements now installed for the tenant.
     pub rules: usize,
     pub elements: usize,
+    /// Nothing could be installed yet (the tenant's forwarding does not exist on this host):
+    /// the caller must apply again once it does.
+    pub pending: bool,
 }
 
 /// Enforces policy on one host.
@@ -37,7 +40,7 @@ pub trait PolicyDriver: Send + Sync {
     /// Makes the enforced policy of `policy.tenant` exactly `policy`, by diff against what this
     /// driver installed (an empty policy removes enforcement). Idempotent. The tenant's
     /// forwarding must exist (its first network ensured): otherwise `Ok` with nothing installed
-    /// and `changed == false`, and the next call installs it.
+    /// and `pending` set, and a later call installs it.
     fn apply(&self, policy: &TenantPolicy) -> Result<ApplyStats, DatapathError>;
 
     /// Adds one new local member of `group` (address `ip`) to what is installed for `tenant`,

@@ -173,6 +173,8 @@ impl Agent {
     /// call, so it saw every attachment recorded before it. Returns whether one finished.
     pub fn await_policy(&self, timeout: Duration) -> bool {
         let target = lock(&self.policy.passes).0 + 1;
+        // In full: whatever an earlier pass concluded, the caller's datapath may have just appeared.
+        self.policy.force_next.store(true, Ordering::SeqCst);
         self.policy.kick.kick();
         let guard = lock(&self.policy.passes);
         let (guard, _) = self
@@ -237,13 +239,19 @@ impl Agent {
             revision,
             ..Default::default()
         };
+        // A tenant whose forwarding is not there yet installed nothing: the next pass must not
+        // take these inputs as done.
+        let mut pending = false;
         for (tenant, p) in &wanted {
             stats.rules += p.rule_count();
             stats.elements += p.element_count();
             // Always asked: the driver knows whether its datapath still holds `p` (an unchanged
             // IR in a tenant namespace made again since is installed again).
             match self.pol.apply(p) {
-                Ok(s) => stats.changed += usize::from(s.changed),
+                Ok(s) => {
+                    stats.changed += usize::from(s.changed);
+                    pending |= s.pending;
+                }
                 Err(e) => {
                     stats.errors += 1;
                     tracing::warn!(tenant = %tenant, "policy not applied: {e}");
@@ -258,10 +266,8 @@ impl Agent {
         stats.duration = started.elapsed();
         if stats.errors == 0 {
             self.policy.enforced.fetch_max(revision, Ordering::SeqCst);
-            *lock(&self.policy.inputs) = Some(inputs);
-        } else {
-            *lock(&self.policy.inputs) = None;
         }
+        *lock(&self.policy.inputs) = (stats.errors == 0 && !pending).then_some(inputs);
         if stats.changed > 0 {
             tracing::debug!(revision, rules = stats.rules, elements = stats.elements, took = ?stats.duration, "policy applied");
         }

@@ -117,10 +117,16 @@ impl NftPolicy {
             changed: false,
             rules: policy.rule_count(),
             elements: policy.element_count(),
+            pending: false,
         };
         let ns_id = match ns_identity(&ns) {
             Some(id) if crate::netns::is_netns(&ns) => id,
-            _ => return Ok(Planned::Done(ApplyStats::default())),
+            _ => {
+                return Ok(Planned::Done(ApplyStats {
+                    pending: true,
+                    ..Default::default()
+                }))
+            }
         };
         let known = known.filter(|i| i.ns_id == ns_id);
         if known.is_some_and(|k| k.ir == *policy) {
