@@ -156,6 +156,13 @@ fn check_mode(mode: FwdMode, tenant: &str, vni: u32) {
         denied(&other, &late),
         "{mode:?}: the new db member is protected at once"
     );
+    // A pass compiled before the ADD recorded its workload does not take the member out again.
+    let stale = pol.apply(&p).expect("stale pass");
+    assert!(!stale.changed, "the admitted member is kept: {stale:?}");
+    assert!(
+        denied(&other, &late),
+        "{mode:?}: still protected after a stale pass"
+    );
     let with_late = policy(tenant, &[&web], &[&db, &late]);
     assert!(
         !pol.apply(&with_late).expect("pass").changed,

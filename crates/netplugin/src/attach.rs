@@ -232,6 +232,11 @@ impl Agent {
         if passed && admit() {
             return Ok(());
         }
+        if passed && self.policy.compiled_group_has_rules(&a.tenant, group) == Some(false) {
+            // The mirror lists rules, but none can be enforced (each names a network that is
+            // gone): there is nothing to put in force.
+            return Ok(());
+        }
         Err(AgentError {
             code: codes::TRY_AGAIN_LATER,
             msg: format!("the policy of group {group} is not in force on this host yet"),

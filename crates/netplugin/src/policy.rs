@@ -65,6 +65,20 @@ impl PolicyState {
         self.enforced.load(Ordering::SeqCst)
     }
 
+    /// Whether the last pass compiled enforceable rules for `tenant`'s `group` (`None`: that
+    /// tenant was not compiled). Differs from the mirror when every rule of the group was left
+    /// out (a network it names does not exist).
+    pub fn compiled_group_has_rules(&self, tenant: &str, group: &str) -> Option<bool> {
+        let cache = lock(&self.rules);
+        let compiled = cache.1.get(tenant)?;
+        Some(
+            compiled
+                .groups
+                .get(group)
+                .is_some_and(|r| !r.ingress.is_empty() || !r.egress.is_empty()),
+        )
+    }
+
     /// Totals of the last pass.
     pub fn last_pass(&self) -> PassStats {
         *lock(&self.last)

@@ -679,3 +679,35 @@ fn add_fails_closed_when_its_groups_rules_are_not_in_force() {
         "no interface was made"
     );
 }
+
+/// A group whose every rule names a network that no longer exists has nothing to enforce: its
+/// ADDs go through (after one pass) instead of failing forever.
+#[test]
+fn add_in_a_group_whose_rules_cannot_apply_goes_through() {
+    let e = env();
+    e.agent.mirror.apply(&AgentEvent {
+        revision: 4,
+        changes: vec![
+            kv(
+                keys::object(ObjectKind::EndpointGroup, "t:db"),
+                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
+            ),
+            kv(
+                keys::object(ObjectKind::Rule, "t:p:1"),
+                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"allow","priority":1,"fromNetwork":"gone"}),
+            ),
+        ],
+        resync: false,
+    });
+    let stop = Stop::new();
+    let (a, s) = (e.agent.clone(), stop.clone());
+    let looper =
+        std::thread::spawn(move || crate::policy::policy_loop(&a, &s, Duration::from_secs(30)));
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    let added = e.agent.add(&req);
+    stop.raise();
+    e.agent.policy.kick.kick();
+    looper.join().expect("loop");
+    added.expect("nothing to enforce: the ADD goes through");
+}

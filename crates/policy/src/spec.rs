@@ -183,6 +183,10 @@ impl FromStr for AddrMatch {
             if end < first {
                 return Err(bad("range end below its start"));
             }
+            if end == first {
+                // One address: a range of size zero is refused by older nft releases.
+                return Ok(AddrMatch::Net(Ipv4Net::from(first)));
+            }
             return Ok(AddrMatch::Range(first, end));
         }
         let len = match prefix {
@@ -391,6 +395,12 @@ mod tests {
         assert!(a.contains(Ipv4Addr::new(10, 1, 1, 20)));
         assert!(!a.contains(Ipv4Addr::new(10, 1, 1, 21)));
         assert_eq!(a.to_string(), "10.1.1.5-10.1.1.20");
+        let one: AddrMatch = "10.1.1.5-5".parse().expect("one-address range");
+        assert_eq!(
+            one.to_string(),
+            "10.1.1.5",
+            "rendered as an address, not a range"
+        );
         assert_eq!(
             "10.1.1.9".parse::<AddrMatch>().expect("host").to_string(),
             "10.1.1.9"

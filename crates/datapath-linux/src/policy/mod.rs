@@ -37,7 +37,26 @@ pub struct NftPolicy {
     /// Held by `apply` and `admit` while they change the kernel, so each diffs against what the
     /// other installed.
     changing: Mutex<()>,
+    /// Source of `Installed::version`: only increases, also across a tenant forgotten and
+    /// installed again, so a stale plan never matches a newer record.
+    versions: std::sync::atomic::AtomicU64,
+    /// Members `admit` added, per tenant: kept in every policy applied until one compiled from
+    /// the agent's records includes them (a pass that read the records just before an ADD wrote
+    /// its own must not take the new member out again), or [`PIN_TTL`] passed (the ADD failed
+    /// and was rolled back).
+    pins: Mutex<HashMap<String, Vec<Pin>>>,
 }
+
+/// One admitted member.
+#[derive(Debug, Clone)]
+struct Pin {
+    ip: Ipv4Addr,
+    group: String,
+    at: std::time::Instant,
+}
+
+/// How long an admitted member is kept without a policy that includes it.
+const PIN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What `apply` decided.
 enum Planned {
@@ -88,6 +107,8 @@ impl NftPolicy {
             ns_prefix: cfg.ns_prefix.clone(),
             installed: Mutex::new(HashMap::new()),
             changing: Mutex::new(()),
+            versions: std::sync::atomic::AtomicU64::new(0),
+            pins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,6 +119,38 @@ impl NftPolicy {
 
     fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Installed>>> {
         self.installed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `policy` with the tenant's admitted members it lacks (`None`: nothing to add). Pins the
+    /// policy already includes, and expired ones, are dropped.
+    fn with_pins(&self, policy: &TenantPolicy) -> Option<TenantPolicy> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let list = pins.get_mut(&policy.tenant)?;
+        let includes = |p: &Pin| {
+            policy.ingress_members.get(&p.ip) == Some(&p.group)
+                || policy.egress_members.get(&p.ip) == Some(&p.group)
+        };
+        list.retain(|p| !includes(p) && p.at.elapsed() < PIN_TTL);
+        if list.is_empty() {
+            pins.remove(&policy.tenant);
+            return None;
+        }
+        let mut out = policy.clone();
+        for p in list.iter() {
+            let Some(rules) = out.groups.get(&p.group).cloned() else {
+                continue;
+            };
+            if let Some(m) = out.group_sets.get_mut(&p.group) {
+                m.insert(p.ip);
+            }
+            if !rules.ingress.is_empty() {
+                out.ingress_members.insert(p.ip, p.group.clone());
+            }
+            if !rules.egress.is_empty() {
+                out.egress_members.insert(p.ip, p.group.clone());
+            }
+        }
+        Some(out)
     }
 
     fn lock_changing(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -199,7 +252,10 @@ impl NftPolicy {
     /// Records what is now installed for `tenant`, one version later.
     fn record(&self, tenant: &str, ns_id: (u64, u64), ir: TenantPolicy, rules: Ruleset) {
         let mut installed = self.installed();
-        let version = installed.get(tenant).map_or(0, |i| i.version) + 1;
+        let version = self
+            .versions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         let entry = Installed {
             ns_id,
             ir,
@@ -242,6 +298,14 @@ fn bridge_filtering(ns: &Path, on: bool) -> Result<(), DatapathError> {
             nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(std::io::Error::from)?;
             match std::fs::read_to_string(file) {
+                // Without br_netfilter bridged traffic never reaches the inet table: policy on
+                // it cannot be enforced, so say so instead of reporting it enforced.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && on => {
+                    Err(std::io::Error::new(
+                        e.kind(),
+                        "br_netfilter is not loaded: bridged traffic cannot be filtered",
+                    ))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Ok(v) if v.trim() == value => Ok(()),
                 _ => std::fs::write(file, value),
@@ -258,11 +322,21 @@ impl PolicyDriver for NftPolicy {
         // Plan without holding `changing` (an ADD's `admit` must not wait for a rendering);
         // commit under it if nobody changed the tenant meanwhile, else plan again. The last try
         // plans under the lock.
+        let pinned = self.with_pins(policy);
+        let policy = pinned.as_ref().unwrap_or(policy);
+        let ns = self.tenant_ns(&policy.tenant);
+        // Checked on every apply, changed or not: nothing else may switch enforcement off.
+        let filtering = |stats: ApplyStats| -> Result<ApplyStats, DatapathError> {
+            if !stats.pending && !policy.is_empty() {
+                bridge_filtering(&ns, true)?;
+            }
+            Ok(stats)
+        };
         for attempt in 0..3 {
             let locked = (attempt == 2).then(|| self.lock_changing());
             let known = self.installed().get(&policy.tenant).cloned();
             let plan = match self.plan(policy, known.as_deref())? {
-                Planned::Done(stats) => return Ok(stats),
+                Planned::Done(stats) => return filtering(stats),
                 Planned::Change(plan) => plan,
             };
             let _changing = match locked {
@@ -273,7 +347,7 @@ impl PolicyDriver for NftPolicy {
             if now != known.as_ref().map(|k| k.version) {
                 continue;
             }
-            return self.commit(policy, plan);
+            return self.commit(policy, plan).and_then(filtering);
         }
         Err(DatapathError::Invalid {
             object: format!("policy of tenant {}", policy.tenant),
@@ -323,6 +397,15 @@ impl PolicyDriver for NftPolicy {
         }
         nfnl::send(&ns, render::TABLE_NAME, &changes)
             .map_err(|e| backend(format!("nft policy of tenant {tenant}"), e))?;
+        let pin = Pin {
+            ip,
+            group: group.to_string(),
+            at: std::time::Instant::now(),
+        };
+        (self.pins.lock().unwrap_or_else(|p| p.into_inner()))
+            .entry(tenant.to_string())
+            .or_default()
+            .push(pin);
         // Record the member in place (no copy of the rules unless a plan holds them right now).
         let mut installed = self.installed();
         if let Some(entry) = installed.get_mut(tenant) {
@@ -343,13 +426,17 @@ impl PolicyDriver for NftPolicy {
                 inst.ir.egress_members.insert(ip, group.to_string());
                 inst.rules.egress.insert(ip, out_chain);
             }
-            inst.version += 1;
+            inst.version = self
+                .versions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
         }
         Ok(true)
     }
 
     fn forget(&self, tenant: &str) {
         self.installed().remove(tenant);
+        (self.pins.lock().unwrap_or_else(|p| p.into_inner())).remove(tenant);
     }
 
     fn counters(&self) -> Result<BTreeMap<String, PolicyCounter>, DatapathError> {

@@ -38,6 +38,10 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFT_JUMP: i32 = -3;
+/// Elements per message: a verdict-map element is ~76 bytes, far below the 64 KiB attribute limit.
+const MAX_ELEMS_PER_MESSAGE: usize = 256;
+/// How long `send` waits for the kernel's acknowledgements.
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Add or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,13 +133,20 @@ pub fn encode(table: &str, changes: &[ElemChange], first_seq: u32) -> (Vec<u8>, 
         &[],
     );
     let mut acked = Vec::new();
-    for c in changes.iter().filter(|c| !c.elems.is_empty()) {
+    // An attribute's length is 16 bits: a long element list goes in several messages of the
+    // same batch (still one transaction).
+    let chunks = changes.iter().flat_map(|c| {
+        c.elems
+            .chunks(MAX_ELEMS_PER_MESSAGE)
+            .map(move |elems| (c, elems))
+    });
+    for (c, elems) in chunks {
         seq += 1;
         let mut attrs = Vec::new();
         attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &c_string(table));
         attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &c_string(&c.set));
         nested(&mut attrs, NFTA_SET_ELEM_LIST_ELEMENTS, |list| {
-            for (ip, jump) in &c.elems {
+            for (ip, jump) in elems {
                 nested(list, NFTA_LIST_ELEM, |e| {
                     nested(e, NFTA_SET_ELEM_KEY, |k| {
                         attr(k, NFTA_DATA_VALUE, &ip.octets())
@@ -206,13 +217,36 @@ pub fn parse_acks(buf: &[u8]) -> Result<Vec<u32>, NfnlError> {
             }
             acked.push(seq);
         }
-        rest = &rest[(len + 3) & !3usize..];
+        rest = rest.get((len + 3) & !3usize..).unwrap_or(&[]);
     }
     Ok(acked)
 }
 
+fn set_receive_timeout(socket: &Socket, d: std::time::Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt on a descriptor this function's caller owns, with a valid timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Sends `changes` to table `inet <table>` in namespace `ns` as one transaction and waits for
-/// every acknowledgement.
+/// every acknowledgement (at most [`ACK_TIMEOUT`]).
 pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlError> {
     let sock_err = |source: std::io::Error| NfnlError::Socket {
         ns: ns.display().to_string(),
@@ -232,6 +266,7 @@ pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlEr
         .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
     })
     .map_err(sock_err)?;
+    set_receive_timeout(&socket, ACK_TIMEOUT).map_err(sock_err)?;
     let (bytes, mut waiting) = encode(table, changes, 1);
     socket.send(&bytes, 0).map_err(NfnlError::Refused)?;
     let mut buf = vec![0u8; 1 << 16];
@@ -318,6 +353,11 @@ mod tests {
         for cut in 0..ok.len() {
             let _ = parse_acks(&ok[..cut]);
         }
+        // A length whose 4-byte alignment runs past the end.
+        let mut odd = ok[..36].to_vec();
+        odd[0..4].copy_from_slice(&37u32.to_ne_bytes());
+        odd.push(0);
+        let _ = parse_acks(&odd);
         let _ = parse_acks(&[0xff; 40]);
         assert!(parse_acks(&[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
