@@ -71,6 +71,14 @@ pub struct CreateEndpointRequest {
 pub struct EndpointResponse {
     #[serde(rename = "EndpointConfig")]
     pub endpoint_config: EndpointState,
+    /// netmaster's published revision when it answered (not in Contiv's answer; Go clients ignore
+    /// it): an agent whose mirror has reached it knows every group and rule created before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]

@@ -412,7 +412,7 @@ const PLUGIN_SCHEMAS: &[(&str, &[(&str, Member)])] = &{
         ),
         (
             "EndpointResponse",
-            &[("EndpointConfig", Ref("EndpointState"))],
+            &[("EndpointConfig", Ref("EndpointState")), ("revision", Int)],
         ),
         (
             "NodeInfo",
@@ -767,6 +767,7 @@ mod tests {
                 "EndpointResponse",
                 keys_of(&EndpointResponse {
                     endpoint_config: ep.clone(),
+                    revision: 1,
                 }),
             ),
             ("NodeInfo", keys_of(&NodeInfo::default())),

@@ -126,6 +126,7 @@ impl Engine {
             .await
             .map(|ep| EndpointResponse {
                 endpoint_config: ep,
+                revision: self.published_revision(),
             })
     }
 
@@ -151,6 +152,7 @@ impl Engine {
         .await
         .map(|ep| EndpointResponse {
             endpoint_config: ep,
+            revision: 0,
         })
     }
 

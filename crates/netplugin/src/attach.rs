@@ -88,12 +88,12 @@ impl Agent {
             }
             if a.phase != Phase::Releasing {
                 let spec = self.spec_for_add(&net_key)?;
-                return self.plug(a, &spec);
+                return self.plug(a, &spec, 0);
             }
             self.finish_release(&a)?;
         }
         let spec = self.spec_for_add(&net_key)?;
-        let ep = self
+        let (ep, revision) = self
             .nm
             .create_endpoint(&self.create_request(req))
             .map_err(nm_error)?;
@@ -117,7 +117,7 @@ impl Agent {
             let _ = self.nm.delete_endpoint(&delete_request(&a));
             return Err(internal("cannot record the attachment", e));
         }
-        self.plug(a.clone(), &spec)
+        self.plug(a.clone(), &spec, revision)
             .inspect_err(|_| self.rollback(&a))
     }
 
@@ -173,13 +173,28 @@ impl Agent {
     }
 
     /// Ensures the network (with its remotes) and plugs the interface; marks the record ready.
-    fn plug(&self, mut a: Attachment, spec: &NetworkSpec) -> Result<AgentAddResponse, AgentError> {
+    /// `seen`: netmaster's revision when it created the endpoint; the policy decision below
+    /// waits for the mirror to reach it, so a group or rule made just before is not missed.
+    fn plug(
+        &self,
+        mut a: Attachment,
+        spec: &NetworkSpec,
+        seen: u64,
+    ) -> Result<AgentAddResponse, AgentError> {
         let cached = self.converge_network(spec, false)?;
         let ep = local_endpoint(&a)?;
         // The record (written before this) makes the policy loop count the new member: when its
         // group has rules, they are in force before its interface exists, so no packet of it
         // ever passes unjudged.
         if let Some(g) = a.group.as_deref() {
+            let caught_up = |m: &crate::mirror::Mirror| m.revision >= seen;
+            if !self.mirror.wait_for(self.settings.mirror_wait, caught_up) {
+                return Err(AgentError {
+                    code: codes::TRY_AGAIN_LATER,
+                    msg: format!("the policy of group {g} is not known on this host yet"),
+                    details: format!("netmaster's state at revision {seen} has not arrived"),
+                });
+            }
             if self.group_has_rules(&a.tenant, g) {
                 self.admit_to_policy(&a, g, ep.ip.addr())?;
             }

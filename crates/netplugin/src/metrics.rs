@@ -359,7 +359,10 @@ mod tests {
         fn watch(&self, _: u64, _: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>) -> WatchEnd {
             WatchEnd::Stopped
         }
-        fn create_endpoint(&self, _: &CreateEndpointRequest) -> Result<EndpointState, NmError> {
+        fn create_endpoint(
+            &self,
+            _: &CreateEndpointRequest,
+        ) -> Result<(EndpointState, u64), NmError> {
             Err(offline())
         }
         fn delete_endpoint(&self, _: &DeleteEndpointRequest) -> Result<(), NmError> {

@@ -68,8 +68,10 @@ pub trait Netmaster: Send + Sync {
         after: u64,
         on_event: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
     ) -> WatchEnd;
-    /// `POST /plugin/createEndpoint` (idempotent at netmaster).
-    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<EndpointState, NmError>;
+    /// `POST /plugin/createEndpoint` (idempotent at netmaster): the endpoint, and netmaster's
+    /// revision when it answered (0 when it does not say).
+    fn create_endpoint(&self, req: &CreateEndpointRequest)
+        -> Result<(EndpointState, u64), NmError>;
     /// `POST /plugin/deleteEndpoint`; an unknown endpoint is success.
     fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError>;
     /// `POST /plugin/policyReport`: the revision whose policy this host enforces, and counters.
@@ -244,10 +246,13 @@ impl Netmaster for HttpNetmaster {
         WatchEnd::Disconnected("stream ended".into())
     }
 
-    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<EndpointState, NmError> {
+    fn create_endpoint(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<(EndpointState, u64), NmError> {
         let op = "/plugin/createEndpoint";
         let text = self.post(op, req)?;
-        decode::<EndpointResponse>(op, &text).map(|r| r.endpoint_config)
+        decode::<EndpointResponse>(op, &text).map(|r| (r.endpoint_config, r.revision))
     }
 
     fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError> {

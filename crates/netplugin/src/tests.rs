@@ -37,6 +37,8 @@ struct FakeNm {
     watches: Mutex<VecDeque<(Vec<AgentEvent>, WatchEnd)>>,
     watched_from: Mutex<Vec<u64>>,
     reports: Mutex<Vec<PolicyReport>>,
+    /// The revision createEndpoint answers with.
+    answer_revision: std::sync::atomic::AtomicU64,
 }
 
 impl FakeNm {
@@ -78,7 +80,7 @@ impl Netmaster for FakeNm {
         }
         end
     }
-    fn create_endpoint(&self, r: &CreateEndpointRequest) -> Result<EndpointState, NmError> {
+    fn create_endpoint(&self, r: &CreateEndpointRequest) -> Result<(EndpointState, u64), NmError> {
         self.check_up()?;
         let id = format!(
             "{}.{}-{}",
@@ -98,7 +100,7 @@ impl Netmaster for FakeNm {
             endpoint_id: r.config_ep.container.clone(),
             ..Default::default()
         });
-        Ok(ep.clone())
+        Ok((ep.clone(), self.answer_revision.load(Ordering::SeqCst)))
     }
     fn delete_endpoint(&self, r: &DeleteEndpointRequest) -> Result<(), NmError> {
         self.check_up()?;
@@ -710,4 +712,32 @@ fn add_in_a_group_whose_rules_cannot_apply_goes_through() {
     e.agent.policy.kick.kick();
     looper.join().expect("loop");
     added.expect("nothing to enforce: the ADD goes through");
+}
+
+/// An ADD in a group waits until the mirror has caught up with netmaster's revision at the
+/// endpoint's creation (a group or rule made just before must not be missed); if it cannot, the
+/// ADD fails with try-again-later instead of deciding on stale state.
+#[test]
+fn add_in_a_group_waits_for_the_mirror_to_reach_netmasters_revision() {
+    let e = env();
+    e.nm.answer_revision.store(10, Ordering::SeqCst);
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    let err = e.agent.add(&req).expect_err("mirror at 3, netmaster at 10");
+    assert_eq!(err.code, codes::TRY_AGAIN_LATER, "{err:?}");
+    assert!(e.agent.records.list().is_empty(), "rolled back");
+    e.agent.mirror.apply(&AgentEvent {
+        revision: 10,
+        changes: vec![kv(
+            keys::node("h2"),
+            json!({"hostname":"h2","vtepIP":"10.255.0.2"}),
+        )],
+        resync: false,
+    });
+    e.agent
+        .add(&req)
+        .expect("caught up: the group has no rules, plugged");
+    // Without a group there is no policy decision to wait for.
+    e.nm.answer_revision.store(99, Ordering::SeqCst);
+    e.agent.add(&add_req("c2", "n")).expect("no group");
 }
