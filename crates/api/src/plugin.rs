@@ -71,8 +71,9 @@ pub struct CreateEndpointRequest {
 pub struct EndpointResponse {
     #[serde(rename = "EndpointConfig")]
     pub endpoint_config: EndpointState,
-    /// netmaster's published revision when it answered (not in Contiv's answer; Go clients ignore
-    /// it): an agent whose mirror has reached it knows every group and rule created before.
+    /// netmaster's published revision when the request arrived (not in Contiv's answer; Go
+    /// clients ignore it): an agent whose mirror has reached it knows every group and rule
+    /// created before the request.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub revision: u64,
 }

@@ -122,11 +122,14 @@ impl Engine {
     }
 
     pub async fn create_endpoint(&self, req: CreateEndpointRequest) -> ApiResult<EndpointResponse> {
+        // Everything committed before the request (the groups and rules the new endpoint falls
+        // under) is at or below this revision; the endpoint's own commit need not be awaited.
+        let before = self.published_revision();
         self.write(|st, cs| plan_create_endpoint(st, &req, cs))
             .await
             .map(|ep| EndpointResponse {
                 endpoint_config: ep,
-                revision: self.published_revision(),
+                revision: before,
             })
     }
 

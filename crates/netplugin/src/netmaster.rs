@@ -69,7 +69,7 @@ pub trait Netmaster: Send + Sync {
         on_event: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
     ) -> WatchEnd;
     /// `POST /plugin/createEndpoint` (idempotent at netmaster): the endpoint, and netmaster's
-    /// revision when it answered (0 when it does not say).
+    /// revision when the request arrived (0 when it does not say).
     fn create_endpoint(&self, req: &CreateEndpointRequest)
         -> Result<(EndpointState, u64), NmError>;
     /// `POST /plugin/deleteEndpoint`; an unknown endpoint is success.
