@@ -543,6 +543,18 @@ fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
 
 /// Event at `revision`: group `t:db` gets policy `p`, whose one rule denies everything in.
 fn db_deny_all_in(revision: u64) -> AgentEvent {
+    db_with_rule(
+        revision,
+        json!({"direction":"in","action":"deny","priority":1}),
+    )
+}
+
+/// Event at `revision`: group `t:db` gets policy `p` with rule `1` (`fields` besides the keys).
+fn db_with_rule(revision: u64, fields: serde_json::Value) -> AgentEvent {
+    let mut rule = json!({"tenantName":"t","policyName":"p","ruleId":"1"});
+    if let (Some(r), Some(f)) = (rule.as_object_mut(), fields.as_object()) {
+        r.extend(f.clone());
+    }
     AgentEvent {
         revision,
         changes: vec![
@@ -550,10 +562,7 @@ fn db_deny_all_in(revision: u64) -> AgentEvent {
                 keys::object(ObjectKind::EndpointGroup, "t:db"),
                 json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
             ),
-            kv(
-                keys::object(ObjectKind::Rule, "t:p:1"),
-                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"deny","priority":1}),
-            ),
+            kv(keys::object(ObjectKind::Rule, "t:p:1"), rule),
         ],
         resync: false,
     }
@@ -687,20 +696,10 @@ fn add_fails_closed_when_its_groups_rules_are_not_in_force() {
 #[test]
 fn add_in_a_group_whose_rules_cannot_apply_goes_through() {
     let e = env();
-    e.agent.mirror.apply(&AgentEvent {
-        revision: 4,
-        changes: vec![
-            kv(
-                keys::object(ObjectKind::EndpointGroup, "t:db"),
-                json!({"tenantName":"t","groupName":"db","networkName":"n","policies":["p"]}),
-            ),
-            kv(
-                keys::object(ObjectKind::Rule, "t:p:1"),
-                json!({"tenantName":"t","policyName":"p","ruleId":"1","direction":"in","action":"allow","priority":1,"fromNetwork":"gone"}),
-            ),
-        ],
-        resync: false,
-    });
+    e.agent.mirror.apply(&db_with_rule(
+        4,
+        json!({"direction":"in","action":"allow","priority":1,"fromNetwork":"gone"}),
+    ));
     let stop = Stop::new();
     let (a, s) = (e.agent.clone(), stop.clone());
     let looper =
