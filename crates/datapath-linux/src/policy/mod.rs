@@ -62,7 +62,7 @@ const PIN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 enum Planned {
     /// Nothing to change (already installed, or no namespace yet).
     Done(ApplyStats),
-    Change(Box<Plan>),
+    Change(Plan),
 }
 
 /// A change to carry out: element batches over netlink, or an `nft -f` batch.
@@ -197,18 +197,18 @@ impl NftPolicy {
             (None, k) => self.batch(&ns, tenant, k.map(|k| &k.rules), &new)?,
         };
         stats.changed = elements.as_ref().is_some_and(|e| !e.is_empty()) || !batch.is_empty();
-        Ok(Planned::Change(Box::new(Plan {
+        Ok(Planned::Change(Plan {
             ns,
             ns_id,
             new,
             elements,
             batch,
             stats,
-        })))
+        }))
     }
 
     /// Carries a plan out (under `changing`) and records what is installed.
-    fn commit(&self, policy: &TenantPolicy, plan: Box<Plan>) -> Result<ApplyStats, DatapathError> {
+    fn commit(&self, policy: &TenantPolicy, plan: Plan) -> Result<ApplyStats, DatapathError> {
         let tenant = policy.tenant.as_str();
         let Plan {
             ns,
@@ -217,7 +217,7 @@ impl NftPolicy {
             elements,
             mut batch,
             mut stats,
-        } = *plan;
+        } = plan;
         if let Some(changes) = elements {
             match nfnl::send(&ns, render::TABLE_NAME, &changes) {
                 Ok(()) => {
@@ -440,7 +440,7 @@ impl PolicyDriver for NftPolicy {
     }
 
     fn counters(&self) -> Result<BTreeMap<String, PolicyCounter>, DatapathError> {
-        let tenants: Vec<(String, BTreeMap<String, String>)> = self
+        let tenants: Vec<(String, Arc<BTreeMap<String, String>>)> = self
             .installed()
             .iter()
             .map(|(t, i)| (t.clone(), i.rules.counters.clone()))

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use contiv_policy::{AddrMatch, CompiledRule, PeerMatch, Protocol, TenantPolicy};
 
@@ -41,15 +42,16 @@ pub const BASE_CHAIN: &str = "enforce";
 /// A tenant's policy as nftables objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
-    /// Named counters, name → rule key (`tenant:policy:rule`).
-    pub counters: BTreeMap<String, String>,
+    /// Named counters, name → rule key (`tenant:policy:rule`). Shared (like `chains`): rulesets
+    /// rendered from the same rules hold the same maps, so copying and comparing them is cheap.
+    pub counters: Arc<BTreeMap<String, String>>,
     /// Address sets, name → elements.
     pub sets: BTreeMap<String, BTreeSet<Ipv4Addr>>,
     /// `ingress` and `egress` verdict maps: address → chain to jump to.
     pub ingress: BTreeMap<Ipv4Addr, String>,
     pub egress: BTreeMap<Ipv4Addr, String>,
     /// Regular chains, name → rules (nft statement text).
-    pub chains: BTreeMap<String, Vec<String>>,
+    pub chains: Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl Ruleset {
@@ -137,7 +139,8 @@ fn rule_text(r: &CompiledRule, peer_field: &str) -> String {
 
 /// The nftables objects that enforce `p`. Pure.
 pub fn render(p: &TenantPolicy) -> Ruleset {
-    let mut out = Ruleset::default();
+    let mut chains = BTreeMap::new();
+    let mut counters = BTreeMap::new();
     for (g, rules) in p.groups.iter() {
         for (ingress, list) in [(true, &rules.ingress), (false, &rules.egress)] {
             if list.is_empty() {
@@ -145,13 +148,18 @@ pub fn render(p: &TenantPolicy) -> Ruleset {
             }
             let field = if ingress { "saddr" } else { "daddr" };
             let texts = list.iter().map(|r| rule_text(r, field)).collect();
-            out.chains.insert(chain_name(ingress, g), texts);
+            chains.insert(chain_name(ingress, g), texts);
             for r in list {
                 let key = r.id.to_string();
-                out.counters.insert(counter_name(&key), key);
+                counters.insert(counter_name(&key), key);
             }
         }
     }
+    let mut out = Ruleset {
+        chains: Arc::new(chains),
+        counters: Arc::new(counters),
+        ..Default::default()
+    };
     add_members(&mut out, p);
     out
 }
@@ -242,7 +250,7 @@ pub fn full_batch(new: &Ruleset, seed: &Seed) -> String {
             );
         }
     }
-    for (name, rules) in &new.chains {
+    for (name, rules) in new.chains.iter() {
         let _ = writeln!(s, "add chain {TABLE} {name}");
         for r in rules {
             let _ = writeln!(s, "add rule {TABLE} {name} {r}");
@@ -326,7 +334,7 @@ pub fn delta_batch(old: &Ruleset, new: &Ruleset) -> String {
             }
         }
     }
-    for (name, rules) in &new.chains {
+    for (name, rules) in new.chains.iter() {
         match old.chains.get(name) {
             Some(had) if had == rules => continue,
             Some(_) => {
