@@ -5,8 +5,9 @@
 //! letting kicks gather for 3 ms; kicks that arrive during a pass are folded into the next one.
 //!
 //! The revision a pass compiled from is what this host enforces once every tenant applied
-//! without error; it is reported to netmaster (with the rule counters) after each change and
-//! with every heartbeat, so `netctl policy explain` / `status` can say whether a host is current.
+//! without error; it is reported to netmaster after each pass that moved it, and with the rule
+//! counters every [`REPORT_INTERVAL`], so `netctl policy explain` / `status` can say whether a
+//! host is current.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,28 +111,20 @@ fn local_members(live: &[Attachment], host: &str) -> Vec<Member> {
 }
 
 /// What of the local attachments policy depends on (tenant, endpoint, address, group, whether
-/// it is being released), hashed (FNV-1a).
+/// it is being released), hashed. Compared only within this process, so std's hasher will do.
 fn records_fingerprint(live: &[Attachment]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |s: &str| {
-        for b in s.bytes().chain([0xff]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    let mut sorted: Vec<&Attachment> = live.iter().collect();
-    sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
-    for a in sorted {
-        eat(&a.tenant);
-        eat(&a.endpoint_id);
-        eat(&a.ip);
-        eat(a.group.as_deref().unwrap_or_default());
-        eat(if a.phase == Phase::Releasing {
-            "r"
-        } else {
-            "l"
-        });
-    }
-    h
+    use std::hash::{Hash, Hasher};
+    let mut fields: Vec<_> = live
+        .iter()
+        .map(|a| {
+            let releasing = a.phase == Phase::Releasing;
+            (&a.endpoint_id, &a.tenant, &a.ip, &a.group, releasing)
+        })
+        .collect();
+    fields.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fields.hash(&mut h);
+    h.finish()
 }
 
 /// This host's policy for `tenants` from `input` plus the local attachments, with each tenant's
@@ -295,25 +288,26 @@ impl Agent {
     /// the previous ones), so it stays small and cheap.
     pub fn policy_report(&self, fresh_counters: bool) -> PolicyReport {
         let last = self.policy.last_pass();
-        let counters = fresh_counters
-            .then(|| match self.pol.counters() {
-                Ok(c) => Some(
-                    c.into_iter()
-                        .map(|(k, c)| {
-                            let c = RuleCounter {
+        let read = || match self.pol.counters() {
+            Ok(c) => Some(
+                c.into_iter()
+                    .map(|(k, c)| {
+                        (
+                            k,
+                            RuleCounter {
                                 packets: c.packets,
                                 bytes: c.bytes,
-                            };
-                            (k, c)
-                        })
-                        .collect(),
-                ),
-                Err(e) => {
-                    tracing::debug!("policy counters not read: {e}");
-                    None
-                }
-            })
-            .flatten();
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::debug!("policy counters not read: {e}");
+                None
+            }
+        };
+        let counters = if fresh_counters { read() } else { None };
         PolicyReport {
             hostname: self.settings.host.clone(),
             revision: self.policy.enforced_revision(),
@@ -350,9 +344,8 @@ pub fn policy_loop_observed(
         }
         let s = agent.enforce_policy();
         observe(&s);
-        if s.changed > 0 || s.revision != 0 {
-            agent.policy.report_kick.kick();
-        }
+        // The reporter sends only when the enforced revision moved.
+        agent.policy.report_kick.kick();
     }
 }
 
@@ -361,8 +354,9 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// At most one report per this interval (a burst of changes sends one report, not one each).
 const REPORT_SPACING: Duration = Duration::from_millis(20);
 
-/// The reporter loop: a report after a pass that moved the enforced revision (spaced, with the
-/// counters last read) and every [`REPORT_INTERVAL`] (with the counters read anew).
+/// The reporter loop: a report after a pass that moved the enforced revision (spaced, without
+/// counters: netmaster keeps the previous ones) and every [`REPORT_INTERVAL`] (with the counters
+/// read anew).
 pub fn report_loop(agent: &Agent, stop: &Stop) {
     let mut sent = 0u64;
     while !stop.is_raised() {
