@@ -168,22 +168,8 @@ pub fn compile_members(
         out.group_sets.entry(name.clone()).or_default();
     }
     for m in input.endpoints.iter().filter(|e| e.tenant == tenant) {
-        if m.group.is_empty() {
-            continue;
-        }
-        if let Some(set) = out.group_sets.get_mut(&m.group) {
-            set.insert(m.ip);
-        }
-        if !scope.covers(m) {
-            continue;
-        }
-        if let Some(rules) = out.groups.get(&m.group) {
-            if !rules.ingress.is_empty() {
-                out.ingress_members.insert(m.ip, m.group.clone());
-            }
-            if !rules.egress.is_empty() {
-                out.egress_members.insert(m.ip, m.group.clone());
-            }
+        if !m.group.is_empty() {
+            out.add_member(&m.group, m.ip, scope.covers(m));
         }
     }
     out

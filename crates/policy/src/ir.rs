@@ -64,7 +64,46 @@ pub struct TenantPolicy {
     pub skipped: Vec<(RuleId, String)>,
 }
 
+/// Where a member of a group goes in a [`TenantPolicy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberPlaces {
+    /// Its group's address set (a rule refers to the group).
+    pub set: bool,
+    /// The dispatch map of incoming traffic (the group has in-rules; local members only).
+    pub ingress: bool,
+    /// The dispatch map of outgoing traffic (the group has out-rules; local members only).
+    pub egress: bool,
+}
+
 impl TenantPolicy {
+    /// Where a local member of `group` belongs.
+    pub fn member_places(&self, group: &str) -> MemberPlaces {
+        let rules = self.groups.get(group);
+        MemberPlaces {
+            set: self.group_sets.contains_key(group),
+            ingress: rules.is_some_and(|r| !r.ingress.is_empty()),
+            egress: rules.is_some_and(|r| !r.egress.is_empty()),
+        }
+    }
+
+    /// Adds `ip` as a member of `group`: to the group's set, and when `local` (its traffic is
+    /// checked here) to the dispatch maps. Returns where it went.
+    pub fn add_member(&mut self, group: &str, ip: Ipv4Addr, local: bool) -> MemberPlaces {
+        let mut places = self.member_places(group);
+        places.ingress &= local;
+        places.egress &= local;
+        if let Some(set) = self.group_sets.get_mut(group).filter(|_| places.set) {
+            set.insert(ip);
+        }
+        if places.ingress {
+            self.ingress_members.insert(ip, group.to_string());
+        }
+        if places.egress {
+            self.egress_members.insert(ip, group.to_string());
+        }
+        places
+    }
+
     /// Whether there is nothing to enforce.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()

@@ -22,7 +22,7 @@ pub use compile::{
     compile, compile_members, compile_rules, compile_tenant, CompiledRules, PolicyInput, Scope,
 };
 pub use explain::{Decision, Flow, Verdict};
-pub use ir::{CompiledRule, GroupRules, HostPolicy, PeerMatch, TenantPolicy};
+pub use ir::{CompiledRule, GroupRules, HostPolicy, MemberPlaces, PeerMatch, TenantPolicy};
 pub use objects::{input_from_objects, parse_subnet};
 pub use spec::{
     Action, AddrMatch, Direction, GroupRef, Member, NetworkRef, Peer, Protocol, RuleError, RuleId,

@@ -136,19 +136,8 @@ impl NftPolicy {
             return None;
         }
         let mut out = policy.clone();
-        for p in list.iter() {
-            let Some(rules) = out.groups.get(&p.group).cloned() else {
-                continue;
-            };
-            if let Some(m) = out.group_sets.get_mut(&p.group) {
-                m.insert(p.ip);
-            }
-            if !rules.ingress.is_empty() {
-                out.ingress_members.insert(p.ip, p.group.clone());
-            }
-            if !rules.egress.is_empty() {
-                out.egress_members.insert(p.ip, p.group.clone());
-            }
+        for p in list.iter().filter(|p| policy.groups.contains_key(&p.group)) {
+            out.add_member(&p.group, p.ip, true);
         }
         Some(out)
     }
@@ -233,9 +222,7 @@ impl NftPolicy {
             }
         }
         if !batch.is_empty() {
-            if !new.is_empty() {
-                bridge_filtering(&ns, true)?;
-            }
+            // Bridge netfilter is switched on by `apply` for every non-empty policy, off here.
             if let Err(e) = nft::apply(&ns, &batch) {
                 // What is installed is now uncertain: the next apply replaces the table.
                 self.installed().remove(tenant);
@@ -358,20 +345,15 @@ impl PolicyDriver for NftPolicy {
     fn admit(&self, tenant: &str, group: &str, ip: Ipv4Addr) -> Result<bool, DatapathError> {
         let _changing = self.lock_changing();
         let ns = self.tenant_ns(tenant);
-        let (ns_id, in_set, ingress, egress) = {
+        let (ns_id, places) = {
             let installed = self.installed();
             let Some(inst) = installed.get(tenant) else {
                 return Ok(false);
             };
-            let Some(rules) = inst.ir.groups.get(group) else {
+            if !inst.ir.groups.contains_key(group) {
                 return Ok(false);
-            };
-            (
-                inst.ns_id,
-                inst.ir.group_sets.contains_key(group),
-                !rules.ingress.is_empty(),
-                !rules.egress.is_empty(),
-            )
+            }
+            (inst.ns_id, inst.ir.member_places(group))
         };
         if ns_identity(&ns) != Some(ns_id) {
             return Ok(false);
@@ -381,19 +363,21 @@ impl PolicyDriver for NftPolicy {
             op: nfnl::Op::Add,
             elems: vec![(ip, jump)],
         };
-        let (in_chain, out_chain) = (
-            render::chain_name(true, group),
-            render::chain_name(false, group),
-        );
         let mut changes = Vec::new();
-        if in_set {
+        if places.set {
             changes.push(add(render::set_name(group), None));
         }
-        if ingress {
-            changes.push(add(render::DST_MAP.into(), Some(in_chain.clone())));
+        if places.ingress {
+            changes.push(add(
+                render::DST_MAP.into(),
+                Some(render::chain_name(true, group)),
+            ));
         }
-        if egress {
-            changes.push(add(render::SRC_MAP.into(), Some(out_chain.clone())));
+        if places.egress {
+            changes.push(add(
+                render::SRC_MAP.into(),
+                Some(render::chain_name(false, group)),
+            ));
         }
         nfnl::send(&ns, render::TABLE_NAME, &changes)
             .map_err(|e| backend(format!("nft policy of tenant {tenant}"), e))?;
@@ -410,22 +394,8 @@ impl PolicyDriver for NftPolicy {
         let mut installed = self.installed();
         if let Some(entry) = installed.get_mut(tenant) {
             let inst = Arc::make_mut(entry);
-            if in_set {
-                if let Some(m) = inst.ir.group_sets.get_mut(group) {
-                    m.insert(ip);
-                }
-                if let Some(m) = inst.rules.sets.get_mut(&render::set_name(group)) {
-                    m.insert(ip);
-                }
-            }
-            if ingress {
-                inst.ir.ingress_members.insert(ip, group.to_string());
-                inst.rules.ingress.insert(ip, in_chain);
-            }
-            if egress {
-                inst.ir.egress_members.insert(ip, group.to_string());
-                inst.rules.egress.insert(ip, out_chain);
-            }
+            let places = inst.ir.add_member(group, ip, true);
+            render::add_member(&mut inst.rules, group, ip, places);
             inst.version = self
                 .versions
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst)

@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use contiv_policy::{AddrMatch, CompiledRule, PeerMatch, Protocol, TenantPolicy};
+use contiv_policy::{AddrMatch, CompiledRule, MemberPlaces, PeerMatch, Protocol, TenantPolicy};
 
 use crate::names::fnv64;
 
@@ -175,6 +175,19 @@ pub fn render_members_onto(p: &TenantPolicy, prev: &Ruleset) -> Ruleset {
     };
     add_members(&mut out, p);
     out
+}
+
+/// Adds one member's elements to `out` (what [`render`] would give it in `places`).
+pub fn add_member(out: &mut Ruleset, group: &str, ip: Ipv4Addr, places: MemberPlaces) {
+    if let Some(m) = out.sets.get_mut(&set_name(group)).filter(|_| places.set) {
+        m.insert(ip);
+    }
+    if places.ingress {
+        out.ingress.insert(ip, chain_name(true, group));
+    }
+    if places.egress {
+        out.egress.insert(ip, chain_name(false, group));
+    }
 }
 
 fn add_members(out: &mut Ruleset, p: &TenantPolicy) {
