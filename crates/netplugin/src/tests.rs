@@ -541,6 +541,26 @@ fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
         .is_empty());
 }
 
+/// Runs `f` while the agent's policy loop runs (stopped after).
+fn with_policy_loop<R>(e: &Env, f: impl FnOnce() -> R) -> R {
+    let stop = Stop::new();
+    let (a, s) = (e.agent.clone(), stop.clone());
+    let looper =
+        std::thread::spawn(move || crate::policy::policy_loop(&a, &s, Duration::from_secs(30)));
+    let out = f();
+    stop.raise();
+    e.agent.policy.kick.kick();
+    looper.join().expect("loop");
+    out
+}
+
+/// An ADD request of container `c1` in group `db`.
+fn add_in_db() -> AgentAddRequest {
+    let mut req = add_req("c1", "n");
+    req.identity.group = Some("db".into());
+    req
+}
+
 /// Event at `revision`: group `t:db` gets policy `p`, whose one rule denies everything in.
 fn db_deny_all_in(revision: u64) -> AgentEvent {
     db_with_rule(
@@ -573,8 +593,7 @@ fn db_with_rule(revision: u64, fields: serde_json::Value) -> AgentEvent {
 #[test]
 fn policy_pass_enforces_local_members_and_reports_revision() {
     let e = env();
-    let mut req = add_req("c1", "n");
-    req.identity.group = Some("db".into());
+    let req = add_in_db();
     let r = e.agent.add(&req).expect("add");
     let ip: std::net::Ipv4Addr = r.ip.split('/').next().unwrap().parse().unwrap();
     // No policy yet: nothing to enforce, but the pass covers the revision.
@@ -651,19 +670,12 @@ fn add_in_a_group_with_rules_waits_for_its_policy() {
     e.agent.mirror.apply(&db_deny_all_in(4));
     assert!(e.agent.group_has_rules("t", "db"));
     assert!(!e.agent.group_has_rules("t", "web"));
-    let stop = Stop::new();
-    let (a, s) = (e.agent.clone(), stop.clone());
-    let looper =
-        std::thread::spawn(move || crate::policy::policy_loop(&a, &s, Duration::from_secs(30)));
-    let mut req = add_req("c1", "n");
-    req.identity.group = Some("db".into());
-    let r = e.agent.add(&req).expect("add");
-    let ip: std::net::Ipv4Addr = r.ip.split('/').next().unwrap().parse().unwrap();
-    let p = e.pol.applied("t").expect("applied before ADD returned");
-    assert_eq!(p.ingress_members.get(&ip).map(String::as_str), Some("db"));
-    stop.raise();
-    e.agent.policy.kick.kick();
-    looper.join().expect("loop");
+    with_policy_loop(&e, || {
+        let r = e.agent.add(&add_in_db()).expect("add");
+        let ip: std::net::Ipv4Addr = r.ip.split('/').next().unwrap().parse().unwrap();
+        let p = e.pol.applied("t").expect("applied before ADD returned");
+        assert_eq!(p.ingress_members.get(&ip).map(String::as_str), Some("db"));
+    });
 }
 
 /// Fail closed: when the rules of a workload's group cannot be put in force (no policy pass
@@ -672,8 +684,7 @@ fn add_in_a_group_with_rules_waits_for_its_policy() {
 fn add_fails_closed_when_its_groups_rules_are_not_in_force() {
     let e = env();
     e.agent.mirror.apply(&db_deny_all_in(4));
-    let mut req = add_req("c1", "n");
-    req.identity.group = Some("db".into());
+    let req = add_in_db();
     let err = e.agent.add(&req).expect_err("no policy loop runs: refused");
     assert_eq!(err.code, codes::TRY_AGAIN_LATER, "{err:?}");
     assert!(err.msg.contains("policy of group db"), "{err:?}");
@@ -700,17 +711,8 @@ fn add_in_a_group_whose_rules_cannot_apply_goes_through() {
         4,
         json!({"direction":"in","action":"allow","priority":1,"fromNetwork":"gone"}),
     ));
-    let stop = Stop::new();
-    let (a, s) = (e.agent.clone(), stop.clone());
-    let looper =
-        std::thread::spawn(move || crate::policy::policy_loop(&a, &s, Duration::from_secs(30)));
-    let mut req = add_req("c1", "n");
-    req.identity.group = Some("db".into());
-    let added = e.agent.add(&req);
-    stop.raise();
-    e.agent.policy.kick.kick();
-    looper.join().expect("loop");
-    added.expect("nothing to enforce: the ADD goes through");
+    with_policy_loop(&e, || e.agent.add(&add_in_db()))
+        .expect("nothing to enforce: the ADD goes through");
 }
 
 /// An ADD in a group waits until the mirror has caught up with netmaster's revision at the
@@ -720,8 +722,7 @@ fn add_in_a_group_whose_rules_cannot_apply_goes_through() {
 fn add_in_a_group_waits_for_the_mirror_to_reach_netmasters_revision() {
     let e = env();
     e.nm.answer_revision.store(10, Ordering::SeqCst);
-    let mut req = add_req("c1", "n");
-    req.identity.group = Some("db".into());
+    let req = add_in_db();
     let err = e.agent.add(&req).expect_err("mirror at 3, netmaster at 10");
     assert_eq!(err.code, codes::TRY_AGAIN_LATER, "{err:?}");
     assert!(e.agent.records.list().is_empty(), "rolled back");
