@@ -146,7 +146,7 @@ matrix() { # matrix [policy]: with "policy", a ping into db is expected only fro
       if [[ $s == "$d" ]]; then printf '%-8s' "-"; continue; fi
       expect=ok
       [[ ${1:-} == policy && $(group_of "$d") == db && $(group_of "$s") != web ]] && expect=denied
-      if ip netns exec "$s" ping -c 1 -W 1 "$(cat "$QS_DIR/$d.ip")" >/dev/null 2>&1; then
+      if ip netns exec "$s" ping -c 1 -W 2 "$(cat "$QS_DIR/$d.ip")" >/dev/null 2>&1; then
         got=ok
       else
         got=denied
