@@ -6,6 +6,15 @@ PKGS=(build-essential pkg-config iproute2 iputils-ping netcat-openbsd ethtool nf
 # tests/e2e_containerd.rs (a real CRI runtime drives contivk8s) and scripts/bench-cni.sh (the
 # reference CNI plugins, iperf3).
 PKGS+=(containerd runc busybox-static containernetworking-plugins iperf3)
+# contiv-store's etcd backend: etcd-client compiles etcd's protobufs at build time (protoc and the
+# well-known types), and its tests start real etcd members (contiv_store::testing::EtcdCluster).
+PKGS+=(etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+# tests/e2e_dns.rs: dig (dnsutils) queries the agent's DNS from workload namespaces (nsenter is
+# util-linux, always there).
+PKGS+=(dnsutils)
+# netprofile tests (crates/datapath-linux/tests/qos_kernel.rs, tests/e2e_qos.rs): the DSCP a workload's
+# packets carry, captured in the receiving namespace.
+PKGS+=(tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,7 +5,11 @@
 #                                     tenant, a network and two groups, start 4 workloads through the
 #                                     CNI plugin and print their connectivity matrix; then attach a
 #                                     policy to group db and show it enforced on both hosts, with
-#                                     `netctl policy explain` saying which rule decided (left running)
+#                                     `netctl policy explain` saying which rule decided; a service VIP
+#                                     balanced over the web workloads and the tenant's DNS; then scales out:
+#                                     the store copied into etcd (`netmaster migrate`), two netmasters
+#                                     electing a leader, the leader killed, traffic and policy kept
+#                                     (left running)
 #   bash scripts/quickstart.sh down   stop everything and remove what `up` created
 #
 # Needs root (network namespaces). Everything it makes is named qs-* (namespaces) and lives under
@@ -15,7 +19,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 QS_DIR=${QS_DIR:-/tmp/contiv-quickstart}
 PORT=${QS_PORT:-19999}
+PORT2=$((PORT + 1))
 URL="http://127.0.0.1:$PORT"
+URL2="http://127.0.0.1:$PORT2"
+ETCD_PORT=${QS_ETCD_PORT:-12479}
+ETCD_PEER=$((ETCD_PORT + 1))
+ETCD="http://127.0.0.1:$ETCD_PORT"
+# netctl talks to this netmaster (any netmaster answers; the demo moves it after a failover).
+NM=$URL
 BIN="$ROOT/target/release"
 HOSTS=(qs-h1 qs-h2)
 VTEPS=(172.30.99.1 172.30.99.2)
@@ -23,7 +34,7 @@ VTEPS=(172.30.99.1 172.30.99.2)
 WORKLOADS=("qs-w1 0 web" "qs-w2 0 db" "qs-w3 1 web" "qs-w4 1 db")
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-netctl() { "$BIN/netctl" --netmaster "$URL" "$@"; }
+netctl() { "$BIN/netctl" --netmaster "$NM" "$@"; }
 
 cni() { # cni CMD workload-name host-index group
   local cmd=$1 name=$2 host=$3 group=$4
@@ -31,7 +42,7 @@ cni() { # cni CMD workload-name host-index group
   conf=$(printf '{"cniVersion":"1.0.0","name":"contiv","type":"contivk8s","agentSocket":"%s","pendingDeleteDir":"%s","tenant":"demo","network":"app-net","group":"%s"}' \
     "$QS_DIR/h$((host + 1))/cni.sock" "$QS_DIR/h$((host + 1))/pending" "$group")
   CNI_COMMAND=$cmd CNI_CONTAINERID=$name CNI_NETNS=/run/netns/$name CNI_IFNAME=eth0 CNI_PATH="$BIN" \
-    "$BIN/contivk8s" <<<"$conf"
+    CNI_ARGS="IgnoreUnknown=1;app=$group" "$BIN/contivk8s" <<<"$conf"
 }
 
 wait_for() { # wait_for description command...
@@ -48,7 +59,7 @@ down() {
   set +e
   if [[ -d $QS_DIR ]]; then
     say "removing workloads"
-    for w in "${WORKLOADS[@]}"; do
+    for w in "${WORKLOADS[@]}" "qs-w5 0 web"; do
       read -r name host group <<<"$w"
       [[ -S $QS_DIR/h$((host + 1))/cni.sock ]] && cni DEL "$name" "$host" "$group" >/dev/null 2>&1
     done
@@ -75,6 +86,7 @@ start() { # start name logfile command...
   local name=$1 log=$2; shift 2
   "$@" >"$log" 2>&1 &
   echo $! >"$QS_DIR/$name.pid"
+  disown "$!"   # killed on purpose later (the demo kills a leader): no job-control notice
 }
 
 hosts_up() {
@@ -87,20 +99,111 @@ hosts_up() {
   done
 }
 
+stop_pid() { # stop_pid name [signal]: ends a process this script started, by its pid file
+  local f="$QS_DIR/$1.pid" pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
+
+start_netplugin() { # start_netplugin host-index netmaster-urls
+  local i=$1 d="$QS_DIR/h$(($1 + 1))"
+  mkdir -p "$d"
+  start "netplugin-h$((i + 1))" "$d/netplugin.log" "$BIN/netplugin" --host "${HOSTS[$i]}" \
+    --vtep-ip "${VTEPS[$i]}" --netmaster "$2" --host-netns "/run/netns/${HOSTS[$i]}" \
+    --underlay-if ul0 --state-dir "$d/state" --cni-socket "$d/cni.sock" --cni-pending-dir "$d/pending" \
+    --ns-prefix "qs$((i + 1))"
+  wait_for "netplugin ${HOSTS[$i]}" test -S "$d/cni.sock"
+}
+
+leads() { curl -sf "$1/info" | grep -q '"current-state":"leader"'; }
+any_leads() { leads "$URL" || leads "$URL2"; }
+# Every host reports enforcing the policy revision netmaster holds (what `netctl policy status` shows).
+policy_current() {
+  local st
+  st=$(netctl policy status -j) || return 1
+  [[ $(grep -c '"current": true' <<<"$st") == "${#HOSTS[@]}" ]]
+}
+
 control_plane_up() {
   say "starting netmaster on $URL (embedded store in $QS_DIR/netmaster)"
   start netmaster "$QS_DIR/netmaster.log" "$BIN/netmaster" --external-address "127.0.0.1:$PORT" --data-dir "$QS_DIR/netmaster"
   wait_for netmaster curl -sf "$URL/version"
   for i in 0 1; do
-    local d="$QS_DIR/h$((i + 1))"
-    mkdir -p "$d"
     say "starting netplugin for ${HOSTS[$i]} (vtep ${VTEPS[$i]})"
-    start "netplugin-h$((i + 1))" "$d/netplugin.log" "$BIN/netplugin" --host "${HOSTS[$i]}" \
-      --vtep-ip "${VTEPS[$i]}" --netmaster "$URL" --host-netns "/run/netns/${HOSTS[$i]}" \
-      --underlay-if ul0 --state-dir "$d/state" --cni-socket "$d/cni.sock" --cni-pending-dir "$d/pending" \
-      --ns-prefix "qs$((i + 1))"
-    wait_for "netplugin ${HOSTS[$i]}" test -S "$d/cni.sock"
+    start_netplugin "$i" "$URL"
   done
+}
+
+# A TCP server in workload $1 answering its name on port 8080 to every connection (one python
+# process, ended by pid at `down`).
+serve_name() {
+  start "srv-$1" "$QS_DIR/srv-$1.log" ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.sendall((sys.argv[1] + "\n").encode()); c.close()
+' "$1"
+}
+
+services_up() {
+  say "service load balancing: websvc, a VIP on app-net balanced over the workloads labelled app=web"
+  netctl service create -t demo -s app-net --selector app=web --port 80:8080:TCP websvc
+  local inspect vip
+  wait_for "websvc's providers" bash -c "'$BIN/netctl' --netmaster '$NM' service inspect -t demo websvc | grep -q '\"numProviders\": *2'"
+  inspect=$(netctl service inspect -t demo websvc)
+  grep -E '"(serviceVip|numProviders)"' <<<"$inspect" | sed 's/^ */  /'
+  vip=$(sed -n 's/.*"serviceVip": *"\([0-9.]*\)".*/\1/p' <<<"$inspect" | head -1)
+  serve_name qs-w1
+  serve_name qs-w3
+  wait_for "websvc to answer" ip netns exec qs-w2 nc -w 1 "$vip" 80
+  printf '  20 new connections from qs-w2 (db, on qs-h1) to %s:80 answered by:' "$vip"
+  for _ in $(seq 1 20); do ip netns exec qs-w2 nc -w 1 "$vip" 80 </dev/null; done | sort | uniq -c | tr '\n' ' '
+  echo
+  say "DNS: each tenant's names answered on its gateway (TTL 5 s), other names forwarded"
+  for name in websvc.demo.contiv web.demo.contiv db; do
+    printf '  dig @10.10.0.1 %-20s -> %s\n' "$name" "$(ip netns exec qs-w2 dig +short +time=2 @10.10.0.1 "$name" | sort | tr '\n' ' ')"
+  done
+  echo
+}
+
+scale_out() {
+  say "scale out: etcd on $ETCD, the embedded store copied into it (netmaster migrate)"
+  start etcd "$QS_DIR/etcd.log" etcd --name qs --data-dir "$QS_DIR/etcd" \
+    --listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+    --initial-cluster "qs=http://127.0.0.1:$ETCD_PEER"
+  wait_for etcd curl -sf "$ETCD/health"
+  stop_pid netmaster   # the embedded store is locked by its netmaster; agents keep forwarding meanwhile
+  "$BIN/netmaster" migrate --from "$QS_DIR/netmaster" --to "etcd://127.0.0.1:$ETCD_PORT"
+  say "two netmasters on etcd ($URL, $URL2) elect a leader; agents get both URLs"
+  for n in 1 2; do
+    local port=$PORT; [[ $n == 2 ]] && port=$PORT2
+    start "netmaster$([[ $n == 2 ]] && echo 2)" "$QS_DIR/netmaster$n-etcd.log" "$BIN/netmaster" \
+      --external-address "127.0.0.1:$port" --etcd "$ETCD" --leader-ttl 3
+  done
+  wait_for "a leader" any_leads
+  for i in 0 1; do
+    stop_pid "netplugin-h$((i + 1))"   # a restarted agent changes nothing in the datapath
+    start_netplugin "$i" "$URL,$URL2"
+  done
+  netctl cluster
+  echo
+  local leader=netmaster other=$URL2
+  if leads "$URL2"; then leader=netmaster2; other=$URL; fi
+  say "kill -9 of the leader ($leader): the other netmaster takes over within the lease TTL (3 s)"
+  stop_pid "$leader" KILL
+  NM=$other
+  wait_for "the other netmaster to lead" leads "$other"
+  netctl cluster
+  echo
+  say "after the failover: the state is all there, and a new workload is attached through the new leader"
+  netctl group ls -t demo
+  echo
 }
 
 config_up() {
@@ -111,16 +214,21 @@ config_up() {
   netctl group create -t demo app-net db
 }
 
+workloads_up_one() { # workloads_up_one name host-index group
+  local name=$1 host=$2 group=$3 ip
+  ip netns add "$name"
+  ip -n "$name" link set lo up
+  ip=$(cni ADD "$name" "$host" "$group" | sed -n 's/.*"address": *"\([0-9.]*\)\/.*/\1/p' | head -1)
+  [[ -n $ip ]] || { echo "CNI ADD of $name failed" >&2; return 1; }
+  echo "$ip" >"$QS_DIR/$name.ip"
+  printf '  %-6s on %-6s group %-4s ip %s\n' "$name" "${HOSTS[$host]}" "$group" "$ip"
+}
+
 workloads_up() {
   say "starting 4 workloads through the CNI plugin (contivk8s)"
   for w in "${WORKLOADS[@]}"; do
     read -r name host group <<<"$w"
-    ip netns add "$name"
-    ip -n "$name" link set lo up
-    ip=$(cni ADD "$name" "$host" "$group" | sed -n 's/.*"address": *"\([0-9.]*\)\/.*/\1/p' | head -1)
-    [[ -n $ip ]] || { echo "CNI ADD of $name failed" >&2; return 1; }
-    echo "$ip" >"$QS_DIR/$name.ip"
-    printf '  %-6s on %-6s group %-4s ip %s\n' "$name" "${HOSTS[$host]}" "$group" "$ip"
+    workloads_up_one "$name" "$host" "$group"
   done
 }
 
@@ -165,6 +273,7 @@ policy_up() {
   netctl policy rule-add -t demo -d in -j allow -l icmp -g web -p 10 db-in 2
   netctl group create -t demo -p db-in app-net db
   netctl policy rule-ls -t demo db-in
+  wait_for "both hosts to enforce the policy (netctl policy status)" policy_current
   echo
 }
 
@@ -209,8 +318,20 @@ up() {
   say "netctl policy status: the revision each host enforces"
   netctl policy status
   echo
-  echo "Try:  $BIN/netctl --netmaster $URL endpoint inspect qs-w1"
-  echo "      $BIN/netctl --netmaster $URL policy inspect -t demo db-in     (policyViolations: denied packets)"
+  services_up
+  scale_out
+  WORKLOADS+=("qs-w5 0 web")
+  workloads_up_one qs-w5 0 web
+  wait_for "both hosts to enforce the policy (netctl policy status)" policy_current
+  if matrix policy; then
+    say "after moving to etcd and losing the leader: traffic and policy as before, qs-w5 attached"
+  else
+    say "the matrix does not follow the policy after the failover (marked !): see $QS_DIR/*.log" && exit 1
+  fi
+  echo
+  echo "Try:  $BIN/netctl --netmaster $NM endpoint inspect qs-w1"
+  echo "      $BIN/netctl --netmaster $NM policy inspect -t demo db-in     (policyViolations: denied packets)"
+  echo "      $BIN/netctl --netmaster $NM cluster                          (leader, netmasters, agents, store)"
   echo "      ip netns exec qs-w2 ping $(cat "$QS_DIR/qs-w4.ip")               (denied: db to db)"
   echo "      ip netns exec $(ip netns list | awk '/^qs1-t-/{print $1; exit}') nft list table inet contiv   (the rules on qs-h1)"
   echo "Stop: bash scripts/quickstart.sh down"

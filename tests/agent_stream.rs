@@ -157,3 +157,52 @@ fn bad_node_registration_is_refused() {
         Some(false)
     );
 }
+
+#[test]
+fn agents_learn_service_vips() {
+    let nm = Netmaster::start();
+    nm.post("/api/v1/networks/default:sn/", &json!({"tenantName": "default", "networkName": "sn", "encap": "vxlan", "subnet": "10.9.1.0/24", "gateway": "10.9.1.1"}));
+    let rev = nm.get_json("/plugin/agentState")["revision"]
+        .as_u64()
+        .expect("revision");
+    let mut stream = open_stream(&nm, &format!("/plugin/agentWatch?after={rev}"));
+    let (code, body) = nm.post(
+        "/api/v1/serviceLBs/default:web/",
+        &json!({"tenantName": "default", "serviceName": "web", "networkName": "sn", "selectors": ["app=web"], "ports": ["80:8080:TCP"]}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let vip = nm.get_json("/api/v1/inspect/serviceLBs/default:web/")["Oper"]["serviceVip"]
+        .as_str()
+        .expect("vip")
+        .to_string();
+    let key = "/contiv/oper/service/default:web";
+    let ev = next_event(&mut stream);
+    let change = ev["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["key"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {key} in {ev}"));
+    assert_eq!(change["value"]["serviceVip"], vip.as_str());
+    // the snapshot derives it from the allocation, the same value
+    let snap = nm.get_json("/plugin/agentState");
+    let kv = snap["kvs"]
+        .as_array()
+        .expect("kvs")
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .cloned()
+        .expect("service vip in the snapshot");
+    assert_eq!(kv["value"]["serviceVip"], vip.as_str());
+    nm.delete("/api/v1/serviceLBs/default:web/");
+    let gone = next_event(&mut stream);
+    assert!(
+        gone["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["key"] == key && c["value"].is_null()),
+        "{gone}"
+    );
+}

@@ -800,6 +800,15 @@ fn app_profile_service_netprofile_bgp_aci_contracts() {
     );
     refused(
         &nm,
+        "POST",
+        "/api/v1/serviceLBs/default:s3/",
+        Some(
+            json!({"tenantName": "default", "serviceName": "s3", "networkName": "n1", "ipAddress": "10.9.9.9", "selectors": ["a=b"], "ports": ["80:81:TCP"]}),
+        ),
+        "ip address 10.9.9.9 is outside subnet 10.1.1.0/24",
+    );
+    refused(
+        &nm,
         "DELETE",
         "/api/v1/networks/default:n1/",
         None,

@@ -3,23 +3,17 @@
 //! `#[ignore = "needs root"]`, run as root with `--include-ignored`. Each test owns its cluster;
 //! the guard removes everything.
 
+mod common;
+
+use common::bins;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use contiv_netplugin::testbed::{
-    eventually, ping, require_root, tcp_exchange, Binaries, Cluster, Workload,
-};
+use contiv_netplugin::testbed::{eventually, ping, require_root, tcp_exchange, Cluster, Workload};
 use serde_json::Value;
-
-fn bins() -> Binaries {
-    Binaries {
-        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
-        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
-        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
-    }
-}
 
 fn cluster(hosts: usize, netmaster_args: &[&str]) -> Cluster {
     Cluster::start(bins(), hosts, netmaster_args).unwrap_or_else(|e| panic!("cluster: {e}"))

@@ -17,6 +17,10 @@
 //! sandbox processes it started (matched by this run's temp dir), unmounts what is left under
 //! that dir and removes it, also on panic; leftovers of killed runs are reaped at the next start.
 
+mod common;
+
+use common::bins;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -26,21 +30,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contiv_netplugin::testbed::{
-    dead_run_dirs, eventually, ping, require_root, tcp_exchange, Binaries, Cluster,
+    dead_run_dirs, eventually, ping, require_root, tcp_exchange, Cluster,
 };
 use serde_json::{json, Value};
 
 const TMP_PREFIX: &str = "ctvcd-";
 const CRI_NS: &str = "k8s.io";
 const SANDBOX_IMAGE: &str = "localhost/contiv-test-pause:1";
-
-fn bins() -> Binaries {
-    Binaries {
-        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
-        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
-        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
-    }
-}
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();

@@ -4,26 +4,20 @@
 //! stated by hand, against the policy compiler's verdicts (computed here from the objects
 //! netmaster serves), and against netmaster's `policyExplain` answer. Root only.
 
+mod common;
+
+use common::bins;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use contiv_netplugin::probe::{probe_all, Probe, Responder};
-use contiv_netplugin::testbed::{
-    eventually, require_root, Binaries, Cluster, TcpSession, Workload,
-};
+use contiv_netplugin::testbed::{eventually, require_root, Cluster, TcpSession, Workload};
 use contiv_policy::{
     compile_tenant, Action, Flow, GroupRef, Member, NetworkRef, PolicyInput, Protocol, RuleSpec,
     Scope,
 };
 use serde_json::{json, Value};
-
-fn bins() -> Binaries {
-    Binaries {
-        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
-        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
-        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
-    }
-}
 
 /// How long a denied probe waits for its answer.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);

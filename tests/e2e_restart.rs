@@ -4,22 +4,16 @@
 //! spooled, a workload whose namespace vanished. Root only: `#[ignore = "needs root"]`, run as root
 //! with `--include-ignored`.
 
+mod common;
+
+use common::{bins, neigh_has};
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use contiv_netplugin::testbed::{
-    eventually, ping, require_root, Binaries, Cluster, TcpSession, Workload,
-};
+use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, TcpSession, Workload};
 use serde_json::Value;
-
-fn bins() -> Binaries {
-    Binaries {
-        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
-        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
-        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
-    }
-}
 
 fn add(c: &Cluster, host: usize, name: &str, net: &str) -> Workload {
     c.add_workload(host, name, "default", net)
@@ -39,15 +33,6 @@ fn vxlan_devices(ns: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|l| l["ifname"].as_str().map(String::from))
         .collect()
-}
-
-fn neigh_has(ns: &Path, ip: &str) -> bool {
-    let name = ns.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let o = Command::new("ip")
-        .args(["-j", "-n", name, "neigh", "show"])
-        .output()
-        .expect("ip");
-    String::from_utf8_lossy(&o.stdout).contains(&format!("\"{ip}\""))
 }
 
 fn endpoint_exists(c: &Cluster, w: &Workload) -> bool {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use contiv_netplugin::testbed::Binaries;
 use serde_json::Value;
 
 pub struct Netmaster {
@@ -179,4 +180,23 @@ pub fn request(
 ) -> (u16, String) {
     try_request(base, method, path, body, problem)
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// The binaries of this build, for the namespace test bed.
+pub fn bins() -> Binaries {
+    Binaries {
+        netmaster: env!("CARGO_BIN_EXE_netmaster").into(),
+        netplugin: env!("CARGO_BIN_EXE_netplugin").into(),
+        contivk8s: env!("CARGO_BIN_EXE_contivk8s").into(),
+    }
+}
+
+/// Whether namespace `ns` has a neighbour entry for `ip` (an endpoint it programs).
+pub fn neigh_has(ns: &Path, ip: &str) -> bool {
+    let name = ns.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let o = Command::new("ip")
+        .args(["-j", "-n", name, "neigh", "show"])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&o.stdout).contains(&format!("\"{ip}\""))
 }

@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Key prefixes an agent receives: networks and their tags, groups, policies and rules, the global
-/// object, endpoints of every host, and registered nodes.
+/// Key prefixes an agent receives: networks and their tags, groups, policies and rules, profiles,
+/// services and their VIPs, the global object, endpoints of every host, and registered nodes.
 pub const AGENT_PREFIXES: &[&str] = &[
     "/contiv/obj/global/",
     "/contiv/obj/network/",
@@ -23,6 +23,7 @@ pub const AGENT_PREFIXES: &[&str] = &[
     "/contiv/obj/netprofile/",
     "/contiv/obj/serviceLB/",
     "/contiv/oper/net/",
+    "/contiv/oper/service/",
     "/contiv/ep/",
     "/contiv/node/",
 ];
@@ -59,7 +60,8 @@ pub struct AgentEvent {
 }
 
 /// `POST /plugin/registerNode`: a host agent announcing itself; repeated as its heartbeat.
-/// The node record expires when heartbeats stop (netmaster's TTL, see [`NODE_TTL_SECS`]).
+/// When heartbeats stop for netmaster's `--node-grace` (default [`NODE_TTL_SECS`]), the node
+/// is gone: its record and its endpoints are removed (addresses freed, other hosts unprogram them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeInfo {
@@ -72,5 +74,5 @@ pub struct NodeInfo {
     pub agent_version: String,
 }
 
-/// How long a node record lives without a heartbeat.
-pub const NODE_TTL_SECS: u64 = 30;
+/// Default of netmaster's `--node-grace`: how long a node lives without a heartbeat.
+pub const NODE_TTL_SECS: u64 = 120;

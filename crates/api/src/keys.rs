@@ -8,6 +8,7 @@ const OBJ: &str = "/contiv/obj/";
 /// Prefix of every object key.
 pub const OBJECT_PREFIX: &str = OBJ;
 const NET_OPER: &str = "/contiv/oper/net/";
+const SERVICE_OPER: &str = "/contiv/oper/service/";
 const VLAN: &str = "/contiv/alloc/vlan/";
 const VXLAN: &str = "/contiv/alloc/vxlan/";
 const LOCAL_VLAN: &str = "/contiv/alloc/localvlan/";
@@ -22,6 +23,10 @@ pub fn object(kind: ObjectKind, key: &str) -> String {
 }
 pub fn net_oper(net: &str) -> String {
     format!("{NET_OPER}{net}")
+}
+/// A service's runtime state (its VIP), written with the VIP's allocation: `tenant:service`.
+pub fn service_oper(svc: &str) -> String {
+    format!("{SERVICE_OPER}{svc}")
 }
 pub fn vlan(tag: u32) -> String {
     format!("{VLAN}{tag}")
@@ -55,6 +60,7 @@ pub fn node(hostname: &str) -> String {
 pub enum Parsed<'a> {
     Object(ObjectKind, &'a str),
     NetOper(&'a str),
+    ServiceOper(&'a str),
     Vlan(u32),
     Vxlan(u32),
     LocalVlan(u32),
@@ -86,6 +92,9 @@ pub fn parse(key: &str) -> Option<Parsed<'_>> {
     }
     if let Some(rest) = key.strip_prefix(NET_OPER) {
         return Some(Parsed::NetOper(rest));
+    }
+    if let Some(rest) = key.strip_prefix(SERVICE_OPER) {
+        return Some(Parsed::ServiceOper(rest));
     }
     if let Some(rest) = key.strip_prefix(VLAN) {
         return rest.parse().ok().map(Parsed::Vlan);
@@ -137,6 +146,10 @@ mod tests {
                 net: "t:n",
                 addr: "2001:db8::2"
             })
+        );
+        assert_eq!(
+            parse(&service_oper("t:s")),
+            Some(Parsed::ServiceOper("t:s"))
         );
         assert_eq!(parse(&vlan(5)), Some(Parsed::Vlan(5)));
         assert_eq!(parse(&vxlan(5)), Some(Parsed::Vxlan(5)));

@@ -9,4 +9,4 @@ pub mod plugin;
 pub mod policy;
 
 pub use endpoint::EndpointState;
-pub use netoper::NetOper;
+pub use netoper::{NetOper, ServiceOper};

@@ -12,3 +12,12 @@ pub struct NetOper {
     #[serde(rename = "extPktTag")]
     pub ext_pkt_tag: u32,
 }
+
+/// Runtime state of one service load balancer that is not part of its config: the VIP it holds
+/// (given as `ipAddress` or allocated from its network), so agents know it without the
+/// allocation keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceOper {
+    #[serde(rename = "serviceVip")]
+    pub service_vip: String,
+}

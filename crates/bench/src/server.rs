@@ -25,18 +25,22 @@ pub fn default_netmaster() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("netmaster"))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
     Ok(l.local_addr()?.port())
 }
 
 impl Spawned {
     pub fn start(bin: &Path, extra_args: &[String]) -> anyhow::Result<Spawned> {
+        Self::start_at(bin, free_port()?, extra_args)
+    }
+
+    /// As [`Spawned::start`], listening on `port` (e.g. a netmaster restarted where it ran).
+    pub fn start_at(bin: &Path, port: u16, extra_args: &[String]) -> anyhow::Result<Spawned> {
         let data = tempfile::Builder::new()
             .prefix("contiv-bench-")
             .tempdir()
             .context("creating a temp data dir")?;
-        let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
         cmd.arg("--external-address")
@@ -94,8 +98,54 @@ impl Spawned {
     }
 }
 
+impl Spawned {
+    /// `kill -9` (by its PID) and reap; dropping the guard afterwards is a no-op on the process.
+    pub fn kill9(&mut self) {
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// PIDs of this process's children whose command name is `name` (e.g. the etcd members the
+/// store's test harness started), for their RSS.
+pub fn children_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..."; comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse::<u32>().ok());
+        if comm == name && ppid == Some(me) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return; // already reaped (kill9): its PID may belong to someone else now
+        }
         // Only ever the PID we started.
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);

@@ -8,14 +8,15 @@ use std::sync::{Mutex, MutexGuard};
 
 use contiv_datapath::{
     validate_common, Datapath, DatapathError, Encap, EndpointAttachment, FwdMode, HostSpec,
-    LocalEndpoint, NetworkSpec, ObservedState, RemoteEndpoint, VXLAN_OVERHEAD,
+    LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedState, RemoteEndpoint, WorkloadEnd,
+    VXLAN_OVERHEAD,
 };
 use rtnetlink::packet_route::link::InfoKind;
 
 use crate::error::LinuxError;
 use crate::netns;
 use crate::nl::Nl;
-use crate::{endpoint, names, network, observe, remote};
+use crate::{endpoint, locate, names, network, observe, remote};
 
 /// How a [`LinuxDatapath`] is set up.
 #[derive(Debug, Clone)]
@@ -291,5 +292,10 @@ impl Datapath for LinuxDatapath {
     fn observe(&self) -> Result<ObservedState, DatapathError> {
         let _g = self.lock();
         Ok(observe::observe(self)?)
+    }
+
+    fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
+        let _g = self.lock();
+        Ok(locate::workload_ends(self, eps)?)
     }
 }

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::driver::{LinuxDatapath, NetLoc};
 use crate::error::{Errors, LinuxError};
@@ -139,14 +139,23 @@ async fn create_veth(
 }
 
 /// What a freshly created host end still needs once its peer is up: its alias (the kernel
-/// ignores `IFLA_IFALIAS` on creation) and link up, in one request; in routing mode proxy ARP and
-/// the /32 route.
+/// ignores `IFLA_IFALIAS` on creation) and link up, in bridge mode with the port in hairpin mode
+/// (see [`hairpin`]), in one request; in routing mode proxy ARP and the /32 route.
 async fn finish_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(), LinuxError> {
     let host = names::host_veth(&ep.id);
-    let msg = LinkUnspec::new_with_name(&host)
-        .alias(names::ep_alias(&ep.network_id, &ep.id))
-        .up()
-        .build();
+    let alias = names::ep_alias(&ep.network_id, &ep.id);
+    if loc.mode == FwdMode::Bridge {
+        // Index 0 and a name: the kernel finds the device by name; the port data is applied
+        // by the bridge in the same request (the host end is a port since its creation).
+        let msg = LinkBridgePort::new(0)
+            .name(host.clone())
+            .alias(alias)
+            .up()
+            .hairpin(true)
+            .build();
+        return nl.set_port(&host, msg).await;
+    }
+    let msg = LinkUnspec::new_with_name(&host).alias(alias).up().build();
     nl.set_link(&host, msg).await?;
     if loc.mode == FwdMode::Routing {
         let index = nl.need_link(&host).await?.index;
@@ -168,10 +177,29 @@ async fn configure_host(nl: &Nl, loc: &NetLoc, ep: &LocalEndpoint) -> Result<(),
         b = b.controller(nl.need_link(&names::bridge(loc.vni)).await?.index);
     }
     nl.set_link(&host, b.build()).await?;
-    if loc.mode == FwdMode::Routing {
-        route_host_end(nl, ep, &host, h.index).await?;
+    match loc.mode {
+        FwdMode::Bridge => hairpin(nl, &host, h.index).await?,
+        FwdMode::Routing => route_host_end(nl, ep, &host, h.index).await?,
     }
     Ok(())
+}
+
+/// Bridge mode: the workload's port in hairpin mode, so the bridge may send a frame back out of
+/// the port it came in on.
+///
+/// Why (service balancing, measured): with `bridge-nf-call-iptables=1` the VIP's DNAT happens
+/// in br_netfilter's bridge PREROUTING pass. When the new destination is on the same bridge,
+/// br_netfilter takes its "bridged DNAT" path: it rewrites the destination MAC to the
+/// provider's and hands the frame back to bridge forwarding instead of routing it. For a client
+/// that is itself the chosen provider (hairpin) the destination port is the ingress port, and
+/// a bridge without hairpin mode drops such a frame silently: the connection times out. (A
+/// promiscuous tap on the bridge hides the bug: it makes the bridge also pass every frame up to
+/// the tenant router, which then routes the copy.) Hairpin mode is what Kubernetes' kubenet and
+/// Docker without the userland proxy set for the same reason; its cost is that flooded frames
+/// (ARP requests, unknown unicast) also go back to their sender, which ignores them.
+async fn hairpin(nl: &Nl, host: &str, index: u32) -> Result<(), LinuxError> {
+    nl.set_port(host, LinkBridgePort::new(index).hairpin(true).build())
+        .await
 }
 
 /// Routing mode: the tenant router answers ARP on the host end and routes the workload's /32

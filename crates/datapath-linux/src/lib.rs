@@ -39,19 +39,28 @@
 //! network like broadcast, and workload interfaces come up without IPv6 address generation, so
 //! no per-pod MLD reports or DAD probes exist to be flooded.
 
+mod brnf;
 mod driver;
 mod endpoint;
 mod error;
+#[cfg(test)]
+mod golden;
+pub mod lb;
+mod locate;
 pub mod names;
 pub mod netns;
 mod network;
 mod nl;
 mod observe;
 pub mod policy;
+pub mod qos;
 mod remote;
 #[cfg(feature = "testbed")]
 pub mod testbed;
+#[cfg(feature = "testbed")]
+pub mod traffic;
 
 pub use driver::{LinuxConfig, LinuxDatapath};
 pub use error::LinuxError;
 pub use policy::NftPolicy;
+pub use qos::LinuxQos;

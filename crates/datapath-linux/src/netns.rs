@@ -444,6 +444,71 @@ pub fn list_named(dir: &Path, prefix: &str) -> Result<Vec<String>, LinuxError> {
     Ok(out)
 }
 
+/// Paths naming every network namespace this process can find, one per namespace: namespace
+/// mounts first (`nsfs` in `/proc/self/mountinfo`: `/run/netns/x`, a runtime's own directory),
+/// then `/proc/<pid>/ns/net` of the lowest process in each namespace no mount names. A mount
+/// lives as long as the namespace is meant to (the runtime removes it after CNI DEL); the
+/// lowest pid is usually the namespace's first process (a pod's sandbox). Unreadable entries are
+/// skipped (processes come and go during the scan).
+pub fn all_namespaces() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| nsfs_mounts(&m))
+        .unwrap_or_default();
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    let procs = pids
+        .into_iter()
+        .map(|p| PathBuf::from(format!("/proc/{p}/ns/net")));
+    let mut seen = std::collections::HashSet::new();
+    mounts
+        .into_iter()
+        .chain(procs)
+        .filter(|p| {
+            std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())) && is_netns(p))
+        })
+        .collect()
+}
+
+/// Mount points of `nsfs` mounts in a `mountinfo` text (octal escapes decoded).
+fn nsfs_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split(' ').next()? == "nsfs").then_some(())?;
+            Some(PathBuf::from(unescape_mountinfo(left.split(' ').nth(4)?)))
+        })
+        .collect()
+}
+
+/// Decodes mountinfo's `\ooo` escapes (space, tab, newline, backslash).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Writes a sysctl of the calling thread's network namespace (call it inside [`run_in`]).
 pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), LinuxError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
@@ -452,4 +517,25 @@ pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), LinuxError> {
         ns: ns.to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nsfs_mount_points_are_read_from_mountinfo() {
+        let info = "25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+            2016 29 0:4 net:[4026532571] /run/netns/qs-w1 rw shared:586 - nsfs nsfs rw\n\
+            2017 29 0:4 net:[4026532572] /var/lib/k\\040s/ns\\134x rw - nsfs nsfs rw\n\
+            30 25 0:26 / /proc rw,nosuid - proc proc rw\n";
+        assert_eq!(
+            nsfs_mounts(info),
+            [
+                PathBuf::from("/run/netns/qs-w1"),
+                PathBuf::from("/var/lib/k s/ns\\x")
+            ]
+        );
+        assert_eq!(unescape_mountinfo("a\\01"), "a\\01", "not an escape");
+    }
 }

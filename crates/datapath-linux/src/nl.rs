@@ -35,6 +35,11 @@ pub struct Link {
     pub mtu: u32,
     pub mac: Vec<u8>,
     pub vxlan: Vec<InfoVxlan>,
+    /// A veth's peer (`IFLA_LINK`): its index, in the namespace `link_netnsid` names.
+    pub peer: Option<u32>,
+    /// The namespace of the peer as this namespace numbers it (`IFLA_LINK_NETNSID`; absent
+    /// when the peer is in the same namespace).
+    pub link_netnsid: Option<i32>,
 }
 
 impl Link {
@@ -50,6 +55,8 @@ impl Link {
                 LinkAttribute::Controller(i) => l.master = Some(i),
                 LinkAttribute::Mtu(v) => l.mtu = v,
                 LinkAttribute::Address(a) => l.mac = a,
+                LinkAttribute::Link(i) => l.peer = Some(i),
+                LinkAttribute::LinkNetNsId(i) => l.link_netnsid = Some(i),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         match i {
@@ -152,6 +159,40 @@ impl Nl {
             .await
             .map_err(self.err("list", "links"))?;
         Ok(msgs.into_iter().map(Link::from_msg).collect())
+    }
+
+    /// The id this namespace knows the namespace open at `fd` by (`RTM_GETNSID` with
+    /// `NETNSA_FD`; the descriptor is the calling process's); `None` when it has none.
+    pub async fn nsid_of(&self, fd: RawFd) -> Result<Option<i32>, LinuxError> {
+        use futures::StreamExt;
+        use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+        use netlink_packet_route::RouteNetlinkMessage;
+        use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+        let err = self.err("get nsid", "of a namespace");
+        let Ok(fd) = u32::try_from(fd) else {
+            return Ok(None);
+        };
+        let mut msg = NsidMessage::default();
+        msg.attributes.push(NsidAttribute::Fd(fd));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut h = self.h.clone();
+        let mut answers = h.request(req).map_err(&err)?;
+        while let Some(m) = answers.next().await {
+            match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                    return Ok(m.attributes.iter().find_map(|a| match a {
+                        NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                        _ => None,
+                    }));
+                }
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(err(rtnetlink::Error::NetlinkError(e)));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     /// The link called `name`, if it exists.

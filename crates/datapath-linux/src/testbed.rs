@@ -4,11 +4,13 @@
 //! killed earlier runs (their pid is gone) are deleted on the next start. Traffic helpers (ICMP
 //! echo, TCP) run on threads `setns()`ed into a workload, so no external tool is needed.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contiv_datapath::HostSpec;
@@ -240,6 +242,110 @@ pub fn tcp_exchange(
         let _ = server.join();
         got
     })
+}
+
+/// A test service of one workload: on TCP it greets every connection with its name, then echoes
+/// what it reads (so an open connection can be probed); on UDP it answers every datagram with its
+/// name. Runs until dropped (its threads are joined then).
+pub struct NamedServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NamedServer {
+    /// The TCP server in `ns` on `ip:port`.
+    pub fn tcp(ns: &Path, ip: Ipv4Addr, port: u16, name: &str) -> Result<NamedServer, String> {
+        let addr = SocketAddr::from((ip, port));
+        let listener =
+            in_netns(ns, || TcpListener::bind(addr))?.map_err(|e| format!("bind {addr}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let greeting = format!("{name}\n");
+        Ok(NamedServer::run(move |stop| {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let _ = c.set_nonblocking(false);
+                let _ = c.write_all(greeting.as_bytes());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 || c.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }))
+    }
+
+    /// The UDP server in `ns` on `ip:port`.
+    pub fn udp(ns: &Path, ip: Ipv4Addr, port: u16, name: &str) -> Result<NamedServer, String> {
+        let addr = SocketAddr::from((ip, port));
+        let sock =
+            in_netns(ns, || UdpSocket::bind(addr))?.map_err(|e| format!("bind udp {addr}: {e}"))?;
+        // Wakes up to notice the stop flag.
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| e.to_string())?;
+        let name = name.to_string();
+        Ok(NamedServer::run(move |stop| {
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(name.as_bytes(), from);
+                }
+            }
+        }))
+    }
+
+    fn run(serve: impl FnOnce(&AtomicBool) + Send + 'static) -> NamedServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        NamedServer {
+            stop,
+            thread: Some(std::thread::spawn(move || serve(&flag))),
+        }
+    }
+}
+
+impl Drop for NamedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects from `ns` to `addr` (a [`NamedServer`], or a VIP in front of several): the open
+/// stream and the name the server greeted with.
+pub fn connect_named(ns: &Path, addr: SocketAddr) -> Result<(TcpStream, String), String> {
+    in_netns(ns, || {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 32];
+        let n = c.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        Ok((c, String::from_utf8_lossy(&buf[..n]).trim().to_string()))
+    })?
+}
+
+/// `n` new connections from `ns` to `addr`: how many each [`NamedServer`] answered. Errors at
+/// the first connection that fails, saying which and what came before.
+pub fn tally_named(
+    ns: &Path,
+    addr: SocketAddr,
+    n: usize,
+) -> Result<BTreeMap<String, usize>, String> {
+    let mut got = BTreeMap::new();
+    for i in 0..n {
+        let (_, name) =
+            connect_named(ns, addr).map_err(|e| format!("connection {i}: {e} (so far {got:?})"))?;
+        *got.entry(name).or_insert(0) += 1;
+    }
+    Ok(got)
 }
 
 fn checksum(data: &[u8]) -> u16 {

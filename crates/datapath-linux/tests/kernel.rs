@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use common::{ep, ip_cmd, json, mentions, net, remote};
-use contiv_datapath::{Datapath, DatapathError, Encap, FwdMode, LocalEndpoint};
+use contiv_datapath::{
+    Datapath, DatapathError, Encap, FwdMode, LocalEndpoint, WorkloadEnd, WorkloadInterface,
+};
 use contiv_datapath_linux::testbed::{ping, require_root, tcp_exchange, Testbed};
 use contiv_datapath_linux::{LinuxConfig, LinuxDatapath};
 
@@ -468,4 +470,57 @@ fn endpoint_add_refuses_bad_workloads_cleanly_and_converges_a_half_done_one() {
     );
     assert!(ping(&a.netns_path, n.gateway, 3), "a -> gateway");
     d.remove_network(&n.id).expect("remove network");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn workload_ends_name_the_workload_namespace_or_say_it_is_gone() {
+    require_root();
+    let tb = Testbed::new(1).expect("testbed");
+    let d = driver(&tb, 0);
+    let n = net("acme", "ends", 5101, "10.61.0.0/24", FwdMode::Bridge);
+    d.ensure_network(&n).expect("ensure");
+    let (a, b) = (
+        ep(&tb, "ea", &n, [10, 61, 0, 2]),
+        ep(&tb, "eb", &n, [10, 61, 0, 3]),
+    );
+    d.add_local_endpoint(&a).expect("add a");
+    d.add_local_endpoint(&b).expect("add b");
+    let mut obs = d.observe().expect("observe").local_endpoints;
+    obs.sort_by(|x, y| x.id.cmp(&y.id));
+    let ends = d.workload_ends(&obs).expect("workload ends");
+    for (e, end) in [&a, &b].into_iter().zip(&ends) {
+        assert_eq!(
+            end,
+            &WorkloadEnd::Found(WorkloadInterface {
+                netns_path: e.netns_path.clone(),
+                ifname: "eth0".into(),
+                mac: e.mac,
+                mtu: 1450,
+            })
+        );
+    }
+    // b's namespace loses its name but lives on (held by a descriptor): alive, unnamed.
+    let held = std::fs::File::open(&b.netns_path).expect("hold b");
+    contiv_datapath_linux::netns::delete_named(&b.netns_path).expect("unmount b");
+    // a is unplugged: its host end is gone.
+    d.remove_local_endpoint(&a).expect("remove a");
+    assert_eq!(
+        d.workload_ends(&obs).expect("workload ends"),
+        [WorkloadEnd::Gone, WorkloadEnd::Unnamed]
+    );
+    // The last reference goes: the namespace and the veth pair with it.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !d.observe().expect("observe").local_endpoints.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's veth outlived its namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        d.workload_ends(&obs).expect("workload ends"),
+        [WorkloadEnd::Gone, WorkloadEnd::Gone]
+    );
 }

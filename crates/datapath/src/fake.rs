@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::{
     validate_common, Datapath, DatapathError, Encap, EndpointAttachment, LocalEndpoint,
     NetworkSpec, ObservedEndpoint, ObservedNetwork, ObservedRemote, ObservedState, RemoteEndpoint,
+    WorkloadEnd, WorkloadInterface,
 };
 
 /// One recorded call.
@@ -19,6 +20,8 @@ pub enum Call {
     RemoveLocalEndpoint(String),
     SetRemoteEndpoints(String, usize),
     Observe,
+    /// `workload_ends` for this many endpoints.
+    WorkloadEnds(usize),
 }
 
 #[derive(Default)]
@@ -180,6 +183,24 @@ impl Datapath for FakeDatapath {
                 .collect(),
         })
     }
+
+    /// Found at the netns path it was plugged with (the fake knows no namespaces: the agent's
+    /// netns probe decides whether that one lives), gone when it was never plugged or removed.
+    fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
+        let g = self.enter("workload_ends", Call::WorkloadEnds(eps.len()))?;
+        Ok(eps
+            .iter()
+            .map(|o| match g.endpoints.get(&o.id) {
+                Some(e) => WorkloadEnd::Found(WorkloadInterface {
+                    netns_path: e.netns_path.clone(),
+                    ifname: e.ifname.clone(),
+                    mac: e.mac,
+                    mtu: g.networks.get(&e.network_id).map_or(0, |n| n.mtu),
+                }),
+                None => WorkloadEnd::Gone,
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -294,5 +315,74 @@ impl crate::PolicyDriver for FakePolicy {
 
     fn counters(&self) -> Result<BTreeMap<String, crate::PolicyCounter>, DatapathError> {
         Ok(BTreeMap::new())
+    }
+}
+
+/// A recording [`crate::QosDriver`]: keeps the last QoS applied per tenant, counts the applies
+/// and the endpoints each changed (an endpoint whose desired QoS differs from the last apply).
+#[derive(Default)]
+pub struct FakeQos {
+    applied: Mutex<BTreeMap<String, crate::TenantQos>>,
+    calls: Mutex<Vec<(String, usize)>>,
+}
+
+impl FakeQos {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every `apply` so far: tenant and how many endpoints it changed.
+    pub fn calls(&self) -> Vec<(String, usize)> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The QoS last applied for `tenant`.
+    pub fn applied(&self, tenant: &str) -> Option<crate::TenantQos> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// The QoS last applied for endpoint `id`, in any tenant.
+    pub fn endpoint(&self, id: &str) -> Option<crate::EndpointQos> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find_map(|t| t.endpoints.get(id).cloned())
+    }
+}
+
+impl crate::QosDriver for FakeQos {
+    fn apply(&self, qos: &crate::TenantQos) -> Result<crate::QosStats, DatapathError> {
+        let mut m = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let before = m.get(&qos.tenant);
+        let changed = qos
+            .endpoints
+            .iter()
+            .filter(|(id, e)| {
+                let old = before.and_then(|b| b.endpoints.get(*id));
+                // A new endpoint without QoS needs nothing.
+                old.map_or(e.is_set(), |o| o != *e)
+            })
+            .count();
+        m.insert(qos.tenant.clone(), qos.clone());
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((qos.tenant.clone(), changed));
+        Ok(crate::QosStats {
+            changed,
+            ..Default::default()
+        })
+    }
+
+    fn forget(&self, tenant: &str) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
     }
 }

@@ -1,5 +1,5 @@
 //! The datapath driver boundary of the host agent (netplugin): the [`Datapath`] trait, the
-//! [`PolicyDriver`] beside it, the plain data they take and return, and (feature `fake`) a recording in-memory driver for agent tests.
+//! [`PolicyDriver`] and [`QosDriver`] beside it, the plain data they take and return, and (feature `fake`) a recording in-memory driver for agent tests.
 //!
 //! Drivers: `contiv-datapath-linux` (kernel bridge + VXLAN), later OVS. The agent owns desired
 //! state and reconciles by diff: on start it calls [`Datapath::observe`], compares with what
@@ -9,10 +9,14 @@ mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 mod policy;
+mod qos;
+pub mod service;
 mod types;
 
 pub use error::{BoxError, DatapathError};
 pub use policy::{ApplyStats, NoPolicy, PolicyCounter, PolicyDriver};
+pub use qos::{EndpointQos, NoQos, QosDriver, QosStats, RateLimit, TenantQos};
+pub use service::{NoServices, ServiceDriver, ServicePort, ServiceSpec, TenantServices, Transport};
 pub use types::*;
 
 /// One datapath backend on one host.
@@ -57,6 +61,14 @@ pub trait Datapath: Send + Sync {
 
     /// Everything of this driver that exists on the host now. Read only.
     fn observe(&self) -> Result<ObservedState, DatapathError>;
+
+    /// The workload end of each of `eps` (local endpoints as [`Datapath::observe`] reported
+    /// them), in the same order: the namespace holding it, named by a path that stays valid
+    /// while the namespace lives, and the interface there; or that it is gone; or that it is
+    /// alive where no path names it. Read only. Meant for the rare endpoints the agent has no
+    /// record of (it may scan every namespace on the host). An error means "cannot tell" for
+    /// all of them: the caller then removes nothing.
+    fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError>;
 }
 
 /// Checks that do not depend on a backend: gateway inside the subnet, sane VNI.

@@ -169,6 +169,31 @@ pub struct ObservedEndpoint {
     pub host_ifname: String,
 }
 
+/// The workload's side of a local endpoint, as the driver finds it in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadInterface {
+    /// A path naming the workload's namespace for as long as it lives (a namespace mount such
+    /// as `/run/netns/x` when there is one, else `/proc/<pid>/ns/net`).
+    pub netns_path: PathBuf,
+    /// The interface's name inside the workload.
+    pub ifname: String,
+    pub mac: MacAddr,
+    pub mtu: u32,
+}
+
+/// Where the workload end of a local endpoint is (see [`crate::Datapath::workload_ends`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadEnd {
+    /// The workload's interface exists, in a namespace some path names.
+    Found(WorkloadInterface),
+    /// Nothing of the endpoint is left on the workload's side: its host end is gone (a veth
+    /// goes with its namespace) or has no peer. Provably dead.
+    Gone,
+    /// The workload end exists but no path the driver can find names its namespace (a mount in
+    /// another mount namespace, a namespace held only by an open descriptor). Alive: keep it.
+    Unnamed,
+}
+
 /// A remote endpoint entry the driver found programmed (ids are not kept by the kernel).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObservedRemote {

@@ -68,6 +68,12 @@ pub enum Command {
     /// router capability configuration
     #[command(subcommand)]
     Bgp(BgpCmd),
+    /// The netmasters (who leads), the registered agents and the state store
+    Cluster {
+        /// JSON output (netmaster's /info)
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
     /// Print a shell completion script
     Completion {
         /// bash, zsh or fish

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FwdMode {
@@ -105,9 +105,69 @@ pub struct Flags {
     /// Worker threads of the async runtime (0: one per core).
     #[arg(long, default_value_t = 0, env = "CONTIV_NETMASTER_WORKERS")]
     pub workers: usize,
-    /// etcd endpoints (comma separated): use etcd instead of the embedded store.
-    #[arg(long, value_delimiter = ',', env = "CONTIV_NETMASTER_ETCD_ENDPOINTS")]
+    /// etcd endpoints (comma separated URLs): use etcd instead of the embedded store; several
+    /// netmasters on one etcd elect a leader.
+    #[arg(
+        long = "etcd",
+        alias = "etcd-endpoints",
+        value_delimiter = ',',
+        env = "CONTIV_NETMASTER_ETCD_ENDPOINTS"
+    )]
     pub etcd_endpoints: Vec<String>,
+    /// Contiv 1.x's form of the same: `etcd://host:port[,host:port...]`.
+    #[arg(long, conflicts_with = "etcd_endpoints")]
+    pub cluster_store: Option<String>,
+    /// Seconds a netmaster leads without renewing its lease (several netmasters on etcd).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub leader_ttl: u64,
+    /// Seconds a host agent may stay silent before its node and endpoints are reclaimed.
+    #[arg(long, default_value_t = contiv_api::agent::NODE_TTL_SECS, value_parser = clap::value_parser!(u64).range(5..))]
+    pub node_grace: u64,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// netmaster's subcommands (without one it serves).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Copy Contiv's state from one store into an empty one (embedded ⇄ etcd); stop the
+    /// netmasters using the source first.
+    Migrate {
+        /// Source: a directory of the embedded store, or etcd://host:port[,host:port...].
+        #[arg(long)]
+        from: String,
+        /// Target (must hold no Contiv state), same forms.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+impl Flags {
+    /// The etcd endpoints from `--etcd` or `--cluster-store` (empty: embedded store).
+    pub fn etcd(&self) -> Result<Vec<String>, String> {
+        let Some(cs) = &self.cluster_store else {
+            return Ok(self.etcd_endpoints.clone());
+        };
+        let rest = cs.strip_prefix("etcd://").ok_or_else(|| {
+            format!("--cluster-store {cs}: only etcd://host:port[,host:port...] is supported")
+        })?;
+        let eps: Vec<String> = rest
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|hp| {
+                if hp.contains("://") {
+                    hp.to_string()
+                } else {
+                    format!("http://{hp}")
+                }
+            })
+            .collect();
+        if eps.is_empty() {
+            return Err(format!("--cluster-store {cs}: no endpoint given"));
+        }
+        Ok(eps)
+    }
 }
 
 impl FwdMode {

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Exhausted,
     /// The store failed or is unreachable (503).
     Unavailable,
+    /// This netmaster does not lead and could not hand the write to the leader (503).
+    NotLeader,
     /// A bug on our side (500).
     Internal,
 }
@@ -28,7 +30,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => 400,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict | ErrorKind::Exhausted => 409,
-            ErrorKind::Unavailable => 503,
+            ErrorKind::Unavailable | ErrorKind::NotLeader => 503,
             ErrorKind::Internal => 500,
         }
     }
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict with current state",
             ErrorKind::Exhausted => "resource exhausted",
             ErrorKind::Unavailable => "state store unavailable",
+            ErrorKind::NotLeader => "not the leader",
             ErrorKind::Internal => "internal error",
         }
     }

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod migrate;
 pub use contiv_api::keys;
 pub mod openapi;
 pub mod plugin;
@@ -44,7 +45,11 @@ pub fn cli_main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(flags)) {
+    let result = match flags.command.clone() {
+        Some(config::Command::Migrate { from, to }) => runtime.block_on(migrate::run(&from, &to)),
+        None => runtime.block_on(run(flags)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -65,7 +70,8 @@ fn init_logging(level: &str) {
 
 /// Opens the store, loads state, serves until SIGINT/SIGTERM.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    let store_cfg = if flags.etcd_endpoints.is_empty() {
+    let etcd = flags.etcd().map_err(|e| anyhow::anyhow!(e))?;
+    let store_cfg = if etcd.is_empty() {
         let sync = match flags.sync {
             SyncFlag::Normal => SyncMode::Normal,
             SyncFlag::Full => SyncMode::Full,
@@ -75,9 +81,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             sync,
         }
     } else {
-        StoreConfig::Etcd {
-            endpoints: flags.etcd_endpoints.clone(),
-        }
+        StoreConfig::Etcd { endpoints: etcd }
     };
     let store = open_store(&store_cfg)
         .await
@@ -87,16 +91,50 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         infra: flags.infra.as_str().into(),
         cluster_mode: flags.mode.as_str().into(),
         net_mode: format!("{:?}", flags.netmode).to_lowercase(),
+        node_grace: std::time::Duration::from_secs(flags.node_grace),
     };
-    let engine = Engine::open(store, options)
-        .await
-        .map_err(|e| anyhow::anyhow!("loading state: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&flags.external_address)
         .await
         .with_context(|| format!("listening on {}", flags.external_address))?;
     let local = listener
         .local_addr()
         .context("reading the listen address")?;
+    let shared = matches!(store_cfg, StoreConfig::Etcd { .. });
+    let engine = if shared {
+        // Several netmasters may share etcd: this one leads only when elected. Others reach it
+        // at the internal address (or the local one; 0.0.0.0 means this host's loopback).
+        let reach = flags.internal_address.clone().unwrap_or_else(|| {
+            if local.ip().is_unspecified() {
+                format!("127.0.0.1:{}", local.port())
+            } else {
+                local.to_string()
+            }
+        });
+        let me = engine::leader::Member::new(&format!("http://{reach}"), env!("CARGO_PKG_VERSION"));
+        let engine = Engine::open_with(store, options, engine::leader::Leadership::elected(me))
+            .await
+            .map_err(|e| anyhow::anyhow!("loading state: {e}"))?;
+        engine.start_election(std::time::Duration::from_secs(flags.leader_ttl));
+        // Serve once the first election round settled (this one leads, or knows who does), so a
+        // client's first request right after start-up is not refused for want of a leader; a
+        // cluster without quorum still starts serving reads after a few seconds.
+        let mut role = engine.leadership().subscribe();
+        let settled =
+            |l: &engine::leader::Leadership| l.is_leader() || l.leader_elsewhere().is_some();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            while !settled(engine.leadership()) {
+                if role.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        engine
+    } else {
+        Engine::open(store, options)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading state: {e}"))?
+    };
     let info = ServerInfo {
         listen: flags
             .internal_address

@@ -173,18 +173,32 @@ fn object_schema(kind: ObjectKind) -> Value {
     schema
 }
 
-/// `{Config, Oper}` as Go's `<Obj>Inspect` has them (Oper loosely typed).
+/// The oper fields documented one by one (the others stay loosely typed, as Go's were).
+fn oper_fields(kind: ObjectKind) -> Option<Value> {
+    match kind {
+        ObjectKind::ServiceLb => Some(json!({
+            "serviceVip": { "type": "string", "description": "the service's virtual IP address" },
+            "numProviders": { "type": "integer", "description": "endpoints whose labels match every selector" },
+            "providers": { "type": "array", "description": "the provider endpoints",
+                           "items": { "type": "object", "additionalProperties": true } },
+        })),
+        _ => None,
+    }
+}
+
+/// `{Config, Oper}` as Go's `<Obj>Inspect` has them (Oper loosely typed but for [`oper_fields`]).
 fn inspect_schema(kind: ObjectKind) -> Value {
     let mut props = Map::new();
     if kind.is_config() {
         props.insert("Config".into(), schema_ref(kind.type_name()));
     }
     if kind.has_oper() {
-        props.insert(
-            "Oper".into(),
-            json!({ "type": "object", "description": format!("runtime state of the {}", kind.type_name()),
-                    "additionalProperties": true }),
-        );
+        let mut oper = json!({ "type": "object", "description": format!("runtime state of the {}", kind.type_name()),
+                    "additionalProperties": true });
+        if let Some(fields) = oper_fields(kind) {
+            oper["properties"] = fields;
+        }
+        props.insert("Oper".into(), oper);
     }
     let required: Vec<&String> = props.keys().collect();
     json!({ "type": "object", "properties": props, "required": required, "additionalProperties": true })
@@ -791,6 +805,16 @@ mod tests {
             }
             Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
             _ => {}
+        }
+    }
+
+    #[test]
+    fn service_inspect_documents_its_oper_fields() {
+        let doc = document("test");
+        let oper =
+            &doc["components"]["schemas"]["serviceLBInspect"]["properties"]["Oper"]["properties"];
+        for field in ["serviceVip", "numProviders", "providers"] {
+            assert!(oper.get(field).is_some(), "{field} missing: {oper}");
         }
     }
 

@@ -195,6 +195,20 @@ impl State {
         }
     }
 
+    /// The state a full store snapshot describes (at its revision).
+    pub fn from_snapshot(snapshot: &contiv_store::Snapshot, cluster_mode: &str) -> State {
+        let mut st = State::default();
+        st.load(
+            snapshot
+                .kvs
+                .iter()
+                .map(|kv| (kv.key.as_str(), kv.value.as_slice())),
+        );
+        st.revision = snapshot.revision;
+        st.cluster_mode = cluster_mode.to_string();
+        st
+    }
+
     /// Applies a full snapshot, in the order objects-before-allocations.
     pub fn load<'a>(&mut self, kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
         let mut items: Vec<(u8, &str, &[u8])> = kvs
@@ -217,6 +231,8 @@ impl State {
             (Parsed::NetOper(net), None) => {
                 self.net_oper.remove(*net);
             }
+            // Memory knows a service's VIP from its address allocation; the key is for agents.
+            (Parsed::ServiceOper(_), _) => {}
             (Parsed::Vlan(t), v) => set_owner(&mut self.vlans, *t, v),
             (Parsed::Vxlan(t), v) => set_owner(&mut self.vxlans, *t, v),
             (Parsed::LocalVlan(t), v) => set_owner(&mut self.local_vlans, *t, v),

@@ -11,11 +11,12 @@
 //! not yet written); CNI operations take it for reading, so they do not wait for each other.
 //! The pass kicked by a change (an ADD, a DEL, a mirror event) takes it for reading too: it
 //! only ensures networks and remote endpoints whose desired state changed, and takes the gate
-//! for writing only to release endpoints netmaster holds without a record. Who reads the mirror
+//! for writing only to let an ADD finish before deciding that netmaster holds an endpoint without
+//! a record (then a full pass accounts for it before anything is released). Who reads the mirror
 //! and then programs a network's remotes holds `converged` meanwhile, so the last writer
 //! applied the newest mirror.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -24,7 +25,8 @@ use std::time::Duration;
 use contiv_cni::agent_api::{AgentAddResponse, AgentError, AgentRoute};
 use contiv_cni::error::codes;
 use contiv_datapath::{
-    Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr, NetworkSpec, PolicyDriver, RemoteEndpoint,
+    Datapath, FwdMode, Ipv4Net, LocalEndpoint, MacAddr, NetworkSpec, PolicyDriver, QosDriver,
+    RemoteEndpoint,
 };
 
 use crate::follow::Link;
@@ -53,6 +55,8 @@ pub struct Settings {
     pub policy_wait: Duration,
     /// The datapath driver's name, as reported to netmaster.
     pub datapath: &'static str,
+    /// Whether DNS is served (CNI results then name the gateway as nameserver).
+    pub dns: bool,
 }
 
 /// A flag the reconciler sleeps on; anyone may raise it.
@@ -86,6 +90,9 @@ pub struct Agent {
     pub pol: Arc<dyn PolicyDriver>,
     /// The policy loop's kick, enforced revision and last pass.
     pub policy: PolicyState,
+    /// Enforces netprofiles (bandwidth, DSCP) of local endpoints; see `qos`.
+    pub qos: Arc<dyn QosDriver>,
+    pub(crate) qos_state: crate::qos::QosState,
     pub nm: Arc<dyn Netmaster>,
     pub mirror: Arc<SharedMirror>,
     pub link: Arc<Link>,
@@ -105,6 +112,11 @@ pub struct Agent {
     /// kicked pass is a full one). Kicked passes diff the desired state against it and only
     /// program what changed (see `reconcile`).
     pub(crate) last_desired: Mutex<Option<Desired>>,
+    /// Endpoints the last full pass kept although it could not account for them (see
+    /// `rebuild`: interfaces without a record that are alive but not adoptable, records whose
+    /// namespace path is gone while the workload lives unnamed); they do not send kicked passes
+    /// to a full one.
+    pub(crate) unaccounted: Mutex<BTreeSet<String>>,
 }
 
 /// Parts an [`Agent`] is built from.
@@ -112,6 +124,7 @@ pub struct Parts {
     pub settings: Settings,
     pub dp: Arc<dyn Datapath>,
     pub pol: Arc<dyn PolicyDriver>,
+    pub qos: Arc<dyn QosDriver>,
     pub nm: Arc<dyn Netmaster>,
     pub records: RecordStore,
     pub netns_alive: NetnsProbe,
@@ -123,6 +136,8 @@ impl Agent {
             settings: p.settings,
             dp: p.dp,
             pol: p.pol,
+            qos: p.qos,
+            qos_state: Default::default(),
             policy: PolicyState::default(),
             nm: p.nm,
             mirror: Arc::new(SharedMirror::new()),
@@ -134,6 +149,7 @@ impl Agent {
             net_locks: Mutex::new(HashMap::new()),
             converged: Mutex::new(HashMap::new()),
             last_desired: Mutex::new(None),
+            unaccounted: Mutex::new(BTreeSet::new()),
         })
     }
 

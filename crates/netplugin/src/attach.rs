@@ -15,6 +15,7 @@ use contiv_datapath::{DatapathError, NetworkSpec};
 use crate::agent::{hold, internal, local_endpoint, lock, response, Agent};
 use crate::mirror::SpecError;
 use crate::netmaster::NmError;
+use crate::reconcile::orphan_endpoint;
 use crate::records::{ep_container, Attachment, Phase};
 
 fn invalid(msg: impl Into<String>) -> AgentError {
@@ -215,10 +216,16 @@ impl Agent {
         self.records
             .put(&a)
             .map_err(|e| internal("cannot record the attachment", e))?;
+        // Its netprofile before the runtime gets the interface (fails open: the loop retries).
+        self.enforce_qos_of(&a.tenant);
         self.kick.kick(); // the tenant's other networks, stale entries
         self.policy.kick.kick(); // the new member's traffic
         tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
-        Ok(response(&a))
+        let mut out = response(&a);
+        if self.settings.dns {
+            out.dns = crate::dns::cni_dns(&a.tenant, &a.gateway);
+        }
+        Ok(out)
     }
 
     /// Puts a new member of `group` under its group's rules before its interface exists: added
@@ -325,7 +332,9 @@ impl Agent {
         self.release(&a)
     }
 
-    /// No record: netmaster may still hold an endpoint (crash right after createEndpoint).
+    /// No record: netmaster may still hold an endpoint (crash right after createEndpoint), and
+    /// an interface of it may be plugged (its record lost before a full pass rebuilt it): both
+    /// go, as the runtime asks.
     fn del_unknown(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
         let id = &req.identity;
         if id.tenant.is_empty() || id.network.is_empty() {
@@ -337,6 +346,17 @@ impl Agent {
             endpoint_id: ep_container(&req.container_id, &req.ifname),
             ..Default::default()
         };
+        let observed = contiv_datapath::ObservedEndpoint {
+            id: format!("{}.{}-{}", id.network, id.tenant, d.endpoint_id),
+            network_id: format!("{}:{}", id.tenant, id.network),
+            host_ifname: String::new(),
+        };
+        let mut ep = orphan_endpoint(&observed, self.mirror.read().as_ref());
+        ep.ifname.clone_from(&req.ifname);
+        if let Some(ns) = req.netns.as_deref().filter(|n| !n.is_empty()) {
+            ep.netns_path = ns.into();
+        }
+        self.dp.remove_local_endpoint(&ep).map_err(dp_error)?;
         if let Err(e) = self.nm.delete_endpoint(&d) {
             tracing::warn!(container = %req.container_id, "delete of unrecorded endpoint: {e}");
         }

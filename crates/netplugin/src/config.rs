@@ -41,6 +41,24 @@ pub enum PolicyKind {
     None,
 }
 
+/// Which driver balances serviceLB VIPs over their providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServicesKind {
+    /// nftables DNAT in each tenant namespace (the Linux datapath's).
+    Nftables,
+    /// No balancing: VIPs are not reachable.
+    None,
+}
+
+/// Whether the agent serves DNS in tenant namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DnsMode {
+    /// Serve each tenant's names on its gateways and put them in CNI results.
+    On,
+    /// No DNS: CNI results name no nameserver.
+    Off,
+}
+
 /// Contiv's `--netmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetMode {
@@ -58,7 +76,8 @@ pub struct Flags {
     /// This host's VXLAN tunnel endpoint address (an address of the underlay interface).
     #[arg(long, env = "CONTIV_NETPLUGIN_VTEP_IP")]
     pub vtep_ip: Ipv4Addr,
-    /// netmaster's URL (Contiv's --netmaster-address).
+    /// netmaster's URL (Contiv's --netmaster-address); several netmasters: comma separated, the
+    /// agent fails over between them and resumes its stream where it stopped.
     #[arg(
         long,
         alias = "netmaster-address",
@@ -106,6 +125,23 @@ pub struct Flags {
         env = "CONTIV_NETPLUGIN_POLICY"
     )]
     pub policy: PolicyKind,
+    /// Service load balancing driver (serviceLB VIPs balanced per connection on the client's
+    /// host).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "nftables",
+        env = "CONTIV_NETPLUGIN_SERVICES"
+    )]
+    pub services: ServicesKind,
+    /// DNS service discovery: each tenant's service, group and workload names served on its
+    /// gateways (port 53 in the tenant namespace) and named in CNI results.
+    #[arg(long, value_enum, default_value = "on", env = "CONTIV_NETPLUGIN_DNS")]
+    pub dns: DnsMode,
+    /// Resolvers that names the agent does not own are forwarded to (`ip[:port]`, comma
+    /// separated; default: the nameservers of /etc/resolv.conf).
+    #[arg(long, value_delimiter = ',', env = "CONTIV_NETPLUGIN_DNS_UPSTREAM")]
+    pub dns_upstream: Vec<String>,
     /// Serve Prometheus metrics on this address (`127.0.0.1:9090`); off when unset.
     #[arg(long, env = "CONTIV_NETPLUGIN_METRICS_ADDRESS")]
     pub metrics_address: Option<std::net::SocketAddr>,
@@ -143,6 +179,10 @@ pub struct Flags {
     /// Seconds between full reconcile passes (changes trigger one at once anyway).
     #[arg(long, default_value_t = 30)]
     pub reconcile_interval: u64,
+    /// Seconds between heartbeats (node registrations); must stay well below netmaster's
+    /// `--node-grace`, after which a silent node's endpoints are reclaimed.
+    #[arg(long, default_value_t = crate::follow::HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval: u64,
 }
 
 /// A flag combination the agent cannot run with.
@@ -173,6 +213,15 @@ impl Flags {
                 self.netmaster
             )));
         }
+        if let Some(bad) = self
+            .dns_upstream
+            .iter()
+            .find(|u| crate::dns::parse_upstream(u).is_err())
+        {
+            return Err(ConfigError(format!(
+                "--dns-upstream {bad}: expected an IP address with an optional :port"
+            )));
+        }
         if self
             .host
             .as_deref()
@@ -197,6 +246,21 @@ impl Flags {
 
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.reconcile_interval.max(1))
+    }
+
+    /// Where misses are forwarded: `--dns-upstream`, else /etc/resolv.conf's nameservers.
+    pub fn dns_upstreams(&self) -> Vec<std::net::SocketAddr> {
+        if self.dns_upstream.is_empty() {
+            return crate::dns::resolv_conf_upstreams(std::path::Path::new("/etc/resolv.conf"));
+        }
+        self.dns_upstream
+            .iter()
+            .filter_map(|u| crate::dns::parse_upstream(u).ok())
+            .collect()
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval.max(1))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Long-running loops that talk to netmaster: the follower (snapshot, then the change stream,
 //! reconnecting with backoff and resuming from the last revision, a new snapshot on resync) and
-//! the heartbeat (node registration every [`HEARTBEAT`]). Both run on their own OS threads and
+//! the heartbeat (node registration every `--heartbeat-interval`, default [`HEARTBEAT`]). Both run on their own OS threads and
 //! end when the [`Stop`] flag is raised.
 
 use std::ops::ControlFlow;
@@ -85,16 +85,22 @@ impl Link {
             .map_or(0, |s| s.elapsed().as_millis() as u64)
             .max(1)
     }
-    fn ok(&self) {
+    pub(crate) fn ok(&self) {
         self.last_ok_ms.store(self.now_ms(), Ordering::SeqCst);
     }
-    fn fail(&self) {
+    pub(crate) fn fail(&self) {
         self.connected.store(false, Ordering::SeqCst);
         self.last_fail_ms.store(self.now_ms(), Ordering::SeqCst);
     }
     fn set_connected(&self) {
         self.connected.store(true, Ordering::SeqCst);
         self.ok();
+    }
+    /// Whether the latest contact with netmaster failed (never contacted is not unreachable):
+    /// then the mirror may be stale, and the reconciler cleans nothing up.
+    pub fn unreachable(&self) -> bool {
+        !self.connected.load(Ordering::SeqCst)
+            && self.last_fail_ms.load(Ordering::SeqCst) > self.last_ok_ms.load(Ordering::SeqCst)
     }
     /// Whether netmaster is reachable as far as the agent knows.
     pub fn healthy(&self) -> bool {
@@ -187,15 +193,15 @@ fn watch_until_resync(
     }
 }
 
-/// Registers `node` every [`HEARTBEAT`] until `stop` (retrying faster while it fails).
-pub fn heartbeat(nm: &dyn Netmaster, node: &NodeInfo, link: &Link, stop: &Stop) {
+/// Registers `node` every `every` until `stop` (retrying faster while it fails).
+pub fn heartbeat(nm: &dyn Netmaster, node: &NodeInfo, link: &Link, stop: &Stop, every: Duration) {
     let mut backoff = Backoff::new();
     loop {
         let wait = match nm.register_node(node) {
             Ok(()) => {
                 link.ok();
                 backoff.reset();
-                HEARTBEAT
+                every
             }
             Err(e) => {
                 if matches!(e, crate::netmaster::NmError::Unreachable { .. }) {

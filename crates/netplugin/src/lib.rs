@@ -12,8 +12,11 @@
 //! - [`mirror`]: netmaster state as the agent sees it; [`follow`]: follower and heartbeat loops.
 //! - [`records`]: durable attachment records (the agent's own state).
 //! - [`agent`]: shared state and locks; `attach` (ADD/DEL), `ops` (CHECK/STATUS/GC/spool).
-//! - [`reconcile`]: desired vs observed, by diff, never flushing.
+//! - [`reconcile`]: desired vs observed, by diff, never flushing; [`rebuild`]: lost records
+//!   rebuilt from the kernel and netmaster before any clean-up.
 //! - [`policy`]: the policy loop (compile this host's policy, apply what changed) and reporter.
+//! - [`qos`]: netprofiles (bandwidth both ways, DSCP) of local endpoints, run by the policy loop.
+//! - [`dns`]: DNS service discovery per tenant (hickory-server in tenant namespaces).
 //! - [`cni_server`]: the unix-socket HTTP server; [`metrics`]: Prometheus metrics on `--metrics-address`.
 //! - `testbed` (feature `testbed`): the multi-host harness of the end-to-end tests.
 //!
@@ -24,6 +27,7 @@ pub mod agent;
 mod attach;
 pub mod cni_server;
 pub mod config;
+pub mod dns;
 pub mod follow;
 pub mod metrics;
 pub mod mirror;
@@ -32,9 +36,12 @@ mod ops;
 pub mod policy;
 #[cfg(feature = "testbed")]
 pub mod probe;
+pub mod qos;
+pub mod rebuild;
 pub mod reconcile;
 pub mod records;
 pub mod run;
+pub mod services;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 
@@ -52,8 +59,14 @@ pub use config::Flags;
 /// until a signal.
 pub fn cli_main(factory: run::DriverFactory) -> ExitCode {
     let flags = Flags::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // hickory-server logs every answer at info: only when asked for by name.
+    if !flags.log_level.contains("hickory") {
+        if let Ok(d) = "hickory_server=warn".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -4,7 +4,7 @@
 //!
 //! Invariant: a mirror at revision R holds exactly netmaster's agent-visible keys at R. Networks,
 //! groups, policies, rules, endpoints and nodes are typed values (rules already parsed into the
-//! policy compiler's [`RuleSpec`]); keys it does not interpret yet (profiles, services) are
+//! policy compiler's [`RuleSpec`]), and so are netprofiles; keys it does not interpret yet (services) are
 //! kept raw for later consumers.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use contiv_api::agent::{AgentEvent, AgentSnapshot, KvChange, NodeInfo};
 use contiv_api::keys::{self, Parsed};
 use contiv_api::{EndpointState, NetOper};
 use contiv_datapath::{Encap, FwdMode, MacAddr, NetworkSpec, RemoteEndpoint};
-use contiv_model::{EndpointGroup, Global, Network, ObjectKind, Policy, Rule};
+use contiv_model::{EndpointGroup, Global, NetProfile, Network, ObjectKind, Policy, Rule};
 use contiv_policy::{PolicyInput, RuleSpec};
 use serde_json::Value;
 
@@ -53,7 +53,9 @@ pub struct Mirror {
     /// Revision of the last change to the rule side of policy (networks, groups, policies,
     /// rules): compiled rules kept from a pass at an equal value are still right.
     pub rules_revision: u64,
-    /// Every other key (profiles, services), raw.
+    /// Netprofiles (bandwidth, burst, DSCP of groups), by key `tenant:profile`.
+    pub net_profiles: BTreeMap<String, NetProfile>,
+    /// Every other key (services), raw.
     pub other: BTreeMap<String, Value>,
 }
 
@@ -111,6 +113,9 @@ impl Mirror {
             }
             Some(Parsed::Object(ObjectKind::Policy, k)) => {
                 set(&mut self.policies, k, typed(&c.value))
+            }
+            Some(Parsed::Object(ObjectKind::NetProfile, k)) => {
+                set(&mut self.net_profiles, k, typed(&c.value))
             }
             Some(Parsed::Object(ObjectKind::Rule, k)) => {
                 let rule = typed::<Rule>(&c.value).and_then(|r| match RuleSpec::from_model(&r) {
@@ -213,6 +218,11 @@ impl Mirror {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// Ids of every endpoint netmaster holds.
+    pub fn endpoint_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.endpoints.keys().map(String::as_str)
     }
 
     /// Endpoints netmaster believes are homed on `host`.
@@ -392,7 +402,7 @@ mod tests {
             (Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 255, 0, 2))
         );
         assert_eq!(r[0].mac.to_string(), "02:02:0a:01:00:0b");
-        assert_eq!(m.other.len(), 1, "the profile stays raw");
+        assert_eq!(m.net_profiles["t:np"].profile_name, "np");
         assert_eq!(m.policies.len(), 1);
         // The rule with a port but no protocol cannot be enforced as written: left out.
         assert_eq!(m.rules.keys().collect::<Vec<_>>(), ["t:p:1"]);

@@ -268,6 +268,129 @@ impl Netmaster for HttpNetmaster {
     }
 }
 
+/// Several netmasters (`--netmaster URL,URL,...`): any of them serves the agent (followers forward
+/// writes to the leader and stream from their followed memory, with the store's revisions, so a
+/// stream resumes on another netmaster where it stopped). Calls go to the netmaster that answered
+/// last and move on to the next one when it does not answer or cannot serve (503: no leader yet,
+/// store without quorum), within a bounded time; other refusals are final. With one URL there is
+/// no retry here: the caller's own retries apply, as before.
+pub struct FailoverNetmaster {
+    members: Vec<HttpNetmaster>,
+    current: std::sync::atomic::AtomicUsize,
+    budget: Duration,
+}
+
+/// How long one call keeps trying the netmasters before it gives up (a CNI ADD then fails with
+/// "try again later" and leaves nothing behind).
+const FAILOVER_BUDGET: Duration = Duration::from_secs(10);
+
+fn retry_elsewhere(e: &NmError) -> bool {
+    matches!(e, NmError::Unreachable { .. }) || matches!(e, NmError::Refused { status: 503, .. })
+}
+
+impl FailoverNetmaster {
+    /// `urls`: one or more netmaster base URLs (comma separated on the command line).
+    pub fn new(urls: &[String]) -> Self {
+        FailoverNetmaster {
+            members: urls.iter().map(|u| HttpNetmaster::new(u)).collect(),
+            current: std::sync::atomic::AtomicUsize::new(0),
+            budget: FAILOVER_BUDGET,
+        }
+    }
+
+    /// Parses `--netmaster`: comma-separated URLs, blanks ignored.
+    pub fn parse_urls(arg: &str) -> Vec<String> {
+        arg.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn call<T>(&self, f: impl Fn(&HttpNetmaster) -> Result<T, NmError>) -> Result<T, NmError> {
+        use std::sync::atomic::Ordering;
+        let n = self.members.len();
+        if n == 0 {
+            return Err(NmError::Unreachable {
+                url: String::new(),
+                reason: "no netmaster URL configured".into(),
+            });
+        }
+        let start = self.current.load(Ordering::Relaxed) % n;
+        if n == 1 {
+            return f(&self.members[0]);
+        }
+        let deadline = std::time::Instant::now() + self.budget;
+        let mut pause = Duration::from_millis(100);
+        let mut attempt = 0usize;
+        let mut failed_this_round = 0usize;
+        loop {
+            let i = (start + attempt) % n;
+            match f(&self.members[i]) {
+                Ok(v) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                Err(e) if retry_elsewhere(&e) => {
+                    attempt += 1;
+                    failed_this_round += 1;
+                    if std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    if failed_this_round == n {
+                        failed_this_round = 0;
+                        // Every netmaster failed once: an election or a store outage is under
+                        // way; wait a little before the next round.
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Netmaster for FailoverNetmaster {
+    fn register_node(&self, node: &NodeInfo) -> Result<(), NmError> {
+        self.call(|m| m.register_node(node))
+    }
+    fn snapshot(&self) -> Result<AgentSnapshot, NmError> {
+        self.call(|m| m.snapshot())
+    }
+    fn watch(
+        &self,
+        after: u64,
+        on_event: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
+    ) -> WatchEnd {
+        use std::sync::atomic::Ordering;
+        let n = self.members.len().max(1);
+        let i = self.current.load(Ordering::Relaxed) % n;
+        let Some(m) = self.members.get(i) else {
+            return WatchEnd::Disconnected("no netmaster URL configured".into());
+        };
+        let end = m.watch(after, on_event);
+        if matches!(end, WatchEnd::Disconnected(_)) {
+            // The follower reconnects (from the revision it reached): to the next netmaster.
+            self.current.store((i + 1) % n, Ordering::Relaxed);
+        }
+        end
+    }
+    fn create_endpoint(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<(EndpointState, u64), NmError> {
+        // Idempotent at netmaster: a retry after a lost answer gets the same endpoint.
+        self.call(|m| m.create_endpoint(req))
+    }
+    fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError> {
+        self.call(|m| m.delete_endpoint(req))
+    }
+    fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError> {
+        self.call(|m| m.policy_report(report))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +410,26 @@ mod tests {
         assert!(e.is_not_found());
         let u = HttpNetmaster::new("http://127.0.0.1:1/");
         assert!(matches!(u.snapshot(), Err(NmError::Unreachable { .. })));
+    }
+
+    #[test]
+    fn failover_tries_every_netmaster_within_its_budget() {
+        assert_eq!(
+            FailoverNetmaster::parse_urls(" http://a:1, ,http://b:2 "),
+            vec!["http://a:1".to_string(), "http://b:2".to_string()]
+        );
+        let mut f = FailoverNetmaster::new(&[
+            "http://127.0.0.1:1".to_string(),
+            "http://127.0.0.1:2".to_string(),
+        ]);
+        f.budget = Duration::from_millis(300);
+        let t = std::time::Instant::now();
+        assert!(matches!(f.snapshot(), Err(NmError::Unreachable { .. })));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(!retry_elsewhere(&NmError::Refused {
+            op: "x".into(),
+            status: 409,
+            message: "conflict".into()
+        }));
     }
 }

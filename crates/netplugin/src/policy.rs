@@ -343,6 +343,8 @@ pub fn policy_loop_observed(
             return;
         }
         let s = agent.enforce_policy();
+        // Netprofiles follow the same changes (see `qos`).
+        agent.enforce_qos();
         observe(&s);
         // The reporter sends only when the enforced revision moved.
         agent.policy.report_kick.kick();

@@ -3,10 +3,20 @@
 //! the gap. Nothing is flushed: existing networks, interfaces and remote entries that are right
 //! stay untouched, so traffic survives an agent restart.
 //!
-//! [`desired`] and [`plan`] are pure; [`Agent::reconcile`] gathers their inputs, cleans up
-//! attachments whose workload is gone (datapath + netmaster: Contiv's stale endpoints, #389
-//! #901, do not survive here), applies the plan and releases endpoints netmaster still holds for
-//! this host without a record.
+//! [`desired`] and [`plan`] are pure; [`Agent::reconcile`] gathers their inputs, first accounts
+//! for every local interface (`rebuild`: records lost to a damaged or deleted journal are
+//! rebuilt from the kernel and netmaster), then cleans up attachments whose workload is gone
+//! (datapath + netmaster: Contiv's stale endpoints, #389 #901, do not survive here), applies
+//! the plan and releases endpoints netmaster still holds for this host with neither a record
+//! nor an interface.
+//!
+//! Invariant: nothing is destroyed that cannot be accounted for. An interface is removed only
+//! when its workload is provably gone (no workload end, or its namespace gone), a record is
+//! released only when its namespace is gone and its workload is not found alive elsewhere, a
+//! netmaster endpoint only when no record and no interface on this host carry it; a network
+//! with an interface the pass keeps is not removed. A pass that could not observe the kernel,
+//! has no netmaster state, knows netmaster unreachable, or could not read the workload ends
+//! removes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,16 +89,29 @@ pub fn desired(
     d
 }
 
-/// The diff of `desired` against `observed`, given the live records.
-pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan {
+/// The diff of `desired` against `observed`, given the live records and the interfaces without
+/// a record that are provably `dead` (see `rebuild`). Only those are removed: any other
+/// interface without a record is kept, and its network is neither removed nor rebuilt.
+pub fn plan(
+    d: &Desired,
+    observed: &ObservedState,
+    live: &[Attachment],
+    dead: &BTreeSet<String>,
+) -> Plan {
     let mut p = Plan::default();
     let owned: BTreeSet<&str> = live.iter().map(|a| a.endpoint_id.as_str()).collect();
-    p.orphans = observed
+    let (orphans, unaccounted): (Vec<_>, Vec<_>) = observed
         .local_endpoints
         .iter()
         .filter(|e| !owned.contains(e.id.as_str()))
         .cloned()
-        .collect();
+        .partition(|e| dead.contains(&e.id));
+    p.orphans = orphans;
+    // Networks with a kept interface, and the tenants they belong to (whose other networks its
+    // workload routes to through the tenant's gateways).
+    let occupied: BTreeSet<&str> = unaccounted.iter().map(|e| e.network_id.as_str()).collect();
+    let tenant_of = |id: &str| id.split(':').next().unwrap_or_default().to_string();
+    let occupied_tenants: BTreeSet<String> = occupied.iter().map(|id| tenant_of(id)).collect();
     let have: BTreeMap<&str, _> = observed
         .networks
         .iter()
@@ -98,7 +121,10 @@ pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan 
     for (id, (spec, _)) in &d.networks {
         match have.get(id.as_str()) {
             None => p.ensure.push(spec.clone()),
-            Some(o) if o.vni != spec.vni || o.fwd_mode != spec.fwd_mode => {
+            Some(o)
+                if (o.vni != spec.vni || o.fwd_mode != spec.fwd_mode)
+                    && !occupied.contains(id.as_str()) =>
+            {
                 p.remove_networks.push(id.clone());
                 p.ensure.push(spec.clone());
                 rebuilt.insert(id.clone());
@@ -108,7 +134,10 @@ pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan 
     }
     if d.informed {
         for n in &observed.networks {
-            if !d.networks.contains_key(&n.id) && !d.keep.contains(&n.id) {
+            if !d.networks.contains_key(&n.id)
+                && !d.keep.contains(&n.id)
+                && !occupied_tenants.contains(&tenant_of(&n.id))
+            {
                 p.remove_networks.push(n.id.clone());
             }
         }
@@ -142,13 +171,24 @@ pub fn plan(d: &Desired, observed: &ObservedState, live: &[Attachment]) -> Plan 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
     pub stale_released: usize,
+    /// Records rebuilt from the kernel and netmaster (see `rebuild`).
+    pub adopted: usize,
+    /// Interfaces without a record kept because they are alive but could not be adopted.
+    pub kept: usize,
     pub plan: Plan,
     pub netmaster_released: usize,
+    /// Endpoints of running workloads netmaster had lost (this node was reclaimed after a long
+    /// silence), announced again.
+    pub reannounced: usize,
+    /// Ready records with neither an interface on this host nor an endpoint at netmaster (a DEL
+    /// whose journal lines were lost): forgotten instead of plugged again with a freed address.
+    pub forgotten: usize,
     pub errors: Vec<String>,
 }
 
-/// A placeholder endpoint to remove an orphan interface (its workload end is unknown).
-fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> LocalEndpoint {
+/// A placeholder endpoint to remove an interface without a record (its workload end is
+/// unknown); address and MAC from netmaster's endpoint when the mirror has it.
+pub(crate) fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> LocalEndpoint {
     let ep = m.and_then(|m| m.endpoints.get(&o.id));
     let ip = ep
         .and_then(|e| e.ip_address.parse().ok())
@@ -165,7 +205,7 @@ fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> LocalEndpoint {
 }
 
 /// Contiv's `Container` of an endpoint (its id is `<network>.<tenant>-<container>`).
-fn container_of(ep: &contiv_api::EndpointState) -> String {
+pub(crate) fn container_of(ep: &contiv_api::EndpointState) -> String {
     if !ep.endpoint_id.is_empty() {
         return ep.endpoint_id.clone();
     }
@@ -223,33 +263,80 @@ impl Agent {
             .collect()
     }
 
-    /// One full pass (exclusive with CNI operations): reads the whole datapath back.
+    /// One full pass (exclusive with CNI operations): reads the whole datapath back, accounts
+    /// for every local interface (lost records rebuilt, see `rebuild`), then cleans up what is
+    /// provably dead and converges the rest. Without the kernel observed, netmaster's state, or
+    /// netmaster reachable, it removes nothing (it still finishes releases a DEL asked for).
     pub fn reconcile(&self) -> Report {
         let _gate = self.exclusive();
         let mut conv = lock(&self.converged);
         conv.clear();
         *lock(&self.last_desired) = None;
         let mut r = Report::default();
-        self.release_stale(&mut r);
-        let observed = match self.dp.observe() {
+        self.finish_releases(&mut r);
+        let mut observed = match self.dp.observe() {
             Ok(o) => o,
             Err(e) => {
                 r.errors.push(format!("observe: {e}"));
                 return r;
             }
         };
-        let live = self.live();
         let mirror = self.mirror.read().clone();
-        let d = self.desired_now(mirror.as_ref(), &live);
-        r.plan = plan(&d, &observed, &live);
-        self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
-        if let Some(m) = &mirror {
-            r.netmaster_released = self.release_unrecorded(m, &mut r.errors);
+        let acc = match &mirror {
+            Some(m) if !self.link.unreachable() => match self.account(&observed, m) {
+                Ok(acc) => Some(acc),
+                Err(e) => {
+                    r.errors.push(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(acc) = &acc {
+            r.adopted = acc.adopted;
+            r.kept = acc.kept.len();
+            *lock(&self.unaccounted) = acc.kept.union(&acc.spared).cloned().collect();
+            if self.release_stale(&mut r, &acc.spared) > 0 {
+                observed = match self.dp.observe() {
+                    Ok(o) => o,
+                    Err(e) => {
+                        r.errors.push(format!("observe: {e}"));
+                        return r;
+                    }
+                };
+            }
+        }
+        if let (Some(m), Some(_)) = (&mirror, &acc) {
+            r.forgotten = self.forget_deleted(m, &observed);
+        }
+        let live = self.live();
+        let mut d = self.desired_now(mirror.as_ref(), &live);
+        d.informed &= acc.is_some();
+        let dead = acc.as_ref().map(|a| a.dead.clone()).unwrap_or_default();
+        r.plan = plan(&d, &observed, &live, &dead);
+        let kept_orphans = self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
+        if let (Some(m), Some(_)) = (&mirror, &acc) {
+            // Interfaces still on this host: observed, less the dead ones just removed.
+            let present: BTreeSet<&str> = observed
+                .local_endpoints
+                .iter()
+                .map(|o| o.id.as_str())
+                .filter(|id| !dead.contains(*id) || kept_orphans.contains(*id))
+                .collect();
+            r.netmaster_released = self.release_unrecorded(m, &present, &mut r.errors);
+            r.reannounced = self.reannounce(m, &present, &mut r.errors);
         }
         if r.errors.is_empty() {
             *lock(&self.last_desired) = Some(d);
         }
-        if !r.errors.is_empty() || !r.plan.is_empty() || r.stale_released > 0 {
+        if !r.errors.is_empty()
+            || !r.plan.is_empty()
+            || r.stale_released > 0
+            || r.adopted > 0
+            || r.kept > 0
+            || r.reannounced > 0
+            || r.forgotten > 0
+        {
             tracing::info!(?r, "reconciled");
         }
         r
@@ -264,9 +351,14 @@ impl Agent {
     /// endpoint of this host no record knows.
     pub fn reconcile_changes(&self) -> Report {
         let mut r = Report::default();
-        let stale = self.records.list().into_iter().any(|a| {
-            a.phase == Phase::Releasing || !(self.netns_alive)(std::path::Path::new(&a.netns))
-        });
+        let stale = {
+            let spared = lock(&self.unaccounted);
+            self.records.list().into_iter().any(|a| {
+                a.phase == Phase::Releasing
+                    || (!(self.netns_alive)(std::path::Path::new(&a.netns))
+                        && !spared.contains(&a.endpoint_id))
+            })
+        };
         let Some(last) = lock(&self.last_desired).clone().filter(|_| !stale) else {
             return self.reconcile();
         };
@@ -279,10 +371,7 @@ impl Agent {
             let (d, unrecorded) = {
                 let mirror = self.mirror.read();
                 let d = self.desired_now(mirror.as_ref(), &live);
-                let unrecorded = mirror
-                    .as_ref()
-                    .is_some_and(|m| !self.unrecorded(m).is_empty());
-                (d, unrecorded)
+                (d, self.has_unrecorded(mirror.as_ref()))
             };
             let Some(todo) = changes(&last, &d) else {
                 drop(conv);
@@ -312,40 +401,68 @@ impl Agent {
             unrecorded
         };
         if unrecorded {
-            // Usually an ADD between createEndpoint and its record: settle under the gate.
-            let _gate = self.exclusive();
-            if let Some(m) = self.mirror.read().clone() {
-                r.netmaster_released = self.release_unrecorded(&m, &mut r.errors);
+            // Usually an ADD between createEndpoint and its record: once it is through (the
+            // gate), what netmaster still holds without a record takes a full pass (the kernel
+            // read back, lost records rebuilt) before anything is released.
+            let still = {
+                let _gate = self.exclusive();
+                self.has_unrecorded(self.mirror.read().as_ref())
+            };
+            if still {
+                return self.reconcile();
             }
         }
-        if !r.errors.is_empty() || !r.plan.is_empty() || r.netmaster_released > 0 {
+        if !r.errors.is_empty() || !r.plan.is_empty() {
             tracing::info!(?r, "reconciled changes");
         }
         r
     }
 
-    /// Attachments whose workload namespace is gone, and releases netmaster did not finish.
-    fn release_stale(&self, r: &mut Report) {
+    /// Releases a DEL asked for whose netmaster delete is still to be done (phase `Releasing`:
+    /// their interface is gone already).
+    fn finish_releases(&self, r: &mut Report) {
         for a in self.records.list() {
-            let gone = !(self.netns_alive)(std::path::Path::new(&a.netns));
-            if a.phase != Phase::Releasing && !gone {
-                continue;
-            }
-            match self.release_quietly(&a) {
-                Ok(()) if self.records.get(&a.key()).is_none() => r.stale_released += 1,
-                Ok(()) => {}
-                Err(e) => r
-                    .errors
-                    .push(format!("release {}: {}", a.endpoint_id, e.msg)),
+            if a.phase == Phase::Releasing {
+                self.release_counted(&a, r);
             }
         }
     }
 
-    fn apply(&self, p: &Plan, m: Option<&Mirror>, errors: &mut Vec<String>) {
+    /// Attachments whose workload namespace is gone (Contiv's stale endpoints), except the
+    /// `spared` ones (their workload lives where no path names it); returns how many were
+    /// released. Only after `account` re-pointed the records whose workload lives elsewhere.
+    fn release_stale(&self, r: &mut Report, spared: &BTreeSet<String>) -> usize {
+        let mut n = 0;
+        for a in self.records.list() {
+            let gone = !(self.netns_alive)(std::path::Path::new(&a.netns));
+            if a.phase == Phase::Releasing || !gone || spared.contains(&a.endpoint_id) {
+                continue;
+            }
+            n += 1;
+            self.release_counted(&a, r);
+        }
+        n
+    }
+
+    fn release_counted(&self, a: &Attachment, r: &mut Report) {
+        match self.release_quietly(a) {
+            Ok(()) if self.records.get(&a.key()).is_none() => r.stale_released += 1,
+            Ok(()) => {}
+            Err(e) => r
+                .errors
+                .push(format!("release {}: {}", a.endpoint_id, e.msg)),
+        }
+    }
+
+    /// Makes the plan's calls; returns the orphans that could not be removed.
+    fn apply(&self, p: &Plan, m: Option<&Mirror>, errors: &mut Vec<String>) -> BTreeSet<String> {
+        let mut kept = BTreeSet::new();
         let mut err = |what: String, e: &dyn std::fmt::Display| errors.push(format!("{what}: {e}"));
         for o in &p.orphans {
+            tracing::info!(endpoint = %o.id, host_if = %o.host_ifname, "removing an interface whose workload is gone");
             if let Err(e) = self.dp.remove_local_endpoint(&orphan_endpoint(o, m)) {
                 err(format!("remove orphan {}", o.id), &e);
+                kept.insert(o.id.clone());
             }
         }
         for id in &p.remove_networks {
@@ -371,13 +488,23 @@ impl Agent {
                 err(format!("remote endpoints of {id}"), &e);
             }
         }
+        kept
     }
 
-    /// Endpoints netmaster has for this host that no record knows (a crash between
-    /// `createEndpoint` and the record, or records lost): released at netmaster.
-    fn release_unrecorded(&self, m: &Mirror, errors: &mut Vec<String>) -> usize {
+    /// Endpoints netmaster has for this host that no record knows and no interface on this
+    /// host carries (`present`: a crash between `createEndpoint` and the plug, or a workload
+    /// gone while its record was lost): released at netmaster.
+    fn release_unrecorded(
+        &self,
+        m: &Mirror,
+        present: &BTreeSet<&str>,
+        errors: &mut Vec<String>,
+    ) -> usize {
         let mut n = 0;
         for ep in self.unrecorded(m) {
+            if present.contains(ep.id.as_str()) {
+                continue;
+            }
             let a = Attachment {
                 tenant: ep.tenant_name.clone(),
                 network: ep.network_name.clone(),
@@ -391,6 +518,88 @@ impl Agent {
             }
         }
         n
+    }
+
+    /// Ready records whose interface is gone from this host and whose endpoint netmaster does not
+    /// hold: the attachment was deleted (its DEL's journal lines were lost) or reclaimed while its
+    /// interface vanished. Plugging it again would hand the workload an address netmaster may have
+    /// given to someone else, so the record is dropped (nothing in the kernel is touched; the
+    /// runtime's next ADD attaches the workload afresh).
+    fn forget_deleted(&self, m: &Mirror, observed: &ObservedState) -> usize {
+        let plugged: BTreeSet<&str> = observed
+            .local_endpoints
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        let held: BTreeSet<&str> = m.endpoint_ids().collect();
+        let mut n = 0;
+        for a in self.records.list() {
+            if a.phase == Phase::Ready
+                && !plugged.contains(a.endpoint_id.as_str())
+                && !held.contains(a.endpoint_id.as_str())
+            {
+                tracing::warn!(endpoint = %a.endpoint_id, ip = %a.ip, "forgetting a record with neither an interface nor an endpoint at netmaster");
+                if self.records.remove(&a.key()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Running workloads whose endpoint netmaster no longer has (it reclaimed this node after a
+    /// silence longer than its `--node-grace`, while the workloads kept running): announced again
+    /// with the address they use. If netmaster gave the address to someone else meanwhile, the
+    /// refusal is reported and the workload keeps running as it is (nothing is destroyed).
+    fn reannounce(&self, m: &Mirror, present: &BTreeSet<&str>, errors: &mut Vec<String>) -> usize {
+        let known: BTreeSet<&str> = m.endpoint_ids().collect();
+        let mut n = 0;
+        for a in self.records.list() {
+            if a.phase != Phase::Ready
+                || a.endpoint_id.is_empty()
+                || known.contains(a.endpoint_id.as_str())
+                || !present.contains(a.endpoint_id.as_str())
+            {
+                continue;
+            }
+            let group = a.group.clone().unwrap_or_default();
+            let req = contiv_api::plugin::CreateEndpointRequest {
+                tenant_name: a.tenant.clone(),
+                network_name: a.network.clone(),
+                service_name: group.clone(),
+                endpoint_id: a.ep_container.clone(),
+                config_ep: contiv_api::plugin::ConfigEp {
+                    container: a.ep_container.clone(),
+                    host: self.settings.host.clone(),
+                    ip_address: a.ip.split('/').next().unwrap_or_default().to_string(),
+                    service_name: group,
+                    intf_name: a.ifname.clone(),
+                    vtep_ip: self.settings.vtep_ip.to_string(),
+                    container_id: a.container_id.clone(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            match self.nm.create_endpoint(&req) {
+                Ok(_) => {
+                    tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "re-announced a running workload netmaster had lost");
+                    n += 1;
+                }
+                Err(e) => errors.push(format!(
+                    "re-announcing {} ({}) at netmaster: {e}; the workload keeps running",
+                    a.endpoint_id, a.ip
+                )),
+            }
+        }
+        n
+    }
+
+    /// Whether netmaster holds endpoints of this host that no record knows, other than those of
+    /// interfaces the last full pass kept unadopted.
+    fn has_unrecorded(&self, m: Option<&Mirror>) -> bool {
+        let Some(m) = m else { return false };
+        let kept = lock(&self.unaccounted);
+        self.unrecorded(m).iter().any(|ep| !kept.contains(&ep.id))
     }
 
     /// Endpoints netmaster has for this host that no record knows.

@@ -8,6 +8,14 @@
 //! share it. Records of earlier versions (one file each under `<state dir>/attachments/`) are
 //! read at open and folded into the journal.
 //!
+//! Damage (a line overwritten, a journal cut short or deleted) costs only the entries it hit:
+//! replay skips an unreadable line with a warning naming its line number and applies the lines
+//! after it; a damaged journal is copied to `attachments.log.corrupt-<unix time>` before the
+//! compaction at open rewrites it. The records lost that way are not lost for long: the next
+//! full reconcile pass rebuilds them from the kernel (the host veth's alias names the network
+//! and endpoint) and netmaster (the endpoint's container, interface, address) before it cleans
+//! anything up (see `reconcile` and `rebuild`).
+//!
 //! Why a journal and not a file per record: replacing a file atomically (temp file + rename)
 //! allocates an inode per write; on ext4 with many recently freed inodes that alone measured
 //! 0.4-0.7 ms per write (two writes per ADD).
@@ -16,14 +24,16 @@
 //! A written line is in the page cache, which survives the agent's crash or `kill -9`; what a
 //! power loss (or kernel crash) can take, it takes together with everything the records
 //! describe: workload namespaces, veths, tenant namespaces are all gone after a reboot. What
-//! could be left over across a reboot is covered by the reconciler either way: interfaces no
-//! record owns are removed (orphans), and endpoints netmaster holds for this host without a
-//! record are released at netmaster. fsyncs (four per ADD) cost ~1.3 ms per ADD and bought
-//! nothing beyond that.
+//! could be left over across a reboot is covered by the reconciler either way: a record lost
+//! for an interface that still exists is rebuilt (or, if its workload is provably gone, the
+//! interface is removed), and endpoints netmaster holds for this host with neither a record
+//! nor an interface are released at netmaster. fsyncs (four per ADD) cost ~1.3 ms per ADD and
+//! bought nothing beyond that.
 //!
 //! Invariant: a record is written before the datapath is touched for an attachment and removed
 //! only after both the datapath and netmaster forgot it, so after any crash every interface or
-//! address the agent created is reachable from a record (reconcile cleans up from there).
+//! address the agent created is reachable from a record, or (records damaged or deleted) from
+//! the kernel and netmaster, which the reconciler rebuilds records from before cleaning up.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -155,7 +165,12 @@ impl RecordStore {
         let (mut cache, legacy) = read_legacy(&legacy_dir)?;
         let path = state_dir.join("attachments.log");
         match fs::read(&path) {
-            Ok(bytes) => replay(&bytes, &mut cache, &path),
+            Ok(bytes) => {
+                let damage = replay(&bytes, &mut cache, &path);
+                if !damage.is_clean() {
+                    keep_damaged(&path, &bytes)?;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(&path)(e)),
         }
@@ -247,31 +262,107 @@ fn read_legacy(dir: &Path) -> Result<(BTreeMap<AttachKey, Attachment>, Vec<PathB
     Ok((cache, files))
 }
 
-/// Applies the journal's complete lines in order; stops at a torn or unreadable line.
-fn replay(bytes: &[u8], cache: &mut BTreeMap<AttachKey, Attachment>, path: &Path) {
+/// What [`replay`] could not read.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Damage {
+    /// 1-based numbers of complete lines that were unreadable (skipped, or read from a later
+    /// entry start inside them).
+    unreadable: Vec<usize>,
+    /// Whether the last line was torn (no newline).
+    torn: bool,
+}
+
+impl Damage {
+    fn is_clean(&self) -> bool {
+        self.unreadable.is_empty() && !self.torn
+    }
+}
+
+/// Applies the journal's complete lines in order. An unreadable line costs only its own entry:
+/// it is skipped with a warning naming its line number (when an entry starts later inside it,
+/// e.g. a line overwritten up to and including its newline, that entry is applied), and the
+/// lines after it are applied as usual. A torn last line (`kill -9` in the middle of an
+/// append: never acknowledged) is dropped. Blank lines are ignored.
+fn replay(bytes: &[u8], cache: &mut BTreeMap<AttachKey, Attachment>, path: &Path) -> Damage {
+    let mut damage = Damage::default();
     let mut rest = bytes;
-    while let Some(n) = rest.iter().position(|&b| b == b'\n') {
-        let (line, tail) = rest.split_at(n);
+    let mut n = 0;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let (line, tail) = rest.split_at(end);
         rest = &tail[1..];
-        match serde_json::from_slice::<Entry>(line) {
-            Ok(Entry::Put(a)) => {
+        n += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let entry = match serde_json::from_slice::<Entry>(line) {
+            Ok(e) => e,
+            Err(e) => {
+                damage.unreadable.push(n);
+                match salvage(line) {
+                    Some(e) => {
+                        tracing::warn!(
+                            "{}: line {n} is damaged; read the entry that starts inside it",
+                            path.display()
+                        );
+                        e
+                    }
+                    None => {
+                        tracing::warn!("{}: skipping unreadable line {n}: {e}", path.display());
+                        continue;
+                    }
+                }
+            }
+        };
+        match entry {
+            Entry::Put(a) => {
                 cache.insert(a.key(), *a);
             }
-            Ok(Entry::Del(k)) => {
+            Entry::Del(k) => {
                 cache.remove(&k);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "{}: dropping the journal from an unreadable line: {e}",
-                    path.display()
-                );
-                return;
             }
         }
     }
-    if !rest.is_empty() {
-        tracing::warn!("{}: dropping a torn last line", path.display());
+    if !rest.iter().all(u8::is_ascii_whitespace) {
+        damage.torn = true;
+        tracing::warn!("{}: dropping a torn last line {}", path.display(), n + 1);
     }
+    damage
+}
+
+/// The last complete entry that starts inside a damaged line (its own start overwritten).
+fn salvage(line: &[u8]) -> Option<Entry> {
+    (1..line.len())
+        .rev()
+        .filter(|&i| line[i..].starts_with(b"{\"put\"") || line[i..].starts_with(b"{\"del\""))
+        .find_map(|i| serde_json::from_slice::<Entry>(&line[i..]).ok())
+}
+
+/// Keeps a damaged journal for forensics (`attachments.log.corrupt-<unix time>[-n]`) before
+/// the compaction at open rewrites it.
+fn keep_damaged(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = |n: u32| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".corrupt-{secs}"));
+        if n > 0 {
+            s.push(format!("-{n}"));
+        }
+        PathBuf::from(s)
+    };
+    let copy = (0..1000)
+        .map(name)
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| name(1000));
+    fs::write(&copy, bytes).map_err(io(&copy))?;
+    tracing::warn!(
+        "{}: damaged journal kept as {}; lost attachments are rebuilt from the kernel and \
+         netmaster by the next reconcile pass",
+        path.display(),
+        copy.display()
+    );
+    Ok(())
 }
 
 /// Replaces the journal with one `put` line per record (temp file + rename); returns it open
@@ -373,5 +464,99 @@ mod tests {
         assert_eq!(s.list().len(), 2);
         assert_eq!(ep_container("abc", "eth0"), "abc");
         assert_eq!(ep_container("abc", "net1"), "abc-net1");
+    }
+
+    /// A journal of puts `c0`..`c{n-1}`, closed; returns the state dir and the journal's bytes.
+    fn journal_of(n: usize) -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = RecordStore::open(dir.path()).expect("open");
+        for i in 0..n {
+            s.put(&att(&format!("c{i}"))).expect("put");
+        }
+        drop(s);
+        let bytes = fs::read(dir.path().join("attachments.log")).expect("journal");
+        (dir, bytes)
+    }
+
+    fn corrupt_copies(dir: &Path) -> Vec<Vec<u8>> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("attachments.log.corrupt-")
+            })
+            .map(|e| fs::read(e.path()).expect("copy"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn ids(s: &RecordStore) -> Vec<String> {
+        s.list().into_iter().map(|a| a.container_id).collect()
+    }
+
+    /// Byte range of line `i` (0-based), without its newline.
+    fn line_range(bytes: &[u8], i: usize) -> std::ops::Range<usize> {
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .map(|(p, _)| p + 1),
+            )
+            .collect();
+        starts[i]..starts[i + 1] - 1
+    }
+
+    #[test]
+    fn an_unreadable_line_costs_only_its_entry_and_is_kept_for_forensics() {
+        let (dir, mut bytes) = journal_of(4);
+        let damaged = {
+            let r = line_range(&bytes, 1);
+            bytes[r].fill(0);
+            bytes.clone()
+        };
+        fs::write(dir.path().join("attachments.log"), &damaged).expect("damage");
+        let s = RecordStore::open(dir.path()).expect("open");
+        assert_eq!(ids(&s), ["c0", "c2", "c3"], "only the zeroed entry is lost");
+        assert_eq!(corrupt_copies(dir.path()), [damaged], "original kept");
+        // The compaction rewrote the journal readable: a reopen finds no damage.
+        s.put(&att("c4")).expect("put");
+        drop(s);
+        let s = RecordStore::open(dir.path()).expect("reopen");
+        assert_eq!(ids(&s), ["c0", "c2", "c3", "c4"]);
+        assert_eq!(corrupt_copies(dir.path()).len(), 1, "no second copy");
+    }
+
+    #[test]
+    fn an_entry_starting_inside_a_damaged_line_is_read() {
+        // The second line zeroed with its newline: it runs into the third.
+        let (dir, mut bytes) = journal_of(3);
+        let r = line_range(&bytes, 1);
+        bytes[r.start..=r.end].fill(0);
+        fs::write(dir.path().join("attachments.log"), &bytes).expect("damage");
+        let s = RecordStore::open(dir.path()).expect("open");
+        assert_eq!(ids(&s), ["c0", "c2"]);
+        assert_eq!(corrupt_copies(dir.path()), [bytes]);
+    }
+
+    #[test]
+    fn a_journal_cut_in_the_middle_of_a_line_keeps_what_precedes() {
+        let (dir, bytes) = journal_of(3);
+        let r = line_range(&bytes, 1);
+        let cut = &bytes[..r.start + (r.end - r.start) / 2];
+        fs::write(dir.path().join("attachments.log"), cut).expect("cut");
+        let s = RecordStore::open(dir.path()).expect("open");
+        assert_eq!(ids(&s), ["c0"]);
+        assert_eq!(corrupt_copies(dir.path()), [cut.to_vec()]);
+        // Deleted outright: an empty store, nothing to keep.
+        drop(s);
+        fs::remove_file(dir.path().join("attachments.log")).expect("rm");
+        let s = RecordStore::open(dir.path()).expect("open");
+        assert!(s.list().is_empty());
+        assert_eq!(corrupt_copies(dir.path()).len(), 1);
     }
 }

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contiv_api::agent::NodeInfo;
-use contiv_datapath::{Datapath, PolicyDriver};
+use contiv_datapath::{Datapath, PolicyDriver, QosDriver, ServiceDriver};
 
 use crate::agent::{Agent, NetnsProbe, Parts, Settings};
 use crate::config::{ConfigError, Flags};
 use crate::follow::{follow, heartbeat, Stop};
 use crate::metrics::Metrics;
-use crate::netmaster::HttpNetmaster;
+use crate::netmaster::FailoverNetmaster;
 use crate::records::{RecordError, RecordStore};
 
 /// Why the agent could not start or stopped abnormally.
@@ -56,8 +56,14 @@ pub struct Drivers {
     pub name: &'static str,
     pub dp: Arc<dyn Datapath>,
     pub pol: Arc<dyn PolicyDriver>,
+    /// Enforces netprofiles (`contiv_datapath::NoQos`: none).
+    pub qos: Arc<dyn QosDriver>,
+    /// Balances serviceLB VIPs over their providers (`contiv_datapath::NoServices`: none).
+    pub svc: Arc<dyn ServiceDriver>,
     /// Tells whether a workload network namespace still exists.
     pub netns_alive: NetnsProbe,
+    /// Binds DNS listeners in tenant namespaces (`None`: this datapath serves no DNS).
+    pub dns: Option<Arc<dyn crate::dns::Binder>>,
 }
 
 /// The factory the binary passes in.
@@ -74,19 +80,23 @@ pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
         mirror_wait: Duration::from_secs(3),
         policy_wait: crate::policy::ADD_POLICY_WAIT,
         datapath: drivers.name,
+        dns: flags.dns == crate::config::DnsMode::On && drivers.dns.is_some(),
     };
     Ok(Agent::new(Parts {
         settings,
         dp: drivers.dp,
         pol: drivers.pol,
-        nm: Arc::new(HttpNetmaster::new(&flags.netmaster)),
+        qos: drivers.qos,
+        nm: Arc::new(FailoverNetmaster::new(&FailoverNetmaster::parse_urls(
+            &flags.netmaster,
+        ))),
         records: RecordStore::open(&flags.state_dir)?,
         netns_alive: drivers.netns_alive,
     }))
 }
 
 /// Starts the heartbeat and follower threads.
-pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) {
+pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>, heartbeat_every: Duration) {
     let node = NodeInfo {
         hostname: agent.settings.host.clone(),
         vtep_ip: agent.settings.vtep_ip.to_string(),
@@ -94,7 +104,7 @@ pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>) {
         agent_version: env!("CARGO_PKG_VERSION").into(),
     };
     let (a, s) = (agent.clone(), stop.clone());
-    std::thread::spawn(move || heartbeat(a.nm.as_ref(), &node, &a.link, &s));
+    std::thread::spawn(move || heartbeat(a.nm.as_ref(), &node, &a.link, &s, heartbeat_every));
     let (a, s) = (agent.clone(), stop.clone());
     std::thread::spawn(move || {
         let kick = || {
@@ -181,7 +191,10 @@ pub fn start_policy_threads(
 
 /// Runs the agent until SIGTERM/SIGINT, with the drivers `factory` chooses.
 pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
-    let agent = build(flags, factory(flags))?;
+    let drivers = factory(flags);
+    let dns_binder = drivers.dns.clone();
+    let svc = drivers.svc.clone();
+    let agent = build(flags, drivers)?;
     // Bound before anything starts, so a taken address fails the start.
     let metrics = match flags.metrics_address {
         Some(addr) => {
@@ -194,11 +207,13 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     };
     let stop = Stop::new();
     tracing::info!(host = %agent.settings.host, vtep = %agent.settings.vtep_ip, netmaster = %flags.netmaster, "netplugin starting");
-    start_netmaster_threads(&agent, &stop);
+    start_netmaster_threads(&agent, &stop, flags.heartbeat());
     start_up(&agent);
     let policy = start_policy_threads(&agent, &stop, metrics.as_ref().map(|(_, m)| m.clone()));
     let (a, s, every) = (agent.clone(), stop.clone(), flags.interval());
     let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every));
+    let (a, s) = (agent.clone(), stop.clone());
+    let services = std::thread::spawn(move || crate::services::service_loop(&a, svc.as_ref(), &s));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -212,6 +227,13 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
             }
         });
     }
+    let dns = match dns_binder {
+        Some(binder) if agent.settings.dns => Some(
+            crate::dns::start(&agent, &stop, binder, flags.dns_upstreams())
+                .map_err(RunError::Runtime)?,
+        ),
+        _ => None,
+    };
     let socket = flags.cni_socket.clone();
     let served = rt.block_on(async {
         let listener = crate::cni_server::bind(&socket).map_err(|source| RunError::Socket {
@@ -229,6 +251,10 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     agent.policy.report_kick.kick();
     let _ = reconciler.join();
     let _ = policy.join();
+    let _ = services.join();
+    if let Some(d) = dns {
+        let _ = d.join();
+    }
     let _ = std::fs::remove_file(&flags.cni_socket);
     tracing::info!("netplugin stopped");
     served

@@ -18,11 +18,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contiv_datapath_linux::testbed::{in_netns, Testbed};
+use contiv_datapath_linux::testbed::Testbed;
 use contiv_datapath_linux::LinuxDatapath;
 use serde_json::{json, Value};
 
-pub use contiv_datapath_linux::testbed::{is_root, ping, require_root, tcp_exchange};
+pub use contiv_datapath_linux::testbed::{
+    connect_named, in_netns, is_root, ping, require_root, tally_named, tcp_exchange, NamedServer,
+};
+pub use contiv_datapath_linux::{names, traffic};
 
 /// Paths of the binaries under test (`env!("CARGO_BIN_EXE_…")` in the root package's tests).
 #[derive(Debug, Clone)]
@@ -114,18 +117,26 @@ fn reap_tmp() {
     }
 }
 
+/// Netmaster `index` (0: the primary; others only in a [`Cluster::start_ha`] cluster), with its
+/// own data dir and log.
 fn spawn_netmaster(
     bins: &Binaries,
     tmp: &Path,
+    index: usize,
     port: u16,
     args: &[String],
 ) -> Result<Proc, String> {
+    let name = if index == 0 {
+        "netmaster".to_string()
+    } else {
+        format!("netmaster{index}")
+    };
     let mut cmd = Command::new(&bins.netmaster);
     cmd.arg("--external-address")
         .arg(format!("127.0.0.1:{port}"));
-    cmd.arg("--data-dir").arg(tmp.join("netmaster"));
+    cmd.arg("--data-dir").arg(tmp.join(&name));
     cmd.args(args);
-    spawn(cmd, &tmp.join("netmaster.log"))
+    spawn(cmd, &tmp.join(format!("{name}.log")))
 }
 
 /// One workload attached through contivk8s.
@@ -149,6 +160,8 @@ pub struct Cluster {
     agents: Vec<Proc>,
     netmaster: Proc,
     port: u16,
+    /// Further netmasters on the same store ([`Cluster::start_ha`]), with their ports.
+    standbys: Vec<(Proc, u16)>,
     nm_args: Vec<String>,
     pub url: String,
     pub bins: Binaries,
@@ -184,6 +197,28 @@ impl Cluster {
         netmaster_args: &[&str],
         agents: AgentSettings,
     ) -> Result<Cluster, String> {
+        Self::start_inner(bins, hosts, netmaster_args, agents, 1)
+    }
+
+    /// `netmasters` netmasters sharing one store (`netmaster_args` must name it: `--etcd ...`),
+    /// every agent given all their URLs (`--netmaster A,B,...`). REST calls of the test bed go to
+    /// netmaster 0 until [`Cluster::use_netmaster`] says otherwise.
+    pub fn start_ha(
+        bins: Binaries,
+        hosts: usize,
+        netmaster_args: &[&str],
+        netmasters: usize,
+    ) -> Result<Cluster, String> {
+        Self::start_inner(bins, hosts, netmaster_args, AgentSettings::Test, netmasters)
+    }
+
+    fn start_inner(
+        bins: Binaries,
+        hosts: usize,
+        netmaster_args: &[&str],
+        agents: AgentSettings,
+        netmasters: usize,
+    ) -> Result<Cluster, String> {
         reap_tmp();
         let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
         let tmp = tempfile::Builder::new()
@@ -192,7 +227,7 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let port = free_port()?;
         let nm_args: Vec<String> = netmaster_args.iter().map(|a| a.to_string()).collect();
-        let netmaster = spawn_netmaster(&bins, tmp.path(), port, &nm_args)?;
+        let netmaster = spawn_netmaster(&bins, tmp.path(), 0, port, &nm_args)?;
         let http = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(20)))
@@ -202,6 +237,7 @@ impl Cluster {
             agents: Vec::new(),
             netmaster,
             port,
+            standbys: Vec::new(),
             nm_args,
             url: format!("http://127.0.0.1:{port}"),
             bins,
@@ -211,6 +247,11 @@ impl Cluster {
             agent_settings: agents,
         };
         c.wait_netmaster()?;
+        for i in 1..netmasters.max(1) {
+            let port = free_port()?;
+            let p = spawn_netmaster(&c.bins, c.tmp.path(), i, port, &c.nm_args)?;
+            c.standbys.push((p, port));
+        }
         for i in 0..hosts {
             let p = c.spawn_agent(i)?;
             c.agents.push(p);
@@ -251,6 +292,11 @@ impl Cluster {
         self.host_dir(i).join("pending")
     }
 
+    /// The state dir of host `i`'s agent (its attachment journal: `attachments.log`).
+    pub fn state_dir(&self, i: usize) -> PathBuf {
+        self.host_dir(i).join("state")
+    }
+
     /// The agent log of host `i`.
     pub fn agent_log(&self, i: usize) -> String {
         std::fs::read_to_string(self.host_dir(i).join("agent.log")).unwrap_or_default()
@@ -263,15 +309,16 @@ impl Cluster {
         let mut cmd = Command::new(&self.bins.netplugin);
         cmd.arg("--host").arg(self.host_name(i));
         cmd.arg("--vtep-ip").arg(h.vtep.to_string());
-        cmd.arg("--netmaster").arg(&self.url);
+        cmd.arg("--netmaster").arg(self.netmaster_urls().join(","));
         cmd.arg("--host-netns").arg(&h.netns);
         cmd.arg("--underlay-if").arg("ul0");
-        cmd.arg("--state-dir").arg(dir.join("state"));
+        cmd.arg("--state-dir").arg(self.state_dir(i));
         cmd.arg("--cni-socket").arg(self.socket(i));
         cmd.arg("--cni-pending-dir").arg(self.pending_dir(i));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
         if self.agent_settings == AgentSettings::Test {
             cmd.arg("--reconcile-interval").arg("3");
+            cmd.arg("--heartbeat-interval").arg("1");
             // Our crates at debug for test diagnostics; third-party crates (ureq, hyper,
             // netlink) at info: their debug output was ~25 lines per CNI ADD.
             cmd.arg("--log-level").arg(
@@ -308,6 +355,33 @@ impl Cluster {
         self.wait_agent(i)
     }
 
+    /// URL of every netmaster (the primary first).
+    pub fn netmaster_urls(&self) -> Vec<String> {
+        std::iter::once(self.port)
+            .chain(self.standbys.iter().map(|(_, p)| *p))
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// SIGKILL of netmaster `i` (0: the primary).
+    pub fn kill_netmaster_at(&mut self, i: usize) {
+        match i {
+            0 => self.netmaster.kill(),
+            i => {
+                if let Some((p, _)) = self.standbys.get_mut(i - 1) {
+                    p.kill();
+                }
+            }
+        }
+    }
+
+    /// Sends the test bed's REST calls to netmaster `i` from now on.
+    pub fn use_netmaster(&mut self, i: usize) {
+        if let Some(url) = self.netmaster_urls().get(i) {
+            self.url.clone_from(url);
+        }
+    }
+
     /// SIGKILL of netmaster.
     pub fn kill_netmaster(&mut self) {
         self.netmaster.kill();
@@ -316,7 +390,7 @@ impl Cluster {
     /// Starts netmaster again (same port, same data) and waits until it answers.
     pub fn start_netmaster(&mut self) -> Result<(), String> {
         self.netmaster.kill();
-        self.netmaster = spawn_netmaster(&self.bins, self.tmp.path(), self.port, &self.nm_args)?;
+        self.netmaster = spawn_netmaster(&self.bins, self.tmp.path(), 0, self.port, &self.nm_args)?;
         self.wait_netmaster()
     }
 
@@ -439,8 +513,22 @@ impl Cluster {
         netns: &Path,
         (tenant, network, group): (&str, &str, Option<&str>),
     ) -> Result<(i32, String), String> {
+        self.cni_with_args(host, command, cid, netns, (tenant, network, group), "")
+    }
+
+    /// [`Cluster::cni_in_group`] with `CNI_ARGS` (`K=V;K=V`: labels of the endpoint).
+    pub fn cni_with_args(
+        &self,
+        host: usize,
+        command: &str,
+        cid: &str,
+        netns: &Path,
+        (tenant, network, group): (&str, &str, Option<&str>),
+        cni_args: &str,
+    ) -> Result<(i32, String), String> {
         let mut child = Command::new(&self.bins.contivk8s)
             .env("CNI_COMMAND", command)
+            .env("CNI_ARGS", cni_args)
             .env("CNI_CONTAINERID", cid)
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", "eth0")
@@ -493,10 +581,46 @@ impl Cluster {
         host: usize,
         name: &str,
         netns: &Path,
+        ident: (&str, &str, Option<&str>),
+    ) -> Result<Workload, String> {
+        self.attach_labelled(host, name, netns, ident, &[])
+    }
+
+    /// A new workload namespace on host `host` attached to `tenant:network` with `labels`
+    /// (passed as `CNI_ARGS`, as a runtime does).
+    pub fn add_labelled(
+        &self,
+        host: usize,
+        name: &str,
+        (tenant, network): (&str, &str),
+        labels: &[(&str, &str)],
+    ) -> Result<Workload, String> {
+        let netns = self
+            .tb
+            .workload(name)
+            .map_err(|e| format!("workload netns: {e}"))?;
+        self.attach_labelled(host, name, &netns, (tenant, network, None), labels)
+    }
+
+    /// [`Cluster::attach`] with `labels` in `CNI_ARGS`.
+    pub fn attach_labelled(
+        &self,
+        host: usize,
+        name: &str,
+        netns: &Path,
         (tenant, network, group): (&str, &str, Option<&str>),
+        labels: &[(&str, &str)],
     ) -> Result<Workload, String> {
         let cid = format!("{}-{name}", self.tb.prefix);
-        let (code, out) = self.cni_in_group(host, "ADD", &cid, netns, (tenant, network, group))?;
+        let args: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let (code, out) = self.cni_with_args(
+            host,
+            "ADD",
+            &cid,
+            netns,
+            (tenant, network, group),
+            &args.join(";"),
+        )?;
         if code != 0 {
             return Err(format!(
                 "ADD {name}: exit {code}: {out}\n{}",

@@ -14,7 +14,7 @@ use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 use contiv_cni::agent_api::{AgentAddRequest, AgentDelRequest, AttachmentIdentity};
 use contiv_cni::error::codes;
-use contiv_datapath::fake::{Call, FakeDatapath, FakePolicy};
+use contiv_datapath::fake::{Call, FakeDatapath, FakePolicy, FakeQos};
 use contiv_datapath::{Datapath, FwdMode};
 use contiv_model::ObjectKind;
 use serde_json::json;
@@ -24,6 +24,9 @@ use crate::follow::{follow, Link, Stop};
 use crate::mirror::{Mirror, SharedMirror};
 use crate::netmaster::{Netmaster, NmError, WatchEnd};
 use crate::records::{Phase, RecordStore};
+
+mod qos;
+mod rebuild;
 
 const HOST: &str = "h1";
 
@@ -98,6 +101,9 @@ impl Netmaster for FakeNm {
             tenant_name: r.tenant_name.clone(),
             network_name: r.network_name.clone(),
             endpoint_id: r.config_ep.container.clone(),
+            intf_name: r.config_ep.intf_name.clone(),
+            container_id: r.config_ep.container_id.clone(),
+            service_name: r.config_ep.service_name.clone(),
             ..Default::default()
         });
         Ok((ep.clone(), self.answer_revision.load(Ordering::SeqCst)))
@@ -157,6 +163,7 @@ struct Env {
     agent: Arc<Agent>,
     dp: Arc<FakeDatapath>,
     pol: Arc<FakePolicy>,
+    qos: Arc<FakeQos>,
     nm: Arc<FakeNm>,
     dead: Arc<Mutex<BTreeSet<String>>>,
     dir: tempfile::TempDir,
@@ -166,6 +173,7 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
     let dead = Arc::new(Mutex::new(BTreeSet::new()));
     let d2 = dead.clone();
     let pol = Arc::new(FakePolicy::new());
+    let qos = Arc::new(FakeQos::new());
     let agent = Agent::new(Parts {
         settings: Settings {
             host: HOST.into(),
@@ -175,9 +183,11 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
             mirror_wait: Duration::from_millis(20),
             policy_wait: Duration::from_millis(300),
             datapath: "fake",
+            dns: false,
         },
         dp: dp.clone(),
         pol: pol.clone(),
+        qos: qos.clone(),
         nm: nm.clone(),
         records: RecordStore::open(&dir.path().join("state")).expect("records"),
         netns_alive: Arc::new(move |p: &Path| {
@@ -189,6 +199,7 @@ fn agent_with(dp: Arc<FakeDatapath>, nm: Arc<FakeNm>, dir: tempfile::TempDir) ->
         agent,
         dp,
         pol,
+        qos,
         nm,
         dead,
         dir,
@@ -400,19 +411,6 @@ fn unrecorded_endpoints_of_this_host_are_released() {
 }
 
 #[test]
-fn orphan_interfaces_are_removed() {
-    let e = env();
-    e.agent.add(&add_req("c1", "n")).expect("add");
-    // The record is lost (e.g. state dir wiped): the interface is an orphan.
-    e.agent
-        .records
-        .remove(&("c1".into(), "eth0".into()))
-        .unwrap();
-    e.agent.reconcile();
-    assert!(e.dp.observe().unwrap().local_endpoints.is_empty());
-}
-
-#[test]
 fn spool_replay_deletes_and_forgets() {
     let e = env();
     e.agent.add(&add_req("c1", "n")).expect("add");
@@ -436,14 +434,17 @@ fn gc_releases_unlisted_attachments() {
         }],
     };
     e.agent.gc(&req).expect("gc");
-    let left: Vec<_> = e
-        .agent
+    assert_eq!(recorded(&e), ["c2"]);
+}
+
+/// Container ids of the agent's attachment records.
+fn recorded(e: &Env) -> Vec<String> {
+    e.agent
         .records
         .list()
         .into_iter()
         .map(|a| a.container_id)
-        .collect();
-    assert_eq!(left, ["c2"]);
+        .collect()
 }
 
 #[test]
@@ -529,16 +530,18 @@ fn plan_rebuilds_a_network_whose_vni_changed_and_replugs_its_workloads() {
     let d = desired(m.as_ref(), &live, HOST, FwdMode::Bridge, &|s| {
         e.dp.validate(s).is_ok()
     });
-    let p = plan(&d, &observed, &live);
+    let p = plan(&d, &observed, &live, &BTreeSet::new());
     assert_eq!(p.remove_networks, ["t:n"]);
     assert_eq!(p.ensure.iter().map(|s| s.vni).collect::<Vec<_>>(), [5001]);
     assert_eq!(p.replug.len(), 1);
     assert!(p.orphans.is_empty());
     // Without a mirror nothing is removed.
     let blind = desired(None, &live, HOST, FwdMode::Bridge, &|_| true);
-    assert!(plan(&blind, &e.dp.observe().unwrap(), &live)
-        .remove_networks
-        .is_empty());
+    assert!(
+        plan(&blind, &e.dp.observe().unwrap(), &live, &BTreeSet::new())
+            .remove_networks
+            .is_empty()
+    );
 }
 
 /// Runs `f` while the agent's policy loop runs (stopped after).

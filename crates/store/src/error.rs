@@ -42,6 +42,12 @@ pub enum StoreError {
     /// An argument was refused (empty key, zero TTL, ...).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The store cannot be reached or cannot serve the request now (etcd: no endpoint answers, no
+    /// quorum or no leader, request timed out). Retrying later may succeed; for a `commit` the
+    /// outcome is unknown (it may have been applied): re-read before retrying a non-idempotent
+    /// transaction, or make it conditional.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The store has been shut down.
     #[error("store is closed")]
     Closed,
@@ -54,5 +60,10 @@ impl StoreError {
     /// True when the caller should resync with `range` and watch again (see [`StoreError::Compacted`]).
     pub fn is_compacted(&self) -> bool {
         matches!(self, StoreError::Compacted { .. })
+    }
+
+    /// True when the store could not be reached or had no quorum ([`StoreError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
     }
 }

@@ -42,7 +42,8 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Creates a lease that expires `ttl` after its last keep-alive. Keys put with it are deleted
     /// (one revision, with delete events) when it expires or is revoked. Leases survive a restart of
-    /// the embedded store with their TTL restarted.
+    /// the embedded store with their TTL restarted. etcd raises a TTL to whole seconds and to its
+    /// minimum (see the crate docs).
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError>;
 
     /// Restarts the lease's TTL; `StoreError::LeaseNotFound` if it expired or was revoked.

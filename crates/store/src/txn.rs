@@ -29,7 +29,7 @@ pub(crate) enum Applied {
     Done(Vec<WatchEvent>),
 }
 
-fn check_key(key: &str) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     if key.is_empty() {
         return Err(StoreError::Invalid("empty key".into()));
     }
@@ -59,12 +59,18 @@ fn validate(txn: &Txn, lease_live: &dyn Fn(LeaseId) -> bool) -> Result<(), Store
 
 fn compare_holds(table: &mut dyn Table, c: &Compare) -> Result<bool, StoreError> {
     let cur = table.get(c.key())?;
-    Ok(match c {
+    Ok(holds(c, cur.as_ref()))
+}
+
+/// Whether compare `c` holds when its key currently holds `cur` (`None`: absent). Every backend
+/// evaluates compares (or, for etcd, names the failing one) with this function.
+pub(crate) fn holds(c: &Compare, cur: Option<&KeyValue>) -> bool {
+    match c {
         Compare::Absent(_) => cur.is_none(),
         Compare::Exists(_) => cur.is_some(),
         Compare::ModRevision(_, r) => cur.map_or(0, |kv| kv.mod_revision) == *r,
         Compare::Value(_, v) => cur.is_some_and(|kv| kv.value == *v),
-    })
+    }
 }
 
 fn delete_event(prev: KeyValue, rev: Revision) -> WatchEvent {

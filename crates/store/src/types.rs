@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Store revision: a counter bumped once per committed transaction that changed something (etcd
-/// semantics). Revision 0 is the empty store.
+/// semantics). Revision 0 is the empty embedded or memory store; an empty etcd is at revision 1.
 pub type Revision = u64;
 /// Lease identifier, as returned by [`crate::StateStore::grant_lease`].
 pub type LeaseId = i64;
@@ -163,7 +163,8 @@ pub enum EventKind {
 }
 
 /// One change seen by a watch. For `Delete`, `kv.value` is empty, `kv.lease` is `None` and
-/// `kv.mod_revision` is the deleting revision.
+/// `kv.mod_revision` is the deleting revision; `kv.create_revision` is the deleted key's on the
+/// embedded and memory stores, 0 on etcd (its delete events do not carry it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEvent {
     pub kind: EventKind,
@@ -191,7 +192,7 @@ pub enum StoreConfig {
     Embedded { dir: PathBuf, sync: SyncMode },
     /// Volatile in-memory store (tests).
     Memory,
-    /// etcd cluster (not built yet).
+    /// etcd v3 cluster: client URLs (`http://host:port`, `host:port` or `etcd://host:port`).
     Etcd { endpoints: Vec<String> },
 }
 

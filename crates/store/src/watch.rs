@@ -1,12 +1,13 @@
 //! In-process watch machinery shared by the embedded and memory backends: a [`WatchHub`] keeps a
 //! bounded ring of recent committed batches (for watches starting in the past) and broadcasts live
 //! ones; a [`WatchStream`] replays the ring, then follows the broadcast, filtering by prefix.
+//! The etcd backend feeds a [`WatchStream`] from a channel instead (its history is etcd's).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::error::StoreError;
 use crate::types::{Revision, WatchEvent};
@@ -118,13 +119,28 @@ impl WatchHub {
             return Err(StoreError::Closed);
         }
         Ok(WatchStream {
-            hub: self.clone(),
             prefix: prefix.to_string(),
             last: after,
-            backlog,
-            rx,
+            source: Source::Hub {
+                hub: self.clone(),
+                backlog,
+                rx,
+            },
         })
     }
+}
+
+/// Where a [`WatchStream`] takes its batches from.
+enum Source {
+    /// The in-process hub (memory and SQLite backends): ring replay, then the live broadcast.
+    Hub {
+        hub: Arc<WatchHub>,
+        backlog: VecDeque<Arc<Batch>>,
+        rx: Option<broadcast::Receiver<Arc<Batch>>>,
+    },
+    /// A producer task (etcd backend) that sends already filtered, revision-ordered batches; an
+    /// error is the last item it sends. `None` once it ended.
+    Channel(Option<mpsc::Receiver<Result<Vec<WatchEvent>, StoreError>>>),
 }
 
 /// Stream of changes under a prefix, returned by [`crate::StateStore::watch`].
@@ -133,11 +149,9 @@ impl WatchHub {
 /// order, never skipping one. It yields `Some(Err(Compacted))` once if the watcher fell so far behind
 /// that the history it needs was dropped (then `None`), and `None` when the store is closed.
 pub struct WatchStream {
-    hub: Arc<WatchHub>,
     prefix: String,
     last: Revision,
-    backlog: VecDeque<Arc<Batch>>,
-    rx: Option<broadcast::Receiver<Arc<Batch>>>,
+    source: Source,
 }
 
 impl std::fmt::Debug for WatchStream {
@@ -150,6 +164,21 @@ impl std::fmt::Debug for WatchStream {
 }
 
 impl WatchStream {
+    /// A stream fed by a producer task: each `Ok` item is the non-empty batch of one revision under
+    /// `prefix` (revisions increasing, all > `after`); an `Err` item ends the stream; so does
+    /// closing the channel.
+    pub(crate) fn from_channel(
+        prefix: &str,
+        after: Revision,
+        rx: mpsc::Receiver<Result<Vec<WatchEvent>, StoreError>>,
+    ) -> Self {
+        WatchStream {
+            prefix: prefix.to_string(),
+            last: after,
+            source: Source::Channel(Some(rx)),
+        }
+    }
+
     /// Revision of the last batch delivered (or the `after` the watch started from).
     pub fn last_revision(&self) -> Revision {
         self.last
@@ -160,52 +189,81 @@ impl WatchStream {
         &self.prefix
     }
 
-    /// Events of `batch` under the prefix, or `None` if already delivered or not matching.
-    fn take(&mut self, batch: &Batch) -> Option<Vec<WatchEvent>> {
-        if batch.revision <= self.last {
-            return None;
-        }
-        self.last = batch.revision;
-        let events: Vec<WatchEvent> = batch
-            .events
-            .iter()
-            .filter(|e| e.kv.key.starts_with(&self.prefix))
-            .cloned()
-            .collect();
-        (!events.is_empty()).then_some(events)
-    }
-
     /// Next batch of events (see the type docs).
     pub async fn next(&mut self) -> Option<Result<Vec<WatchEvent>, StoreError>> {
+        match &mut self.source {
+            Source::Hub { .. } => self.next_from_hub().await,
+            Source::Channel(slot) => {
+                let item = slot.as_mut()?.recv().await;
+                match item {
+                    Some(Ok(events)) => {
+                        if let Some(e) = events.first() {
+                            self.last = e.revision;
+                        }
+                        Some(Ok(events))
+                    }
+                    Some(Err(e)) => {
+                        *slot = None;
+                        Some(Err(e))
+                    }
+                    None => {
+                        *slot = None;
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    async fn next_from_hub(&mut self) -> Option<Result<Vec<WatchEvent>, StoreError>> {
+        let Source::Hub { hub, backlog, rx } = &mut self.source else {
+            return None;
+        };
         loop {
-            if let Some(batch) = self.backlog.pop_front() {
-                if let Some(events) = self.take(&batch) {
+            if let Some(batch) = backlog.pop_front() {
+                if let Some(events) = take(&self.prefix, &mut self.last, &batch) {
                     return Some(Ok(events));
                 }
                 continue;
             }
-            let rx = self.rx.as_mut()?;
-            match rx.recv().await {
+            let receiver = rx.as_mut()?;
+            match receiver.recv().await {
                 Ok(batch) => {
-                    if let Some(events) = self.take(&batch) {
+                    if let Some(events) = take(&self.prefix, &mut self.last, &batch) {
                         return Some(Ok(events));
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => match self.hub.catch_up(self.last) {
-                    Ok((backlog, rx)) => {
-                        self.backlog = backlog;
-                        self.rx = rx;
+                Err(broadcast::error::RecvError::Lagged(_)) => match hub.catch_up(self.last) {
+                    Ok((new_backlog, new_rx)) => {
+                        *backlog = new_backlog;
+                        *rx = new_rx;
                     }
                     Err(e) => {
-                        self.rx = None;
+                        *rx = None;
                         return Some(Err(e));
                     }
                 },
                 Err(broadcast::error::RecvError::Closed) => {
-                    self.rx = None;
+                    *rx = None;
                     return None;
                 }
             }
         }
     }
+}
+
+/// Events of `batch` under `prefix`, or `None` if already delivered (revision <= `last`) or not
+/// matching; advances `last`.
+fn take(prefix: &str, last: &mut Revision, batch: &Batch) -> Option<Vec<WatchEvent>> {
+    if batch.revision <= *last {
+        return None;
+    }
+    *last = batch.revision;
+    let events: Vec<WatchEvent> = batch
+        .events
+        .iter()
+        .filter(|e| e.kv.key.starts_with(prefix))
+        .cloned()
+        .collect();
+    (!events.is_empty()).then_some(events)
 }

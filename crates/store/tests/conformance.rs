@@ -1,19 +1,32 @@
-//! Conformance suite: the same semantic tests run against every backend (memory and SQLite).
+//! Conformance suite: the same semantic tests run against every backend (memory, SQLite, and etcd:
+//! a fresh 1-member cluster per test, started by `contiv_store::testing::EtcdCluster`).
+//!
+//! Revisions are checked relative to the store's revision at the start of each test (`base`):
+//! etcd's empty store is at revision 1, the embedded ones at 0.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use contiv_store::testing::EtcdCluster;
 use contiv_store::{
-    Compare, EventKind, MemoryStore, SqliteStore, StateStore, StoreError, SyncMode, Txn,
+    Compare, EtcdStore, EventKind, MemoryStore, SqliteStore, StateStore, StoreError, SyncMode, Txn,
     TxnOutcome, WatchEvent, WatchStream,
 };
+use parking_lot::Mutex;
 
-/// Creates stores of one backend; SQLite ones live in a temporary directory.
+/// Watch history (events) of the stores of most tests.
+const DEFAULT_HISTORY: usize = 50_000;
+
+/// Creates stores of one backend; SQLite ones live in a temporary directory, etcd ones in a
+/// 1-member cluster of the backend's own.
 struct Backend {
     dir: Option<tempfile::TempDir>,
     sync: SyncMode,
     count: AtomicUsize,
+    etcd: Option<EtcdCluster>,
+    /// The last etcd store handed out, with the history it should keep (`trim_history`).
+    etcd_store: Mutex<Option<(EtcdStore, usize)>>,
 }
 
 impl Backend {
@@ -22,20 +35,50 @@ impl Backend {
             dir: None,
             sync: SyncMode::Normal,
             count: AtomicUsize::new(0),
+            etcd: None,
+            etcd_store: Mutex::new(None),
         }
     }
     fn sqlite(sync: SyncMode) -> Self {
-        let dir = Some(tempfile::tempdir().expect("tempdir"));
         Backend {
-            dir,
-            sync,
-            count: AtomicUsize::new(0),
+            dir: Some(tempfile::tempdir().expect("tempdir")),
+            ..Backend::memory()
+        }
+        .with_sync(sync)
+    }
+    fn with_sync(mut self, sync: SyncMode) -> Self {
+        self.sync = sync;
+        self
+    }
+    fn etcd() -> Self {
+        Backend {
+            etcd: Some(EtcdCluster::start(1).expect("start etcd")),
+            ..Backend::memory()
         }
     }
-    fn store(&self) -> Arc<dyn StateStore> {
-        self.store_with_history(50_000)
+    fn is_etcd(&self) -> bool {
+        self.etcd.is_some()
     }
-    fn store_with_history(&self, events: usize) -> Arc<dyn StateStore> {
+    /// Shortest lease TTL the backend grants (etcd raises shorter ones); zero: any.
+    fn min_ttl(&self) -> Duration {
+        self.etcd
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.min_lease_ttl())
+    }
+    async fn store(&self) -> Arc<dyn StateStore> {
+        self.store_with_history(DEFAULT_HISTORY).await
+    }
+    /// A store keeping about `events` events of watch history. etcd keeps history until it is
+    /// compacted: `trim_history` compacts it to that size.
+    async fn store_with_history(&self, events: usize) -> Arc<dyn StateStore> {
+        if let Some(cluster) = &self.etcd {
+            let s = cluster.store().await.expect("connect etcd");
+            if events < DEFAULT_HISTORY {
+                // Kept only when trimming is wanted: a kept clone keeps the store alive.
+                *self.etcd_store.lock() = Some((s.clone(), events));
+            }
+            return Arc::new(s);
+        }
         match &self.dir {
             None => Arc::new(MemoryStore::with_history(events)),
             Some(dir) => {
@@ -47,6 +90,20 @@ impl Backend {
             }
         }
     }
+    /// etcd: compacts the last store's history to the size it was opened with (one event per
+    /// revision assumed); the embedded stores trim their ring themselves.
+    async fn trim_history(&self) {
+        let Some((s, events)) = self.etcd_store.lock().clone() else {
+            return;
+        };
+        let current = s.range("").await.unwrap().revision;
+        s.compact(current + 1 - events as u64).await.unwrap();
+    }
+}
+
+/// The store's current revision (the base of a test's expected revisions).
+async fn base(s: &dyn StateStore) -> u64 {
+    s.range("").await.unwrap().revision
 }
 
 async fn next(w: &mut WatchStream) -> Vec<WatchEvent> {
@@ -75,7 +132,7 @@ fn committed(o: TxnOutcome) -> u64 {
 }
 
 async fn txn_atomicity(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
     let r1 = committed(s.commit(Txn::new().put("/a", "1")).await.unwrap());
     let out = s
         .commit(Txn::new().when_absent("/a").put("/b", "2").put("/c", "3"))
@@ -116,18 +173,19 @@ async fn txn_atomicity(b: &Backend) {
 }
 
 async fn revisions(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
+    let b0 = base(s.as_ref()).await;
     assert_eq!(
         committed(
             s.commit(Txn::new().put("/k", "v1").put("/j", "x"))
                 .await
                 .unwrap()
         ),
-        1
+        b0 + 1
     );
     assert_eq!(
         committed(s.commit(Txn::new().put("/k", "v2")).await.unwrap()),
-        2
+        b0 + 2
     );
     let kv = s.get("/k").await.unwrap().unwrap();
     assert_eq!(
@@ -137,12 +195,12 @@ async fn revisions(b: &Backend) {
             kv.mod_revision,
             kv.lease
         ),
-        (&b"v2"[..], 1, 2, None)
+        (&b"v2"[..], b0 + 1, b0 + 2, None)
     );
     // Nothing changed: no revision spent.
     assert_eq!(
         committed(s.commit(Txn::new().delete("/absent")).await.unwrap()),
-        2
+        b0 + 2
     );
     assert_eq!(
         committed(
@@ -150,21 +208,21 @@ async fn revisions(b: &Backend) {
                 .await
                 .unwrap()
         ),
-        2
+        b0 + 2
     );
     // mod_revision compares (0 = absent).
     let out = s
-        .commit(Txn::new().when_mod_revision("/k", 1).put("/k", "v3"))
+        .commit(Txn::new().when_mod_revision("/k", b0 + 1).put("/k", "v3"))
         .await
         .unwrap();
     assert_eq!(out, TxnOutcome::CompareFailed { index: 0 });
     assert_eq!(
         committed(
-            s.commit(Txn::new().when_mod_revision("/k", 2).put("/k", "v3"))
+            s.commit(Txn::new().when_mod_revision("/k", b0 + 2).put("/k", "v3"))
                 .await
                 .unwrap()
         ),
-        3
+        b0 + 3
     );
     assert_eq!(
         committed(
@@ -172,24 +230,24 @@ async fn revisions(b: &Backend) {
                 .await
                 .unwrap()
         ),
-        4
+        b0 + 4
     );
     assert_eq!(
         committed(s.commit(Txn::new().delete("/k")).await.unwrap()),
-        5
+        b0 + 5
     );
     assert!(s.get("/k").await.unwrap().is_none());
     assert_eq!(
         committed(s.commit(Txn::new().put("/k", "again")).await.unwrap()),
-        6
+        b0 + 6
     );
     let kv = s.get("/k").await.unwrap().unwrap();
-    assert_eq!((kv.create_revision, kv.mod_revision), (6, 6));
-    assert_eq!(s.range("").await.unwrap().revision, 6);
+    assert_eq!((kv.create_revision, kv.mod_revision), (b0 + 6, b0 + 6));
+    assert_eq!(s.range("").await.unwrap().revision, b0 + 6);
 }
 
 async fn range_prefix(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
     let keys = ["/a/2", "/a/1", "/ab", "/b", "/a/10", "/a", "/a/\u{10FFFF}"];
     let mut txn = Txn::new();
     for k in keys {
@@ -207,7 +265,8 @@ async fn range_prefix(b: &Backend) {
 }
 
 async fn delete_prefix(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
+    let b0 = base(s.as_ref()).await;
     committed(
         s.commit(
             Txn::new()
@@ -219,9 +278,9 @@ async fn delete_prefix(b: &Backend) {
         .await
         .unwrap(),
     );
-    let mut w = s.watch("", 1).await.unwrap();
+    let mut w = s.watch("", b0 + 1).await.unwrap();
     let rev = committed(s.commit(Txn::new().delete_prefix("/p/")).await.unwrap());
-    assert_eq!(rev, 2);
+    assert_eq!(rev, b0 + 2);
     let events = next(&mut w).await;
     let keys: Vec<(&str, EventKind, u64, usize)> = events
         .iter()
@@ -230,25 +289,26 @@ async fn delete_prefix(b: &Backend) {
     assert_eq!(
         keys,
         [
-            ("/p/1", EventKind::Delete, 2, 0),
-            ("/p/2", EventKind::Delete, 2, 0)
+            ("/p/1", EventKind::Delete, b0 + 2, 0),
+            ("/p/2", EventKind::Delete, b0 + 2, 0)
         ]
     );
     let left = keys_under(s.as_ref(), "").await;
     assert_eq!(left, ["/p2", "/q"]);
     assert_eq!(
         committed(s.commit(Txn::new().delete_prefix("/p/")).await.unwrap()),
-        2
+        b0 + 2
     );
     assert_eq!(
         committed(s.commit(Txn::new().delete_prefix("")).await.unwrap()),
-        3
+        b0 + 3
     );
     assert!(s.range("").await.unwrap().kvs.is_empty());
 }
 
 async fn watch_from_past(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
+    let b0 = base(s.as_ref()).await;
     for i in 1..=6u32 {
         let prefix = if i % 2 == 0 { "/w/" } else { "/other/" };
         committed(
@@ -257,12 +317,12 @@ async fn watch_from_past(b: &Backend) {
                 .unwrap(),
         );
     }
-    let mut w = s.watch("/w/", 2).await.unwrap();
+    let mut w = s.watch("/w/", b0 + 2).await.unwrap();
     let revs: Vec<u64> = [next(&mut w).await, next(&mut w).await]
         .iter()
         .map(|e| e[0].revision)
         .collect();
-    assert_eq!(revs, [4, 6]);
+    assert_eq!(revs, [b0 + 4, b0 + 6]);
     let mut w0 = s.watch("/w/", 0).await.unwrap();
     let first = next(&mut w0).await;
     assert_eq!(
@@ -281,7 +341,7 @@ async fn watch_from_past(b: &Backend) {
 }
 
 async fn watch_live(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
     let mut w = s.watch("/live/", 0).await.unwrap();
     let writer = s.clone();
     let task = tokio::spawn(async move {
@@ -313,7 +373,8 @@ async fn watch_live(b: &Backend) {
 }
 
 async fn compacted(b: &Backend) {
-    let s = b.store_with_history(10);
+    let s = b.store_with_history(10).await;
+    let b0 = base(s.as_ref()).await;
     let mut lagging = s.watch("/c/", 0).await.unwrap();
     for i in 0..100u32 {
         committed(
@@ -322,14 +383,40 @@ async fn compacted(b: &Backend) {
                 .unwrap(),
         );
     }
+    b.trim_history().await;
     match s.watch("/c/", 0).await {
         Err(StoreError::Compacted {
             requested: 0,
             oldest,
-        }) => assert!((90..100).contains(&oldest), "{oldest}"),
+        }) => assert!((b0 + 90..b0 + 100).contains(&oldest), "{oldest}"),
         other => panic!("expected Compacted, got {other:?}"),
     }
-    assert!(s.watch("/c/", 95).await.is_ok());
+    assert!(s.watch("/c/", b0 + 95).await.is_ok());
+    if b.is_etcd() {
+        // etcd keeps every event of a watcher it has caught up (compaction does not cut it), so
+        // this "lagging" watcher, whose 100 revisions fit the stream's buffer, usually receives all
+        // of them. But etcd catches a watcher that starts at the current revision up in a
+        // background loop (every 100 ms): if the compaction came first, it is cancelled with the
+        // compact revision. Either way: the revisions it gets are the next ones in order, and a
+        // Compacted error is the last item.
+        let mut i = 0u32;
+        while i < 100 {
+            match tokio::time::timeout(Duration::from_secs(5), lagging.next()).await {
+                Ok(Some(Ok(events))) => assert_eq!(events[0].kv.key, format!("/c/{i}")),
+                Ok(Some(Err(e))) => {
+                    assert!(e.is_compacted(), "{e}");
+                    assert!(
+                        lagging.next().await.is_none(),
+                        "stream ends after Compacted"
+                    );
+                    return;
+                }
+                other => panic!("expected /c/{i} or Compacted, got {other:?}"),
+            }
+            i += 1;
+        }
+        return;
+    }
     let mut got_err = false;
     for _ in 0..200 {
         match tokio::time::timeout(Duration::from_secs(5), lagging.next())
@@ -353,8 +440,10 @@ async fn compacted(b: &Backend) {
 }
 
 async fn lease_expiry(b: &Backend) {
-    let s = b.store();
-    let lease = s.grant_lease(Duration::from_millis(300)).await.unwrap();
+    let s = b.store().await;
+    // etcd grants at least its minimum TTL (1 s for the test cluster).
+    let ttl = Duration::from_millis(300).max(b.min_ttl());
+    let lease = s.grant_lease(ttl).await.unwrap();
     let rev = committed(
         s.commit(
             Txn::new()
@@ -390,25 +479,29 @@ async fn lease_expiry(b: &Backend) {
 }
 
 async fn keep_alive(b: &Backend) {
-    let s = b.store();
-    let lease = s.grant_lease(Duration::from_millis(600)).await.unwrap();
+    let s = b.store().await;
+    let ttl = Duration::from_millis(600).max(b.min_ttl());
+    let lease = s.grant_lease(ttl).await.unwrap();
     committed(
         s.commit(Txn::new().put_with_lease("/ka", "a", lease))
             .await
             .unwrap(),
     );
-    for _ in 0..12 {
+    // Kept alive every 100 ms for twice the TTL.
+    let rounds = 2 * ttl.as_millis() / 100;
+    for _ in 0..rounds {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s.keep_alive(lease).await.unwrap();
     }
     assert!(
         s.get("/ka").await.unwrap().is_some(),
-        "kept alive for 1.2 s with a 600 ms ttl"
+        "kept alive for {:?} with a {ttl:?} ttl",
+        ttl * 2
     );
     // Re-putting without a lease detaches the key.
     committed(s.commit(Txn::new().put("/ka", "b")).await.unwrap());
     // Not renewed any more: it expires (polling must not renew it, so just wait well past the ttl).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(ttl + Duration::from_millis(900)).await;
     assert!(s.keep_alive(lease).await.is_err());
     assert!(
         s.get("/ka").await.unwrap().is_some(),
@@ -417,7 +510,7 @@ async fn keep_alive(b: &Backend) {
 }
 
 async fn revoke(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
     let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
     let other = s.grant_lease(Duration::from_secs(60)).await.unwrap();
     assert_ne!(lease, other);
@@ -451,7 +544,8 @@ async fn revoke(b: &Backend) {
 }
 
 async fn concurrent_cas(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
+    let b0 = base(s.as_ref()).await;
     let mut tasks = Vec::new();
     for t in 0..4u32 {
         let s = s.clone();
@@ -481,11 +575,11 @@ async fn concurrent_cas(b: &Backend) {
     }
     let kv = s.get("/counter").await.unwrap().unwrap();
     assert_eq!(kv.value, b"100");
-    assert_eq!(kv.mod_revision, 100);
+    assert_eq!(kv.mod_revision, b0 + 100);
 }
 
 async fn watch_ends_when_store_dropped(b: &Backend) {
-    let s = b.store();
+    let s = b.store().await;
     committed(s.commit(Txn::new().put("/d/1", "x")).await.unwrap());
     let mut w = s.watch("/d/", 0).await.unwrap();
     drop(s);
@@ -515,6 +609,10 @@ macro_rules! conformance {
             use contiv_store::SyncMode;
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(&super::Backend::sqlite(SyncMode::Full)).await })*
+        }
+        mod etcd {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::Backend::etcd()).await })*
         }
     };
 }

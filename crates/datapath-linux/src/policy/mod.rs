@@ -272,36 +272,9 @@ impl NftPolicy {
     }
 }
 
-/// Turns IPv4 bridge netfilter on or off in the namespace (absent sysctl: no br_netfilter, and
-/// bridged traffic cannot be filtered at the IP layer at all). A throwaway thread enters the
-/// namespace: `/proc/sys/net` shows the namespace of the thread that opens it.
+/// Policy's need of bridge netfilter in the namespace (see `brnf`).
 fn bridge_filtering(ns: &Path, on: bool) -> Result<(), DatapathError> {
-    let file = "/proc/sys/net/bridge/bridge-nf-call-iptables";
-    let value = if on { "1" } else { "0" };
-    let err = |e: std::io::Error| backend(format!("bridge netfilter in {}", ns.display()), e);
-    let fd = std::fs::File::open(ns).map_err(err)?;
-    std::thread::scope(|s| {
-        s.spawn(|| -> std::io::Result<()> {
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
-            match std::fs::read_to_string(file) {
-                // Without br_netfilter bridged traffic never reaches the inet table: policy on
-                // it cannot be enforced, so say so instead of reporting it enforced.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && on => {
-                    Err(std::io::Error::new(
-                        e.kind(),
-                        "br_netfilter is not loaded: bridged traffic cannot be filtered",
-                    ))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Ok(v) if v.trim() == value => Ok(()),
-                _ => std::fs::write(file, value),
-            }
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("sysctl thread panicked")))
-    })
-    .map_err(err)
+    crate::brnf::need(ns, crate::brnf::POLICY, on)
 }
 
 impl PolicyDriver for NftPolicy {

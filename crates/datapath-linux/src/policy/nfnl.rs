@@ -245,15 +245,14 @@ fn set_receive_timeout(socket: &Socket, d: std::time::Duration) -> std::io::Resu
     }
 }
 
-/// Sends `changes` to table `inet <table>` in namespace `ns` as one transaction and waits for
-/// every acknowledgement (at most [`ACK_TIMEOUT`]).
-pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlError> {
+/// A netfilter netlink socket in namespace `ns` (opened by a thread that entered it: a netlink
+/// socket belongs to the namespace of the thread that opens it), receiving with `timeout`.
+pub(crate) fn open_socket(ns: &Path, timeout: std::time::Duration) -> Result<Socket, NfnlError> {
     let sock_err = |source: std::io::Error| NfnlError::Socket {
         ns: ns.display().to_string(),
         source,
     };
     let fd = File::open(ns).map_err(sock_err)?;
-    // A netlink socket belongs to the namespace of the thread that opens it.
     let socket = std::thread::scope(|s| {
         s.spawn(|| -> std::io::Result<Socket> {
             nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -266,7 +265,14 @@ pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlEr
         .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
     })
     .map_err(sock_err)?;
-    set_receive_timeout(&socket, ACK_TIMEOUT).map_err(sock_err)?;
+    set_receive_timeout(&socket, timeout).map_err(sock_err)?;
+    Ok(socket)
+}
+
+/// Sends `changes` to table `inet <table>` in namespace `ns` as one transaction and waits for
+/// every acknowledgement (at most [`ACK_TIMEOUT`]).
+pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlError> {
+    let socket = open_socket(ns, ACK_TIMEOUT)?;
     let (bytes, mut waiting) = encode(table, changes, 1);
     socket.send(&bytes, 0).map_err(NfnlError::Refused)?;
     let mut buf = vec![0u8; 1 << 16];

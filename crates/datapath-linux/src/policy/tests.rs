@@ -2,7 +2,6 @@
 //! `UPDATE_GOLDEN=1 cargo test -p contiv-datapath-linux --lib` rewrites the golden files.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use contiv_policy::{compile_tenant, GroupRef, Member, NetworkRef, PolicyInput, RuleSpec, Scope};
 
@@ -93,17 +92,7 @@ fn input() -> PolicyInput {
     }
 }
 
-fn golden(name: &str, text: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, text).expect("write golden");
-        return;
-    }
-    let want = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 to create)");
-    assert_eq!(text, want, "{name} differs from the golden file");
-}
+use crate::golden::check as golden;
 
 #[test]
 fn full_ruleset_matches_golden() {

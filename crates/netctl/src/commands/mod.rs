@@ -4,6 +4,7 @@
 pub mod aci_gw;
 pub mod app_profile;
 pub mod bgp;
+pub mod cluster;
 pub mod endpoint;
 pub mod ext_contracts;
 pub mod global;
@@ -60,6 +61,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Service(cmd) => service::run(cmd, &ctx, out),
         Command::Tenant(cmd) => tenant::run(cmd, &ctx, out),
         Command::Version => version::run(&ctx, out),
+        Command::Cluster { json } => cluster::run(*json, &ctx, out),
         Command::Login => login(&cli.netmaster),
         Command::Completion { shell } => completion(shell, out),
     }

@@ -1,9 +1,9 @@
 //! What host agents see: node registration (with heartbeats and expiry) and the state snapshot +
 //! change stream they mirror (see `contiv_api::agent`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use contiv_api::agent::{AgentSnapshot, KvChange, NodeInfo, NODE_TTL_SECS};
+use contiv_api::agent::{AgentSnapshot, KvChange, NodeInfo};
 use contiv_api::keys;
 use contiv_model::{ModelObject, ObjectKind};
 use serde::Serialize;
@@ -42,6 +42,14 @@ fn snapshot_of(st: &State) -> AgentSnapshot {
             .iter()
             .filter_map(|(k, o)| kv(keys::net_oper(k), o)),
     );
+    // Derived from the VIP allocations: right for services created before the key existed.
+    kvs.extend(st.service_lbs.iter().filter_map(|(k, svc)| {
+        let service_vip = crate::rules::service::vip_of(st, svc)?;
+        kv(
+            keys::service_oper(k),
+            &contiv_api::ServiceOper { service_vip },
+        )
+    }));
     kvs.extend(
         st.endpoints
             .iter()
@@ -91,31 +99,56 @@ impl Engine {
         Ok(node)
     }
 
-    /// Removes nodes whose heartbeats stopped more than the TTL ago.
+    /// Removes nodes whose heartbeats stopped more than `--node-grace` ago, with every endpoint
+    /// they hold: their addresses are free again and the other hosts' agents unprogram them (they
+    /// follow the endpoint deletes). A node that comes back registers again and its agent
+    /// re-announces the endpoints it still runs.
     pub async fn expire_nodes(&self) -> ApiResult<Vec<String>> {
-        let ttl = Duration::from_secs(NODE_TTL_SECS);
+        if !self.leadership.is_leader() {
+            // Only the leader sees every heartbeat (followers forward them).
+            return Ok(Vec::new());
+        }
+        let grace = self.options.node_grace;
         let dead: Vec<String> = {
             let mut seen = self.node_seen.lock();
             let known: Vec<String> = self.read(|st| st.nodes.keys().cloned().collect());
             let now = Instant::now();
             known
                 .into_iter()
-                .filter(|n| now.duration_since(*seen.entry(n.clone()).or_insert(now)) > ttl)
+                .filter(|n| now.duration_since(*seen.entry(n.clone()).or_insert(now)) > grace)
                 .collect()
         };
         if dead.is_empty() {
             return Ok(dead);
         }
         let gone = dead.clone();
-        self.write(move |st, cs| {
-            for n in &gone {
-                if st.nodes.contains_key(n) {
-                    cs.delete(keys::node(n));
+        let reclaimed = self
+            .write(move |st, cs| {
+                let mut reclaimed = 0usize;
+                for n in &gone {
+                    if st.nodes.contains_key(n) {
+                        cs.delete(keys::node(n));
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                for (id, ep) in &st.endpoints {
+                    if !gone.contains(&ep.homing_host) {
+                        continue;
+                    }
+                    let net_key = ep.network_key();
+                    for addr in [&ep.ip_address, &ep.ipv6_address] {
+                        if !addr.is_empty() {
+                            cs.delete(keys::ip(&net_key, addr));
+                        }
+                    }
+                    cs.delete(keys::endpoint(id));
+                    reclaimed += 1;
+                }
+                Ok(reclaimed)
+            })
+            .await?;
+        if reclaimed > 0 {
+            tracing::info!(nodes = ?dead, endpoints = reclaimed, "reclaimed the endpoints of silent nodes");
+        }
         let mut seen = self.node_seen.lock();
         for n in &dead {
             seen.remove(n);

@@ -25,6 +25,8 @@ pub struct EngineOptions {
     pub cluster_mode: String,
     /// `--netmode`: vlan | vxlan (default encap the agents use for the default network)
     pub net_mode: String,
+    /// `--node-grace`: a node silent this long is gone (record and endpoints removed).
+    pub node_grace: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +36,7 @@ impl Default for EngineOptions {
             infra: "default".into(),
             cluster_mode: "kubernetes".into(),
             net_mode: "vxlan".into(),
+            node_grace: std::time::Duration::from_secs(contiv_api::agent::NODE_TTL_SECS),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! The agent event log: every committed change to agent-visible keys, numbered by store revision,
-//! kept for a while so a reconnecting agent resumes where it stopped, and broadcast live.
+//! The agent fan-out: every change to agent-visible keys, as the follower applied it from the
+//! store's watch (numbered by store revision), broadcast live to every agent stream and kept for a
+//! while so a reconnecting agent resumes where it stopped. It is not a log of its own: it is fed
+//! only by the follower, so it can never disagree with memory or the store.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,6 +74,20 @@ impl EventLog {
         inner.latest = revision;
         // No receivers is fine: nobody is watching.
         let _ = self.live.send(ev);
+    }
+
+    /// Memory was rebuilt from a full range at `revision`: history before it is gone, and every
+    /// live stream is told to resync (take a new snapshot).
+    pub fn resync(&self, revision: u64) {
+        let mut inner = self.inner.lock();
+        inner.history.clear();
+        inner.floor = revision;
+        inner.latest = revision;
+        let _ = self.live.send(Arc::new(AgentEvent {
+            revision,
+            changes: Vec::new(),
+            resync: true,
+        }));
     }
 
     /// Revision of the last change published to agents: an agent that applied every change up

@@ -6,6 +6,8 @@ mod bootstrap;
 mod cache;
 pub mod events;
 mod explain;
+mod follow;
+pub mod leader;
 mod policy;
 #[cfg(test)]
 mod tests;
@@ -35,7 +37,14 @@ pub struct Engine {
     /// One writer at a time: planning reads a state no other write can change underneath.
     writer: tokio::sync::Mutex<()>,
     lists: cache::ListCache,
+    /// Fan-out of the followed changes to agents (fed only by the follower, see `follow`).
     events: events::EventLog,
+    /// Store revision memory reflects, as the follower applied it (writers wait on it).
+    applied: tokio::sync::watch::Sender<u64>,
+    /// Dropped with the engine: stops the follower and election tasks.
+    stop: tokio::sync::watch::Sender<()>,
+    /// Whether this netmaster may write (and the fence its writes carry).
+    leadership: Arc<leader::Leadership>,
     /// Last heartbeat of each registered node (in memory: a restarted netmaster gives every
     /// node a fresh grace period).
     node_seen: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
@@ -52,16 +61,18 @@ impl Engine {
         store: Arc<dyn StateStore>,
         options: EngineOptions,
     ) -> ApiResult<Arc<Engine>> {
+        Self::open_with(store, options, leader::Leadership::standalone()).await
+    }
+
+    /// Like [`Engine::open`], for one of several netmasters: writes wait for the election
+    /// ([`Engine::start_election`]); the defaults are ensured by whoever leads first.
+    pub async fn open_with(
+        store: Arc<dyn StateStore>,
+        options: EngineOptions,
+        leadership: Arc<leader::Leadership>,
+    ) -> ApiResult<Arc<Engine>> {
         let snapshot = store.range(keys::ROOT).await?;
-        let mut state = State::default();
-        state.load(
-            snapshot
-                .kvs
-                .iter()
-                .map(|kv| (kv.key.as_str(), kv.value.as_slice())),
-        );
-        state.revision = snapshot.revision;
-        state.cluster_mode.clone_from(&options.cluster_mode);
+        let state = State::from_snapshot(&snapshot, &options.cluster_mode);
         let now = std::time::Instant::now();
         let node_seen = state.nodes.keys().map(|n| (n.clone(), now)).collect();
         debug!(
@@ -69,18 +80,65 @@ impl Engine {
             revision = snapshot.revision,
             "state loaded"
         );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
         let engine = Arc::new(Engine {
-            store,
+            store: store.clone(),
             state: RwLock::new(state),
             writer: tokio::sync::Mutex::new(()),
             lists: cache::ListCache::default(),
             events: events::EventLog::starting_at(snapshot.revision),
+            applied: tokio::sync::watch::Sender::new(snapshot.revision),
+            stop: stop_tx,
+            leadership,
             node_seen: parking_lot::Mutex::new(node_seen),
             policy_reports: policy::Reports::default(),
             options,
         });
-        bootstrap::ensure_defaults(&engine).await?;
+        tokio::spawn(follow::follow(
+            store,
+            Arc::downgrade(&engine),
+            snapshot.revision,
+            stop_rx,
+        ));
+        if engine.leadership.is_leader() {
+            bootstrap::ensure_defaults(&engine).await?;
+        }
         Ok(engine)
+    }
+
+    /// Campaigns for leadership (several netmasters on etcd) with a lease of `ttl`.
+    pub fn start_election(self: &Arc<Self>, ttl: std::time::Duration) {
+        tokio::spawn(leader::run_election(
+            self.store.clone(),
+            self.leadership.clone(),
+            Arc::downgrade(self),
+            ttl,
+            self.stop.subscribe(),
+        ));
+    }
+
+    pub fn leadership(&self) -> &leader::Leadership {
+        &self.leadership
+    }
+
+    /// Every netmaster registered on the store (empty for a standalone one).
+    pub async fn netmasters(&self) -> ApiResult<Vec<leader::Member>> {
+        Ok(leader::members(&*self.store).await?)
+    }
+
+    /// About to lead: every node gets a fresh heartbeat grace period (this netmaster did not see
+    /// their heartbeats so far: followers forward them).
+    fn reset_heartbeats(&self) {
+        let now = std::time::Instant::now();
+        let nodes: Vec<String> = self.read(|st| st.nodes.keys().cloned().collect());
+        let mut seen = self.node_seen.lock();
+        seen.clear();
+        seen.extend(nodes.into_iter().map(|n| (n, now)));
+    }
+
+    /// The `global` object and the `default` tenant (written by the first leader of a cluster).
+    async fn ensure_defaults(&self) -> ApiResult<()> {
+        bootstrap::ensure_defaults(self).await
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -97,42 +155,42 @@ impl Engine {
     }
 
     /// The one write path: plan against current state, commit the change set as one transaction,
-    /// then apply it to memory. A refused plan or a failed commit changes nothing.
+    /// then answer once memory reflects that revision (see `follow`: applied by this writer when
+    /// it is the next revision, else by the follower from the store's watch). A refused plan or a
+    /// failed commit changes nothing.
     pub async fn write<R>(
         &self,
         plan: impl FnOnce(&State, &mut ChangeSet) -> ApiResult<R>,
     ) -> ApiResult<R> {
         let _writer = self.writer.lock().await;
         let mut cs = ChangeSet::default();
+        let fence = self.leadership.fence().map_err(not_leader)?;
         let result = plan(&self.state.read(), &mut cs)?;
         if cs.is_empty() {
             return Ok(result);
         }
-        let revision = match self.store.commit(cs.to_txn()).await? {
+        let mut txn = cs.to_txn();
+        let guards = usize::from(fence.is_some());
+        if let Some(f) = &fence {
+            txn.compares.insert(0, f.clone());
+        }
+        let revision = match self.store.commit(txn).await? {
             TxnOutcome::Committed { revision } => revision,
+            TxnOutcome::CompareFailed { index } if index < guards => {
+                if let Some(contiv_store::Compare::ModRevision(_, rev)) = fence {
+                    self.leadership.lost(rev);
+                }
+                return Err(not_leader(None));
+            }
             TxnOutcome::CompareFailed { index } => {
+                let index = index - guards;
                 return Err(ApiError::conflict(format!(
                     "state changed concurrently (guard {index} failed), retry the request"
                 )));
             }
         };
-        let mut st = self.state.write();
-        let mut writes: Vec<_> = cs.writes().iter().collect();
-        writes.sort_by_key(|(k, _)| keys::parse(k).map_or(9, |p| p.phase()));
-        for (k, v) in writes {
-            st.apply(k, v.as_deref());
-        }
-        st.revision = revision;
-        self.events.publish(revision, cs.writes());
-        // Served objects (with their derived links) depend only on object keys: allocations and
-        // endpoint records leave the cached list bodies valid.
-        if cs
-            .writes()
-            .iter()
-            .any(|(k, _)| k.starts_with(keys::OBJECT_PREFIX))
-        {
-            self.lists.clear();
-        }
+        self.apply_revision(revision, cs.writes().to_vec(), true);
+        self.await_applied(revision).await?;
         Ok(result)
     }
 
@@ -203,6 +261,22 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Refusal of a write on a netmaster that does not lead (nothing was written).
+fn not_leader(leader: Option<leader::Member>) -> ApiError {
+    let msg = match leader {
+        Some(m) => format!(
+            "this netmaster is not the leader (the leader is {}): nothing was written, retry there",
+            m.url
+        ),
+        None => {
+            "this netmaster is not the leader and no leader is known yet (election under way): \
+                 nothing was written, retry shortly"
+                .to_string()
+        }
+    };
+    ApiError::new(crate::error::ErrorKind::NotLeader, msg)
 }
 
 /// Contiv's message for a missing object: "<type> not found".

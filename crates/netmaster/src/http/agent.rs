@@ -85,6 +85,10 @@ async fn live_step(
                 };
                 return Some((Ok(line(&ka)), Phase::Live(rx, last)));
             }
+            Ok(Ok(ev)) if ev.resync => {
+                // netmaster reloaded its state: the agent takes a new snapshot.
+                return Some((Ok(line(&ev)), Phase::Done));
+            }
             Ok(Ok(ev)) if ev.revision <= last => continue, // already sent from the backlog
             Ok(Ok(ev)) => {
                 let rev = ev.revision;

@@ -5,6 +5,7 @@
 //! no Content-Type), so a bad body is a clear 400/500 message instead of a framework rejection.
 
 mod agent;
+pub mod forward;
 mod objects;
 mod plugin;
 mod policy;
@@ -73,5 +74,9 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(plugin::version))
         .route("/info", get(plugin::info))
         .fallback(objects::no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_leader,
+        ))
         .with_state(state)
 }

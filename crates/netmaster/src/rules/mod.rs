@@ -11,7 +11,7 @@ mod infra;
 pub(crate) mod network;
 mod policy;
 mod profiles;
-mod service;
+pub(crate) mod service;
 mod tenant;
 
 use contiv_model::{Link, ObjectKind};

@@ -77,6 +77,12 @@ fn groups_with_profile(st: &State, np: &NetProfile) -> Vec<String> {
         .collect()
 }
 
+/// What the agents enforce must parse: Contiv's pattern lets `10 1bps` through, and a negative
+/// DSCP or burst (Contiv checked no lower bound) cannot be enforced.
+fn check_qos(np: &NetProfile) -> ApiResult<()> {
+    np.check_qos().map_err(|e| ApiError::bad_request(e.0))
+}
+
 impl Managed for NetProfile {
     fn plan_create(st: &State, np: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         if np.tenant_name.is_empty() {
@@ -87,6 +93,7 @@ impl Managed for NetProfile {
                 "Invalid Burst size. burst size > 1500 bytes",
             ));
         }
+        check_qos(np)?;
         require_tenant(st, &np.tenant_name, false)
     }
     fn plan_update(_st: &State, _old: &Self, new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
@@ -95,7 +102,7 @@ impl Managed for NetProfile {
                 "Invalid Burst size. burst size must be > 1500 bytes",
             ));
         }
-        Ok(())
+        check_qos(new)
     }
     fn plan_delete(st: &State, np: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
         require_tenant(st, &np.tenant_name, true)?;

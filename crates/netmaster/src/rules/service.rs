@@ -67,7 +67,7 @@ fn check_service(st: &State, svc: &ServiceLb) -> ApiResult<()> {
 }
 
 /// The VIP currently held by this service, if any.
-fn vip_of(st: &State, svc: &ServiceLb) -> Option<String> {
+pub(crate) fn vip_of(st: &State, svc: &ServiceLb) -> Option<String> {
     let pools = st.pools.get(&scoped(&svc.tenant_name, &svc.network_name))?;
     let me = owner(svc);
     pools
@@ -75,6 +75,14 @@ fn vip_of(st: &State, svc: &ServiceLb) -> Option<String> {
         .iter()
         .find(|(_, o)| **o == me)
         .map(|(a, _)| a.clone())
+}
+
+/// The agent-visible record of the service's VIP, written in the change set that allocates it.
+fn put_oper(cs: &mut ChangeSet, svc: &ServiceLb, service_vip: String) -> ApiResult<()> {
+    cs.put_json(
+        keys::service_oper(&svc.key),
+        &contiv_api::ServiceOper { service_vip },
+    )
 }
 
 fn is_provider(ep: &EndpointState, sel: &[(&str, &str)], svc: &ServiceLb) -> bool {
@@ -99,10 +107,10 @@ impl Managed for ServiceLb {
             )));
         }
         endpoint::take_addr(cs, &net_key, &p, &owner(svc));
-        Ok(())
+        put_oper(cs, svc, p.addr.to_string())
     }
 
-    fn plan_update(st: &State, old: &Self, new: &Self, _cs: &mut ChangeSet) -> ApiResult<()> {
+    fn plan_update(st: &State, old: &Self, new: &Self, cs: &mut ChangeSet) -> ApiResult<()> {
         check_service(st, new)?;
         if old.network_name != new.network_name {
             return Err(ApiError::conflict(
@@ -114,7 +122,11 @@ impl Managed for ServiceLb {
                 "Cannot change the ip address of a service after its created",
             ));
         }
-        Ok(())
+        // Re-posting a service created before agents were told VIPs tells them.
+        match vip_of(st, old) {
+            Some(vip) => put_oper(cs, new, vip),
+            None => Ok(()),
+        }
     }
 
     fn merge_update(old: &Self, new: &mut Self) {
@@ -127,6 +139,7 @@ impl Managed for ServiceLb {
         if let Some(vip) = vip_of(st, svc) {
             cs.delete(keys::ip(&scoped(&svc.tenant_name, &svc.network_name), &vip));
         }
+        cs.delete(keys::service_oper(&svc.key));
         Ok(())
     }
 
