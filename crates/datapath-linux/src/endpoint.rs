@@ -1,12 +1,14 @@
 //! Local endpoints: a veth pair whose host end lives in the tenant namespace (on the network's
 //! bridge, or routed as a /32 with proxy ARP in routing mode) and whose other end becomes the
-//! workload's interface with its address, MAC, MTU and default route via the gateway.
+//! workload's interface with its address, MAC, MTU and default route via the gateway; or, for a
+//! handed-over endpoint (Docker CNM), stays in the agent's namespace with its MAC and MTU only,
+//! for the runtime to move and configure ([`Plumbing::HandedOver`]).
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
 
-use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint};
+use contiv_datapath::{DatapathError, EndpointAttachment, FwdMode, LocalEndpoint, Plumbing};
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVeth, LinkAttribute,
 };
@@ -58,7 +60,9 @@ pub(crate) fn add(
     let res = d.in_tenant_and_workload(loc, &ws_file, &ws, |tnl, wnl| async move {
         let out = async {
             let fresh = plug(&tnl, &wnl, loc, ep, fd).await?;
-            configure_workload(&wnl, ep, loc.mtu, fresh).await?;
+            if ep.plumbing == Plumbing::InWorkload {
+                configure_workload(&wnl, ep, loc.mtu, fresh).await?;
+            }
             if fresh {
                 finish_host(&tnl, loc, ep).await?;
             }
@@ -92,11 +96,13 @@ async fn plug(
         Err(e) => return Err(e),
     }
     // The host end exists: keep the pair if its workload end is ours, else start over (an
-    // interrupted call left half of it).
-    let ours = wnl
-        .link(&ep.ifname)
-        .await?
-        .is_some_and(|l| l.mac == ep.mac.octets());
+    // interrupted call left half of it). A handed-over end is the runtime's to move: it may be
+    // in any namespace by now, so the pair is kept as it is.
+    let ours = ep.plumbing == Plumbing::HandedOver
+        || wnl
+            .link(&ep.ifname)
+            .await?
+            .is_some_and(|l| l.mac == ep.mac.octets());
     if !ours {
         tnl.del_link(host).await?;
         create_veth(tnl, loc, ep, fd).await?;

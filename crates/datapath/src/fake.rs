@@ -59,6 +59,11 @@ impl FakeDatapath {
         self.lock().fail_next.insert(method);
     }
 
+    /// The local endpoint as last plugged (absent once removed).
+    pub fn local_endpoint(&self, id: &str) -> Option<LocalEndpoint> {
+        self.lock().endpoints.get(id).cloned()
+    }
+
     /// The remote set last given for a network.
     pub fn remotes(&self, network_id: &str) -> Vec<RemoteEndpoint> {
         self.lock()
@@ -234,6 +239,7 @@ mod tests {
             ip: "10.1.0.2/24".parse().unwrap(),
             mac: MacAddr::from_ipv4(Ipv4Addr::new(10, 1, 0, 2)),
             gateway: Ipv4Addr::new(10, 1, 0, 1),
+            plumbing: crate::Plumbing::InWorkload,
         };
         f.fail_next("add_local_endpoint");
         assert!(f.add_local_endpoint(&ep).is_err());

@@ -116,6 +116,22 @@ impl HostSpec {
     }
 }
 
+/// Who finishes a local endpoint's workload interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Plumbing {
+    /// The driver makes the interface inside the workload's namespace (`netns_path`) and
+    /// configures it: up, address, default route via the gateway (CNI).
+    #[default]
+    InWorkload,
+    /// The driver makes the interface in `netns_path` (the agent's own namespace, where the
+    /// runtime finds it) named `ifname`, with its MAC and MTU only, and leaves it down: the
+    /// runtime moves it into the workload, renames, addresses and routes it (Docker CNM's Join).
+    /// Once made, the driver never looks for it again (it may be anywhere by then): a repeated
+    /// add converges the host end only, and removal deletes the host end (its peer goes with
+    /// it, wherever it is).
+    HandedOver,
+}
+
 /// An endpoint (container interface) living on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalEndpoint {
@@ -130,6 +146,8 @@ pub struct LocalEndpoint {
     pub ip: Ipv4Net,
     pub mac: MacAddr,
     pub gateway: Ipv4Addr,
+    /// Who configures the workload end.
+    pub plumbing: Plumbing,
 }
 
 /// An endpoint living on another host, reached through that host's VTEP.

@@ -250,6 +250,10 @@ pub(crate) fn local_endpoint(a: &Attachment) -> Result<LocalEndpoint, AgentError
         ip,
         mac,
         gateway,
+        plumbing: match a.frontend {
+            crate::records::Frontend::Cni => contiv_datapath::Plumbing::InWorkload,
+            crate::records::Frontend::Docker => contiv_datapath::Plumbing::HandedOver,
+        },
     })
 }
 

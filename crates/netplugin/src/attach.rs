@@ -6,17 +6,76 @@
 //! record, ensure the network with its remotes, plug the interface. A failure after netmaster
 //! answered rolls back (datapath, netmaster, record). DEL: unplug, then `deleteEndpoint`; when
 //! netmaster is unreachable the record stays in phase `Releasing` and the reconciler finishes it.
+//!
+//! The core is front-end neutral: [`Agent::attach`] takes an [`AttachRequest`] (CNI ADD and
+//! Docker's CreateEndpoint both build one) and [`Agent::detach`] undoes it; `add` and `del` are
+//! the CNI adapters around them, `crate::cnm` the Docker one.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use contiv_api::plugin::{ConfigEp, CreateEndpointRequest, DeleteEndpointRequest};
 use contiv_cni::agent_api::{AgentAddRequest, AgentAddResponse, AgentDelRequest, AgentError};
 use contiv_cni::error::codes;
-use contiv_datapath::{DatapathError, NetworkSpec};
+use contiv_datapath::{DatapathError, MacAddr, NetworkSpec};
 
 use crate::agent::{hold, internal, local_endpoint, lock, response, Agent};
 use crate::mirror::SpecError;
 use crate::netmaster::NmError;
 use crate::reconcile::orphan_endpoint;
-use crate::records::{ep_container, Attachment, Phase};
+use crate::records::{ep_container, Attachment, Frontend, Phase};
+
+/// An attachment to make, whatever the front end asking (CNI ADD, Docker's CreateEndpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// The workload: CNI's container id, or Docker's endpoint id.
+    pub workload: String,
+    /// The interface: its name in the workload (CNI), or the name dockerd moves (Docker).
+    pub ifname: String,
+    /// The namespace the interface is made in (the workload's, or the agent's own for Docker).
+    pub netns: String,
+    /// The CNI network name (empty for Docker).
+    pub cni_network: String,
+    pub tenant: String,
+    pub network: String,
+    pub group: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Contiv's `EpCommonName` (a pod's `namespace/name`), may be empty.
+    pub common_name: String,
+    /// An address allocated beforehand (Docker's IPAM); else netmaster picks one.
+    pub ip: Option<Ipv4Addr>,
+    /// A MAC the runtime chose; else netmaster's (Contiv's derivation from the address).
+    pub mac: Option<MacAddr>,
+    pub frontend: Frontend,
+}
+
+impl AttachRequest {
+    /// The CNI ADD's attachment.
+    pub fn from_cni(req: &AgentAddRequest) -> Self {
+        let id = &req.identity;
+        AttachRequest {
+            workload: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+            netns: req.netns.clone(),
+            cni_network: req.cni_network.clone(),
+            tenant: id.tenant.clone(),
+            network: id.network.clone(),
+            group: id.group.clone(),
+            labels: id.labels.clone(),
+            common_name: match (&id.pod_namespace, &id.pod_name) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                _ => String::new(),
+            },
+            ip: None,
+            mac: None,
+            frontend: Frontend::Cni,
+        }
+    }
+
+    fn net_key(&self) -> String {
+        format!("{}:{}", self.tenant, self.network)
+    }
+}
 
 fn invalid(msg: impl Into<String>) -> AgentError {
     AgentError::new(codes::INVALID_NETCONF, msg)
@@ -73,11 +132,23 @@ impl Agent {
     /// CNI ADD (idempotent per container id + ifname).
     pub fn add(&self, req: &AgentAddRequest) -> Result<AgentAddResponse, AgentError> {
         check_add_request(req)?;
+        let a = self.attach(&AttachRequest::from_cni(req))?;
+        let mut out = response(&a);
+        if self.settings.dns {
+            out.dns = crate::dns::cni_dns(&a.tenant, &a.gateway);
+        }
+        Ok(out)
+    }
+
+    /// Makes an attachment: netmaster's endpoint (address, MAC), the record, the network and
+    /// the interface; idempotent per (workload, ifname). A failure after netmaster answered rolls
+    /// everything back. The caller has checked that the request names what it needs.
+    pub fn attach(&self, req: &AttachRequest) -> Result<Attachment, AgentError> {
         let _gate = self.shared();
-        let net_key = format!("{}:{}", req.identity.tenant, req.identity.network);
-        let lock = self.attachment_lock(&req.container_id, &req.ifname);
+        let net_key = req.net_key();
+        let lock = self.attachment_lock(&req.workload, &req.ifname);
         let _att = hold(&lock.lock);
-        let key = (req.container_id.clone(), req.ifname.clone());
+        let key = (req.workload.clone(), req.ifname.clone());
         if let Some(a) = self.records.get(&key) {
             if a.network_key() != net_key {
                 return Err(invalid(format!(
@@ -99,19 +170,22 @@ impl Agent {
             .create_endpoint(&self.create_request(req))
             .map_err(nm_error)?;
         let a = Attachment {
-            container_id: req.container_id.clone(),
+            container_id: req.workload.clone(),
             ifname: req.ifname.clone(),
             netns: req.netns.clone(),
             cni_network: req.cni_network.clone(),
-            tenant: req.identity.tenant.clone(),
-            network: req.identity.network.clone(),
-            group: req.identity.group.clone(),
-            ep_container: ep_container(&req.container_id, &req.ifname),
+            tenant: req.tenant.clone(),
+            network: req.network.clone(),
+            group: req.group.clone(),
+            ep_container: ep_container(&req.workload, &req.ifname),
             endpoint_id: ep.id.clone(),
             ip: format!("{}/{}", ep.ip_address, spec.subnet.prefix_len()),
             gateway: spec.gateway.to_string(),
-            mac: ep.mac_address.clone(),
+            mac: req
+                .mac
+                .map_or_else(|| ep.mac_address.clone(), |m| m.to_string()),
             phase: Phase::Adding,
+            frontend: req.frontend,
             ..Default::default()
         };
         if let Err(e) = self.records.put(&a) {
@@ -122,8 +196,23 @@ impl Agent {
             .inspect_err(|_| self.rollback(&a))
     }
 
+    /// Undoes [`Agent::attach`] (idempotent): returns false when no attachment
+    /// (workload, ifname) is recorded.
+    pub fn detach(&self, workload: &str, ifname: &str) -> Result<bool, AgentError> {
+        let _gate = self.shared();
+        let lock = self.attachment_lock(workload, ifname);
+        let _att = hold(&lock.lock);
+        match self
+            .records
+            .get(&(workload.to_string(), ifname.to_string()))
+        {
+            Some(a) => self.release(&a).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// The network's spec from the mirror, validated by the datapath.
-    fn spec_for_add(&self, net_key: &str) -> Result<NetworkSpec, AgentError> {
+    pub(crate) fn spec_for_add(&self, net_key: &str) -> Result<NetworkSpec, AgentError> {
         let fallback = self.settings.fwd_mode;
         let ready = |m: &crate::mirror::Mirror| {
             !matches!(
@@ -147,27 +236,23 @@ impl Agent {
         Ok(spec)
     }
 
-    fn create_request(&self, req: &AgentAddRequest) -> CreateEndpointRequest {
-        let id = &req.identity;
-        let container = ep_container(&req.container_id, &req.ifname);
-        let common = match (&id.pod_namespace, &id.pod_name) {
-            (Some(ns), Some(n)) => format!("{ns}/{n}"),
-            _ => String::new(),
-        };
+    fn create_request(&self, req: &AttachRequest) -> CreateEndpointRequest {
+        let container = ep_container(&req.workload, &req.ifname);
         CreateEndpointRequest {
-            tenant_name: id.tenant.clone(),
-            network_name: id.network.clone(),
-            service_name: id.group.clone().unwrap_or_default(),
+            tenant_name: req.tenant.clone(),
+            network_name: req.network.clone(),
+            service_name: req.group.clone().unwrap_or_default(),
             endpoint_id: container.clone(),
-            ep_common_name: common,
+            ep_common_name: req.common_name.clone(),
             config_ep: ConfigEp {
                 container,
                 host: self.settings.host.clone(),
-                service_name: id.group.clone().unwrap_or_default(),
+                ip_address: req.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                service_name: req.group.clone().unwrap_or_default(),
                 intf_name: req.ifname.clone(),
                 vtep_ip: self.settings.vtep_ip.to_string(),
-                labels: id.labels.clone(),
-                container_id: req.container_id.clone(),
+                labels: req.labels.clone(),
+                container_id: req.workload.clone(),
                 ..Default::default()
             },
         }
@@ -181,7 +266,7 @@ impl Agent {
         mut a: Attachment,
         spec: &NetworkSpec,
         seen: u64,
-    ) -> Result<AgentAddResponse, AgentError> {
+    ) -> Result<Attachment, AgentError> {
         let cached = self.converge_network(spec, false)?;
         let ep = local_endpoint(&a)?;
         // The record (written before this) makes the policy loop count the new member: when its
@@ -221,11 +306,7 @@ impl Agent {
         self.kick.kick(); // the tenant's other networks, stale entries
         self.policy.kick.kick(); // the new member's traffic
         tracing::info!(endpoint = %a.endpoint_id, ip = %a.ip, "attached");
-        let mut out = response(&a);
-        if self.settings.dns {
-            out.dns = crate::dns::cni_dns(&a.tenant, &a.gateway);
-        }
-        Ok(out)
+        Ok(a)
     }
 
     /// Puts a new member of `group` under its group's rules before its interface exists: added

@@ -170,6 +170,10 @@ pub struct Flags {
     /// Where the CNI plugin spools DELs it could not deliver.
     #[arg(long, default_value = DEFAULT_PENDING_DELETE_DIR)]
     pub cni_pending_dir: PathBuf,
+    /// Serve Docker's remote network and IPAM driver `netplugin` on this unix socket (off unless
+    /// given; the flag alone means /run/docker/plugins/netplugin.sock, where dockerd looks).
+    #[arg(long, num_args = 0..=1, default_missing_value = crate::cnm::server::DEFAULT_SOCKET)]
+    pub docker_plugin_socket: Option<PathBuf>,
     /// Directory of named network namespaces (tenant routers are created there).
     #[arg(long, default_value = "/run/netns")]
     pub netns_dir: PathBuf,

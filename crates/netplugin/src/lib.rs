@@ -24,8 +24,9 @@
 //! existing workloads flows on while the agent is down or restarting.
 
 pub mod agent;
-mod attach;
+pub mod attach;
 pub mod cni_server;
+pub mod cnm;
 pub mod config;
 pub mod dns;
 pub mod follow;

@@ -10,7 +10,10 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use contiv_api::agent::{AgentEvent, AgentSnapshot, NodeInfo};
-use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest, EndpointResponse};
+use contiv_api::plugin::{
+    AllocAddressRequest, AllocAddressResponse, CreateEndpointRequest, DeleteEndpointRequest,
+    EndpointResponse, ReleaseAddressRequest,
+};
 use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 
@@ -76,6 +79,24 @@ pub trait Netmaster: Send + Sync {
     fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), NmError>;
     /// `POST /plugin/policyReport`: the revision whose policy this host enforces, and counters.
     fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError>;
+    /// `POST /plugin/allocAddress`: an address reserved without an endpoint (Docker's IPAM);
+    /// a later `createEndpoint` naming it claims it. Not idempotent: every call reserves one.
+    fn alloc_address(&self, req: &AllocAddressRequest) -> Result<AllocAddressResponse, NmError> {
+        Err(NmError::Refused {
+            op: "/plugin/allocAddress".into(),
+            status: 501,
+            message: format!("not implemented by this client ({})", req.network_id),
+        })
+    }
+    /// `POST /plugin/releaseAddress`: frees an address reserved by `alloc_address` and never
+    /// claimed (netmaster refuses one an endpoint holds).
+    fn release_address(&self, req: &ReleaseAddressRequest) -> Result<(), NmError> {
+        Err(NmError::Refused {
+            op: "/plugin/releaseAddress".into(),
+            status: 501,
+            message: format!("not implemented by this client ({})", req.network_id),
+        })
+    }
 }
 
 /// A watch stream that stays silent this long is considered dead (netmaster sends a keepalive
@@ -266,6 +287,16 @@ impl Netmaster for HttpNetmaster {
     fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError> {
         self.post("/plugin/policyReport", report).map(|_| ())
     }
+
+    fn alloc_address(&self, req: &AllocAddressRequest) -> Result<AllocAddressResponse, NmError> {
+        let op = "/plugin/allocAddress";
+        let text = self.post(op, req)?;
+        decode::<AllocAddressResponse>(op, &text)
+    }
+
+    fn release_address(&self, req: &ReleaseAddressRequest) -> Result<(), NmError> {
+        self.post("/plugin/releaseAddress", req).map(|_| ())
+    }
 }
 
 /// Several netmasters (`--netmaster URL,URL,...`): any of them serves the agent (followers forward
@@ -388,6 +419,12 @@ impl Netmaster for FailoverNetmaster {
     }
     fn policy_report(&self, report: &PolicyReport) -> Result<(), NmError> {
         self.call(|m| m.policy_report(report))
+    }
+    fn alloc_address(&self, req: &AllocAddressRequest) -> Result<AllocAddressResponse, NmError> {
+        self.call(|m| m.alloc_address(req))
+    }
+    fn release_address(&self, req: &ReleaseAddressRequest) -> Result<(), NmError> {
+        self.call(|m| m.release_address(req))
     }
 }
 

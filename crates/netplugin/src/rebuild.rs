@@ -227,5 +227,7 @@ pub(crate) fn rebuilt_record(
         host_ifname: o.host_ifname.clone(),
         mtu: w.mtu,
         phase: Phase::Ready,
+        // A lost Docker record is not told apart yet (issue 15): adopted as CNI's.
+        frontend: crate::records::Frontend::Cni,
     })
 }

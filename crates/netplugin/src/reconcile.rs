@@ -201,6 +201,7 @@ pub(crate) fn orphan_endpoint(o: &ObservedEndpoint, m: Option<&Mirror>) -> Local
         ip: contiv_datapath::Ipv4Net::new(ip, 32).unwrap_or_default(),
         mac: contiv_datapath::MacAddr::from_ipv4(ip),
         gateway: ip,
+        plumbing: contiv_datapath::Plumbing::InWorkload,
     }
 }
 

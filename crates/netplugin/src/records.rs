@@ -78,6 +78,23 @@ pub enum Phase {
 }
 
 /// One CNI attachment as the agent made it.
+/// Which front end made an attachment, so the datapath is told who finishes its workload end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frontend {
+    /// CNI ADD: the interface is made and configured inside the workload's namespace.
+    #[default]
+    Cni,
+    /// Docker CNM: the interface is left in the agent's namespace for dockerd to move (`netns`
+    /// names the agent's namespace, `ifname` the name dockerd moves, `container_id` is Docker's
+    /// endpoint id).
+    Docker,
+}
+
+fn is_cni(f: &Frontend) -> bool {
+    *f == Frontend::Cni
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Attachment {
@@ -99,6 +116,8 @@ pub struct Attachment {
     pub host_ifname: String,
     pub mtu: u32,
     pub phase: Phase,
+    #[serde(skip_serializing_if = "is_cni")]
+    pub frontend: Frontend,
 }
 
 /// Key of an attachment.

@@ -36,6 +36,14 @@ pub enum RunError {
     },
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("docker plugin socket {path}: {source}")]
+    DockerSocket {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    DockerNetworks(#[from] crate::cnm::store::StoreError),
     #[error("metrics address {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -234,6 +242,9 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
         ),
         _ => None,
     };
+    if let Some(path) = &flags.docker_plugin_socket {
+        start_docker_plugin(&rt, &agent, &flags.state_dir, path)?;
+    }
     let socket = flags.cni_socket.clone();
     let served = rt.block_on(async {
         let listener = crate::cni_server::bind(&socket).map_err(|source| RunError::Socket {
@@ -256,6 +267,34 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
         let _ = d.join();
     }
     let _ = std::fs::remove_file(&flags.cni_socket);
+    if let Some(path) = &flags.docker_plugin_socket {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("netplugin stopped");
     served
+}
+
+/// Serves Docker's network and IPAM driver on `path` (see `cnm`), on `rt`.
+fn start_docker_plugin(
+    rt: &tokio::runtime::Runtime,
+    agent: &Arc<Agent>,
+    state_dir: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<(), RunError> {
+    let networks = crate::cnm::store::DockerNetworks::open(state_dir)?;
+    let cnm = Arc::new(crate::cnm::Cnm::new(agent.clone(), networks));
+    let listener = {
+        let _guard = rt.enter();
+        crate::cnm::server::bind(path).map_err(|source| RunError::DockerSocket {
+            path: path.display().to_string(),
+            source,
+        })?
+    };
+    tracing::info!(socket = %path.display(), "serving docker network and ipam driver");
+    rt.spawn(async move {
+        if let Err(e) = crate::cnm::server::serve(listener, cnm, shutdown_signal()).await {
+            tracing::error!("docker plugin server stopped: {e}");
+        }
+    });
+    Ok(())
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use contiv_api::agent::{AgentEvent, AgentSnapshot, KvChange, NodeInfo};
 use contiv_api::keys;
-use contiv_api::plugin::{CreateEndpointRequest, DeleteEndpointRequest};
+use contiv_api::plugin::{
+    AllocAddressRequest, AllocAddressResponse, CreateEndpointRequest, DeleteEndpointRequest,
+    ReleaseAddressRequest,
+};
 use contiv_api::policy::PolicyReport;
 use contiv_api::EndpointState;
 use contiv_cni::agent_api::{AgentAddRequest, AgentDelRequest, AttachmentIdentity};
@@ -25,6 +28,7 @@ use crate::mirror::{Mirror, SharedMirror};
 use crate::netmaster::{Netmaster, NmError, WatchEnd};
 use crate::records::{Phase, RecordStore};
 
+mod cnm;
 mod qos;
 mod rebuild;
 
@@ -42,6 +46,8 @@ struct FakeNm {
     reports: Mutex<Vec<PolicyReport>>,
     /// The revision createEndpoint answers with.
     answer_revision: std::sync::atomic::AtomicU64,
+    /// Addresses reserved by allocAddress and not claimed, `network.tenant/ip`.
+    allocs: Mutex<BTreeSet<String>>,
 }
 
 impl FakeNm {
@@ -92,9 +98,18 @@ impl Netmaster for FakeNm {
         let mut eps = self.eps.lock().unwrap();
         let third = if r.network_name == "n2" { 2 } else { 1 };
         let n = eps.len() as u8 + 2;
+        let ip = match r.config_ep.ip_address.as_str() {
+            "" => format!("10.{third}.0.{n}"),
+            ip => ip.to_string(),
+        };
+        let net_id = format!("{}.{}", r.network_name, r.tenant_name);
+        self.allocs
+            .lock()
+            .unwrap()
+            .remove(&format!("{net_id}/{ip}"));
         let ep = eps.entry(id.clone()).or_insert_with(|| EndpointState {
             id,
-            ip_address: format!("10.{third}.0.{n}"),
+            ip_address: ip,
             mac_address: format!("02:02:0a:{third:02x}:00:{n:02x}"),
             homing_host: r.config_ep.host.clone(),
             vtep_ip: r.config_ep.vtep_ip.clone(),
@@ -119,6 +134,38 @@ impl Netmaster for FakeNm {
         self.check_up()?;
         self.reports.lock().unwrap().push(r.clone());
         Ok(())
+    }
+    /// From 10.<net>.0.100 up; the group part of the id (`net:group.tenant`) is dropped.
+    fn alloc_address(&self, r: &AllocAddressRequest) -> Result<AllocAddressResponse, NmError> {
+        self.check_up()?;
+        let net_id = match r.network_id.split_once(':') {
+            Some((net, gt)) => format!("{net}.{}", gt.rsplit_once('.').map_or(gt, |(_, t)| t)),
+            None => r.network_id.clone(),
+        };
+        let third = if net_id.starts_with("n2.") { 2 } else { 1 };
+        let mut allocs = self.allocs.lock().unwrap();
+        let ip = (100..200)
+            .map(|n| format!("10.{third}.0.{n}"))
+            .find(|ip| !allocs.contains(&format!("{net_id}/{ip}")))
+            .expect("free address");
+        allocs.insert(format!("{net_id}/{ip}"));
+        Ok(AllocAddressResponse {
+            network_id: r.network_id.clone(),
+            ipv4_address: format!("{ip}/24"),
+        })
+    }
+    fn release_address(&self, r: &ReleaseAddressRequest) -> Result<(), NmError> {
+        self.check_up()?;
+        let key = format!("{}/{}", r.network_id, r.ipv4_address);
+        if self.allocs.lock().unwrap().remove(&key) {
+            Ok(())
+        } else {
+            Err(NmError::Refused {
+                op: "/plugin/releaseAddress".into(),
+                status: 404,
+                message: format!("address {} is not allocated", r.ipv4_address),
+            })
+        }
     }
 }
 

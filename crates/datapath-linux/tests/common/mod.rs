@@ -36,6 +36,7 @@ pub fn ep(tb: &Testbed, id: &str, net: &NetworkSpec, ip: [u8; 4]) -> LocalEndpoi
         ip: ipnet::Ipv4Net::new(ip, net.subnet.prefix_len()).expect("prefix"),
         mac: MacAddr::from_ipv4(ip),
         gateway: net.gateway,
+        plumbing: contiv_datapath::Plumbing::InWorkload,
     }
 }
 

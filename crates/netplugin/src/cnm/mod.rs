@@ -1,0 +1,381 @@
+//! Docker's libnetwork remote network driver and IPAM driver (CNM), served on one unix socket:
+//! a thin front end of the agent's core ([`Agent::attach`] / [`Agent::detach`]), as the CNI
+//! server is.
+//!
+//! Shape of a Docker endpoint: `CreateEndpoint` makes netmaster's endpoint (the address Docker's
+//! IPAM call reserved, our MAC), the record and the veth, whose workload end stays in the
+//! agent's namespace under a name derived from Docker's endpoint id ([`cnm_ifname`]); `Join`
+//! hands that name to dockerd (`InterfaceName` SrcName + DstPrefix `eth`), which moves, renames,
+//! addresses and routes it (the network's gateway, so dockerd adds no gateway bridge); `Leave`
+//! leaves it to dockerd to move it back; `DeleteEndpoint` deletes both ends and netmaster's
+//! endpoint.
+//!
+//! Naming (Contiv's): the Docker network of a group is `<group>` in tenant `default` and
+//! `<group>/<tenant>` elsewhere ([`docker_network_name`]); dockerd does not tell a driver the
+//! network's name, so the Contiv network comes from the options: driver options (`-o`)
+//! `tenant`, `network`, `group` (and Contiv's `encap`, `pkt-tag`, checked against the network),
+//! IPAM options (`--ipam-opt`) `tenant`, `network`, `group`; without `network`, the tenant's
+//! network whose subnet is Docker's pool (`--subnet`). Which Contiv network a Docker network is
+//! lives in `<state-dir>/docker-networks.json` ([`store`]), since dockerd never sends
+//! `CreateNetwork` again after an agent restart. Pool ids name the Contiv network
+//! (`<tenant>/<network>[/<group>]`), so they stay valid across restarts with no state at all.
+//!
+//! Everything from dockerd is untrusted: bodies are parsed whatever the Content-Type (dockerd
+//! sends none), ids are checked before they name anything, a failed call leaves nothing behind.
+
+pub mod ipam;
+pub mod network;
+pub mod server;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use contiv_cni::agent_api::AgentError;
+use contiv_datapath::NetworkSpec;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::agent::Agent;
+use crate::netmaster::NmError;
+use store::{DockerNetwork, DockerNetworks, StoreError};
+
+/// The tenant a network is in when the options name none (Contiv's).
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Why a Docker plugin call failed; rendered as `{"Err": "<message>"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum CnmError {
+    /// A call this plugin does not implement (HTTP 404).
+    #[error("unknown call {0}")]
+    UnknownCall(String),
+    /// The request is malformed or asks for something impossible.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The agent's core refused or failed.
+    #[error("{msg}{}", details.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Agent {
+        msg: String,
+        details: Option<String>,
+    },
+    #[error("{0}")]
+    Netmaster(#[from] NmError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl CnmError {
+    /// The HTTP status of the answer (dockerd reads `Err` whatever it is).
+    pub fn status(&self) -> u16 {
+        match self {
+            CnmError::UnknownCall(_) => 404,
+            CnmError::Invalid(_) => 400,
+            _ => 500,
+        }
+    }
+}
+
+impl From<AgentError> for CnmError {
+    fn from(e: AgentError) -> Self {
+        CnmError::Agent {
+            details: (!e.details.is_empty() && e.details != e.msg).then_some(e.details),
+            msg: e.msg,
+        }
+    }
+}
+
+/// The Docker front end: the agent and the Docker networks it serves.
+pub struct Cnm {
+    pub agent: Arc<Agent>,
+    pub networks: DockerNetworks,
+}
+
+impl Cnm {
+    pub fn new(agent: Arc<Agent>, networks: DockerNetworks) -> Self {
+        Cnm { agent, networks }
+    }
+
+    /// Runs one plugin call (`method` as in the URL path, e.g. `NetworkDriver.Join`) on its
+    /// raw body. Blocking (netmaster round trips, the datapath).
+    pub fn call(&self, method: &str, body: &[u8]) -> Result<Value, CnmError> {
+        match method {
+            "Plugin.Activate" => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
+            "NetworkDriver.GetCapabilities" => {
+                Ok(json!({"Scope": "local", "ConnectivityScope": "global"}))
+            }
+            "NetworkDriver.CreateNetwork" => self.create_network(parse(body)?),
+            "NetworkDriver.DeleteNetwork" => self.delete_network(parse(body)?),
+            "NetworkDriver.CreateEndpoint" => self.create_endpoint(parse(body)?),
+            "NetworkDriver.EndpointOperInfo" => self.endpoint_oper_info(parse(body)?),
+            "NetworkDriver.DeleteEndpoint" => self.delete_endpoint(parse(body)?),
+            "NetworkDriver.Join" => self.join(parse(body)?),
+            "NetworkDriver.Leave" => self.leave(parse(body)?),
+            "NetworkDriver.DiscoverNew" | "NetworkDriver.DiscoverDelete" => {
+                parse::<network::DiscoveryRequest>(body).map(|_| json!({}))
+            }
+            "NetworkDriver.ProgramExternalConnectivity"
+            | "NetworkDriver.RevokeExternalConnectivity" => {
+                let r: network::EndpointRequest = parse(body)?;
+                check_id("NetworkID", &r.network_id)?;
+                check_id("EndpointID", &r.endpoint_id)?;
+                Ok(json!({}))
+            }
+            "IpamDriver.GetCapabilities" => {
+                Ok(json!({"RequiresMACAddress": false, "RequiresRequestReplay": false}))
+            }
+            "IpamDriver.GetDefaultAddressSpaces" => Ok(json!({
+                "LocalDefaultAddressSpace": ipam::LOCAL_SPACE,
+                "GlobalDefaultAddressSpace": ipam::GLOBAL_SPACE,
+            })),
+            "IpamDriver.RequestPool" => self.request_pool(parse(body)?),
+            "IpamDriver.ReleasePool" => self.release_pool(parse(body)?),
+            "IpamDriver.RequestAddress" => self.request_address(parse(body)?),
+            "IpamDriver.ReleaseAddress" => self.release_address(parse(body)?),
+            other => Err(CnmError::UnknownCall(other.chars().take(80).collect())),
+        }
+    }
+
+    /// The Contiv network (and group) the options name, with its spec (validated by the
+    /// datapath). `pool`: Docker's subnet, which finds the network when the options name none.
+    pub(crate) fn resolve(
+        &self,
+        opts: &ContivOptions,
+        pool: Option<&str>,
+    ) -> Result<(DockerNetwork, NetworkSpec), CnmError> {
+        let tenant = opts.tenant.clone();
+        let network = {
+            let guard = self.agent.mirror.read();
+            let m = guard.as_ref().ok_or_else(|| CnmError::Agent {
+                msg: "netmaster state not loaded yet".into(),
+                details: None,
+            })?;
+            let of_group = match &opts.group {
+                Some(g) => {
+                    let grp = m.groups.get(&format!("{tenant}:{g}")).ok_or_else(|| {
+                        CnmError::NotFound(format!("group {g} not found in tenant {tenant}"))
+                    })?;
+                    Some(grp.network_name.clone())
+                }
+                None => None,
+            };
+            match (&opts.network, of_group) {
+                (Some(n), Some(gn)) if *n != gn => {
+                    return Err(CnmError::Invalid(format!(
+                        "group {} is in network {gn}, not {n}",
+                        opts.group.as_deref().unwrap_or_default()
+                    )))
+                }
+                (Some(n), _) => n.clone(),
+                (None, Some(gn)) => gn,
+                (None, None) => by_subnet(m, &tenant, pool, self.agent.settings.fwd_mode)?,
+            }
+        };
+        let spec = self
+            .agent
+            .spec_for_add(&format!("{tenant}:{network}"))
+            .map_err(|e| match e.code {
+                contiv_cni::error::codes::INVALID_NETCONF => CnmError::NotFound(e.msg),
+                _ => e.into(),
+            })?;
+        Ok((
+            DockerNetwork {
+                tenant,
+                network,
+                group: opts.group.clone(),
+            },
+            spec,
+        ))
+    }
+}
+
+/// The tenant's network whose subnet is `pool`.
+fn by_subnet(
+    m: &crate::mirror::Mirror,
+    tenant: &str,
+    pool: Option<&str>,
+    fallback: contiv_datapath::FwdMode,
+) -> Result<String, CnmError> {
+    let Some(pool) = pool.filter(|p| !p.is_empty()) else {
+        return Err(CnmError::Invalid(
+            "name the Contiv network: option network (or group), or its subnet".into(),
+        ));
+    };
+    let want: contiv_datapath::Ipv4Net = pool
+        .parse()
+        .map_err(|_| CnmError::Invalid(format!("invalid pool {pool:?}")))?;
+    let found: Vec<String> = m
+        .tenant_networks(tenant)
+        .into_iter()
+        .filter(|k| m.network_spec(k, fallback).is_ok_and(|s| s.subnet == want))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one
+            .split_once(':')
+            .map_or(one.as_str(), |(_, n)| n)
+            .to_string()),
+        [] => Err(CnmError::NotFound(format!(
+            "no network of tenant {tenant} has subnet {want}"
+        ))),
+        _ => Err(CnmError::Invalid(format!(
+            "several networks of tenant {tenant} have subnet {want}: name one with option network"
+        ))),
+    }
+}
+
+/// The Contiv options of a Docker network or pool (`-o` / `--ipam-opt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContivOptions {
+    pub tenant: String,
+    pub network: Option<String>,
+    pub group: Option<String>,
+    pub encap: Option<String>,
+    pub pkt_tag: Option<u32>,
+}
+
+impl ContivOptions {
+    /// From an option map; values must be strings, names valid Contiv names. Other keys
+    /// (dockerd adds its own) are ignored.
+    pub fn parse(map: &BTreeMap<String, Value>) -> Result<Self, CnmError> {
+        let get = |k: &str| -> Result<Option<String>, CnmError> {
+            match map.get(k) {
+                None => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(CnmError::Invalid(format!("option {k}: not a string: {v}"))),
+            }
+        };
+        let name = |k: &str| -> Result<Option<String>, CnmError> {
+            let v = get(k)?;
+            if let Some(s) = &v {
+                check_name(k, s)?;
+            }
+            Ok(v)
+        };
+        let pkt_tag = match get("pkt-tag")? {
+            None => None,
+            Some(s) => Some(s.parse::<u32>().map_err(|_| {
+                CnmError::Invalid(format!("option pkt-tag: {s:?} is not a number"))
+            })?),
+        };
+        Ok(ContivOptions {
+            tenant: name("tenant")?.unwrap_or_else(|| DEFAULT_TENANT.to_string()),
+            network: name("network")?,
+            group: name("group")?,
+            encap: get("encap")?,
+            pkt_tag,
+        })
+    }
+}
+
+/// Contiv's Docker network name of a group (or of a network without groups).
+pub fn docker_network_name(tenant: &str, group_or_network: &str) -> String {
+    if tenant == DEFAULT_TENANT {
+        group_or_network.to_string()
+    } else {
+        format!("{group_or_network}/{tenant}")
+    }
+}
+
+/// Parses [`docker_network_name`] back to (tenant, group or network).
+pub fn parse_docker_network_name(name: &str) -> Option<(String, String)> {
+    let (g, t) = name.split_once('/').unwrap_or((name, DEFAULT_TENANT));
+    (check_name("name", g).is_ok() && check_name("tenant", t).is_ok())
+        .then(|| (t.to_string(), g.to_string()))
+}
+
+/// The name dockerd moves into the container for Docker endpoint `endpoint_id` (15 chars, in
+/// the agent's namespace until Join).
+pub fn cnm_ifname(endpoint_id: &str) -> String {
+    let h = endpoint_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("ctvd{:011x}", h & 0xfff_ffff_ffff)
+}
+
+/// The namespace a handed-over interface is made in: the agent's own (dockerd's), whichever
+/// process reads the path.
+pub const AGENT_NETNS: &str = "/proc/self/ns/net";
+
+/// Docker ids (networks, endpoints): 1-128 of `[A-Za-z0-9_.-]`.
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), CnmError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CnmError::Invalid(format!("invalid {what} {:?}", short(id))))
+    }
+}
+
+/// Contiv object names: 1-64 of `[A-Za-z0-9_.-]`, no `/` or `:` (they separate keys).
+pub(crate) fn check_name(what: &str, s: &str) -> Result<(), CnmError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CnmError::Invalid(format!("invalid {what} {:?}", short(s))))
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Decodes a request body (any Content-Type; dockerd sends none).
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CnmError> {
+    serde_json::from_slice(body)
+        .map_err(|e| CnmError::Invalid(format!("invalid request body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(docker_network_name("default", "web"), "web");
+        assert_eq!(docker_network_name("demo", "web"), "web/demo");
+        assert_eq!(
+            parse_docker_network_name("web/demo"),
+            Some(("demo".into(), "web".into()))
+        );
+        assert_eq!(
+            parse_docker_network_name("web"),
+            Some(("default".into(), "web".into()))
+        );
+        assert_eq!(parse_docker_network_name("a/b/c"), None);
+        assert_eq!(parse_docker_network_name(""), None);
+    }
+
+    #[test]
+    fn ifname_is_short_and_stable() {
+        let a = cnm_ifname("0123456789abcdef");
+        assert_eq!(a.len(), 15);
+        assert_eq!(a, cnm_ifname("0123456789abcdef"));
+        assert_ne!(a, cnm_ifname("0123456789abcdee"));
+    }
+
+    #[test]
+    fn options_parse_and_refuse() {
+        let m = |v: Value| serde_json::from_value::<BTreeMap<String, Value>>(v).unwrap();
+        let o = ContivOptions::parse(&m(json!({"tenant": "t", "pkt-tag": "5", "x": 1}))).unwrap();
+        assert_eq!(o.tenant, "t");
+        assert_eq!(o.pkt_tag, Some(5));
+        assert_eq!(
+            ContivOptions::parse(&m(json!({}))).unwrap().tenant,
+            "default"
+        );
+        assert!(ContivOptions::parse(&m(json!({"tenant": 3}))).is_err());
+        assert!(ContivOptions::parse(&m(json!({"network": "a:b"}))).is_err());
+        assert!(ContivOptions::parse(&m(json!({"pkt-tag": "x"}))).is_err());
+    }
+}
