@@ -15,6 +15,9 @@ PKGS+=(dnsutils)
 # netprofile tests (crates/datapath-linux/tests/qos_kernel.rs, tests/e2e_qos.rs): the DSCP a workload's
 # packets carry, captured in the receiving namespace.
 PKGS+=(tcpdump)
+# tests/e2e_docker.rs: a real dockerd 20.10 per simulated host (Docker's network and IPAM driver);
+# its image is built offline from busybox-static (above).
+PKGS+=(docker.io)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -243,7 +243,7 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
         _ => None,
     };
     if let Some(path) = &flags.docker_plugin_socket {
-        start_docker_plugin(&rt, &agent, &flags.state_dir, path)?;
+        start_docker_plugin(&rt, &agent, flags, path)?;
     }
     let socket = flags.cni_socket.clone();
     let served = rt.block_on(async {
@@ -278,11 +278,15 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
 fn start_docker_plugin(
     rt: &tokio::runtime::Runtime,
     agent: &Arc<Agent>,
-    state_dir: &std::path::Path,
+    flags: &Flags,
     path: &std::path::Path,
 ) -> Result<(), RunError> {
-    let networks = crate::cnm::store::DockerNetworks::open(state_dir)?;
-    let cnm = Arc::new(crate::cnm::Cnm::new(agent.clone(), networks));
+    let networks = crate::cnm::store::DockerNetworks::open(&flags.state_dir)?;
+    let mut cnm = crate::cnm::Cnm::new(agent.clone(), networks);
+    if let Some(ns) = &flags.host_netns {
+        cnm = cnm.with_host_netns(ns);
+    }
+    let cnm = Arc::new(cnm);
     let listener = {
         let _guard = rt.enter();
         crate::cnm::server::bind(path).map_err(|source| RunError::DockerSocket {

@@ -287,6 +287,12 @@ impl Cluster {
         self.host_dir(i).join("cni.sock")
     }
 
+    /// The directory holding host `i`'s Docker plugin socket (`netplugin.sock`): what a
+    /// dockerd of that host must see as its `/run/docker/plugins`.
+    pub fn docker_plugin_dir(&self, i: usize) -> PathBuf {
+        self.host_dir(i).join("plugins")
+    }
+
     /// The pending-delete spool of host `i`.
     pub fn pending_dir(&self, i: usize) -> PathBuf {
         self.host_dir(i).join("pending")
@@ -315,6 +321,8 @@ impl Cluster {
         cmd.arg("--state-dir").arg(self.state_dir(i));
         cmd.arg("--cni-socket").arg(self.socket(i));
         cmd.arg("--cni-pending-dir").arg(self.pending_dir(i));
+        cmd.arg("--docker-plugin-socket")
+            .arg(self.docker_plugin_dir(i).join("netplugin.sock"));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
         if self.agent_settings == AgentSettings::Test {
             cmd.arg("--reconcile-interval").arg("3");

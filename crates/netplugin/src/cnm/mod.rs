@@ -91,11 +91,24 @@ impl From<AgentError> for CnmError {
 pub struct Cnm {
     pub agent: Arc<Agent>,
     pub networks: DockerNetworks,
+    /// Where handed-over interfaces are made: dockerd's network namespace, the one the
+    /// datapath calls the host's (`--host-netns`, else the agent's own, [`AGENT_NETNS`]).
+    pub host_netns: String,
 }
 
 impl Cnm {
     pub fn new(agent: Arc<Agent>, networks: DockerNetworks) -> Self {
-        Cnm { agent, networks }
+        Cnm {
+            agent,
+            networks,
+            host_netns: AGENT_NETNS.to_string(),
+        }
+    }
+
+    /// Handed-over interfaces are made in `path` (dockerd's namespace) instead of the agent's.
+    pub fn with_host_netns(mut self, path: &std::path::Path) -> Self {
+        self.host_netns = path.display().to_string();
+        self
     }
 
     /// Runs one plugin call (`method` as in the URL path, e.g. `NetworkDriver.Join`) on its
@@ -295,8 +308,8 @@ pub fn cnm_ifname(endpoint_id: &str) -> String {
     format!("ctvd{:011x}", h & 0xfff_ffff_ffff)
 }
 
-/// The namespace a handed-over interface is made in: the agent's own (dockerd's), whichever
-/// process reads the path.
+/// The agent's own network namespace, whichever process reads the path (where handed-over
+/// interfaces are made unless the agent programs another namespace as the host's).
 pub const AGENT_NETNS: &str = "/proc/self/ns/net";
 
 /// Docker ids (networks, endpoints): 1-128 of `[A-Za-z0-9_.-]`.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::store::DockerNetwork;
-use super::{check_id, cnm_ifname, Cnm, CnmError, ContivOptions, AGENT_NETNS};
+use super::{check_id, cnm_ifname, Cnm, CnmError, ContivOptions};
 use crate::attach::AttachRequest;
 use crate::records::{Attachment, Frontend};
 
@@ -240,7 +240,7 @@ impl Cnm {
         let req = AttachRequest {
             workload: r.endpoint_id.clone(),
             ifname: cnm_ifname(&r.endpoint_id),
-            netns: AGENT_NETNS.into(),
+            netns: self.host_netns.clone(),
             tenant: net.tenant,
             network: net.network,
             group: net.group,

@@ -1,0 +1,277 @@
+//! End-to-end with a real dockerd (apt docker.io): netmaster + one netplugin per simulated host
+//! serving Docker's network and IPAM driver; per host a dockerd in the host's network namespace
+//! and in its own mount namespace (a private /run, with the agent's plugin directory bound on
+//! /run/docker/plugins, and a private /etc/docker), so the root namespace's Docker setup is never
+//! touched. The image is imported offline from busybox-static. Root only.
+
+mod common;
+
+use common::bins;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contiv_netplugin::testbed::{eventually, require_root, Cluster};
+
+const IMAGE: &str = "cnmbox:1";
+
+/// A dockerd of one simulated host; stopped (containers first) when dropped.
+struct Dockerd {
+    child: Child,
+    sock: PathBuf,
+    cli: PathBuf,
+    log: PathBuf,
+}
+
+impl Dockerd {
+    fn start(c: &Cluster, host: usize, dir: &Path) -> Dockerd {
+        let data = dir.join("data");
+        let cli = dir.join("cli");
+        for d in [&data, &cli] {
+            std::fs::create_dir_all(d).expect("docker dirs");
+        }
+        let sock = dir.join("docker.sock");
+        let log = dir.join("dockerd.log");
+        let plugins = c.docker_plugin_dir(host);
+        std::fs::create_dir_all(&plugins).expect("plugin dir");
+        let script = format!(
+            "set -e; mount -t tmpfs cnmrun /run; mkdir -p /run/docker/plugins; \
+             mount --bind {plugins} /run/docker/plugins; \
+             if [ -d /etc/docker ]; then mount -t tmpfs cnmetc /etc/docker; fi; \
+             exec dockerd --data-root {data} --exec-root /run/docker/exec \
+             --pidfile /run/docker/dockerd.pid -H unix://{sock} --storage-driver=vfs \
+             --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false",
+            plugins = plugins.display(),
+            data = data.display(),
+            sock = sock.display(),
+        );
+        let out = std::fs::File::create(&log).expect("log");
+        let err = out.try_clone().expect("log");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "nsenter"])
+            .arg(format!("--net={}", c.tb.hosts[host].netns.display()))
+            .args(["--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn dockerd");
+        let d = Dockerd {
+            child,
+            sock,
+            cli,
+            log,
+        };
+        let up = eventually(Duration::from_secs(40), || d.run(&["version"]).is_ok());
+        assert!(up, "dockerd did not start:\n{}", d.logs());
+        d
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `docker ARGS` against this dockerd: stdout, or stderr as the error.
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", &self.cli)
+            .output()
+            .map_err(|e| format!("docker: {e}"))?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).to_string())
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.run(args)
+            .unwrap_or_else(|e| panic!("docker {args:?}: {e}\ndockerd log:\n{}", self.logs()))
+    }
+
+    /// A busybox-static image, built and imported offline.
+    fn import_image(&self, dir: &Path) {
+        let root = dir.join("rootfs");
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).expect("rootfs");
+        for d in ["tmp", "proc", "sys", "dev", "etc", "root", "run"] {
+            std::fs::create_dir_all(root.join(d)).expect("rootfs");
+        }
+        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static");
+        for app in ["sh", "sleep", "ping", "ip", "cat", "true"] {
+            std::os::unix::fs::symlink("busybox", bin.join(app)).expect("symlink");
+        }
+        let tar = dir.join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "ENV PATH=/bin",
+            &tar.display().to_string(),
+            IMAGE,
+        ]);
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Ok(ids) = self.run(&["ps", "-aq"]) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = self.run(&args);
+            }
+        }
+        let pid = self.child.id() as i32;
+        // SAFETY: signals our own child, by its pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names of the links in network namespace `ns` (a path).
+fn links(ns: &Path) -> Vec<String> {
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link", "show"])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
+    require_root();
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_network("default", "web", "10.77.0.0/24", "10.77.0.1")
+        .expect("network");
+    let free_before = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]["availableIPAddresses"]
+        .clone();
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let d = Dockerd::start(&c, 0, tmp.path());
+    d.import_image(tmp.path());
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netplugin",
+        "--ipam-driver",
+        "netplugin",
+        "-o",
+        "network=web",
+        "--ipam-opt",
+        "network=web",
+        "web",
+    ]);
+    let t0 = Instant::now();
+    d.ok(&[
+        "run", "-d", "--name", "cnma", "--net", "web", IMAGE, "sleep", "600",
+    ]);
+    eprintln!("docker run -d on our network: {:?}", t0.elapsed());
+    d.ok(&[
+        "run", "-d", "--name", "cnmb", "--net", "web", IMAGE, "sleep", "600",
+    ]);
+    let ip = |name: &str| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.web.IPAddress}}",
+            name,
+        ])
+    };
+    let (a, b) = (ip("cnma"), ip("cnmb"));
+    assert!(
+        a.starts_with("10.77.0.") && b.starts_with("10.77.0."),
+        "{a} {b}"
+    );
+    let route = d.ok(&["exec", "cnma", "ip", "route"]);
+    assert!(route.contains("default via 10.77.0.1"), "{route}");
+    let reach = |from: &str, to: &str| {
+        eventually(Duration::from_secs(8), || {
+            d.run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+                .is_ok()
+        })
+    };
+    assert!(
+        reach("cnma", &b),
+        "cnma cannot reach {b}\n{}",
+        c.agent_log(0)
+    );
+    assert!(
+        reach("cnmb", &a),
+        "cnmb cannot reach {a}\n{}",
+        c.agent_log(0)
+    );
+    assert!(reach("cnma", "10.77.0.1"), "gateway unreachable");
+    let host_ns = c.tb.hosts[0].netns.clone();
+    assert!(
+        !links(&host_ns).iter().any(|l| l.starts_with("ctvd")),
+        "joined interfaces were moved into the containers"
+    );
+
+    d.ok(&["rm", "-f", "cnma", "cnmb"]);
+    assert!(
+        !links(&host_ns).iter().any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left: {:?}",
+        links(&host_ns)
+    );
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(
+        oper["availableIPAddresses"], free_before,
+        "every address back: {oper}"
+    );
+    assert!(
+        oper["numEndpoints"].as_u64().unwrap_or(0) == 0,
+        "no endpoint left: {oper}"
+    );
+    let journal = std::fs::read_to_string(c.state_dir(0).join("docker-networks.json"))
+        .expect("docker networks");
+    assert!(journal.contains("web"), "{journal}");
+    d.ok(&["network", "rm", "web"]);
+    let journal = std::fs::read_to_string(c.state_dir(0).join("docker-networks.json"))
+        .expect("docker networks");
+    assert!(!journal.contains("web"), "{journal}");
+}
