@@ -275,3 +275,114 @@ fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
         .expect("docker networks");
     assert!(!journal.contains("web"), "{journal}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_contiv_group_across_two_hosts_survives_an_agent_restart() {
+    require_root();
+    let mut c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_tenant("demo").expect("tenant");
+    c.create_network("demo", "app", "10.78.0.0/24", "10.78.0.1")
+        .expect("network");
+    let (code, text) = c
+        .api(
+            "POST",
+            "/api/v1/endpointGroups/demo:web/",
+            Some(&serde_json::json!({"tenantName": "demo", "networkName": "app", "groupName": "web"})),
+        )
+        .expect("api");
+    assert!(code < 300, "group: {code} {text}");
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let hosts: Vec<Dockerd> = (0..2)
+        .map(|i| {
+            let dir = tmp.path().join(format!("h{i}"));
+            let d = Dockerd::start(&c, i, &dir);
+            d.import_image(&dir);
+            // Contiv's name of group web in tenant demo.
+            d.ok(&[
+                "network",
+                "create",
+                "-d",
+                "netplugin",
+                "--ipam-driver",
+                "netplugin",
+                "-o",
+                "tenant=demo",
+                "-o",
+                "group=web",
+                "-o",
+                "encap=vxlan",
+                "--ipam-opt",
+                "tenant=demo",
+                "--ipam-opt",
+                "group=web",
+                "web/demo",
+            ]);
+            d
+        })
+        .collect();
+    let run = |h: usize, name: &str| {
+        hosts[h].ok(&[
+            "run", "-d", "--name", name, "--net", "web/demo", IMAGE, "sleep", "600",
+        ]);
+        hosts[h].ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            name,
+        ])
+    };
+    let reach = |h: usize, from: &str, to: &str| {
+        eventually(Duration::from_secs(8), || {
+            hosts[h]
+                .run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+                .is_ok()
+        })
+    };
+    let a = run(0, "cnma");
+    let b = run(1, "cnmb");
+    assert!(reach(0, "cnma", &b), "h1 -> h2: {}", c.agent_log(0));
+    assert!(reach(1, "cnmb", &a), "h2 -> h1: {}", c.agent_log(1));
+    let ep = c
+        .get_json("/api/v1/inspect/networks/demo:app/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(ep["numEndpoints"], 2, "{ep}");
+    for e in ep["endpoints"].as_array().expect("endpoints") {
+        assert_eq!(e["endpointGroupKey"], "web:demo", "{e}");
+        let id = e["containerID"].as_str().unwrap_or_default();
+        assert_eq!(e["endpointID"], id, "Contiv's endpoint is Docker's: {e}");
+    }
+
+    // The agent restarts: dockerd sends no CreateNetwork or RequestPool again, yet new
+    // containers start and old ones still talk.
+    c.restart_agent(0).expect("restart");
+    let a2 = run(0, "cnma2");
+    assert!(reach(0, "cnma2", &b), "after restart: {}", c.agent_log(0));
+    assert!(reach(1, "cnmb", &a2));
+    assert!(reach(0, "cnma", &b), "old container after restart");
+
+    for (h, names) in [(0, vec!["cnma", "cnma2"]), (1, vec!["cnmb"])] {
+        let mut args = vec!["rm", "-f"];
+        args.extend(names);
+        hosts[h].ok(&args);
+        hosts[h].ok(&["network", "rm", "web/demo"]);
+        assert!(
+            !links(&c.tb.hosts[h].netns)
+                .iter()
+                .any(|l| l.starts_with("ctvd")),
+            "host {h}: handed-over interface left"
+        );
+    }
+    let oper = c
+        .get_json("/api/v1/inspect/networks/demo:app/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert!(
+        oper["numEndpoints"].as_u64().unwrap_or(0) == 0,
+        "no endpoint left: {oper}"
+    );
+}

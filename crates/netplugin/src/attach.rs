@@ -75,6 +75,15 @@ impl AttachRequest {
     fn net_key(&self) -> String {
         format!("{}:{}", self.tenant, self.network)
     }
+
+    /// Contiv's `Container` of the endpoint: Docker's endpoint id as it is (as Contiv's docker
+    /// driver had it), CNI's container id with the interface unless `eth0`.
+    fn container(&self) -> String {
+        match self.frontend {
+            Frontend::Docker => self.workload.clone(),
+            Frontend::Cni => ep_container(&self.workload, &self.ifname),
+        }
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> AgentError {
@@ -177,7 +186,7 @@ impl Agent {
             tenant: req.tenant.clone(),
             network: req.network.clone(),
             group: req.group.clone(),
-            ep_container: ep_container(&req.workload, &req.ifname),
+            ep_container: req.container(),
             endpoint_id: ep.id.clone(),
             ip: format!("{}/{}", ep.ip_address, spec.subnet.prefix_len()),
             gateway: spec.gateway.to_string(),
@@ -237,7 +246,7 @@ impl Agent {
     }
 
     fn create_request(&self, req: &AttachRequest) -> CreateEndpointRequest {
-        let container = ep_container(&req.workload, &req.ifname);
+        let container = req.container();
         CreateEndpointRequest {
             tenant_name: req.tenant.clone(),
             network_name: req.network.clone(),
