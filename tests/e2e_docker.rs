@@ -23,6 +23,8 @@ struct Dockerd {
     sock: PathBuf,
     cli: PathBuf,
     log: PathBuf,
+    /// How to start it again ([`Dockerd::restart`]).
+    cmd: (String, String),
 }
 
 impl Dockerd {
@@ -47,32 +49,48 @@ impl Dockerd {
             data = data.display(),
             sock = sock.display(),
         );
-        let out = std::fs::File::create(&log).expect("log");
-        let err = out.try_clone().expect("log");
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "nsenter"])
-            .arg(format!("--net={}", c.tb.hosts[host].netns.display()))
-            .args(["--", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn dockerd");
+        let netns = format!("--net={}", c.tb.hosts[host].netns.display());
+        let cmd = (netns, script);
+        let child = spawn_dockerd(&cmd, &log);
         let d = Dockerd {
             child,
             sock,
             cli,
             log,
+            cmd,
         };
-        let up = eventually(Duration::from_secs(40), || d.run(&["version"]).is_ok());
-        assert!(up, "dockerd did not start:\n{}", d.logs());
+        d.wait_up();
         d
+    }
+
+    fn wait_up(&self) {
+        let up = eventually(Duration::from_secs(40), || self.run(&["version"]).is_ok());
+        assert!(up, "dockerd did not start:\n{}", self.logs());
+    }
+
+    /// Stops dockerd (its containers stop with it) and starts it again on the same state.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_dockerd(&self.cmd, &self.log);
+        self.wait_up();
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s.
+    fn stop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signals our own child, by its pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn logs(&self) -> String {
@@ -142,21 +160,34 @@ impl Drop for Dockerd {
                 let _ = self.run(&args);
             }
         }
-        let pid = self.child.id() as i32;
-        // SAFETY: signals our own child, by its pid.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// dockerd in the host's network namespace (`cmd.0`: nsenter's `--net=`) and a private mount
+/// namespace set up by `cmd.1`; output appended to `log`.
+fn spawn_dockerd(cmd: &(String, String), log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    let err = out.try_clone().expect("log");
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "--", "nsenter"])
+        .arg(&cmd.0)
+        .args(["--", "sh", "-c", &cmd.1])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    c.spawn().expect("spawn dockerd")
 }
 
 /// Names of the links in network namespace `ns` (a path).
@@ -173,23 +204,18 @@ fn links(ns: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs root"]
-fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
-    require_root();
-    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+/// Host 0's dockerd with containers `cnma` and `cnmb` on Docker network `web` (Contiv's
+/// `default:web`, 10.77.0.0/24) that reach each other, after a `network connect` / `disconnect`
+/// of `cnmb` to a second network; also the free addresses of `web` before any container.
+fn two_containers(c: &Cluster, dir: &Path) -> (Dockerd, serde_json::Value) {
     c.create_network("default", "web", "10.77.0.0/24", "10.77.0.1")
         .expect("network");
     let free_before = c
         .get_json("/api/v1/inspect/networks/default:web/")
         .expect("inspect")["Oper"]["availableIPAddresses"]
         .clone();
-    let tmp = tempfile::Builder::new()
-        .prefix("cnm-docker-")
-        .tempdir()
-        .expect("tmp");
-    let d = Dockerd::start(&c, 0, tmp.path());
-    d.import_image(tmp.path());
+    let d = Dockerd::start(c, 0, dir);
+    d.import_image(dir);
     d.ok(&[
         "network",
         "create",
@@ -249,6 +275,50 @@ fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
         "joined interfaces were moved into the containers"
     );
 
+    // docker network connect / disconnect: a second Contiv network, found by its subnet.
+    c.create_network("default", "db", "10.79.0.0/24", "10.79.0.1")
+        .expect("network");
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netplugin",
+        "--ipam-driver",
+        "netplugin",
+        "--subnet",
+        "10.79.0.0/24",
+        "db",
+    ]);
+    d.ok(&["network", "connect", "db", "cnmb"]);
+    let b_db = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.db.IPAddress}}",
+        "cnmb",
+    ]);
+    assert!(b_db.starts_with("10.79.0."), "{b_db}");
+    // a reaches b's second address through the tenant's router (its gateway).
+    assert!(reach("cnma", &b_db), "cnma cannot reach {b_db}");
+    d.ok(&["network", "disconnect", "db", "cnmb"]);
+    assert!(!d
+        .ok(&["exec", "cnmb", "ip", "-o", "addr"])
+        .contains("10.79.0."));
+    d.ok(&["network", "rm", "db"]);
+    assert!(reach("cnma", &b), "still reachable after the disconnect");
+    (d, free_before)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
+    require_root();
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let (d, free_before) = two_containers(&c, tmp.path());
+    let host_ns = c.tb.hosts[0].netns.clone();
     d.ok(&["rm", "-f", "cnma", "cnmb"]);
     assert!(
         !links(&host_ns).iter().any(|l| l.starts_with("ctvd")),
@@ -384,5 +454,63 @@ fn a_contiv_group_across_two_hosts_survives_an_agent_restart() {
     assert!(
         oper["numEndpoints"].as_u64().unwrap_or(0) == 0,
         "no endpoint left: {oper}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn after_a_dockerd_restart_containers_start_again_and_nothing_leaks() {
+    require_root();
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let (mut d, free_before) = two_containers(&c, tmp.path());
+    // Its containers stop with it (no --live-restore); the plugin must serve the new dockerd
+    // (Contiv's plugin was disabled after a dockerd restart, #974/#975).
+    d.restart();
+    d.ok(&["start", "cnma", "cnmb"]);
+    let ip = |name: &str| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.web.IPAddress}}",
+            name,
+        ])
+    };
+    let reach = |from: &str, to: &str| {
+        eventually(Duration::from_secs(8), || {
+            d.run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+                .is_ok()
+        })
+    };
+    let b = ip("cnmb");
+    assert!(
+        reach("cnma", &b),
+        "after dockerd restart: {}",
+        c.agent_log(0)
+    );
+    d.ok(&[
+        "run", "-d", "--name", "cnmc", "--net", "web", IMAGE, "sleep", "600",
+    ]);
+    assert!(
+        reach("cnmc", &ip("cnma")),
+        "a new container after the restart"
+    );
+    d.ok(&["rm", "-f", "cnma", "cnmb", "cnmc"]);
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(
+        oper["availableIPAddresses"], free_before,
+        "every address back: {oper}"
+    );
+    assert!(
+        !links(&c.tb.hosts[0].netns)
+            .iter()
+            .any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left"
     );
 }
