@@ -76,12 +76,43 @@ impl AttachRequest {
         format!("{}:{}", self.tenant, self.network)
     }
 
-    /// Contiv's `Container` of the endpoint: Docker's endpoint id as it is (as Contiv's docker
-    /// driver had it), CNI's container id with the interface unless `eth0`.
     fn container(&self) -> String {
-        match self.frontend {
-            Frontend::Docker => self.workload.clone(),
-            Frontend::Cni => ep_container(&self.workload, &self.ifname),
+        container_of_workload(self.frontend, &self.workload, &self.ifname)
+    }
+}
+
+/// Contiv's `Container` of an endpoint: Docker's endpoint id as it is (as Contiv's docker driver
+/// had it), CNI's container id with the interface unless `eth0`.
+fn container_of_workload(frontend: Frontend, workload: &str, ifname: &str) -> String {
+    match frontend {
+        Frontend::Docker => workload.to_string(),
+        Frontend::Cni => ep_container(workload, ifname),
+    }
+}
+
+/// An attachment to undo, whatever the front end asking (CNI DEL, Docker's DeleteEndpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetachRequest {
+    pub workload: String,
+    pub ifname: String,
+    /// The network, when known (may be empty): used only when no record exists.
+    pub tenant: String,
+    pub network: String,
+    /// The namespace the interface was made in, when known: used only when no record exists.
+    pub netns: Option<String>,
+    pub frontend: Frontend,
+}
+
+impl DetachRequest {
+    /// The CNI DEL's attachment.
+    pub fn from_cni(req: &AgentDelRequest) -> Self {
+        DetachRequest {
+            workload: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+            tenant: req.identity.tenant.clone(),
+            network: req.identity.network.clone(),
+            netns: req.netns.clone(),
+            frontend: Frontend::Cni,
         }
     }
 }
@@ -205,18 +236,17 @@ impl Agent {
             .inspect_err(|_| self.rollback(&a))
     }
 
-    /// Undoes [`Agent::attach`] (idempotent): returns false when no attachment
-    /// (workload, ifname) is recorded.
-    pub fn detach(&self, workload: &str, ifname: &str) -> Result<bool, AgentError> {
+    /// Undoes [`Agent::attach`] (idempotent; an unknown attachment is success). Without a
+    /// record, netmaster's endpoint and an interface of it still go when the request names the
+    /// network (a crash right after `createEndpoint`, a lost record).
+    pub fn detach(&self, req: &DetachRequest) -> Result<(), AgentError> {
         let _gate = self.shared();
-        let lock = self.attachment_lock(workload, ifname);
+        let lock = self.attachment_lock(&req.workload, &req.ifname);
         let _att = hold(&lock.lock);
-        match self
-            .records
-            .get(&(workload.to_string(), ifname.to_string()))
-        {
-            Some(a) => self.release(&a).map(|()| true),
-            None => Ok(false),
+        let key = (req.workload.clone(), req.ifname.clone());
+        match self.records.get(&key) {
+            Some(a) => self.release(&a),
+            None => self.del_unknown(req),
         }
     }
 
@@ -412,33 +442,25 @@ impl Agent {
 
     /// CNI DEL (idempotent; an unknown attachment is success).
     pub fn del(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
-        let _gate = self.shared();
-        let lock = self.attachment_lock(&req.container_id, &req.ifname);
-        let _att = hold(&lock.lock);
-        let key = (req.container_id.clone(), req.ifname.clone());
-        let Some(a) = self.records.get(&key) else {
-            return self.del_unknown(req);
-        };
-        self.release(&a)
+        self.detach(&DetachRequest::from_cni(req))
     }
 
     /// No record: netmaster may still hold an endpoint (crash right after createEndpoint), and
     /// an interface of it may be plugged (its record lost before a full pass rebuilt it): both
     /// go, as the runtime asks.
-    fn del_unknown(&self, req: &AgentDelRequest) -> Result<(), AgentError> {
-        let id = &req.identity;
-        if id.tenant.is_empty() || id.network.is_empty() {
+    fn del_unknown(&self, req: &DetachRequest) -> Result<(), AgentError> {
+        if req.tenant.is_empty() || req.network.is_empty() {
             return Ok(());
         }
         let d = DeleteEndpointRequest {
-            tenant_name: id.tenant.clone(),
-            network_name: id.network.clone(),
-            endpoint_id: ep_container(&req.container_id, &req.ifname),
+            tenant_name: req.tenant.clone(),
+            network_name: req.network.clone(),
+            endpoint_id: container_of_workload(req.frontend, &req.workload, &req.ifname),
             ..Default::default()
         };
         let observed = contiv_datapath::ObservedEndpoint {
-            id: format!("{}.{}-{}", id.network, id.tenant, d.endpoint_id),
-            network_id: format!("{}:{}", id.tenant, id.network),
+            id: format!("{}.{}-{}", req.network, req.tenant, d.endpoint_id),
+            network_id: format!("{}:{}", req.tenant, req.network),
             host_ifname: String::new(),
         };
         let mut ep = orphan_endpoint(&observed, self.mirror.read().as_ref());
@@ -448,7 +470,7 @@ impl Agent {
         }
         self.dp.remove_local_endpoint(&ep).map_err(dp_error)?;
         if let Err(e) = self.nm.delete_endpoint(&d) {
-            tracing::warn!(container = %req.container_id, "delete of unrecorded endpoint: {e}");
+            tracing::warn!(workload = %req.workload, "delete of unrecorded endpoint: {e}");
         }
         Ok(())
     }

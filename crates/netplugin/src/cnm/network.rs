@@ -10,8 +10,20 @@ use serde_json::{json, Map, Value};
 
 use super::store::DockerNetwork;
 use super::{check_id, cnm_ifname, Cnm, CnmError, ContivOptions};
-use crate::attach::AttachRequest;
+use crate::attach::{AttachRequest, DetachRequest};
 use crate::records::{Attachment, Frontend};
+
+/// What undoes Docker endpoint `id` (of `tenant:network`, when known).
+fn detach_request(id: &str, tenant: &str, network: &str, netns: &str) -> DetachRequest {
+    DetachRequest {
+        workload: id.to_string(),
+        ifname: cnm_ifname(id),
+        tenant: tenant.to_string(),
+        network: network.to_string(),
+        netns: Some(netns.to_string()),
+        frontend: Frontend::Docker,
+    }
+}
 
 /// The option key under which dockerd passes a network's `-o` options.
 pub const GENERIC_OPTIONS: &str = "com.docker.network.generic";
@@ -253,7 +265,12 @@ impl Cnm {
         let got = a.ip.split('/').next().unwrap_or_default();
         if let Some(want) = ip.filter(|w| got != w.to_string()) {
             // netmaster had the address taken by someone else and picked another one.
-            let _ = self.agent.detach(&req.workload, &req.ifname);
+            let _ = self.agent.detach(&detach_request(
+                &r.endpoint_id,
+                &a.tenant,
+                &a.network,
+                &a.netns,
+            ));
             return Err(CnmError::Invalid(format!(
                 "address {want} is not available in network {} (netmaster offered {got})",
                 a.network_key()
@@ -280,14 +297,20 @@ impl Cnm {
         }}))
     }
 
-    /// Idempotent: an endpoint this agent does not know is success (dockerd retries deletes).
+    /// Idempotent: an endpoint this agent does not know is success (dockerd retries deletes);
+    /// without a record (lost), netmaster's endpoint and the interface still go when the
+    /// Docker network is known.
     pub(crate) fn delete_endpoint(&self, r: EndpointRequest) -> Result<Value, CnmError> {
         check_id("NetworkID", &r.network_id)?;
         check_id("EndpointID", &r.endpoint_id)?;
-        let gone = self
-            .agent
-            .detach(&r.endpoint_id, &cnm_ifname(&r.endpoint_id))?;
-        tracing::debug!(endpoint = %r.endpoint_id, existed = gone, "docker endpoint deleted");
+        let net = self.networks.get(&r.network_id);
+        let (tenant, network) = net.map(|n| (n.tenant, n.network)).unwrap_or_default();
+        self.agent.detach(&detach_request(
+            &r.endpoint_id,
+            &tenant,
+            &network,
+            &self.host_netns,
+        ))?;
         Ok(json!({}))
     }
 

@@ -438,3 +438,23 @@ fn networks_and_pools_survive_an_agent_restart() {
     );
     assert_nothing_left(&e);
 }
+
+#[test]
+fn delete_endpoint_without_a_record_still_releases_it() {
+    let e = env();
+    let p = serve(&e, e.dir.path());
+    let s = p.sock.as_path();
+    create_network(s);
+    let addr = request_address(s);
+    create_endpoint(s, &addr);
+    // The record is lost (a damaged journal): netmaster's endpoint and the interface remain.
+    let key = (EP.to_string(), cnm_ifname(EP));
+    e.agent.records.remove(&key).expect("forget");
+    assert_eq!(e.nm.eps.lock().unwrap().len(), 1);
+    call(
+        s,
+        "NetworkDriver.DeleteEndpoint",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    );
+    assert_nothing_left(&e);
+}
