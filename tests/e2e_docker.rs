@@ -514,3 +514,55 @@ fn after_a_dockerd_restart_containers_start_again_and_nothing_leaks() {
         "no handed-over interface left"
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn an_agent_that_lost_its_journal_keeps_docker_containers_and_releases_them_later() {
+    require_root();
+    let mut c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let (d, free_before) = two_containers(&c, tmp.path());
+    c.kill_agent(0);
+    std::fs::remove_file(c.state_dir(0).join("attachments.log")).expect("journal");
+    c.restart_agent(0).expect("restart");
+    // Several full passes (every 3 s here): the live containers are adopted, not unplugged.
+    std::thread::sleep(Duration::from_secs(7));
+    let journal =
+        std::fs::read_to_string(c.state_dir(0).join("attachments.log")).unwrap_or_default();
+    assert_eq!(
+        journal.matches("\"frontend\":\"docker\"").count(),
+        2,
+        "both rebuilt as Docker's: {journal}\n{}",
+        c.agent_log(0)
+    );
+    let b = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.web.IPAddress}}",
+        "cnmb",
+    ]);
+    assert!(
+        d.run(&["exec", "cnma", "ping", "-c", "1", "-W", "2", &b])
+            .is_ok(),
+        "containers cut off after the journal was lost:\n{}",
+        c.agent_log(0)
+    );
+    d.ok(&["rm", "-f", "cnma", "cnmb"]);
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(
+        oper["availableIPAddresses"], free_before,
+        "every address back: {oper}"
+    );
+    assert!(
+        !links(&c.tb.hosts[0].netns)
+            .iter()
+            .any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left"
+    );
+}

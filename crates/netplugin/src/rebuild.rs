@@ -211,6 +211,13 @@ pub(crate) fn rebuilt_record(
             .unwrap_or(&ep_container)
             .to_string()
     };
+    // Docker's interfaces are recorded under the name dockerd moved (netmaster has it): so
+    // DeleteEndpoint finds the record, and the workload end is never touched again.
+    let frontend = if crate::cnm::is_cnm_ifname(&ifname) {
+        crate::records::Frontend::Docker
+    } else {
+        crate::records::Frontend::Cni
+    };
     Ok(Attachment {
         container_id,
         ifname,
@@ -227,7 +234,6 @@ pub(crate) fn rebuilt_record(
         host_ifname: o.host_ifname.clone(),
         mtu: w.mtu,
         phase: Phase::Ready,
-        // A lost Docker record is not told apart yet (issue 15): adopted as CNI's.
-        frontend: crate::records::Frontend::Cni,
+        frontend,
     })
 }

@@ -299,13 +299,24 @@ pub fn parse_docker_network_name(name: &str) -> Option<(String, String)> {
         .then(|| (t.to_string(), g.to_string()))
 }
 
+const IFNAME_PREFIX: &str = "ctvd";
+
 /// The name dockerd moves into the container for Docker endpoint `endpoint_id` (15 chars, in
 /// the agent's namespace until Join).
 pub fn cnm_ifname(endpoint_id: &str) -> String {
     let h = endpoint_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     });
-    format!("ctvd{:011x}", h & 0xfff_ffff_ffff)
+    format!("{IFNAME_PREFIX}{:011x}", h & 0xfff_ffff_ffff)
+}
+
+/// Whether `ifname` has the shape of [`cnm_ifname`] (how a rebuilt record tells Docker's
+/// endpoints from CNI's: netmaster keeps the interface name).
+pub fn is_cnm_ifname(ifname: &str) -> bool {
+    ifname.len() == 15
+        && ifname
+            .strip_prefix(IFNAME_PREFIX)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The agent's own network namespace, whichever process reads the path (where handed-over
@@ -375,6 +386,9 @@ mod tests {
         assert_eq!(a.len(), 15);
         assert_eq!(a, cnm_ifname("0123456789abcdef"));
         assert_ne!(a, cnm_ifname("0123456789abcdee"));
+        assert!(is_cnm_ifname(&a));
+        assert!(!is_cnm_ifname("eth0"));
+        assert!(!is_cnm_ifname("ctvdxyz00000000"));
     }
 
     #[test]
