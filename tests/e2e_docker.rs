@@ -566,3 +566,91 @@ fn an_agent_that_lost_its_journal_keeps_docker_containers_and_releases_them_late
         "no handed-over interface left"
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_groups_policy_applies_to_docker_containers() {
+    require_root();
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_network("default", "pnet", "10.80.0.0/24", "10.80.0.1")
+        .expect("network");
+    let post = |path: &str, body: serde_json::Value| {
+        let (code, text) = c.api("POST", path, Some(&body)).expect("api");
+        assert!(code < 300, "{path}: {code} {text}");
+    };
+    post(
+        "/api/v1/endpointGroups/default:web/",
+        serde_json::json!({"tenantName": "default", "groupName": "web", "networkName": "pnet"}),
+    );
+    // db admits icmp from web only.
+    post(
+        "/api/v1/policys/default:db-in/",
+        serde_json::json!({"tenantName": "default", "policyName": "db-in"}),
+    );
+    post(
+        "/api/v1/rules/default:db-in:deny-all/",
+        serde_json::json!({"tenantName": "default", "policyName": "db-in", "ruleId": "deny-all",
+            "direction": "in", "action": "deny", "priority": 1}),
+    );
+    post(
+        "/api/v1/rules/default:db-in:web-icmp/",
+        serde_json::json!({"tenantName": "default", "policyName": "db-in", "ruleId": "web-icmp",
+            "direction": "in", "action": "allow", "priority": 10, "protocol": "icmp",
+            "fromEndpointGroup": "web"}),
+    );
+    post(
+        "/api/v1/endpointGroups/default:db/",
+        serde_json::json!({"tenantName": "default", "groupName": "db", "networkName": "pnet",
+            "policies": ["db-in"]}),
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let d = Dockerd::start(&c, 0, tmp.path());
+    d.import_image(tmp.path());
+    for g in ["web", "db"] {
+        // Contiv's name of a group in the default tenant: the group's name.
+        let (o, i) = (format!("group={g}"), format!("group={g}"));
+        d.ok(&[
+            "network",
+            "create",
+            "-d",
+            "netplugin",
+            "--ipam-driver",
+            "netplugin",
+            "-o",
+            &o,
+            "--ipam-opt",
+            &i,
+            g,
+        ]);
+    }
+    let run = |name: &str, net: &str| {
+        d.ok(&[
+            "run", "-d", "--name", name, "--net", net, IMAGE, "sleep", "600",
+        ]);
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            name,
+        ])
+    };
+    let _w1 = run("cnmw1", "web");
+    let d1 = run("cnmd1", "db");
+    let _d2 = run("cnmd2", "db");
+    let ping = |from: &str, to: &str| {
+        d.run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+            .is_ok()
+    };
+    assert!(
+        eventually(Duration::from_secs(8), || ping("cnmw1", &d1)),
+        "web reaches db:\n{}",
+        c.agent_log(0)
+    );
+    assert!(!ping("cnmd2", &d1), "db does not reach db (deny-all in)");
+    assert!(!ping("cnmd2", &d1), "still denied");
+    d.ok(&["rm", "-f", "cnmw1", "cnmd1", "cnmd2"]);
+    d.ok(&["network", "rm", "web", "db"]);
+}
