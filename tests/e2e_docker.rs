@@ -654,3 +654,79 @@ fn a_groups_policy_applies_to_docker_containers() {
     d.ok(&["rm", "-f", "cnmw1", "cnmd1", "cnmd2"]);
     d.ok(&["network", "rm", "web", "db"]);
 }
+
+/// `docker run --rm IMAGE true` on our network vs Docker's own bridge network on the same
+/// dockerd, interleaved: the p50 and p90 of each (issue 15's benchmark). Runs
+/// `CONTIV_BENCH_DOCKER_RUNS` times each (default 5, a smoke test; 50 for docs/BENCHMARKS.md).
+#[test]
+#[ignore = "needs root"]
+fn docker_run_on_our_network_vs_dockers_bridge() {
+    require_root();
+    let runs: usize = std::env::var("CONTIV_BENCH_DOCKER_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_network("default", "bench", "10.81.0.0/24", "10.81.0.1")
+        .expect("network");
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let d = Dockerd::start(&c, 0, tmp.path());
+    d.import_image(tmp.path());
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netplugin",
+        "--ipam-driver",
+        "netplugin",
+        "-o",
+        "network=bench",
+        "--ipam-opt",
+        "network=bench",
+        "ours",
+    ]);
+    // Docker's bridge driver in the simulated host's namespace (no iptables: --iptables=false).
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "bridge",
+        "--subnet",
+        "10.82.0.0/24",
+        "dbr",
+    ]);
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..runs + 1 {
+        for (k, net) in ["ours", "dbr"].into_iter().enumerate() {
+            let t = Instant::now();
+            d.ok(&["run", "--rm", "--net", net, IMAGE, "true"]);
+            if i > 0 {
+                times[k].push(t.elapsed()); // the first of each warms up
+            }
+        }
+    }
+    let pct = |v: &mut Vec<Duration>, p: usize| {
+        v.sort();
+        v[(v.len() * p / 100).min(v.len() - 1)]
+    };
+    let [mut ours, mut bridge] = times;
+    let (o50, b50) = (pct(&mut ours, 50), pct(&mut bridge, 50));
+    eprintln!(
+        "docker run --rm true, {runs} runs each: ours p50 {o50:?} p90 {:?}; docker bridge p50 {b50:?} p90 {:?}; ratio {:.2}",
+        pct(&mut ours, 90),
+        pct(&mut bridge, 90),
+        o50.as_secs_f64() / b50.as_secs_f64()
+    );
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:bench/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert!(
+        oper["numEndpoints"].as_u64().unwrap_or(0) == 0,
+        "--rm left an endpoint: {oper}"
+    );
+    d.ok(&["network", "rm", "ours", "dbr"]);
+}
