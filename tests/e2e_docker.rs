@@ -730,3 +730,68 @@ fn docker_run_on_our_network_vs_dockers_bridge() {
     );
     d.ok(&["network", "rm", "ours", "dbr"]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn docker_rm_while_the_agent_is_down_completes_when_it_is_back() {
+    require_root();
+    let mut c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let (d, free_before) = two_containers(&c, tmp.path());
+    c.kill_agent(0);
+    // dockerd retries each plugin call for about 30 s: the agent is back well within that.
+    // (The agent is restarted from this thread: the test bed's processes die with the thread
+    // that spawned them.)
+    let removed = std::thread::scope(|s| {
+        let rm = s.spawn(|| {
+            let t = Instant::now();
+            (d.run(&["rm", "-f", "cnma"]), t.elapsed())
+        });
+        std::thread::sleep(Duration::from_secs(4));
+        c.restart_agent(0).expect("restart");
+        rm.join().expect("docker rm thread")
+    });
+    eprintln!(
+        "docker rm -f with the agent down for 4 s took {:?}",
+        removed.1
+    );
+    assert!(
+        removed.0.is_ok(),
+        "docker rm -f: {:?}\n{}",
+        removed.0,
+        d.logs()
+    );
+    let b = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.web.IPAddress}}",
+        "cnmb",
+    ]);
+    d.ok(&[
+        "run", "-d", "--name", "cnmc", "--net", "web", IMAGE, "sleep", "600",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(8), || d
+            .run(&["exec", "cnmc", "ping", "-c", "1", "-W", "1", &b])
+            .is_ok()),
+        "a new container reaches the old one"
+    );
+    d.ok(&["rm", "-f", "cnmb", "cnmc"]);
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(
+        oper["availableIPAddresses"], free_before,
+        "every address back: {oper}"
+    );
+    assert!(
+        !links(&c.tb.hosts[0].netns)
+            .iter()
+            .any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left"
+    );
+}
