@@ -1,0 +1,200 @@
+//! A dockerd per simulated host for the Docker end-to-end tests: in the host's network namespace
+//! and its own mount namespace (a private /run with the agent's plugin directory bound on
+//! /run/docker/plugins, a private /etc/docker), so the root namespace's Docker setup is never
+//! touched; and a busybox-static image imported offline.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contiv_netplugin::testbed::{eventually, Cluster};
+
+pub const IMAGE: &str = "cnmbox:1";
+
+/// A dockerd of one simulated host; stopped (containers first) when dropped.
+pub struct Dockerd {
+    child: Child,
+    sock: PathBuf,
+    cli: PathBuf,
+    log: PathBuf,
+    /// How to start it again ([`Dockerd::restart`]).
+    cmd: (String, String),
+}
+
+impl Dockerd {
+    pub fn start(c: &Cluster, host: usize, dir: &Path) -> Dockerd {
+        let data = dir.join("data");
+        let cli = dir.join("cli");
+        for d in [&data, &cli] {
+            std::fs::create_dir_all(d).expect("docker dirs");
+        }
+        let sock = dir.join("docker.sock");
+        let log = dir.join("dockerd.log");
+        let plugins = c.docker_plugin_dir(host);
+        std::fs::create_dir_all(&plugins).expect("plugin dir");
+        let script = format!(
+            "set -e; mount -t tmpfs cnmrun /run; mkdir -p /run/docker/plugins; \
+             mount --bind {plugins} /run/docker/plugins; \
+             if [ -d /etc/docker ]; then mount -t tmpfs cnmetc /etc/docker; fi; \
+             exec dockerd --data-root {data} --exec-root /run/docker/exec \
+             --pidfile /run/docker/dockerd.pid -H unix://{sock} --storage-driver=vfs \
+             --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false",
+            plugins = plugins.display(),
+            data = data.display(),
+            sock = sock.display(),
+        );
+        let netns = format!("--net={}", c.tb.hosts[host].netns.display());
+        let cmd = (netns, script);
+        let child = spawn_dockerd(&cmd, &log);
+        let d = Dockerd {
+            child,
+            sock,
+            cli,
+            log,
+            cmd,
+        };
+        d.wait_up();
+        d
+    }
+
+    fn wait_up(&self) {
+        let up = eventually(Duration::from_secs(40), || self.run(&["version"]).is_ok());
+        assert!(up, "dockerd did not start:\n{}", self.logs());
+    }
+
+    /// Stops dockerd (its containers stop with it) and starts it again on the same state.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_dockerd(&self.cmd, &self.log);
+        self.wait_up();
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s.
+    pub fn stop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signals our own child, by its pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `docker ARGS` against this dockerd: stdout, or stderr as the error.
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", &self.cli)
+            .output()
+            .map_err(|e| format!("docker: {e}"))?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).to_string())
+        }
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.run(args)
+            .unwrap_or_else(|e| panic!("docker {args:?}: {e}\ndockerd log:\n{}", self.logs()))
+    }
+
+    /// A busybox-static image, built and imported offline.
+    pub fn import_image(&self, dir: &Path) {
+        let root = dir.join("rootfs");
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).expect("rootfs");
+        for d in ["tmp", "proc", "sys", "dev", "etc", "root", "run"] {
+            std::fs::create_dir_all(root.join(d)).expect("rootfs");
+        }
+        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static");
+        for app in ["sh", "sleep", "ping", "ip", "cat", "true"] {
+            std::os::unix::fs::symlink("busybox", bin.join(app)).expect("symlink");
+        }
+        let tar = dir.join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "ENV PATH=/bin",
+            &tar.display().to_string(),
+            IMAGE,
+        ]);
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Ok(ids) = self.run(&["ps", "-aq"]) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = self.run(&args);
+            }
+        }
+        self.stop();
+    }
+}
+
+/// dockerd in the host's network namespace (`cmd.0`: nsenter's `--net=`) and a private mount
+/// namespace set up by `cmd.1`; output appended to `log`.
+fn spawn_dockerd(cmd: &(String, String), log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    let err = out.try_clone().expect("log");
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "--", "nsenter"])
+        .arg(&cmd.0)
+        .args(["--", "sh", "-c", &cmd.1])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    c.spawn().expect("spawn dockerd")
+}
+
+/// Names of the links in network namespace `ns` (a path).
+pub fn links(ns: &Path) -> Vec<String> {
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link", "show"])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
