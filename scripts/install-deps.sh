@@ -25,6 +25,13 @@ done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # RUNLEVEL=1: no service is started by the install (invoke-rc.d); docker.io's dockerd would
+  # otherwise take over the root namespace (docker0, iptables) that the tests leave alone.
+  RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet docker 2>/dev/null; then
+    # Installed just now and started anyway (systemd): the tests run their own dockerds.
+    systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  fi
 fi
 command -v cargo >/dev/null || { echo "cargo (Rust toolchain) not found" >&2; exit 1; }
