@@ -1,4 +1,4 @@
-//! HTTP client of netmaster's Contiv REST API (`/api/v1/...`, `/version`).
+//! HTTP(S) client of netmaster's Contiv REST API (`/api/v1/...`, `/version`).
 //!
 //! One keep-alive ureq agent per invocation. Transport failures become [`Error::Connect`]; non-2xx
 //! answers become [`Error::Server`] carrying netmaster's message (Contiv answers errors with HTTP 500
