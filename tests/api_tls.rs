@@ -164,6 +164,27 @@ impl Client {
         Ok((code, text))
     }
 
+    /// Opens `/plugin/agentWatch` from the current revision and reads it on a thread until the
+    /// stream ends: how long it stayed open (`None`: not opened with 200).
+    fn watch(&self, port: u16) -> std::thread::JoinHandle<Option<Duration>> {
+        use std::io::Read;
+        let state: Value =
+            serde_json::from_str(&self.get(port, "/plugin/agentState").1).expect("agent state");
+        let after = state["revision"].as_u64().expect("revision");
+        let agent = self.agent.clone();
+        let url = format!("https://localhost:{port}/plugin/agentWatch?after={after}");
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut resp = agent.get(&url).call().ok()?;
+            if resp.status() != 200 {
+                return None;
+            }
+            let mut sink = Vec::new();
+            let _ = resp.body_mut().as_reader().read_to_end(&mut sink);
+            Some(started.elapsed())
+        })
+    }
+
     fn post(&self, port: u16, p: &str, body: Value) -> (u16, String) {
         self.call(port, "POST", p, Some(&body))
             .unwrap_or_else(|e| panic!("POST {p}: {e}"))
@@ -489,7 +510,9 @@ fn agents_act_only_as_the_host_their_certificate_names() {
     let peer = Client::new(&dir, Some("netmaster"));
     forbidden(peer.post(port, "/plugin/registerNode", register("h3")));
 
-    // Revocation: h1's serial on the deny list refuses h1 within a few seconds, no restart.
+    // Revocation: h1's serial on the deny list refuses h1 within a few seconds, no restart, and
+    // ends the state stream it holds open.
+    let watch = h1.watch(port);
     let der = contiv_tls::load_certs(&dir.join("host-h1.pem")).expect("h1 cert");
     let serial = contiv_tls::identity_of(der[0].as_ref())
         .expect("identity")
@@ -504,6 +527,14 @@ fn agents_act_only_as_the_host_their_certificate_names() {
         std::thread::sleep(Duration::from_millis(100));
     }
     forbidden(h1.post(port, "/plugin/deleteEndpoint", delete("c1")));
+    let open = watch
+        .join()
+        .expect("watch thread")
+        .expect("h1's watch was open");
+    assert!(
+        open < Duration::from_secs(10),
+        "the watch stayed open {open:?}"
+    );
     ok(h2.post(port, "/plugin/registerNode", register("h2")));
     ok(h2.post(port, "/plugin/deleteEndpoint", delete("c3")));
     // By host name as well.
@@ -517,4 +548,85 @@ fn agents_act_only_as_the_host_their_certificate_names() {
         std::thread::sleep(Duration::from_millis(100));
     }
     ok(h1.post(port, "/plugin/registerNode", register("h1")));
+}
+
+/// The namespace test bed over mutual TLS: agents register with their host certificates, a
+/// workload on each host is attached through contivk8s and they reach each other.
+#[test]
+#[ignore = "needs root"]
+fn the_test_bed_attaches_workloads_over_mutual_tls() {
+    use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster};
+    require_root();
+    let c = Cluster::start_tls(common::bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    assert!(c.url.starts_with("https://"), "{}", c.url);
+    c.create_network("default", "net1", "10.1.1.0/24", "10.1.1.1")
+        .expect("network");
+    let a = c
+        .add_workload(0, "a", "default", "net1")
+        .expect("attach on h1");
+    let b = c
+        .add_workload(1, "b", "default", "net1")
+        .expect("attach on h2");
+    assert!(
+        eventually(Duration::from_secs(8), || ping(&a.netns, b.ip, 1)),
+        "a cannot reach b\n{}\n{}",
+        c.agent_log(0),
+        c.agent_log(1)
+    );
+    let info = c.get_json("/info").expect("info");
+    let nodes = info["netplugin-nodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(nodes, 2, "{info}");
+    c.del_workload(&a).expect("delete a");
+}
+
+/// Two netmasters on etcd over TLS: an agent call to the follower is judged there and forwarded
+/// to the leader with the follower's own certificate; a call for another host stops at the
+/// follower.
+#[test]
+fn forwarding_to_the_leader_runs_over_tls_and_keeps_the_host_check() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("pki");
+    init_ca(&dir);
+    let etcd = contiv_store::testing::EtcdCluster::start(1).expect("etcd");
+    let endpoints = etcd.endpoints().join(",");
+    let args = ["--etcd", endpoints.as_str(), "--leader-ttl", "2"];
+    let a = Server::tls(tmp.path(), &dir, true, &args);
+    let b = Server::tls(tmp.path(), &dir, true, &args);
+    let anon = Client::new(&dir, None);
+    let state =
+        |s: &Server| -> Value { serde_json::from_str(&anon.get(s.port, "/info").1).expect("info") };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (leader, follower) = loop {
+        let (sa, sb) = (state(&a), state(&b));
+        match (sa["current-state"].as_str(), sb["current-state"].as_str()) {
+            (Some("leader"), Some("follower")) if sb["leader-ip"] != "" => break (&a, &b),
+            (Some("follower"), Some("leader")) if sa["leader-ip"] != "" => break (&b, &a),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader and follower: {sa} {sb}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        state(follower)["leader-ip"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://")),
+        "{}",
+        state(follower)
+    );
+    let h1 = Client::new(&dir, Some("host-h1"));
+    let r = h1.post(follower.port, "/plugin/registerNode", register("h1"));
+    assert_eq!(
+        r.0,
+        200,
+        "forwarded registration: {}\n{}",
+        r.1,
+        follower.log()
+    );
+    let r = h1.post(follower.port, "/plugin/registerNode", register("h2"));
+    assert_eq!(r.0, 403, "{}", r.1);
+    let nodes = &state(leader)["netplugin-nodes"];
+    assert_eq!(nodes, &json!(["h1"]), "the leader holds h1 only");
 }

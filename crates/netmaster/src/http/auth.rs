@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Method;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use contiv_api::agent::NodeInfo;
@@ -34,8 +34,9 @@ use crate::plugin::{
 };
 use crate::state::State as NetState;
 
-/// Largest agent request body read for the decision (agent requests are small).
-const MAX_BODY: usize = 1 << 20;
+/// Largest agent request body read for the decision: axum's default limit of the `Bytes`
+/// extractor the handlers use, so the layer refuses nothing a handler would take.
+const MAX_BODY: usize = 2 << 20;
 /// How often the deny list's file is checked for a change.
 const DENY_POLL: Duration = Duration::from_secs(1);
 
@@ -233,15 +234,32 @@ pub async fn agents(State(app): State<AppState>, req: Request, next: Next) -> Re
     }
     let style = ErrorStyle::from_headers(req.headers());
     match judge(&app, &auth, req).await {
-        Ok(req) => next.run(req).await,
+        Ok((req, None)) => next.run(req).await,
+        Ok((req, Some(watcher))) => next
+            .run(req)
+            .await
+            .map(|body| cut_when_revoked(body, auth, watcher)),
         Err(e) => {
             tracing::warn!("agent call refused: {e}");
-            error_response(style, &e)
+            // The refused request's body may be unread: the connection cannot be reused, and a
+            // client must not put it back in its pool.
+            let mut resp = error_response(style, &e);
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            resp
         }
     }
 }
 
-async fn judge(app: &AppState, auth: &AgentAuth, req: Request) -> Result<Request, ApiError> {
+/// The request, if `auth` lets it through, and the identity to keep checking while an agent's
+/// watch stream stays open.
+async fn judge(
+    app: &AppState,
+    auth: &AgentAuth,
+    req: Request,
+) -> Result<(Request, Option<PeerIdentity>), ApiError> {
     let identity = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
@@ -256,7 +274,7 @@ async fn judge(app: &AppState, auth: &AgentAuth, req: Request) -> Result<Request
     if who == Principal::Netmaster {
         // Another netmaster forwards only what it authorised; it never calls on its own.
         return if req.headers().contains_key(FORWARDED) {
-            Ok(req)
+            Ok((req, None))
         } else {
             Err(ApiError::new(
                 ErrorKind::Forbidden,
@@ -265,7 +283,8 @@ async fn judge(app: &AppState, auth: &AgentAuth, req: Request) -> Result<Request
         };
     }
     if req.method() == Method::GET || req.method() == Method::HEAD {
-        return Ok(req);
+        let watch = req.uri().path().starts_with("/plugin/agentWatch");
+        return Ok((req, watch.then_some(identity)));
     }
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, MAX_BODY)
@@ -276,7 +295,31 @@ async fn judge(app: &AppState, auth: &AgentAuth, req: Request) -> Result<Request
             Some(call) => authorize(&who, &call, st),
             None => Ok(()),
         })?;
-    Ok(Request::from_parts(parts, Body::from(body)))
+    Ok((Request::from_parts(parts, Body::from(body)), None))
+}
+
+/// Ends an agent's watch stream once its certificate is revoked (checked every [`DENY_POLL`]), so
+/// a revoked agent stops receiving state without a restart of anything.
+fn cut_when_revoked(body: Body, auth: Arc<AgentAuth>, id: PeerIdentity) -> Body {
+    use futures::StreamExt;
+    let data = body.into_data_stream();
+    let tick = tokio::time::interval(DENY_POLL);
+    Body::from_stream(futures::stream::unfold(
+        (data, tick, auth, id),
+        |(mut data, mut tick, auth, id)| async move {
+            loop {
+                tokio::select! {
+                    item = data.next() => return item.map(|i| (i, (data, tick, auth, id))),
+                    _ = tick.tick() => {
+                        if auth.deny.refuses(&id) {
+                            tracing::warn!(host = %id.name, serial = %id.serial, "watch of a revoked agent ended");
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
