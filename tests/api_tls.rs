@@ -630,3 +630,107 @@ fn forwarding_to_the_leader_runs_over_tls_and_keeps_the_host_check() {
     let nodes = &state(leader)["netplugin-nodes"];
     assert_eq!(nodes, &json!(["h1"]), "the leader holds h1 only");
 }
+
+/// A one-member etcd serving TLS with client certificate authentication, killed on drop.
+struct TlsEtcd {
+    child: Child,
+    url: String,
+}
+
+impl Drop for TlsEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsEtcd {
+    /// Serves with netmaster's certificate from `pki` (its SANs hold 127.0.0.1) and trusts
+    /// client certificates of the same CA.
+    fn start(tmp: &Path, pki: &Path) -> TlsEtcd {
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("https://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(tmp.join("etcd.log")).expect("etcd log");
+        let child = Command::new("etcd")
+            .args(["--name", "tls", "--data-dir"])
+            .arg(tmp.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("tls={peer_url}")])
+            .args(["--cert-file", path(&pki.join("netmaster.pem"))])
+            .args(["--key-file", path(&pki.join("netmaster-key.pem"))])
+            .args([
+                "--trusted-ca-file",
+                path(&pki.join("ca.pem")),
+                "--client-cert-auth",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsEtcd { child, url }
+    }
+}
+
+#[test]
+fn netmaster_reaches_etcd_over_tls_with_its_client_certificate() {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        eprintln!("skipped: no etcd binary");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki = tmp.path().join("pki");
+    init_ca(&pki);
+    let etcd = TlsEtcd::start(tmp.path(), &pki);
+    let ca = pki.join("ca.pem");
+    let (cert, key) = (pki.join("netmaster.pem"), pki.join("netmaster-key.pem"));
+
+    // Without a client certificate etcd refuses the connection: netmaster does not start.
+    let mut refused = Server::spawn(
+        tmp.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &["--etcd", &etcd.url, "--etcd-cacert", path(&ca)],
+    );
+    let status = refused
+        .exit_status(Duration::from_secs(30))
+        .expect("netmaster exits");
+    assert!(!status.success(), "{}", refused.log());
+    assert!(refused.log().contains("state store"), "{}", refused.log());
+
+    let nm = Server::tls(
+        tmp.path(),
+        &pki,
+        false,
+        &[
+            "--etcd",
+            &etcd.url,
+            "--etcd-cacert",
+            path(&ca),
+            "--etcd-cert",
+            path(&cert),
+            "--etcd-key",
+            path(&key),
+        ],
+    );
+    let anon = Client::new(&pki, None);
+    let r = anon.post(nm.port, "/api/v1/tenants/t1/", json!({"tenantName": "t1"}));
+    assert_eq!(r.0, 200, "{}", r.1);
+    let info: Value = serde_json::from_str(&anon.get(nm.port, "/info").1).expect("info");
+    assert_eq!(info["state-store"]["backend"], "etcd", "{info}");
+}

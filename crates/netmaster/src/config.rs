@@ -114,6 +114,25 @@ pub struct Flags {
         env = "CONTIV_NETMASTER_ETCD_ENDPOINTS"
     )]
     pub etcd_endpoints: Vec<String>,
+    /// CA that signed the etcd members' certificates (https etcd endpoints).
+    #[arg(long, global = true, env = "CONTIV_NETMASTER_ETCD_CACERT")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// Client certificate for etcd's `--client-cert-auth` (PEM).
+    #[arg(
+        long,
+        global = true,
+        requires = "etcd_key",
+        env = "CONTIV_NETMASTER_ETCD_CERT"
+    )]
+    pub etcd_cert: Option<PathBuf>,
+    /// Key of `--etcd-cert`.
+    #[arg(
+        long,
+        global = true,
+        requires = "etcd_cert",
+        env = "CONTIV_NETMASTER_ETCD_KEY"
+    )]
+    pub etcd_key: Option<PathBuf>,
     /// Contiv 1.x's form of the same: `etcd://host:port[,host:port...]`.
     #[arg(long, conflicts_with = "etcd_endpoints")]
     pub cluster_store: Option<String>,
@@ -195,6 +214,15 @@ pub enum CertsAction {
 }
 
 impl Flags {
+    /// TLS to etcd, when `--etcd-cacert` is given.
+    pub fn etcd_tls(&self) -> Option<contiv_store::EtcdTls> {
+        Some(contiv_store::EtcdTls {
+            ca: self.etcd_cacert.clone()?,
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        })
+    }
+
     /// netmaster's TLS server files, when it serves HTTPS.
     pub fn tls_server(&self) -> Option<contiv_tls::ServerFiles> {
         Some(contiv_tls::ServerFiles {

@@ -47,7 +47,9 @@ pub fn cli_main() -> ExitCode {
         }
     };
     let result = match flags.command.clone() {
-        Some(config::Command::Migrate { from, to }) => runtime.block_on(migrate::run(&from, &to)),
+        Some(config::Command::Migrate { from, to }) => {
+            runtime.block_on(migrate::run(&from, &to, flags.etcd_tls()))
+        }
         Some(config::Command::Certs { action }) => certs_command(action),
         None => runtime.block_on(run(flags)),
     };
@@ -114,7 +116,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             sync,
         }
     } else {
-        StoreConfig::Etcd { endpoints: etcd }
+        StoreConfig::Etcd {
+            endpoints: etcd,
+            tls: flags.etcd_tls(),
+        }
     };
     let store = open_store(&store_cfg)
         .await
