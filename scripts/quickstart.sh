@@ -9,7 +9,9 @@
 #                                     balanced over the web workloads and the tenant's DNS; then scales out:
 #                                     the store copied into etcd (`netmaster migrate`), two netmasters
 #                                     electing a leader, the leader killed, traffic and policy kept
-#                                     (left running)
+#                                     (left running). Everything runs over TLS: `netmaster certs init`
+#                                     makes a CA and certificates in $QS_DIR/pki; each agent proves its
+#                                     host with its own.
 #   bash scripts/quickstart.sh down   stop everything and remove what `up` created
 #
 # Needs root (network namespaces). Everything it makes is named qs-* (namespaces) and lives under
@@ -20,13 +22,19 @@ ROOT=$PWD
 QS_DIR=${QS_DIR:-/tmp/contiv-quickstart}
 PORT=${QS_PORT:-19999}
 PORT2=$((PORT + 1))
-URL="http://127.0.0.1:$PORT"
-URL2="http://127.0.0.1:$PORT2"
+URL="https://127.0.0.1:$PORT"
+URL2="https://127.0.0.1:$PORT2"
 ETCD_PORT=${QS_ETCD_PORT:-12479}
 ETCD_PEER=$((ETCD_PORT + 1))
 ETCD="http://127.0.0.1:$ETCD_PORT"
 # netctl talks to this netmaster (any netmaster answers; the demo moves it after a failover).
 NM=$URL
+# TLS: a CA, netmaster's certificate and one per host (`netmaster certs init`); netmaster verifies
+# the agents' certificates, so each agent acts only as its host. netctl trusts the CA.
+PKI="$QS_DIR/pki"
+export CONTIV_CACERT="$PKI/ca.pem"
+NM_TLS=(--tls-cert "$PKI/netmaster.pem" --tls-key "$PKI/netmaster-key.pem" --tls-client-ca "$PKI/ca.pem")
+https_get() { curl -sf --cacert "$PKI/ca.pem" "$@"; }
 BIN="$ROOT/target/release"
 HOSTS=(qs-h1 qs-h2)
 VTEPS=(172.30.99.1 172.30.99.2)
@@ -115,11 +123,12 @@ start_netplugin() { # start_netplugin host-index netmaster-urls
   start "netplugin-h$((i + 1))" "$d/netplugin.log" "$BIN/netplugin" --host "${HOSTS[$i]}" \
     --vtep-ip "${VTEPS[$i]}" --netmaster "$2" --host-netns "/run/netns/${HOSTS[$i]}" \
     --underlay-if ul0 --state-dir "$d/state" --cni-socket "$d/cni.sock" --cni-pending-dir "$d/pending" \
-    --ns-prefix "qs$((i + 1))"
+    --ns-prefix "qs$((i + 1))" --tls-ca "$PKI/ca.pem" \
+    --tls-cert "$PKI/host-${HOSTS[$i]}.pem" --tls-key "$PKI/host-${HOSTS[$i]}-key.pem"
   wait_for "netplugin ${HOSTS[$i]}" test -S "$d/cni.sock"
 }
 
-leads() { curl -sf "$1/info" | grep -q '"current-state":"leader"'; }
+leads() { https_get "$1/info" | grep -q '"current-state":"leader"'; }
 any_leads() { leads "$URL" || leads "$URL2"; }
 # Every host reports enforcing the policy revision netmaster holds (what `netctl policy status` shows).
 policy_current() {
@@ -129,9 +138,12 @@ policy_current() {
 }
 
 control_plane_up() {
-  say "starting netmaster on $URL (embedded store in $QS_DIR/netmaster)"
-  start netmaster "$QS_DIR/netmaster.log" "$BIN/netmaster" --external-address "127.0.0.1:$PORT" --data-dir "$QS_DIR/netmaster"
-  wait_for netmaster curl -sf "$URL/version"
+  say "certificates: a CA, netmaster's and one per host in $PKI (netmaster certs init)"
+  [[ -f $PKI/ca.pem ]] || "$BIN/netmaster" certs init "$PKI" --host "${HOSTS[0]}" --host "${HOSTS[1]}" >/dev/null
+  say "starting netmaster on $URL (TLS, agents prove their host; embedded store in $QS_DIR/netmaster)"
+  start netmaster "$QS_DIR/netmaster.log" "$BIN/netmaster" --external-address "127.0.0.1:$PORT" \
+    --data-dir "$QS_DIR/netmaster" "${NM_TLS[@]}"
+  wait_for netmaster https_get "$URL/version"
   for i in 0 1; do
     say "starting netplugin for ${HOSTS[$i]} (vtep ${VTEPS[$i]})"
     start_netplugin "$i" "$URL"
@@ -184,7 +196,7 @@ scale_out() {
   for n in 1 2; do
     local port=$PORT; [[ $n == 2 ]] && port=$PORT2
     start "netmaster$([[ $n == 2 ]] && echo 2)" "$QS_DIR/netmaster$n-etcd.log" "$BIN/netmaster" \
-      --external-address "127.0.0.1:$port" --etcd "$ETCD" --leader-ttl 3
+      --external-address "127.0.0.1:$port" --etcd "$ETCD" --leader-ttl 3 "${NM_TLS[@]}"
   done
   wait_for "a leader" any_leads
   for i in 0 1; do
@@ -329,7 +341,8 @@ up() {
     say "the matrix does not follow the policy after the failover (marked !): see $QS_DIR/*.log" && exit 1
   fi
   echo
-  echo "Try:  $BIN/netctl --netmaster $NM endpoint inspect qs-w1"
+  echo "Try:  export CONTIV_CACERT=$PKI/ca.pem                 (netctl trusts the cluster's CA)"
+  echo "      $BIN/netctl --netmaster $NM endpoint inspect qs-w1"
   echo "      $BIN/netctl --netmaster $NM policy inspect -t demo db-in     (policyViolations: denied packets)"
   echo "      $BIN/netctl --netmaster $NM cluster                          (leader, netmasters, agents, store)"
   echo "      ip netns exec qs-w2 ping $(cat "$QS_DIR/qs-w4.ip")               (denied: db to db)"

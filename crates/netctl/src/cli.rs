@@ -44,9 +44,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "NETMASTER", default_value = DEFAULT_NETMASTER)]
     pub netmaster: String,
 
-    /// if true, strict certificate checking will be disabled (accepted; this build has no TLS)
+    /// if true, strict certificate checking will be disabled
     #[arg(long, global = true, env = "INSECURE")]
     pub insecure: bool,
+
+    /// CA certificate (PEM) that signed netmaster's certificate, for an https:// netmaster
+    #[arg(long, global = true, env = "CONTIV_CACERT")]
+    pub cacert: Option<std::path::PathBuf>,
 
     /// print the version
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]

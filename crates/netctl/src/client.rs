@@ -1,10 +1,11 @@
-//! HTTP client of netmaster's Contiv REST API (`/api/v1/...`, `/version`).
+//! HTTP(S) client of netmaster's Contiv REST API (`/api/v1/...`, `/version`).
 //!
 //! One keep-alive ureq agent per invocation. Transport failures become [`Error::Connect`]; non-2xx
 //! answers become [`Error::Server`] carrying netmaster's message (Contiv answers errors with HTTP 500
 //! and a text/plain body). Objects travel as `serde_json::Value`, so nothing the server sends is
 //! lost when it is printed back.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,16 +32,42 @@ enum Method {
     Delete,
 }
 
+/// How netctl trusts an https netmaster.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA that signed netmaster's certificate (`--cacert`, `CONTIV_CACERT`).
+    pub cacert: Option<PathBuf>,
+    /// Contiv's `--insecure`: no certificate check at all.
+    pub insecure: bool,
+}
+
 impl Client {
-    /// A client for the netmaster at `url` (`http://host:port`; a bare `host:port` gets `http://`).
-    pub fn new(url: &str) -> Result<Self> {
+    /// A client for the netmaster at `url` (`http://` or `https://host:port`; a bare
+    /// `host:port` gets `http://`).
+    pub fn new(url: &str, tls: &ClientTls) -> Result<Self> {
         let base = normalize_base(url)?;
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(concat!("netctl/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("netctl/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("https://") {
+            if tls.cacert.is_none() && !tls.insecure {
+                return Err(Error::invalid(format!(
+                    "{base}: give the CA that signed netmaster's certificate with --cacert FILE \
+                     (or CONTIV_CACERT)"
+                )));
+            }
+            let files = contiv_tls::ClientFiles {
+                ca: tls.cacert.clone(),
+                insecure: tls.insecure,
+                ..Default::default()
+            };
+            let tls_config = contiv_tls::client_config(&files)
+                .map_err(|e| Error::invalid(format!("--cacert: {e}")))?;
+            config = config.tls_config(tls_config);
+        }
+        let config = config.build();
         Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             base,
@@ -139,12 +166,7 @@ fn normalize_base(url: &str) -> Result<String> {
     if url.is_empty() {
         return Err(Error::invalid("netmaster URL is empty"));
     }
-    if url.starts_with("https://") {
-        return Err(Error::Unsupported(format!(
-            "this netctl is built without TLS support: use an http:// netmaster URL instead of {url}"
-        )));
-    }
-    if url.starts_with("http://") {
+    if url.starts_with("http://") || url.starts_with("https://") {
         return Ok(url.to_string());
     }
     if url.contains("://") {
@@ -201,10 +223,10 @@ mod tests {
             normalize_base("nm:9999").ok(),
             Some("http://nm:9999".into())
         );
-        assert!(matches!(
-            normalize_base("https://nm"),
-            Err(Error::Unsupported(_))
-        ));
+        assert_eq!(
+            normalize_base("https://nm").ok(),
+            Some("https://nm".to_string())
+        );
         assert!(matches!(normalize_base("ftp://nm"), Err(Error::Invalid(_))));
         assert!(matches!(normalize_base(" "), Err(Error::Invalid(_))));
     }

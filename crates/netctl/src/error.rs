@@ -19,7 +19,7 @@ pub enum Error {
     /// with the original netctl's wording).
     #[error("{0}")]
     Invalid(String),
-    /// Something this build of netctl does not do (TLS, login).
+    /// Something this build of netctl does not do (login).
     #[error("{0}")]
     Unsupported(String),
     /// Writing to stdout failed.

@@ -1,4 +1,4 @@
-//! netctl: Contiv's command line client, a plain HTTP client of netmaster.
+//! netctl: Contiv's command line client, an HTTP(S) client of netmaster.
 //!
 //! `cli` holds the command tree (clap), `commands` one module per command group, `client` the HTTP
 //! calls, `output` the tables and JSON. Exit codes follow Contiv's netctl: 0 on success, 1 on any

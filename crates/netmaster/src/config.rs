@@ -114,6 +114,25 @@ pub struct Flags {
         env = "CONTIV_NETMASTER_ETCD_ENDPOINTS"
     )]
     pub etcd_endpoints: Vec<String>,
+    /// CA that signed the etcd members' certificates (https etcd endpoints).
+    #[arg(long, global = true, env = "CONTIV_NETMASTER_ETCD_CACERT")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// Client certificate for etcd's `--client-cert-auth` (PEM).
+    #[arg(
+        long,
+        global = true,
+        requires = "etcd_key",
+        env = "CONTIV_NETMASTER_ETCD_CERT"
+    )]
+    pub etcd_cert: Option<PathBuf>,
+    /// Key of `--etcd-cert`.
+    #[arg(
+        long,
+        global = true,
+        requires = "etcd_cert",
+        env = "CONTIV_NETMASTER_ETCD_KEY"
+    )]
+    pub etcd_key: Option<PathBuf>,
     /// Contiv 1.x's form of the same: `etcd://host:port[,host:port...]`.
     #[arg(long, conflicts_with = "etcd_endpoints")]
     pub cluster_store: Option<String>,
@@ -123,6 +142,32 @@ pub struct Flags {
     /// Seconds a host agent may stay silent before its node and endpoints are reclaimed.
     #[arg(long, default_value_t = contiv_api::agent::NODE_TTL_SECS, value_parser = clap::value_parser!(u64).range(5..))]
     pub node_grace: u64,
+    /// Serve HTTPS with this certificate (PEM; `netmaster certs init` makes one).
+    #[arg(long, requires = "tls_key", env = "CONTIV_NETMASTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Verify client certificates against this CA: agents' `/plugin/*` calls then need a host
+    /// certificate and may act only as the host it names.
+    #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Revoked client certificates: one serial (hex) or host name per line, `#` comments;
+    /// re-read when it changes.
+    #[arg(
+        long,
+        requires = "tls_client_ca",
+        env = "CONTIV_NETMASTER_TLS_DENY_LIST"
+    )]
+    pub tls_deny_list: Option<PathBuf>,
+    /// CA that signed the other netmasters' certificates (forwarding to the leader over https);
+    /// defaults to `--tls-client-ca`.
+    #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (anyone on the network can then change
+    /// everything).
+    #[arg(long)]
+    pub insecure_http: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -140,9 +185,64 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Make or extend the cluster's certificates (a CA, netmaster's, one per host).
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+}
+
+/// `netmaster certs ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertsAction {
+    /// Make a CA, netmaster's certificate and one client certificate per `--host` in DIR.
+    Init {
+        dir: PathBuf,
+        /// A host agent's name (repeat for each host).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// A DNS name or IP address clients use to reach netmaster (repeatable; localhost and
+        /// 127.0.0.1 are always included).
+        #[arg(long = "netmaster-name")]
+        netmaster_names: Vec<String>,
+        /// Replace an existing CA.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue one more host certificate from the CA in DIR.
+    Host { dir: PathBuf, name: String },
 }
 
 impl Flags {
+    /// TLS to etcd, when `--etcd-cacert` is given.
+    pub fn etcd_tls(&self) -> Option<contiv_store::EtcdTls> {
+        Some(contiv_store::EtcdTls {
+            ca: self.etcd_cacert.clone()?,
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        })
+    }
+
+    /// netmaster's TLS server files, when it serves HTTPS.
+    pub fn tls_server(&self) -> Option<contiv_tls::ServerFiles> {
+        Some(contiv_tls::ServerFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// What netmaster presents and trusts when it forwards to the leader: its own certificate as
+    /// client certificate, the peers' CA.
+    pub fn tls_forwarding(&self) -> contiv_tls::ClientFiles {
+        contiv_tls::ClientFiles {
+            ca: self.tls_ca.clone().or_else(|| self.tls_client_ca.clone()),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            insecure: false,
+        }
+    }
+
     /// The etcd endpoints from `--etcd` or `--cluster-store` (empty: embedded store).
     pub fn etcd(&self) -> Result<Vec<String>, String> {
         let Some(cs) = &self.cluster_store else {

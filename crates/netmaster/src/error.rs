@@ -22,6 +22,12 @@ pub enum ErrorKind {
     NotLeader,
     /// A bug on our side (500).
     Internal,
+    /// The call needs credentials it did not bring (401): an agent call without a host
+    /// certificate where netmaster verifies them.
+    Unauthenticated,
+    /// The caller is known but may not do this (403): a revoked certificate, an agent acting as
+    /// another host.
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -32,6 +38,8 @@ impl ErrorKind {
             ErrorKind::Conflict | ErrorKind::Exhausted => 409,
             ErrorKind::Unavailable | ErrorKind::NotLeader => 503,
             ErrorKind::Internal => 500,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
         }
     }
 
@@ -44,6 +52,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => "state store unavailable",
             ErrorKind::NotLeader => "not the leader",
             ErrorKind::Internal => "internal error",
+            ErrorKind::Unauthenticated => "authentication required",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Layers: [`http`] (routes, error rendering) → [`engine`] (one writer, change sets, reads from
 //! memory) → [`rules`] (Contiv's per-object rules) over [`state`] (the in-memory view of the store).
 
+pub mod certs;
 pub mod changeset;
 pub mod config;
 pub mod endpoint;
@@ -46,7 +47,10 @@ pub fn cli_main() -> ExitCode {
         }
     };
     let result = match flags.command.clone() {
-        Some(config::Command::Migrate { from, to }) => runtime.block_on(migrate::run(&from, &to)),
+        Some(config::Command::Migrate { from, to }) => {
+            runtime.block_on(migrate::run(&from, &to, flags.etcd_tls()))
+        }
+        Some(config::Command::Certs { action }) => certs_command(action),
         None => runtime.block_on(run(flags)),
     };
     match result {
@@ -57,6 +61,37 @@ pub fn cli_main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `netmaster certs init|host`: writes the files and lists them with their serials.
+fn certs_command(action: config::CertsAction) -> anyhow::Result<()> {
+    let issued = match action {
+        config::CertsAction::Init {
+            dir,
+            hosts,
+            netmaster_names,
+            force,
+        } => {
+            let issued = certs::init(&certs::InitOptions {
+                dir: dir.clone(),
+                hosts,
+                netmaster_names,
+                force,
+            })?;
+            println!("CA: {}", dir.join("ca.pem").display());
+            issued
+        }
+        config::CertsAction::Host { dir, name } => vec![certs::add_host(&dir, &name)?],
+    };
+    for i in issued {
+        println!(
+            "{} (key {}), serial {}",
+            i.cert.display(),
+            i.key.display(),
+            i.serial
+        );
+    }
+    Ok(())
 }
 
 fn init_logging(level: &str) {
@@ -81,7 +116,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             sync,
         }
     } else {
-        StoreConfig::Etcd { endpoints: etcd }
+        StoreConfig::Etcd {
+            endpoints: etcd,
+            tls: flags.etcd_tls(),
+        }
     };
     let store = open_store(&store_cfg)
         .await
@@ -93,12 +131,35 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         net_mode: format!("{:?}", flags.netmode).to_lowercase(),
         node_grace: std::time::Duration::from_secs(flags.node_grace),
     };
+    let tls = match flags.tls_server() {
+        Some(files) => Some(contiv_tls::server_config(&files).context("TLS configuration")?),
+        None => None,
+    };
+    http::forward::configure(&flags.tls_forwarding()).context("TLS of forwarding")?;
+    let agent_auth = match &flags.tls_client_ca {
+        Some(_) => Some(
+            http::auth::AgentAuth::start(flags.tls_deny_list.clone())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&flags.external_address)
         .await
         .with_context(|| format!("listening on {}", flags.external_address))?;
     let local = listener
         .local_addr()
         .context("reading the listen address")?;
+    if tls.is_none() {
+        let plain = http::listen::plain_http_allowed(local, flags.insecure_http)
+            .map_err(anyhow::Error::msg)?;
+        if plain == http::listen::PlainHttp::Insecure {
+            tracing::warn!(
+                "!!! INSECURE: serving plain HTTP without authentication on {local} \
+                 (--insecure-http): anyone who reaches this address can read and change all \
+                 state and act as any host agent; use --tls-cert/--tls-key/--tls-client-ca !!!"
+            );
+        }
+    }
     let shared = matches!(store_cfg, StoreConfig::Etcd { .. });
     let engine = if shared {
         // Several netmasters may share etcd: this one leads only when elected. Others reach it
@@ -110,7 +171,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 local.to_string()
             }
         });
-        let me = engine::leader::Member::new(&format!("http://{reach}"), env!("CARGO_PKG_VERSION"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let me =
+            engine::leader::Member::new(&format!("{scheme}://{reach}"), env!("CARGO_PKG_VERSION"));
         let engine = Engine::open_with(store, options, engine::leader::Leadership::elected(me))
             .await
             .map_err(|e| anyhow::anyhow!("loading state: {e}"))?;
@@ -148,12 +211,31 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let app = http::router(AppState {
         engine,
         info: Arc::new(info),
-    });
-    info!(%local, store = ?store_cfg, "netmaster serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+        agent_auth,
+    })
+    .into_make_service_with_connect_info::<http::listen::Peer>();
+    info!(
+        %local,
+        store = ?store_cfg,
+        tls = tls.is_some(),
+        client_certs = flags.tls_client_ca.is_some(),
+        "netmaster serving"
+    );
+    match tls {
+        Some(config) => {
+            let listener = http::listen::TlsListener::new(listener, config)
+                .context("starting the TLS listener")?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .context("serving HTTP")?;
     info!("netmaster stopped");
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use contiv_api::keys;
-use contiv_store::{open_store, StateStore, StoreConfig, SyncMode, Txn, TxnOutcome};
+use contiv_store::{open_store, EtcdTls, StateStore, StoreConfig, SyncMode, Txn, TxnOutcome};
 
 /// Keys per transaction: each key is a put and an absent guard (whose failure branch reads it
 /// back), and etcd refuses more than 128 operations per transaction branch by default.
@@ -35,11 +35,17 @@ pub fn parse_store(arg: &str) -> Result<StoreConfig, String> {
         if endpoints.is_empty() {
             return Err(format!("{arg}: no etcd endpoint given"));
         }
-        return Ok(StoreConfig::Etcd { endpoints });
+        return Ok(StoreConfig::Etcd {
+            endpoints,
+            tls: None,
+        });
     }
     if arg.starts_with("http://") || arg.starts_with("https://") {
         let endpoints = arg.split(',').map(|s| s.trim().to_string()).collect();
-        return Ok(StoreConfig::Etcd { endpoints });
+        return Ok(StoreConfig::Etcd {
+            endpoints,
+            tls: None,
+        });
     }
     let dir = arg.strip_prefix("embedded:").unwrap_or(arg);
     Ok(StoreConfig::Embedded {
@@ -132,9 +138,16 @@ pub async fn copy(from: &dyn StateStore, to: &dyn StateStore) -> Result<Copied, 
 }
 
 /// `netmaster migrate`: opens both stores and copies.
-pub async fn run(from: &str, to: &str) -> anyhow::Result<()> {
-    let from_cfg = parse_store(from).map_err(|e| anyhow::anyhow!("--from {e}"))?;
-    let to_cfg = parse_store(to).map_err(|e| anyhow::anyhow!("--to {e}"))?;
+/// Copies `from` into `to`; `etcd_tls` (netmaster's `--etcd-cacert` ...) applies to an etcd side.
+pub async fn run(from: &str, to: &str, etcd_tls: Option<EtcdTls>) -> anyhow::Result<()> {
+    let with_tls = |mut cfg: StoreConfig| {
+        if let StoreConfig::Etcd { tls, .. } = &mut cfg {
+            tls.clone_from(&etcd_tls);
+        }
+        cfg
+    };
+    let from_cfg = with_tls(parse_store(from).map_err(|e| anyhow::anyhow!("--from {e}"))?);
+    let to_cfg = with_tls(parse_store(to).map_err(|e| anyhow::anyhow!("--to {e}"))?);
     if from_cfg == to_cfg {
         anyhow::bail!("--from and --to name the same store");
     }
@@ -168,7 +181,8 @@ mod tests {
                 endpoints: vec![
                     "http://127.0.0.1:2379".into(),
                     "http://10.0.0.2:2379".into()
-                ]
+                ],
+                tls: None,
             })
         );
         assert!(matches!(

@@ -134,10 +134,7 @@ impl Engine {
     }
 
     pub async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> ApiResult<EndpointResponse> {
-        let id = format!(
-            "{}.{}-{}",
-            req.network_name, req.tenant_name, req.endpoint_id
-        );
+        let id = delete_target(&req);
         self.write(|st, cs| {
             let ep = st
                 .endpoints
@@ -164,14 +161,7 @@ impl Engine {
         req: UpdateEndpointRequest,
     ) -> ApiResult<UpdateEndpointResponse> {
         self.write(|st, cs| {
-            let found = st.endpoints.values().find(|ep| {
-                (!req.endpoint_id.is_empty()
-                    && (ep.id == req.endpoint_id || ep.endpoint_id == req.endpoint_id))
-                    || (!req.ip_address.is_empty()
-                        && ep.ip_address == req.ip_address
-                        && (req.tenant.is_empty() || ep.tenant_name == req.tenant))
-            });
-            let Some(ep) = found else {
+            let Some(ep) = update_target(st, &req) else {
                 return Err(ApiError::not_found("endpoint not found"));
             };
             let mut ep = ep.clone();
@@ -193,6 +183,28 @@ impl Engine {
         })
         .await
     }
+}
+
+/// The endpoint record id a delete request names.
+pub(crate) fn delete_target(req: &DeleteEndpointRequest) -> String {
+    format!(
+        "{}.{}-{}",
+        req.network_name, req.tenant_name, req.endpoint_id
+    )
+}
+
+/// The endpoint an update request names (by id, or by address within the tenant).
+pub(crate) fn update_target<'a>(
+    st: &'a State,
+    req: &UpdateEndpointRequest,
+) -> Option<&'a EndpointState> {
+    st.endpoints.values().find(|ep| {
+        (!req.endpoint_id.is_empty()
+            && (ep.id == req.endpoint_id || ep.endpoint_id == req.endpoint_id))
+            || (!req.ip_address.is_empty()
+                && ep.ip_address == req.ip_address
+                && (req.tenant.is_empty() || ep.tenant_name == req.tenant))
+    })
 }
 
 fn plan_create_endpoint(

@@ -89,18 +89,32 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .with_state(agent)
 }
 
-/// Binds the socket (replacing a stale one left by a killed agent), mode 0660.
+/// Binds the socket (replacing a stale one left by a killed agent), mode 0600: only root (the
+/// container runtime exec'ing contivk8s) may ask for networking. A missing directory is created
+/// 0700; an existing one is left as it is (it may be shared, like /run) but a directory others
+/// may write to is reported, since they could replace the socket.
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the CNI socket's directory is writable by others (mode {:o}): they could replace the socket",
+                mode & 0o7777
+            );
+        }
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
     let l = tokio::net::UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
 }
 
@@ -113,4 +127,24 @@ pub async fn serve(
     axum::serve(listener, router(agent))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_socket_is_0600_in_a_0700_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("run/contiv/netplugin.sock");
+        let _l = super::bind(&path).expect("bind");
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        // A stale socket of a killed agent is replaced, with the same mode.
+        drop(_l);
+        let _l = super::bind(&path).expect("rebind");
+        assert_eq!(mode(&path), 0o600);
+    }
 }

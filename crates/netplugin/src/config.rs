@@ -187,6 +187,16 @@ pub struct Flags {
     /// `--node-grace`, after which a silent node's endpoints are reclaimed.
     #[arg(long, default_value_t = crate::follow::HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_interval: u64,
+    /// CA that signed netmaster's certificate (https netmaster URLs).
+    #[arg(long, env = "CONTIV_NETPLUGIN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This host's client certificate (`netmaster certs init --host NAME`): netmaster takes the
+    /// host's identity from it.
+    #[arg(long, requires = "tls_key", env = "CONTIV_NETPLUGIN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert", env = "CONTIV_NETPLUGIN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A flag combination the agent cannot run with.
@@ -211,11 +221,22 @@ impl Flags {
                 "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan".into(),
             ));
         }
-        if !self.netmaster.starts_with("http://") {
-            return Err(ConfigError(format!(
-                "--netmaster {}: expected http://host:port",
-                self.netmaster
-            )));
+        for url in self
+            .netmaster
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            if url.starts_with("https://") && self.tls_ca.is_none() {
+                return Err(ConfigError(format!(
+                    "--netmaster {url}: https needs --tls-ca (the CA that signed netmaster's certificate)"
+                )));
+            }
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "--netmaster {url}: expected http://host:port or https://host:port"
+                )));
+            }
         }
         if let Some(bad) = self
             .dns_upstream
@@ -237,6 +258,41 @@ impl Flags {
     }
 
     /// The hostname in force.
+    /// The TLS side of netmaster calls: the CA to trust and this host's certificate.
+    pub fn tls_files(&self) -> contiv_tls::ClientFiles {
+        contiv_tls::ClientFiles {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            insecure: false,
+        }
+    }
+
+    /// The TLS config of netmaster calls (`None`: plain HTTP only). A host certificate must name
+    /// this host: netmaster refuses calls made for another host.
+    pub fn tls_config(&self) -> Result<Option<ureq::tls::TlsConfig>, ConfigError> {
+        let files = self.tls_files();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        if let Some(cert) = &files.cert {
+            let der = contiv_tls::load_certs(cert).map_err(|e| ConfigError(e.to_string()))?;
+            let id = contiv_tls::identity_of(der[0].as_ref())
+                .map_err(|e| ConfigError(format!("--tls-cert {}: {e}", cert.display())))?;
+            if id.name != self.hostname() {
+                return Err(ConfigError(format!(
+                    "--tls-cert {} names host {:?} but this agent is {:?} (--host)",
+                    cert.display(),
+                    id.name,
+                    self.hostname()
+                )));
+            }
+        }
+        contiv_tls::client_config(&files)
+            .map(Some)
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     pub fn hostname(&self) -> String {
         self.host.clone().unwrap_or_else(system_hostname)
     }

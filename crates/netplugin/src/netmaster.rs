@@ -105,7 +105,7 @@ const WATCH_IDLE: Duration = Duration::from_secs(15);
 /// Largest snapshot accepted.
 const MAX_SNAPSHOT: u64 = 256 << 20;
 
-/// netmaster over HTTP (`http://host:port`).
+/// netmaster over HTTP or HTTPS (`http(s)://host:port`).
 pub struct HttpNetmaster {
     base: String,
     calls: ureq::Agent,
@@ -117,23 +117,30 @@ const IDLE_CONNECTIONS: usize = 64;
 
 impl HttpNetmaster {
     pub fn new(url: &str) -> Self {
+        Self::with_tls(url, None)
+    }
+
+    /// A client of `url` (`http://` or `https://`); `tls` says whom to trust and which client
+    /// certificate proves this host.
+    pub fn with_tls(url: &str, tls: Option<ureq::tls::TlsConfig>) -> Self {
         let base = url.trim_end_matches('/').to_string();
         // Keep as many idle connections as CNI calls may run at once (ureq keeps 3 per host by
         // default: a burst of concurrent ADDs then opened, and closed, a TCP connection each).
-        let calls = ureq::Agent::config_builder()
+        let mut calls = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(3)))
             .timeout_global(Some(Duration::from_secs(15)))
             .max_idle_connections(IDLE_CONNECTIONS)
-            .max_idle_connections_per_host(IDLE_CONNECTIONS)
-            .build()
-            .into();
-        let stream = ureq::Agent::config_builder()
+            .max_idle_connections_per_host(IDLE_CONNECTIONS);
+        let mut stream = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(3)))
-            .timeout_per_read(Some(WATCH_IDLE))
-            .build()
-            .into();
+            .timeout_per_read(Some(WATCH_IDLE));
+        if let Some(tls) = tls {
+            calls = calls.tls_config(tls.clone());
+            stream = stream.tls_config(tls);
+        }
+        let (calls, stream) = (calls.build().into(), stream.build().into());
         HttpNetmaster {
             base,
             calls,
@@ -322,8 +329,16 @@ fn retry_elsewhere(e: &NmError) -> bool {
 impl FailoverNetmaster {
     /// `urls`: one or more netmaster base URLs (comma separated on the command line).
     pub fn new(urls: &[String]) -> Self {
+        Self::with_tls(urls, None)
+    }
+
+    /// The same over https with `tls` (see [`HttpNetmaster::with_tls`]).
+    pub fn with_tls(urls: &[String], tls: Option<ureq::tls::TlsConfig>) -> Self {
         FailoverNetmaster {
-            members: urls.iter().map(|u| HttpNetmaster::new(u)).collect(),
+            members: urls
+                .iter()
+                .map(|u| HttpNetmaster::with_tls(u, tls.clone()))
+                .collect(),
             current: std::sync::atomic::AtomicUsize::new(0),
             budget: FAILOVER_BUDGET,
         }

@@ -95,9 +95,10 @@ pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
         dp: drivers.dp,
         pol: drivers.pol,
         qos: drivers.qos,
-        nm: Arc::new(FailoverNetmaster::new(&FailoverNetmaster::parse_urls(
-            &flags.netmaster,
-        ))),
+        nm: Arc::new(FailoverNetmaster::with_tls(
+            &FailoverNetmaster::parse_urls(&flags.netmaster),
+            flags.tls_config()?,
+        )),
         records: RecordStore::open(&flags.state_dir)?,
         netns_alive: drivers.netns_alive,
     }))

@@ -139,6 +139,38 @@ fn spawn_netmaster(
     spawn(cmd, &tmp.join(format!("{name}.log")))
 }
 
+/// The hostname agent `i` registers as (and its certificate names).
+fn host_name(i: usize) -> String {
+    format!("h{}", i + 1)
+}
+
+fn scheme(t: Transport) -> &'static str {
+    match t {
+        Transport::Plain => "http",
+        Transport::MutualTls => "https",
+    }
+}
+
+/// `netmaster certs init <tmp>/pki` with a certificate for each host (`h1`, `h2`, ...).
+fn make_certs(bins: &Binaries, tmp: &Path, hosts: usize) -> Result<PathBuf, String> {
+    let pki = tmp.join("pki");
+    let mut cmd = Command::new(&bins.netmaster);
+    cmd.arg("certs").arg("init").arg(&pki);
+    for i in 0..hosts {
+        cmd.arg("--host").arg(host_name(i));
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("netmaster certs init: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "netmaster certs init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(pki)
+}
+
 /// One workload attached through contivk8s.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -170,6 +202,19 @@ pub struct Cluster {
     tmp: tempfile::TempDir,
     http: ureq::Agent,
     agent_settings: AgentSettings,
+    /// With [`Transport::MutualTls`]: the directory `netmaster certs init` filled.
+    pki: Option<PathBuf>,
+}
+
+/// How the test bed's processes talk to netmaster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Plain HTTP on loopback.
+    #[default]
+    Plain,
+    /// HTTPS; netmaster verifies client certificates and every agent proves its host with its
+    /// own (made by `netmaster certs init` in the test bed's directory).
+    MutualTls,
 }
 
 /// How the test bed runs its agents.
@@ -197,7 +242,23 @@ impl Cluster {
         netmaster_args: &[&str],
         agents: AgentSettings,
     ) -> Result<Cluster, String> {
-        Self::start_inner(bins, hosts, netmaster_args, agents, 1)
+        Self::start_inner(bins, hosts, netmaster_args, agents, 1, Transport::Plain)
+    }
+
+    /// Like [`Cluster::start`], over HTTPS with mutual TLS ([`Transport::MutualTls`]).
+    pub fn start_tls(
+        bins: Binaries,
+        hosts: usize,
+        netmaster_args: &[&str],
+    ) -> Result<Cluster, String> {
+        Self::start_inner(
+            bins,
+            hosts,
+            netmaster_args,
+            AgentSettings::Test,
+            1,
+            Transport::MutualTls,
+        )
     }
 
     /// `netmasters` netmasters sharing one store (`netmaster_args` must name it: `--etcd ...`),
@@ -209,7 +270,14 @@ impl Cluster {
         netmaster_args: &[&str],
         netmasters: usize,
     ) -> Result<Cluster, String> {
-        Self::start_inner(bins, hosts, netmaster_args, AgentSettings::Test, netmasters)
+        Self::start_inner(
+            bins,
+            hosts,
+            netmaster_args,
+            AgentSettings::Test,
+            netmasters,
+            Transport::Plain,
+        )
     }
 
     fn start_inner(
@@ -218,6 +286,7 @@ impl Cluster {
         netmaster_args: &[&str],
         agents: AgentSettings,
         netmasters: usize,
+        transport: Transport,
     ) -> Result<Cluster, String> {
         reap_tmp();
         let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
@@ -226,25 +295,46 @@ impl Cluster {
             .tempdir()
             .map_err(|e| e.to_string())?;
         let port = free_port()?;
-        let nm_args: Vec<String> = netmaster_args.iter().map(|a| a.to_string()).collect();
-        let netmaster = spawn_netmaster(&bins, tmp.path(), 0, port, &nm_args)?;
-        let http = ureq::Agent::config_builder()
+        let mut nm_args: Vec<String> = netmaster_args.iter().map(|a| a.to_string()).collect();
+        let mut http = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(20)));
+        let pki = match transport {
+            Transport::Plain => None,
+            Transport::MutualTls => {
+                let pki = make_certs(&bins, tmp.path(), hosts)?;
+                for (flag, file) in [
+                    ("--tls-cert", "netmaster.pem"),
+                    ("--tls-key", "netmaster-key.pem"),
+                    ("--tls-client-ca", "ca.pem"),
+                ] {
+                    nm_args.push(flag.into());
+                    nm_args.push(pki.join(file).display().to_string());
+                }
+                let files = contiv_tls::ClientFiles {
+                    ca: Some(pki.join("ca.pem")),
+                    ..Default::default()
+                };
+                http =
+                    http.tls_config(contiv_tls::client_config(&files).map_err(|e| e.to_string())?);
+                Some(pki)
+            }
+        };
+        let http = http.build().into();
+        let netmaster = spawn_netmaster(&bins, tmp.path(), 0, port, &nm_args)?;
         let mut c = Cluster {
             agents: Vec::new(),
             netmaster,
             port,
             standbys: Vec::new(),
             nm_args,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{}://127.0.0.1:{port}", scheme(transport)),
             bins,
             tb,
             tmp,
             http,
             agent_settings: agents,
+            pki,
         };
         c.wait_netmaster()?;
         for i in 1..netmasters.max(1) {
@@ -275,7 +365,7 @@ impl Cluster {
 
     /// The hostname agent `i` registers as.
     pub fn host_name(&self, i: usize) -> String {
-        format!("h{}", i + 1)
+        host_name(i)
     }
 
     fn host_dir(&self, i: usize) -> PathBuf {
@@ -324,6 +414,14 @@ impl Cluster {
         cmd.arg("--docker-plugin-socket")
             .arg(self.docker_plugin_dir(i).join("netplugin.sock"));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
+        if let Some(pki) = &self.pki {
+            let host = self.host_name(i);
+            cmd.arg("--tls-ca").arg(pki.join("ca.pem"));
+            cmd.arg("--tls-cert")
+                .arg(pki.join(format!("host-{host}.pem")));
+            cmd.arg("--tls-key")
+                .arg(pki.join(format!("host-{host}-key.pem")));
+        }
         if self.agent_settings == AgentSettings::Test {
             cmd.arg("--reconcile-interval").arg("3");
             cmd.arg("--heartbeat-interval").arg("1");
@@ -367,8 +465,16 @@ impl Cluster {
     pub fn netmaster_urls(&self) -> Vec<String> {
         std::iter::once(self.port)
             .chain(self.standbys.iter().map(|(_, p)| *p))
-            .map(|p| format!("http://127.0.0.1:{p}"))
+            .map(|p| format!("{}://127.0.0.1:{p}", self.scheme()))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        scheme(if self.pki.is_some() {
+            Transport::MutualTls
+        } else {
+            Transport::Plain
+        })
     }
 
     /// SIGKILL of netmaster `i` (0: the primary).

@@ -86,7 +86,7 @@ pub use memory::MemoryStore;
 pub use sqlite::{SqliteStore, DB_FILE, SYNC_INTERVAL};
 pub use store::StateStore;
 pub use types::{
-    Compare, EventKind, KeyValue, LeaseId, Op, Revision, Snapshot, StoreConfig, StoreInfo,
+    Compare, EtcdTls, EventKind, KeyValue, LeaseId, Op, Revision, Snapshot, StoreConfig, StoreInfo,
     SyncMode, Txn, TxnOutcome, WatchEvent,
 };
 pub use watch::WatchStream;
@@ -108,7 +108,13 @@ pub async fn open_store(cfg: &StoreConfig) -> Result<Arc<dyn StateStore>, StoreE
                 }),
             }
         }
-        StoreConfig::Etcd { endpoints } => Ok(Arc::new(EtcdStore::connect(endpoints).await?)),
+        StoreConfig::Etcd { endpoints, tls } => {
+            let options = EtcdOptions {
+                tls: tls.clone(),
+                ..EtcdOptions::default()
+            };
+            Ok(Arc::new(EtcdStore::connect_with(endpoints, options).await?))
+        }
     }
 }
 

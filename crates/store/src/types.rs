@@ -192,8 +192,22 @@ pub enum StoreConfig {
     Embedded { dir: PathBuf, sync: SyncMode },
     /// Volatile in-memory store (tests).
     Memory,
-    /// etcd v3 cluster: client URLs (`http://host:port`, `host:port` or `etcd://host:port`).
-    Etcd { endpoints: Vec<String> },
+    /// etcd v3 cluster: client URLs (`http://host:port`, `https://host:port`, `host:port` or
+    /// `etcd://host:port`), with TLS for `https` endpoints.
+    Etcd {
+        endpoints: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<EtcdTls>,
+    },
+}
+
+/// TLS to etcd: the CA that signed the members' certificates and this client's certificate
+/// (etcd's `--client-cert-auth`), as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// What [`crate::StateStore::info`] reports.

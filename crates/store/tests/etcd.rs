@@ -30,6 +30,7 @@ async fn open_store_from_config() {
     let cluster = EtcdCluster::start(1).unwrap();
     let s = open_store(&StoreConfig::Etcd {
         endpoints: cluster.endpoints(),
+        tls: None,
     })
     .await
     .unwrap();
@@ -40,6 +41,7 @@ async fn open_store_from_config() {
     let contiv = cluster.endpoints()[0].replace("http://", "etcd://");
     let s2 = open_store(&StoreConfig::Etcd {
         endpoints: vec![contiv],
+        tls: None,
     })
     .await
     .unwrap();

@@ -163,6 +163,7 @@ async fn open_store_dispatch() {
     let started = std::time::Instant::now();
     let err = open_store(&StoreConfig::Etcd {
         endpoints: vec![endpoint.clone()],
+        tls: None,
     })
     .await
     .err()

@@ -21,32 +21,43 @@ use std::io::Write;
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, ListFlags, OutputFlags};
-use crate::client::Client;
+use crate::client::{Client, ClientTls};
 use crate::error::{Error, Result};
 use crate::output;
 
 /// What every command needs: where netmaster is.
 pub struct Ctx {
     netmaster: String,
+    tls: ClientTls,
 }
 
 impl Ctx {
-    /// A context for the netmaster at `url`.
+    /// A context for the netmaster at `url`, plain HTTP or https with the system's defaults.
     pub fn new(url: &str) -> Self {
+        Ctx::with_tls(url, ClientTls::default())
+    }
+
+    /// A context for the netmaster at `url` with TLS settings.
+    pub fn with_tls(url: &str, tls: ClientTls) -> Self {
         Ctx {
             netmaster: url.to_string(),
+            tls,
         }
     }
 
-    /// A client of netmaster (fails only on an unusable URL).
+    /// A client of netmaster (fails only on an unusable URL or TLS file).
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.netmaster)
+        Client::new(&self.netmaster, &self.tls)
     }
 }
 
 /// Runs one parsed command line, writing its normal output to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
-    let ctx = Ctx::new(&cli.netmaster);
+    let tls = ClientTls {
+        cacert: cli.cacert.clone(),
+        insecure: cli.insecure,
+    };
+    let ctx = Ctx::with_tls(&cli.netmaster, tls);
     match &cli.command {
         Command::Bgp(cmd) => bgp::run(cmd, &ctx, out),
         Command::AciGw(cmd) => aci_gw::run(cmd, &ctx, out),

@@ -69,17 +69,33 @@ pub async fn to_leader(State(app): State<AppState>, req: Request, next: Next) ->
     }
 }
 
+static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+
+fn new_agent(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT));
+    if let Some(tls) = tls {
+        config = config.tls_config(tls);
+    }
+    config.build().into()
+}
+
+/// Sets the TLS side of forwarding (netmaster's own certificate as client certificate, the CA of
+/// the other netmasters); called once at start, before serving.
+pub fn configure(files: &contiv_tls::ClientFiles) -> Result<(), contiv_tls::TlsError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let agent = new_agent(Some(contiv_tls::client_config(files)?));
+    let _ = AGENT.set(agent);
+    Ok(())
+}
+
 /// The one HTTP client of the forwarding (its keep-alive connections to the leader are reused
 /// across requests instead of one connection per forwarded write).
 fn client() -> &'static ureq::Agent {
-    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .build()
-            .into()
-    })
+    AGENT.get_or_init(|| new_agent(None))
 }
 
 /// Sends `req` to `base` and returns its answer as-is (status, content type, body).

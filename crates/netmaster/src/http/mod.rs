@@ -5,7 +5,9 @@
 //! no Content-Type), so a bad body is a clear 400/500 message instead of a framework rejection.
 
 mod agent;
+pub mod auth;
 pub mod forward;
+pub mod listen;
 mod objects;
 mod plugin;
 mod policy;
@@ -25,6 +27,8 @@ pub use reply::Reply;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub info: Arc<ServerInfo>,
+    /// Present when agents must prove their host with a client certificate.
+    pub agent_auth: Option<Arc<auth::AgentAuth>>,
 }
 
 /// Facts `/info` and `/version` report.
@@ -77,6 +81,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forward::to_leader,
+        ))
+        // Outermost: a call is judged before it is forwarded to the leader.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::agents,
         ))
         .with_state(state)
 }

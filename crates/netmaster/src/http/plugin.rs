@@ -14,7 +14,9 @@ use crate::error::{ApiError, ApiResult};
 /// clients: field names match without regard to case (`labels` is `Labels`). The canonical names
 /// come from the request type itself (its default value serialized); keys of maps (labels) are
 /// left as they are.
-fn decode<T: DeserializeOwned + serde::Serialize + Default + 'static>(body: &[u8]) -> ApiResult<T> {
+pub(super) fn decode<T: DeserializeOwned + serde::Serialize + Default + 'static>(
+    body: &[u8],
+) -> ApiResult<T> {
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid request body: {e}"));
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
     if let Some(template) = template_of::<T>() {

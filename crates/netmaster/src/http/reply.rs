@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -67,11 +67,14 @@ struct Problem<'a> {
 pub fn error_response(style: ErrorStyle, e: &ApiError) -> Response {
     match style {
         ErrorStyle::Contiv => {
-            let mut r = (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{}\n", e.message),
-            )
-                .into_response();
+            // Contiv answers every refusal with 500; a refusal of the caller's credentials keeps
+            // its own status (Contiv had no such refusal to stay compatible with).
+            let status = match e.kind {
+                ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let mut r = (status, format!("{}\n", e.message)).into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -68,6 +68,8 @@ pub struct EtcdOptions {
     /// How long a watch stream keeps re-creating its etcd watch after the connection broke before
     /// it yields [`StoreError::Unavailable`] and ends.
     pub watch_retry: Duration,
+    /// TLS to the members (`https` endpoints).
+    pub tls: Option<crate::EtcdTls>,
 }
 
 impl Default for EtcdOptions {
@@ -76,6 +78,7 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             watch_retry: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -111,6 +114,27 @@ fn normalize_endpoint(e: &str) -> String {
     }
 }
 
+/// tonic's TLS settings from the PEM files of `tls` (rustls with ring, as everywhere else).
+fn tls_options(tls: &crate::EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| StoreError::Invalid(format!("etcd TLS: {}: {e}", p.display())))
+    };
+    let mut options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca)?));
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(StoreError::Invalid(
+                "etcd TLS: a client certificate needs its key and a key its certificate".into(),
+            ))
+        }
+    }
+    Ok(options)
+}
+
 impl EtcdStore {
     /// Connects to the cluster with default [`EtcdOptions`]; see [`EtcdStore::connect_with`].
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
@@ -128,7 +152,7 @@ impl EtcdStore {
             return Err(StoreError::Invalid("no etcd endpoint given".into()));
         }
         let urls: Vec<String> = endpoints.iter().map(|e| normalize_endpoint(e)).collect();
-        let connect = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_timeout(options.request_timeout)
             .with_connect_timeout(options.connect_timeout.min(Duration::from_secs(2)))
             // Detects a dead or frozen member under an open watch stream. etcd refuses pings more
@@ -136,6 +160,9 @@ impl EtcdStore {
             .with_keep_alive(Duration::from_secs(6), Duration::from_secs(4))
             // A member without a leader answers "no leader" at once instead of timing out.
             .with_require_leader(true);
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls_options(tls)?);
+        }
         let eps = Arc::new(Endpoints::new(&urls, &connect).await?);
         let (closed, closed_rx) = tokio::sync::watch::channel(());
         let store = EtcdStore {
