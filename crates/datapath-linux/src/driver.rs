@@ -16,7 +16,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use crate::error::LinuxError;
 use crate::netns;
 use crate::nl::Nl;
-use crate::{endpoint, locate, names, network, observe, remote};
+use crate::{endpoint, guard, locate, names, network, observe, remote};
 
 /// How a [`LinuxDatapath`] is set up.
 #[derive(Debug, Clone)]
@@ -297,5 +297,12 @@ impl Datapath for LinuxDatapath {
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
         let _g = self.lock();
         Ok(locate::workload_ends(self, eps)?)
+    }
+
+    /// The source guard of every tenant namespace replaced by exactly `eps`' elements (one
+    /// `nft -f` per namespace).
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        let _g = self.lock();
+        guard::resync_all(self, eps)
     }
 }

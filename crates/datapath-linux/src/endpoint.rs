@@ -1,6 +1,7 @@
 //! Local endpoints: a veth pair whose host end lives in the tenant namespace (on the network's
 //! bridge, or routed as a /32 with proxy ARP in routing mode) and whose other end becomes the
-//! workload's interface with its address, MAC, MTU and default route via the gateway.
+//! workload's interface with its address, MAC, MTU and default route via the gateway. The port
+//! is under the source guard (`crate::guard`) before it comes up and until it is gone.
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,6 +17,7 @@ use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteM
 
 use crate::driver::{LinuxDatapath, NetLoc};
 use crate::error::{Errors, LinuxError};
+use crate::guard;
 use crate::names;
 use crate::netns;
 use crate::nl::Nl;
@@ -36,6 +38,10 @@ use crate::nl::Nl;
 /// and a link that is up when its carrier-off event is processed is deactivated, which
 /// synchronizes RCU too. So both ends are made with one queue each, and the host end comes up
 /// last, when its peer is already up (carrier on at once).
+///
+/// Before any of it, the port's source-guard element goes in (one netlink batch): the host end
+/// never carries a frame from the workload that the guard does not judge by this endpoint's MAC
+/// and address. A failed ADD takes the element out again with the veth.
 pub(crate) fn add(
     d: &LinuxDatapath,
     loc: &NetLoc,
@@ -55,6 +61,8 @@ pub(crate) fn add(
         source,
     })?;
     let fd = ws_file.as_raw_fd();
+    let entry = guard_entry(ep);
+    guard::admit(&loc.ns_path, &entry)?;
     let res = d.in_tenant_and_workload(loc, &ws_file, &ws, |tnl, wnl| async move {
         let out = async {
             let fresh = plug(&tnl, &wnl, loc, ep, fd).await?;
@@ -72,7 +80,21 @@ pub(crate) fn add(
     });
     match res {
         Ok(()) => Ok(attachment),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            if let Err(g) = guard::release(&loc.ns_path, &entry) {
+                tracing::warn!(endpoint = %ep.id, error = %g, "rolling back the source guard");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// What the source guard lets `ep`'s port send.
+pub(crate) fn guard_entry(ep: &LocalEndpoint) -> guard::Entry {
+    guard::Entry {
+        port: names::host_veth(&ep.id),
+        mac: ep.mac,
+        ip: ep.ip.addr(),
     }
 }
 
@@ -304,6 +326,8 @@ pub(crate) fn remove(
             }
             Err(e) => errs.push(e.into()),
         }
+        // After the port: until it is gone its traffic stays judged.
+        errs.absorb(guard::release(&loc.ns_path, &guard_entry(ep)));
     }
     // The workload end, should the host end have been lost (e.g. network removed first); a
     // deleted host end took its peer with it.

@@ -45,6 +45,7 @@ mod endpoint;
 mod error;
 #[cfg(test)]
 mod golden;
+pub mod guard;
 pub mod lb;
 mod locate;
 pub mod names;
