@@ -65,6 +65,8 @@ pub struct LinuxDatapath {
     state: Mutex<HashMap<String, NetLoc>>,
     /// Netlink threads kept in the host and tenant namespaces.
     pool: netns::NsPool,
+    /// Source-guard element releases, coalesced off the DEL's path.
+    pub(crate) guard: guard::Releases,
 }
 
 impl LinuxDatapath {
@@ -78,6 +80,7 @@ impl LinuxDatapath {
             host_ns,
             state: Mutex::new(HashMap::new()),
             pool: netns::NsPool::default(),
+            guard: guard::Releases::default(),
         }
     }
 
