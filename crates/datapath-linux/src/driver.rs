@@ -16,7 +16,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use crate::error::LinuxError;
 use crate::netns;
 use crate::nl::Nl;
-use crate::{endpoint, locate, names, network, observe, remote};
+use crate::{endpoint, guard, locate, names, network, observe, remote};
 
 /// How a [`LinuxDatapath`] is set up.
 #[derive(Debug, Clone)]
@@ -65,6 +65,8 @@ pub struct LinuxDatapath {
     state: Mutex<HashMap<String, NetLoc>>,
     /// Netlink threads kept in the host and tenant namespaces.
     pool: netns::NsPool,
+    /// Source-guard element releases, coalesced off the DEL's path.
+    pub(crate) guard: guard::Releases,
 }
 
 impl LinuxDatapath {
@@ -78,6 +80,7 @@ impl LinuxDatapath {
             host_ns,
             state: Mutex::new(HashMap::new()),
             pool: netns::NsPool::default(),
+            guard: guard::Releases::default(),
         }
     }
 
@@ -297,5 +300,12 @@ impl Datapath for LinuxDatapath {
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
         let _g = self.lock();
         Ok(locate::workload_ends(self, eps)?)
+    }
+
+    /// The source guard of every tenant namespace replaced by exactly `eps`' elements (one
+    /// `nft -f` per namespace).
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        let _g = self.lock();
+        guard::resync_all(self, eps)
     }
 }

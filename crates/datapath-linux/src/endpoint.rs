@@ -2,7 +2,8 @@
 //! bridge, or routed as a /32 with proxy ARP in routing mode) and whose other end becomes the
 //! workload's interface with its address, MAC, MTU and default route via the gateway; or, for a
 //! handed-over endpoint (Docker CNM), stays in the agent's namespace with its MAC and MTU only,
-//! for the runtime to move and configure ([`Plumbing::HandedOver`]).
+//! for the runtime to move and configure ([`Plumbing::HandedOver`]). The port is under the
+//! source guard (`crate::guard`) before it comes up and until it is gone.
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,6 +19,7 @@ use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteM
 
 use crate::driver::{LinuxDatapath, NetLoc};
 use crate::error::{Errors, LinuxError};
+use crate::guard;
 use crate::names;
 use crate::netns;
 use crate::nl::Nl;
@@ -38,6 +40,11 @@ use crate::nl::Nl;
 /// and a link that is up when its carrier-off event is processed is deactivated, which
 /// synchronizes RCU too. So both ends are made with one queue each, and the host end comes up
 /// last, when its peer is already up (carrier on at once).
+///
+/// Before any of it, the port's source-guard element goes in (one netlink batch; a release of
+/// the same port still queued by an earlier DEL is taken back first): the host end never carries
+/// a frame from the workload that the guard does not judge by this endpoint's MAC and address. A
+/// failed ADD queues the element's release after removing the veth.
 pub(crate) fn add(
     d: &LinuxDatapath,
     loc: &NetLoc,
@@ -57,6 +64,9 @@ pub(crate) fn add(
         source,
     })?;
     let fd = ws_file.as_raw_fd();
+    let entry = guard_entry(ep);
+    d.guard.forget_port(&loc.ns_path, &entry.port);
+    guard::admit(&loc.ns_path, &entry)?;
     let res = d.in_tenant_and_workload(loc, &ws_file, &ws, |tnl, wnl| async move {
         let out = async {
             let fresh = plug(&tnl, &wnl, loc, ep, fd).await?;
@@ -76,7 +86,19 @@ pub(crate) fn add(
     });
     match res {
         Ok(()) => Ok(attachment),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            d.guard.release_later(&loc.ns_path, entry);
+            Err(e.into())
+        }
+    }
+}
+
+/// What the source guard lets `ep`'s port send.
+pub(crate) fn guard_entry(ep: &LocalEndpoint) -> guard::Entry {
+    guard::Entry {
+        port: names::host_veth(&ep.id),
+        mac: ep.mac,
+        ip: ep.ip.addr(),
     }
 }
 
@@ -310,6 +332,9 @@ pub(crate) fn remove(
             }
             Err(e) => errs.push(e.into()),
         }
+        // After the port: until it is gone its traffic stays judged. Queued (coalesced with
+        // other DELs, see `guard::Releases`): a deletion commit waits ~14 ms in the kernel.
+        d.guard.release_later(&loc.ns_path, guard_entry(ep));
     }
     // The workload end, should the host end have been lost (e.g. network removed first); a
     // deleted host end took its peer with it.

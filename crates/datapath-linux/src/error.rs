@@ -30,6 +30,13 @@ pub enum LinuxError {
     },
     #[error("{object} not found in netns {ns}")]
     NotFound { object: String, ns: String },
+    #[error("source guard {op} in netns {ns}: {source}")]
+    Guard {
+        op: &'static str,
+        ns: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("netlink worker thread for netns {ns} panicked")]
     ThreadPanicked { ns: String },
 }

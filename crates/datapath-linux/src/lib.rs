@@ -38,6 +38,9 @@
 //! `network::prepare_tenant`). Bridges do no multicast snooping: multicast floods within a
 //! network like broadcast, and workload interfaces come up without IPv6 address generation, so
 //! no per-pod MLD reports or DAD probes exist to be flooded.
+//!
+//! Every workload port is under the source guard (`guard`): it accepts from its workload only the
+//! endpoint's MAC and IPv4 address (ARP included), with or without policy.
 
 mod brnf;
 mod driver;
@@ -45,6 +48,7 @@ mod endpoint;
 mod error;
 #[cfg(test)]
 mod golden;
+pub mod guard;
 pub mod lb;
 mod locate;
 pub mod names;

@@ -40,9 +40,13 @@ fn ep_hash(ep_id: &str) -> u64 {
     fnv64(ep_id) & 0xff_ffff_ffff
 }
 
+/// The prefix of every host veth name (and of no other device the driver makes): the source
+/// guard guards every port whose name starts with it.
+pub const HOST_VETH_PREFIX: &str = "ctve";
+
 /// Host end of an endpoint's veth, in the tenant namespace (14 chars).
 pub fn host_veth(ep_id: &str) -> String {
-    format!("ctve{:010x}", ep_hash(ep_id))
+    format!("{HOST_VETH_PREFIX}{:010x}", ep_hash(ep_id))
 }
 
 /// MAC of a host's VXLAN devices in routing mode, derived from its VTEP so peers can compute it.

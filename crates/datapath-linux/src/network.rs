@@ -11,6 +11,7 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVxlan};
 
 use crate::driver::{LinuxDatapath, NetLoc};
 use crate::error::{Errors, LinuxError};
+use crate::guard;
 use crate::names;
 use crate::netns;
 use crate::nl::Nl;
@@ -30,6 +31,8 @@ pub(crate) fn ensure(d: &LinuxDatapath, net: &NetworkSpec) -> Result<NetLoc, Lin
             None => Ok(false),
         }
     })?;
+    // The source guard of workload ports, before any port of this network can exist.
+    guard::install(&ns_path)?;
     if !vx_ok {
         create_vxlan(d, net, &ns_path)?;
     }

@@ -22,6 +22,8 @@ pub enum Call {
     Observe,
     /// `workload_ends` for this many endpoints.
     WorkloadEnds(usize),
+    /// `resync_local_endpoints` with these endpoint ids.
+    ResyncLocalEndpoints(Vec<String>),
 }
 
 #[derive(Default)]
@@ -187,6 +189,13 @@ impl Datapath for FakeDatapath {
                 })
                 .collect(),
         })
+    }
+
+    /// Recorded only: the fake keeps nothing per endpoint beside its interface.
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        let ids = eps.iter().map(|e| e.id.clone()).collect();
+        let _g = self.enter("resync_local_endpoints", Call::ResyncLocalEndpoints(ids))?;
+        Ok(())
     }
 
     /// Found at the netns path it was plugged with (the fake knows no namespaces: the agent's

@@ -69,6 +69,16 @@ pub trait Datapath: Send + Sync {
     /// record of (it may scan every namespace on the host). An error means "cannot tell" for
     /// all of them: the caller then removes nothing.
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError>;
+
+    /// Declarative, for a full reconcile (exclusive with endpoint calls): `eps` are every local
+    /// endpoint attached now. What the driver keeps per endpoint beside its interface (the Linux
+    /// driver's source guard: which MAC and address a port may send from) is replaced by exactly
+    /// theirs, atomically per namespace, so an endpoint listed never goes without it and nothing
+    /// of an endpoint not listed remains. Idempotent. Default: nothing is kept, nothing to do.
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        let _ = eps;
+        Ok(())
+    }
 }
 
 /// Checks that do not depend on a backend: gateway inside the subnet, sane VNI.

@@ -27,6 +27,7 @@ use contiv_datapath::{
 use crate::agent::{local_endpoint, lock, Agent};
 use crate::attach::delete_request;
 use crate::mirror::Mirror;
+use crate::rebuild::Accounting;
 use crate::records::{Attachment, Phase};
 
 /// What this host should have.
@@ -316,6 +317,9 @@ impl Agent {
         let dead = acc.as_ref().map(|a| a.dead.clone()).unwrap_or_default();
         r.plan = plan(&d, &observed, &live, &dead);
         let kept_orphans = self.apply(&r.plan, mirror.as_ref(), &mut r.errors);
+        if let Some(acc) = &acc {
+            self.resync_endpoints(acc, &live, &mut r.errors);
+        }
         if let (Some(m), Some(_)) = (&mirror, &acc) {
             // Interfaces still on this host: observed, less the dead ones just removed.
             let present: BTreeSet<&str> = observed
@@ -452,6 +456,27 @@ impl Agent {
             Err(e) => r
                 .errors
                 .push(format!("release {}: {}", a.endpoint_id, e.msg)),
+        }
+    }
+
+    /// What the datapath keeps per endpoint beside its interface (the Linux driver's source
+    /// guard: which MAC and address each port may send from) re-synced from the records, so a
+    /// restarted agent repairs what was lost and drops what is stale. Only when every local
+    /// interface is accounted for by a readable record: an interface kept without one (alive, not
+    /// adopted) still needs what it has, so then nothing is replaced.
+    fn resync_endpoints(&self, acc: &Accounting, live: &[Attachment], errors: &mut Vec<String>) {
+        if !acc.kept.is_empty() {
+            return;
+        }
+        let Ok(eps) = live
+            .iter()
+            .map(local_endpoint)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return;
+        };
+        if let Err(e) = self.dp.resync_local_endpoints(&eps) {
+            errors.push(format!("resync endpoints: {e}"));
         }
     }
 

@@ -1,5 +1,7 @@
 //! Set and map element changes sent to nftables over netlink, as one batch (one transaction),
-//! without the `nft` process. `nft` reads the whole table back from the kernel before it applies
+//! without the `nft` process. Used by the policy driver (`inet contiv`, IPv4 keys) and by the
+//! source guard (`crate::guard`: one element in tables of three families per batch, keys that
+//! are concatenations). `nft` reads the whole table back from the kernel before it applies
 //! even a one-element batch (31 ms on a 10,000-rule table here); endpoint churn only moves
 //! elements, and this path costs a socket round trip. No maintained crate encodes these messages
 //! at this scale (see CRATES.md), so the few we need are written here: [`encode`] is pure, the
@@ -25,7 +27,6 @@ const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
-const NFPROTO_INET: u8 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -43,6 +44,37 @@ const MAX_ELEMS_PER_MESSAGE: usize = 256;
 /// How long `send` waits for the kernel's acknowledgements.
 const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The nftables family of a table (`NFPROTO_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Inet,
+    Arp,
+    Bridge,
+}
+
+impl Family {
+    fn proto(self) -> u8 {
+        match self {
+            Family::Inet => 1,
+            Family::Arp => 3,
+            Family::Bridge => 7,
+        }
+    }
+}
+
+/// A set element's key as nftables holds it: the bytes of each field of the set's type, each
+/// padded to 4 bytes (a concatenation is stored field after field, register-aligned).
+pub trait ElemKey {
+    fn key_bytes(&self) -> Vec<u8>;
+}
+
+impl ElemKey for Ipv4Addr {
+    /// `ipv4_addr`: the address in network order.
+    fn key_bytes(&self) -> Vec<u8> {
+        self.octets().to_vec()
+    }
+}
+
 /// Add or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -52,11 +84,20 @@ pub enum Op {
 
 /// Elements to add to or delete from one set or verdict map of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElemChange {
+pub struct ElemChange<K = Ipv4Addr> {
     pub set: String,
     pub op: Op,
-    /// Address, and for a verdict map the chain to jump to (ignored by deletes).
-    pub elems: Vec<(Ipv4Addr, Option<String>)>,
+    /// Key (an address for the policy table), and for a verdict map the chain to jump to
+    /// (ignored by deletes).
+    pub elems: Vec<(K, Option<String>)>,
+}
+
+/// The element changes of one table of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct TableChanges<'a, K> {
+    pub family: Family,
+    pub table: &'a str,
+    pub changes: &'a [ElemChange<K>],
 }
 
 /// Why the batch was not applied.
@@ -121,6 +162,19 @@ fn message(
 /// The batch for `changes` to table `inet <table>`: bytes to send, and the sequence numbers of
 /// the messages that will be acknowledged. Pure.
 pub fn encode(table: &str, changes: &[ElemChange], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
+    let t = TableChanges {
+        family: Family::Inet,
+        table,
+        changes,
+    };
+    encode_tables(&[t], first_seq)
+}
+
+/// The batch for changes to several tables (of any family), one transaction. Pure.
+pub fn encode_tables<K: ElemKey>(
+    tables: &[TableChanges<'_, K>],
+    first_seq: u32,
+) -> (Vec<u8>, Vec<u32>) {
     let mut out = Vec::new();
     let mut seq = first_seq;
     message(
@@ -135,21 +189,23 @@ pub fn encode(table: &str, changes: &[ElemChange], first_seq: u32) -> (Vec<u8>, 
     let mut acked = Vec::new();
     // An attribute's length is 16 bits: a long element list goes in several messages of the
     // same batch (still one transaction).
-    let chunks = changes.iter().flat_map(|c| {
-        c.elems
-            .chunks(MAX_ELEMS_PER_MESSAGE)
-            .map(move |elems| (c, elems))
+    let chunks = tables.iter().flat_map(|t| {
+        t.changes.iter().flat_map(move |c| {
+            c.elems
+                .chunks(MAX_ELEMS_PER_MESSAGE)
+                .map(move |elems| (t, c, elems))
+        })
     });
-    for (c, elems) in chunks {
+    for (t, c, elems) in chunks {
         seq += 1;
         let mut attrs = Vec::new();
-        attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &c_string(table));
+        attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &c_string(t.table));
         attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &c_string(&c.set));
         nested(&mut attrs, NFTA_SET_ELEM_LIST_ELEMENTS, |list| {
-            for (ip, jump) in elems {
+            for (key, jump) in elems {
                 nested(list, NFTA_LIST_ELEM, |e| {
                     nested(e, NFTA_SET_ELEM_KEY, |k| {
-                        attr(k, NFTA_DATA_VALUE, &ip.octets())
+                        attr(k, NFTA_DATA_VALUE, &key.key_bytes())
                     });
                     if let (Op::Add, Some(chain)) = (c.op, jump) {
                         nested(e, NFTA_SET_ELEM_DATA, |d| {
@@ -171,7 +227,7 @@ pub fn encode(table: &str, changes: &[ElemChange], first_seq: u32) -> (Vec<u8>, 
             (NFNL_SUBSYS_NFTABLES << 8) | kind,
             flags,
             seq,
-            NFPROTO_INET,
+            t.family.proto(),
             0,
             &attrs,
         );
@@ -272,8 +328,19 @@ pub(crate) fn open_socket(ns: &Path, timeout: std::time::Duration) -> Result<Soc
 /// Sends `changes` to table `inet <table>` in namespace `ns` as one transaction and waits for
 /// every acknowledgement (at most [`ACK_TIMEOUT`]).
 pub fn send(ns: &Path, table: &str, changes: &[ElemChange]) -> Result<(), NfnlError> {
+    let t = TableChanges {
+        family: Family::Inet,
+        table,
+        changes,
+    };
+    send_tables(ns, &[t])
+}
+
+/// Sends changes to several tables in namespace `ns` as one transaction (all or nothing) and
+/// waits for every acknowledgement (at most [`ACK_TIMEOUT`]).
+pub fn send_tables<K: ElemKey>(ns: &Path, tables: &[TableChanges<'_, K>]) -> Result<(), NfnlError> {
     let socket = open_socket(ns, ACK_TIMEOUT)?;
-    let (bytes, mut waiting) = encode(table, changes, 1);
+    let (bytes, mut waiting) = encode_tables(tables, 1);
     socket.send(&bytes, 0).map_err(NfnlError::Refused)?;
     let mut buf = vec![0u8; 1 << 16];
     while !waiting.is_empty() {
@@ -338,6 +405,35 @@ mod tests {
         assert!(find(&(-3i32).to_be_bytes()));
         assert!(find(b"in_db\0"));
         assert!(find(b"contiv\0"));
+    }
+
+    #[test]
+    fn encodes_tables_of_several_families_with_any_key() {
+        struct Raw(Vec<u8>);
+        impl ElemKey for Raw {
+            fn key_bytes(&self) -> Vec<u8> {
+                self.0.clone()
+            }
+        }
+        let key = b"ctve0123456789\0\0\x02\x00\x0a\x01\x00\x02\0\0\x0a\x01\x00\x02";
+        let change = [ElemChange {
+            set: "allowed".into(),
+            op: Op::Add,
+            elems: vec![(Raw(key.to_vec()), None)],
+        }];
+        let tables = [Family::Bridge, Family::Arp].map(|family| TableChanges {
+            family,
+            table: "contiv_guard",
+            changes: &change,
+        });
+        let (bytes, acked) = encode_tables(&tables, 1);
+        assert_eq!(acked, [2, 3]);
+        // nfgenmsg family byte (offset 16 of each message) of the two element messages.
+        let first = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        let second =
+            first + u32::from_ne_bytes(bytes[first..first + 4].try_into().unwrap()) as usize;
+        assert_eq!((bytes[first + 16], bytes[second + 16]), (7, 3));
+        assert_eq!(bytes.windows(key.len()).filter(|w| w == key).count(), 2);
     }
 
     #[test]

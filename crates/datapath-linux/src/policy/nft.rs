@@ -1,5 +1,5 @@
 //! Running `nft` inside a tenant namespace: one batch on stdin (`nft -f -`, one transaction) and
-//! reading the table's named counters back.
+//! reading a table's named counters back (the policy table's, the source guard's).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -71,10 +71,15 @@ pub fn apply(ns: &Path, batch: &str) -> Result<(), NftError> {
     run(ns, &["-f", "-"], Some(batch)).map(|_| ())
 }
 
-/// The named counters of the table (name → packets, bytes); empty when the table is absent.
+/// The named counters of the policy table (name → packets, bytes); empty when it is absent.
 pub fn counters(ns: &Path) -> Result<BTreeMap<String, (u64, u64)>, NftError> {
+    counters_of(ns, TABLE)
+}
+
+/// The named counters of `table` (`"<family> <name>"`); empty when the table is absent.
+pub fn counters_of(ns: &Path, table: &str) -> Result<BTreeMap<String, (u64, u64)>, NftError> {
     let mut args = vec!["-j", "list", "counters", "table"];
-    args.extend(TABLE.split(' '));
+    args.extend(table.split(' '));
     let text = match run(ns, &args, None) {
         Ok(t) => t,
         Err(NftError::Refused(e)) if e.contains("No such file or directory") => {

@@ -108,11 +108,27 @@ fn live_interfaces_netmaster_does_not_know_are_kept_with_their_network() {
     assert_eq!((rep.adopted, rep.kept), (0, 1));
     assert_eq!(removals(&e.dp.calls()[calls..]), Vec::<&Call>::new());
     assert_eq!(e.dp.observe().unwrap().local_endpoints.len(), 1);
+    // What the datapath keeps per endpoint (source guard) is not re-synced while an interface
+    // without a record is kept: it would lose its own.
+    let resyncs = |from: usize| -> Vec<Call> {
+        e.dp.calls()[from..]
+            .iter()
+            .filter(|c| matches!(c, Call::ResyncLocalEndpoints(_)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(resyncs(calls), Vec::<Call>::new());
     // Once netmaster's endpoint arrives, it is adopted; kicked passes ignored it meanwhile.
     assert!(e.agent.reconcile_changes().errors.is_empty());
     publish(&e, 12);
+    let calls = e.dp.calls().len();
     assert_eq!(e.agent.reconcile().adopted, 1);
     assert!(e.nm.deletes.lock().unwrap().is_empty());
+    // Every interface accounted for: re-synced from the records, the adopted one included.
+    assert_eq!(
+        resyncs(calls),
+        [Call::ResyncLocalEndpoints(vec!["n.t-c1".into()])]
+    );
 }
 
 #[test]
