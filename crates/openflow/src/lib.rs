@@ -10,12 +10,14 @@
 
 mod action;
 mod buf;
+pub mod conn;
 mod error;
 mod flow;
 mod message;
 pub mod oxm;
 
 pub use action::*;
+pub use conn::{connect, connect_retry, ConnError, ConnOptions, Switch};
 pub use error::DecodeError;
 pub use flow::*;
 pub use message::*;
