@@ -274,12 +274,16 @@ impl Switch {
     /// Sends every message in one write, then a barrier; returns when the barrier reply is in,
     /// with the first error the switch reported for any of them.
     pub async fn send_batch(&self, msgs: &[Message]) -> Result<(), ConnError> {
+        let batch: Vec<(u32, Message)> = msgs.iter().map(|m| (self.xid(), m.clone())).collect();
+        self.send_batch_xids(&batch).await
+    }
+
+    async fn send_batch_xids(&self, batch: &[(u32, Message)]) -> Result<(), ConnError> {
         let mut buf = Vec::new();
-        let mut rxs = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let xid = self.xid();
-            rxs.push((xid, self.register(xid)?));
-            m.encode_into(xid, &mut buf);
+        let mut rxs = Vec::with_capacity(batch.len());
+        for (xid, m) in batch {
+            rxs.push((*xid, self.register(*xid)?));
+            m.encode_into(*xid, &mut buf);
         }
         let written = self
             .writer
@@ -320,21 +324,27 @@ impl Switch {
         };
         self.expect_ctl(ctl(BundleCtrlType::OpenRequest), BundleCtrlType::OpenReply)
             .await?;
-        let adds: Vec<Message> = msgs
+        // Open vSwitch requires the bundled message's xid to equal the bundle-add's (else
+        // ONFBFC_MSG_BAD_XID).
+        let adds: Vec<(u32, Message)> = msgs
             .iter()
             .map(|m| {
+                let xid = self.xid();
                 let inner = Box::new(Envelope {
-                    xid: self.xid(),
+                    xid,
                     msg: m.clone(),
                 });
-                Message::BundleAdd(BundleAdd {
-                    bundle_id,
-                    flags,
-                    inner,
-                })
+                (
+                    xid,
+                    Message::BundleAdd(BundleAdd {
+                        bundle_id,
+                        flags,
+                        inner,
+                    }),
+                )
             })
             .collect();
-        if let Err(e) = self.send_batch(&adds).await {
+        if let Err(e) = self.send_batch_xids(&adds).await {
             let _ = self.request(&ctl(BundleCtrlType::DiscardRequest)).await;
             return Err(e);
         }

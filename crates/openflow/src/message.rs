@@ -55,7 +55,9 @@ pub enum Message {
     },
 }
 
-/// OFPT_ERROR: type, code and the data (usually the start of the offending message).
+/// OFPT_ERROR: type, code and the data (usually the start of the offending message). For an
+/// experimenter error (type 0xffff, e.g. ONF bundle errors 2300-2316) `code` is the exp_type and
+/// `data` starts with the experimenter id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorMsg {
     pub typ: u16,
