@@ -18,6 +18,9 @@ PKGS+=(tcpdump)
 # tests/e2e_docker.rs: a real dockerd 20.10 per simulated host (Docker's network and IPAM driver);
 # its image is built offline from busybox-static (above).
 PKGS+=(docker.io)
+# contiv-openflow (issue 14): golden bytes are captured from ovs-ofctl, and the OVS datapath runs
+# userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here).
+PKGS+=(openvswitch-switch)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
