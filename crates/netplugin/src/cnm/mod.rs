@@ -23,6 +23,7 @@
 //! Everything from dockerd is untrusted: bodies are parsed whatever the Content-Type (dockerd
 //! sends none), ids are checked before they name anything, a failed call leaves nothing behind.
 
+pub mod docker_mode;
 pub mod ipam;
 pub mod network;
 pub mod server;
