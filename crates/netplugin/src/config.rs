@@ -179,6 +179,15 @@ pub struct Flags {
     /// `docker network create` is needed. Needs `--docker-plugin-socket`.
     #[arg(long, requires = "docker_plugin_socket")]
     pub docker_mode: bool,
+    /// Swarm mode (Contiv's `--mode swarm-mode`): the Docker driver answers Scope `global`, and
+    /// networks name their Contiv group or network with `-o contiv-tag=<cfgdTag>`. Needs the
+    /// managed plugin (scripts/docker-plugin.sh): dockerd refuses socket plugins in swarm.
+    #[arg(
+        long,
+        requires = "docker_plugin_socket",
+        conflicts_with = "docker_mode"
+    )]
+    pub docker_swarm: bool,
     /// dockerd's Engine API socket, for `--docker-mode`.
     #[arg(long, default_value = "/run/docker.sock")]
     pub docker_host: PathBuf,

@@ -307,6 +307,7 @@ fn start_docker_plugin(
 ) -> Result<(), RunError> {
     let networks = crate::cnm::store::DockerNetworks::open(&flags.state_dir)?;
     let mut cnm = crate::cnm::Cnm::new(agent.clone(), networks);
+    cnm.swarm = flags.docker_swarm;
     if let Some(ns) = &flags.host_netns {
         cnm = cnm.with_host_netns(ns);
     }
