@@ -611,3 +611,134 @@ fn docker_rm_while_the_agent_is_down_completes_when_it_is_back() {
         "no handed-over interface left"
     );
 }
+
+/// Names of host `d`'s Docker networks with driver netplugin, each with its contiv label.
+fn contiv_networks(d: &Dockerd) -> Vec<(String, String)> {
+    d.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=netplugin",
+        "--format",
+        "{{.Name}} {{.Label \"io.contiv.netplugin\"}}",
+    ])
+    .lines()
+    .map(|l| {
+        let (n, lab) = l.split_once(' ').unwrap_or((l, ""));
+        (n.to_string(), lab.trim().to_string())
+    })
+    .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn docker_mode_follows_contiv_groups_and_networks_and_leaves_others_alone() {
+    require_root();
+    let mut c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.set_docker_mode(true).expect("docker mode");
+    c.create_tenant("demo").expect("tenant");
+    c.create_network("demo", "app", "10.93.0.0/24", "10.93.0.1")
+        .expect("network");
+    c.create_network("default", "plain", "10.94.0.0/24", "10.94.0.1")
+        .expect("network");
+    let group = |name: &str, method: &str| {
+        let body =
+            serde_json::json!({"tenantName": "demo", "networkName": "app", "groupName": name});
+        let (code, text) = c
+            .api(
+                method,
+                &format!("/api/v1/endpointGroups/demo:{name}/"),
+                (method == "POST").then_some(&body),
+            )
+            .expect("api");
+        assert!(code < 300, "group {name}: {code} {text}");
+    };
+    group("web", "POST");
+    let tmp = tempfile::Builder::new()
+        .prefix("sw-docker-mode-")
+        .tempdir()
+        .expect("tmp");
+    let d = Dockerd::start(&c, 0, tmp.path());
+    d.import_image(tmp.path());
+    let has = |want: &[&str], gone: &[&str]| {
+        eventually(Duration::from_secs(15), || {
+            let nets = contiv_networks(&d);
+            want.iter().all(|w| nets.iter().any(|(n, _)| n == w))
+                && gone.iter().all(|g| !nets.iter().any(|(n, _)| n == g))
+        })
+    };
+    assert!(
+        has(&["web/demo", "plain"], &["app/demo"]),
+        "{:?}\n{}",
+        contiv_networks(&d),
+        c.agent_log(0)
+    );
+    // Someone else's network under the name a group will have: never ours to touch.
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netplugin",
+        "--ipam-driver",
+        "netplugin",
+        "-o",
+        "tenant=demo",
+        "-o",
+        "network=app",
+        "--ipam-opt",
+        "tenant=demo",
+        "--ipam-opt",
+        "network=app",
+        "db/demo",
+    ]);
+    group("db", "POST");
+    let t0 = Instant::now();
+    d.ok(&[
+        "run", "-d", "--name", "swa", "--net", "web/demo", IMAGE, "sleep", "600",
+    ]);
+    eprintln!("docker run with no network create: {:?}", t0.elapsed());
+    d.ok(&[
+        "run", "-d", "--name", "swb", "--net", "web/demo", IMAGE, "sleep", "600",
+    ]);
+    let b = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "swb",
+    ]);
+    assert!(b.starts_with("10.93.0."), "{b}");
+    let reached = eventually(Duration::from_secs(8), || {
+        d.run(&["exec", "swa", "ping", "-c", "1", "-W", "1", &b])
+            .is_ok()
+    });
+    assert!(reached, "swa cannot reach {b}\n{}", c.agent_log(0));
+    d.ok(&["rm", "-f", "swa", "swb"]);
+    // The group goes: its Docker network goes, and the network, now without groups but db
+    // (whose name someone else holds), is not given one.
+    group("web", "DELETE");
+    assert!(
+        has(&["db/demo", "plain"], &["web/demo", "app/demo"]),
+        "{:?}\n{}",
+        contiv_networks(&d),
+        c.agent_log(0)
+    );
+    group("db", "DELETE");
+    assert!(
+        has(&["app/demo", "db/demo", "plain"], &["web/demo"]),
+        "{:?}",
+        contiv_networks(&d)
+    );
+    let nets = contiv_networks(&d);
+    assert!(
+        nets.iter().any(|(n, l)| n == "db/demo" && l.is_empty()),
+        "the foreign network is still there, unlabelled: {nets:?}"
+    );
+    assert!(
+        nets.iter()
+            .any(|(n, l)| n == "app/demo" && l == "docker-mode"),
+        "{nets:?}"
+    );
+    c.delete_network("default", "plain")
+        .expect("delete network");
+    assert!(has(&["app/demo"], &["plain"]), "{:?}", contiv_networks(&d));
+}

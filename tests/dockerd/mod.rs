@@ -29,7 +29,8 @@ impl Dockerd {
         for d in [&data, &cli] {
             std::fs::create_dir_all(d).expect("docker dirs");
         }
-        let sock = dir.join("docker.sock");
+        // In the host's directory, where an agent in docker mode looks for it.
+        let sock = c.docker_socket(host);
         let log = dir.join("dockerd.log");
         let plugins = c.docker_plugin_dir(host);
         std::fs::create_dir_all(&plugins).expect("plugin dir");

@@ -174,6 +174,23 @@ pub struct Flags {
     /// given; the flag alone means /run/docker/plugins/netplugin.sock, where dockerd looks).
     #[arg(long, num_args = 0..=1, default_missing_value = crate::cnm::server::DEFAULT_SOCKET)]
     pub docker_plugin_socket: Option<PathBuf>,
+    /// Docker mode (Contiv's `--mode docker`): keep this host's dockerd networks in step with
+    /// Contiv's groups and networks (`<group>[/<tenant>]`, `<network>[/<tenant>]`), so no
+    /// `docker network create` is needed. Needs `--docker-plugin-socket`.
+    #[arg(long, requires = "docker_plugin_socket")]
+    pub docker_mode: bool,
+    /// Swarm mode (Contiv's `--mode swarm-mode`): the Docker driver answers Scope `global`, and
+    /// networks name their Contiv group or network with `-o contiv-tag=<cfgdTag>`. Needs the
+    /// managed plugin (scripts/docker-plugin.sh): dockerd refuses socket plugins in swarm.
+    #[arg(
+        long,
+        requires = "docker_plugin_socket",
+        conflicts_with = "docker_mode"
+    )]
+    pub docker_swarm: bool,
+    /// dockerd's Engine API socket, for `--docker-mode`.
+    #[arg(long, default_value = "/run/docker.sock")]
+    pub docker_host: PathBuf,
     /// Directory of named network namespaces (tenant routers are created there).
     #[arg(long, default_value = "/run/netns")]
     pub netns_dir: PathBuf,

@@ -243,8 +243,20 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
         ),
         _ => None,
     };
+    let mut docker_mode = None;
     if let Some(path) = &flags.docker_plugin_socket {
         start_docker_plugin(&rt, &agent, flags, path)?;
+        if flags.docker_mode {
+            let engine = crate::cnm::docker_mode::EngineSocket {
+                path: flags.docker_host.clone(),
+                driver: plugin_name(path),
+            };
+            tracing::info!(dockerd = %engine.path.display(), "docker mode: managing docker networks");
+            let (a, s) = (agent.clone(), stop.clone());
+            docker_mode = Some(std::thread::spawn(move || {
+                crate::cnm::docker_mode::docker_mode_loop(&a, &engine, &s)
+            }));
+        }
     }
     let socket = flags.cni_socket.clone();
     let served = rt.block_on(async {
@@ -264,6 +276,9 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     let _ = reconciler.join();
     let _ = policy.join();
     let _ = services.join();
+    if let Some(d) = docker_mode {
+        let _ = d.join();
+    }
     if let Some(d) = dns {
         let _ = d.join();
     }
@@ -275,6 +290,14 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     served
 }
 
+/// The plugin name dockerd knows a socket plugin by: the socket's file name without `.sock`.
+fn plugin_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("netplugin")
+        .to_string()
+}
+
 /// Serves Docker's network and IPAM driver on `path` (see `cnm`), on `rt`.
 fn start_docker_plugin(
     rt: &tokio::runtime::Runtime,
@@ -284,6 +307,7 @@ fn start_docker_plugin(
 ) -> Result<(), RunError> {
     let networks = crate::cnm::store::DockerNetworks::open(&flags.state_dir)?;
     let mut cnm = crate::cnm::Cnm::new(agent.clone(), networks);
+    cnm.swarm = flags.docker_swarm;
     if let Some(ns) = &flags.host_netns {
         cnm = cnm.with_host_netns(ns);
     }

@@ -202,6 +202,8 @@ pub struct Cluster {
     tmp: tempfile::TempDir,
     http: ureq::Agent,
     agent_settings: AgentSettings,
+    /// Agents run in docker mode against [`Cluster::docker_socket`] ([`Cluster::set_docker_mode`]).
+    docker_mode: bool,
     /// With [`Transport::MutualTls`]: the directory `netmaster certs init` filled.
     pki: Option<PathBuf>,
 }
@@ -334,6 +336,7 @@ impl Cluster {
             tmp,
             http,
             agent_settings: agents,
+            docker_mode: false,
             pki,
         };
         c.wait_netmaster()?;
@@ -383,6 +386,21 @@ impl Cluster {
         self.host_dir(i).join("plugins")
     }
 
+    /// Where host `i`'s dockerd (if a test starts one) serves the Engine API.
+    pub fn docker_socket(&self, i: usize) -> PathBuf {
+        self.host_dir(i).join("docker.sock")
+    }
+
+    /// Restarts every agent with (or without) `--docker-mode` against its host's
+    /// [`Cluster::docker_socket`].
+    pub fn set_docker_mode(&mut self, on: bool) -> Result<(), String> {
+        self.docker_mode = on;
+        for i in 0..self.agents.len() {
+            self.restart_agent(i)?;
+        }
+        Ok(())
+    }
+
     /// The pending-delete spool of host `i`.
     pub fn pending_dir(&self, i: usize) -> PathBuf {
         self.host_dir(i).join("pending")
@@ -414,6 +432,11 @@ impl Cluster {
         cmd.arg("--docker-plugin-socket")
             .arg(self.docker_plugin_dir(i).join("netplugin.sock"));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
+        if self.docker_mode {
+            cmd.arg("--docker-mode")
+                .arg("--docker-host")
+                .arg(self.docker_socket(i));
+        }
         if let Some(pki) = &self.pki {
             let host = self.host_name(i);
             cmd.arg("--tls-ca").arg(pki.join("ca.pem"));

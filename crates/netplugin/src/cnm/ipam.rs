@@ -14,7 +14,7 @@ use contiv_datapath::Ipv4Net;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, Cnm, CnmError, ContivOptions};
+use super::{check_name, Cnm, CnmError};
 
 /// Address spaces reported to dockerd (names only: pools come from netmaster).
 pub const LOCAL_SPACE: &str = "contiv-local";
@@ -122,7 +122,7 @@ impl Cnm {
                     .into(),
             ));
         }
-        let opts = ContivOptions::parse(&r.options.unwrap_or_default())?;
+        let opts = self.options(&r.options.unwrap_or_default())?;
         let (net, spec) = self.resolve(&opts, Some(r.pool.as_str()))?;
         if !r.pool.is_empty() {
             let pool: Ipv4Net = r

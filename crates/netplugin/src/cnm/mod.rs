@@ -23,6 +23,7 @@
 //! Everything from dockerd is untrusted: bodies are parsed whatever the Content-Type (dockerd
 //! sends none), ids are checked before they name anything, a failed call leaves nothing behind.
 
+pub mod docker_mode;
 pub mod ipam;
 pub mod network;
 pub mod server;
@@ -94,6 +95,8 @@ pub struct Cnm {
     /// Where handed-over interfaces are made: dockerd's network namespace, the one the
     /// datapath calls the host's (`--host-netns`, else the agent's own, [`AGENT_NETNS`]).
     pub host_netns: String,
+    /// Swarm mode: the driver answers Scope `global` (dockerd refuses that outside swarm).
+    pub swarm: bool,
 }
 
 impl Cnm {
@@ -102,6 +105,7 @@ impl Cnm {
             agent,
             networks,
             host_netns: AGENT_NETNS.to_string(),
+            swarm: false,
         }
     }
 
@@ -111,13 +115,41 @@ impl Cnm {
         self
     }
 
+    /// The Contiv options of `map`, a `contiv-tag` resolved to the group (else the network)
+    /// whose `cfgdTag` it is (swarm mode: users name the tag, not the objects).
+    pub fn options(&self, map: &BTreeMap<String, Value>) -> Result<ContivOptions, CnmError> {
+        let mut o = ContivOptions::parse(map)?;
+        let Some(tag) = o.contiv_tag.clone() else {
+            return Ok(o);
+        };
+        let guard = self.agent.mirror.read();
+        let m = guard
+            .as_ref()
+            .ok_or_else(|| CnmError::NotFound("no state from netmaster yet".into()))?;
+        if let Some(g) = m.groups.values().find(|g| g.cfgd_tag == tag) {
+            o.tenant = g.tenant_name.clone();
+            o.network = Some(g.network_name.clone());
+            o.group = Some(g.group_name.clone());
+        } else if let Some(n) = m.networks.values().find(|n| n.cfgd_tag == tag) {
+            o.tenant = n.tenant_name.clone();
+            o.network = Some(n.network_name.clone());
+            o.group = None;
+        } else {
+            return Err(CnmError::NotFound(format!(
+                "no group or network has cfgdTag {tag:?}"
+            )));
+        }
+        Ok(o)
+    }
+
     /// Runs one plugin call (`method` as in the URL path, e.g. `NetworkDriver.Join`) on its
     /// raw body. Blocking (netmaster round trips, the datapath).
     pub fn call(&self, method: &str, body: &[u8]) -> Result<Value, CnmError> {
         match method {
             "Plugin.Activate" => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
             "NetworkDriver.GetCapabilities" => {
-                Ok(json!({"Scope": "local", "ConnectivityScope": "global"}))
+                let scope = if self.swarm { "global" } else { "local" };
+                Ok(json!({"Scope": scope, "ConnectivityScope": "global"}))
             }
             "NetworkDriver.CreateNetwork" => self.create_network(parse(body)?),
             "NetworkDriver.DeleteNetwork" => self.delete_network(parse(body)?),
@@ -246,6 +278,9 @@ pub struct ContivOptions {
     pub group: Option<String>,
     pub encap: Option<String>,
     pub pkt_tag: Option<u32>,
+    /// Swarm mode's `contiv-tag`: the `cfgdTag` of a group (else a network), resolved by
+    /// [`Cnm::options`].
+    pub contiv_tag: Option<String>,
 }
 
 impl ContivOptions {
@@ -279,6 +314,7 @@ impl ContivOptions {
             group: name("group")?,
             encap: get("encap")?,
             pkt_tag,
+            contiv_tag: get("contiv-tag")?,
         })
     }
 }

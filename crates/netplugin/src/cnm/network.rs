@@ -184,7 +184,7 @@ impl Cnm {
                 "one IPv4 pool per network (a Contiv network has one subnet)".into(),
             ));
         }
-        let opts = ContivOptions::parse(&generic_options(&r.options)?)?;
+        let opts = self.options(&generic_options(&r.options)?)?;
         let (net, spec) = self.resolve(&opts, v4.first().map(|d| d.pool.as_str()))?;
         check_encap(&opts, &spec)?;
         check_pool(v4.first(), &spec)?;

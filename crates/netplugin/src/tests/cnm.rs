@@ -458,3 +458,57 @@ fn delete_endpoint_without_a_record_still_releases_it() {
     );
     assert_nothing_left(&e);
 }
+
+#[test]
+fn swarm_mode_answers_global_scope_and_maps_contiv_tags() {
+    let e = env();
+    {
+        let mut m = e.agent.mirror.read().clone().expect("mirror");
+        m.networks.get_mut("t:n").expect("network t:n").cfgd_tag = "blue".into();
+        m.revision += 1;
+        e.agent.mirror.replace(m);
+    }
+    let networks = DockerNetworks::open(e.dir.path()).expect("docker networks");
+    let mut cnm = Cnm::new(e.agent.clone(), networks);
+    assert_eq!(
+        cnm.call("NetworkDriver.GetCapabilities", b"{}")
+            .expect("caps")["Scope"],
+        "local"
+    );
+    cnm.swarm = true;
+    assert_eq!(
+        cnm.call("NetworkDriver.GetCapabilities", b"{}")
+            .expect("caps")["Scope"],
+        "global"
+    );
+    let pool = cnm
+        .call(
+            "IpamDriver.RequestPool",
+            json!({"AddressSpace": "contiv-global", "Options": {"contiv-tag": "blue"}})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("pool");
+    assert!(
+        pool["PoolID"].as_str().unwrap_or("").contains('n'),
+        "{pool}"
+    );
+    assert_eq!(pool["Pool"], "10.1.0.0/24", "{pool}");
+    cnm.call(
+        "NetworkDriver.CreateNetwork",
+        json!({"NetworkID": NET, "Options": {"com.docker.network.generic": {"contiv-tag": "blue"}},
+            "IPv4Data": [{"AddressSpace": "contiv-global", "Pool": "10.1.0.0/24"}]})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("create network by tag");
+    let err = cnm
+        .call(
+            "IpamDriver.RequestPool",
+            json!({"Options": {"contiv-tag": "nope"}})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect_err("unknown tag");
+    assert!(err.to_string().contains("cfgdTag"), "{err}");
+}
