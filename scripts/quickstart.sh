@@ -278,6 +278,23 @@ matrix() { # matrix [policy]: with "policy", a ping into db is expected only fro
   return "$fails"
 }
 
+source_guard() {
+  local dst tns spoof=10.10.0.250
+  dst=$(cat "$QS_DIR/qs-w3.ip")
+  say "source guard: qs-w1 (web) pings qs-w3 (web) from $spoof, an address that is not its own: dropped on its port"
+  ip netns exec qs-w1 ip addr add "$spoof/32" dev eth0
+  if ip netns exec qs-w1 ping -c 1 -W 2 -I "$spoof" "$dst" >/dev/null 2>&1; then
+    ip netns exec qs-w1 ip addr del "$spoof/32" dev eth0
+    say "a spoofed source address got through" && exit 1
+  fi
+  ip netns exec qs-w1 ip addr del "$spoof/32" dev eth0
+  echo "  from $spoof: dropped"
+  ip netns exec qs-w1 ping -c 1 -W 2 "$dst" >/dev/null && echo "  from its own address: ok"
+  tns=$(ip netns list | awk '/^qs1-t-/{print $1; exit}')
+  echo "  qs-h1's guard counter: $(ip netns exec "$tns" nft list counter bridge contiv_guard dropped | grep -o 'packets [0-9]*')"
+  echo
+}
+
 policy_up() {
   say "policy: into group db only web may ping (deny icmp at priority 1, allow icmp from web at 10)"
   netctl policy create -t demo db-in
@@ -330,6 +347,7 @@ up() {
   say "netctl policy status: the revision each host enforces"
   netctl policy status
   echo
+  source_guard
   services_up
   scale_out
   WORKLOADS+=("qs-w5 0 web")
