@@ -430,3 +430,41 @@ fn a_generated_admin_password_is_written_0600() {
     let pw = std::fs::read_to_string(&path).unwrap();
     assert!(login(&nm, "admin", pw.trim()).is_ok());
 }
+
+#[test]
+fn netctl_logs_in_and_sends_its_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let (nm, tmp) = start(&[]);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let netctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_netctl"))
+            .env("HOME", &home)
+            .arg("--netmaster")
+            .arg(&nm.url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = netctl(&["tenant", "ls"]);
+    assert!(!before.status.success(), "no token yet");
+    let out = netctl(&["login", "-u", "admin", "-p", ADMIN_PW]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = home.join(".netctl/token");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = netctl(&["tenant", "create", "t9"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = netctl(&["tenant", "ls"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("t9"));
+}

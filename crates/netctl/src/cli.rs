@@ -96,8 +96,16 @@ pub enum Command {
     /// Endpoint Group manipulation tools
     #[command(subcommand)]
     Group(GroupCmd),
-    /// authenticate to Contiv (needs an HTTPS auth_proxy; not available in this build)
-    Login,
+    /// log in to netmaster (--auth): the token is kept in ~/.netctl/token (0600) and sent
+    /// as X-Auth-Token by every later command
+    Login {
+        /// user name
+        #[arg(short = 'u', long)]
+        username: String,
+        /// password (read from stdin when absent)
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+    },
     /// Network profile manipulation tools
     #[command(subcommand)]
     Netprofile(NetprofileCmd),
@@ -346,8 +354,10 @@ mod tests {
             Some(Command::Version)
         ));
         assert!(matches!(
-            parse(["netctl", "login"]).ok().map(|c| c.command),
-            Some(Command::Login)
+            parse(["netctl", "login", "-u", "admin"])
+                .ok()
+                .map(|c| c.command),
+            Some(Command::Login { .. })
         ));
     }
 

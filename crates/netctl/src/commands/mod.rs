@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Tenant(cmd) => tenant::run(cmd, &ctx, out),
         Command::Version => version::run(&ctx, out),
         Command::Cluster { json } => cluster::run(*json, &ctx, out),
-        Command::Login => login(&cli.netmaster),
+        Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
         Command::Completion { shell } => completion(shell, out),
     }
 }
@@ -90,14 +90,25 @@ fn completion(shell: &str, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// `netctl login`: Contiv logs in to an HTTPS auth_proxy; this build has no TLS.
-fn login(netmaster: &str) -> Result<()> {
-    if !netmaster.starts_with("https://") {
-        return Err(Error::invalid("login requires a https auth_proxy URL"));
-    }
-    Err(Error::Unsupported(
-        "login is not available: this netctl is built without TLS support".to_string(),
-    ))
+/// `netctl login -u U [-p P]`: Contiv's auth_proxy login; the token goes to ~/.netctl/token.
+fn login(ctx: &Ctx, user: &str, password: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    let password = match password {
+        Some(p) => p.to_owned(),
+        None => {
+            eprint!("password: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let body = serde_json::json!({"username": user, "password": password});
+    let answer = ctx.client()?.login(&body)?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| Error::invalid("netmaster answered no token"))?;
+    let path = crate::client::save_token(token)?;
+    writeln!(out, "logged in as {user}; token in {}", path.display())?;
+    Ok(())
 }
 
 /// Joins key fields with ':' as Contiv does (`tenant:network`).
@@ -229,12 +240,11 @@ mod tests {
     }
 
     #[test]
-    fn login_needs_https() {
-        assert!(matches!(login("http://nm:9999"), Err(Error::Invalid(_))));
-        assert!(matches!(
-            login("https://nm:10000"),
-            Err(Error::Unsupported(_))
-        ));
+    fn login_without_netmaster_fails_cleanly() {
+        let ctx = Ctx::new("http://127.0.0.1:1");
+        let mut out = Vec::new();
+        assert!(login(&ctx, "u", Some("password"), &mut out).is_err());
+        assert!(out.is_empty());
     }
 }
 
