@@ -301,6 +301,17 @@ fn roles_and_tenant_scoping() {
         .0,
         404
     );
+    // A key in t1 with a body naming t2 does not reach t2.
+    let mixed = json!({"key": "t1:gx", "tenantName": "t2", "groupName": "gx", "networkName": "n"});
+    let _ = call(
+        &nm,
+        "POST",
+        "/api/v1/endpointGroups/t1:gx/",
+        Some(&ta),
+        Some(&mixed),
+    );
+    let t2_groups = call(&nm, "GET", "/api/v1/endpointGroups/", Some(&admin), None).1;
+    assert!(!t2_groups.contains("t2:gx"), "{t2_groups}");
     // Inside t1: everything but the tenant itself and cluster-wide objects.
     let g = json!({"key": "t1:g2", "tenantName": "t1", "groupName": "g2", "networkName": "n"});
     let (c, b) = call(
