@@ -478,4 +478,22 @@ fn netctl_logs_in_and_sends_its_token() {
     );
     let out = netctl(&["tenant", "ls"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("t9"));
+    // Users and roles from netctl.
+    let ok = |args: &[&str]| {
+        let out = netctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["user", "create", "bob", "-p", "bob-password"]);
+    ok(&["role", "bob", "tenant-admin", "-t", "t9"]);
+    ok(&["user", "passwd", "bob", "-p", "bob-password-2"]);
+    let ls = ok(&["user", "ls"]);
+    assert!(ls.contains("bob\ttenant-admin\tt9"), "{ls}");
+    assert!(login(&nm, "bob", "bob-password-2").is_ok());
+    ok(&["user", "rm", "bob"]);
+    assert!(!ok(&["user", "ls"]).contains("bob"));
 }

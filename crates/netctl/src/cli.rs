@@ -60,6 +60,31 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `netctl user ...`
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// create a user (read-only unless --role)
+    Create {
+        username: String,
+        #[arg(short = 'p', long)]
+        password: String,
+        #[arg(short = 'r', long, default_value = "read-only")]
+        role: String,
+        #[arg(short = 't', long = "tenant")]
+        tenants: Vec<String>,
+    },
+    /// list users
+    Ls,
+    /// remove a user
+    Rm { username: String },
+    /// set a user's password
+    Passwd {
+        username: String,
+        #[arg(short = 'p', long)]
+        password: String,
+    },
+}
+
 /// The command groups, as in Contiv's netctl.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -105,6 +130,19 @@ pub enum Command {
         /// password (read from stdin when absent)
         #[arg(short = 'p', long)]
         password: Option<String>,
+    },
+    /// Local users of netmaster --auth (admin only)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Grant a user a role (and its tenants)
+    Role {
+        /// user name
+        username: String,
+        /// admin, tenant-admin, ops or read-only
+        role: String,
+        /// tenants the role applies to (none: every tenant)
+        #[arg(short = 't', long = "tenant")]
+        tenants: Vec<String>,
     },
     /// Network profile manipulation tools
     #[command(subcommand)]

@@ -58,6 +58,7 @@ enum Method {
     Get,
     Post,
     Delete,
+    Patch,
 }
 
 /// How netctl trusts an https netmaster.
@@ -157,6 +158,20 @@ impl Client {
         })
     }
 
+    /// A call on netmaster's user administration (`/api/v1/auth_proxy/<rest>`): `method` is
+    /// GET, POST, PATCH or DELETE; the answer as JSON.
+    pub fn users_call(&self, method: &str, rest: &str, body: Option<&Value>) -> Result<Value> {
+        let path = format!("/api/v1/auth_proxy/{rest}");
+        let m = match method {
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => Method::Get,
+        };
+        let text = self.send(m, &path, body)?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// `GET <path>` decoded as JSON (`path` starts with `/`).
     pub fn get_json(&self, path: &str) -> Result<Value> {
         let text = self.send(Method::Get, path, None)?;
@@ -177,6 +192,14 @@ impl Client {
                 let payload = body.map(Value::to_string).unwrap_or_default();
                 self.agent
                     .post(&url)
+                    .header("X-Auth-Token", token)
+                    .content_type("application/json")
+                    .send(payload.as_str())
+            }
+            Method::Patch => {
+                let payload = body.map(Value::to_string).unwrap_or_default();
+                self.agent
+                    .patch(&url)
                     .header("X-Auth-Token", token)
                     .content_type("application/json")
                     .send(payload.as_str())

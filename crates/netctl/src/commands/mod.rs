@@ -75,6 +75,21 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Cluster { json } => cluster::run(*json, &ctx, out),
         Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
         Command::Completion { shell } => completion(shell, out),
+        Command::User(cmd) => user(cmd, &ctx, out),
+        Command::Role {
+            username,
+            role,
+            tenants,
+        } => {
+            let body = serde_json::json!({"role": role, "tenants": tenants});
+            let u = ctx.client()?.users_call(
+                "PATCH",
+                &format!("local_users/{username}/"),
+                Some(&body),
+            )?;
+            writeln!(out, "{u}")?;
+            Ok(())
+        }
     }
 }
 
@@ -108,6 +123,53 @@ fn login(ctx: &Ctx, user: &str, password: Option<&str>, out: &mut dyn Write) -> 
         .ok_or_else(|| Error::invalid("netmaster answered no token"))?;
     let path = crate::client::save_token(token)?;
     writeln!(out, "logged in as {user}; token in {}", path.display())?;
+    Ok(())
+}
+
+/// `netctl user create|ls|rm|passwd` over `/api/v1/auth_proxy/local_users/`.
+fn user(cmd: &crate::cli::UserCmd, ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    use crate::cli::UserCmd;
+    use serde_json::json;
+    let c = ctx.client()?;
+    let answer = match cmd {
+        UserCmd::Create {
+            username,
+            password,
+            role,
+            tenants,
+        } => c.users_call(
+            "POST",
+            "local_users/",
+            Some(
+                &json!({"username": username, "password": password, "role": role,
+                "tenants": tenants}),
+            ),
+        )?,
+        UserCmd::Ls => c.users_call("GET", "local_users/", None)?,
+        UserCmd::Rm { username } => {
+            c.users_call("DELETE", &format!("local_users/{username}/"), None)?
+        }
+        UserCmd::Passwd { username, password } => c.users_call(
+            "PATCH",
+            &format!("local_users/{username}/"),
+            Some(&json!({"password": password})),
+        )?,
+    };
+    if let Value::Array(users) = &answer {
+        for u in users {
+            let tenants: Vec<&str> = u["tenants"]
+                .as_array()
+                .map(|t| t.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{}\t{}\t{}",
+                u["username"].as_str().unwrap_or_default(),
+                u["role"].as_str().unwrap_or_default(),
+                tenants.join(",")
+            )?;
+        }
+    }
     Ok(())
 }
 
