@@ -17,6 +17,11 @@ const EPG_ID: &str = "/contiv/alloc/epgid/";
 pub const EPG_ID_COUNTER: &str = "/contiv/counter/epgid";
 const ENDPOINT: &str = "/contiv/ep/";
 const NODE: &str = "/contiv/node/";
+/// Local users (`contiv_netmaster::users`): never parsed into the object state, never sent to
+/// agents.
+pub const USER_PREFIX: &str = "/contiv/auth/user/";
+/// Token signing keys, one per key id.
+pub const SIGNING_KEY_PREFIX: &str = "/contiv/auth/key/";
 
 pub fn object(kind: ObjectKind, key: &str) -> String {
     format!("{OBJ}{}/{key}", kind.type_name())
@@ -53,6 +58,15 @@ pub fn endpoint(id: &str) -> String {
 /// A registered host agent (leased: disappears when its heartbeats stop).
 pub fn node(hostname: &str) -> String {
     format!("{NODE}{hostname}")
+}
+
+/// A local user: its argon2id hash, role and tenants.
+pub fn user(name: &str) -> String {
+    format!("{USER_PREFIX}{name}")
+}
+/// A token signing key (Ed25519, PKCS#8) by key id.
+pub fn signing_key(kid: &str) -> String {
+    format!("{SIGNING_KEY_PREFIX}{kid}")
 }
 
 /// A store key, parsed back into what it names.
@@ -158,5 +172,8 @@ mod tests {
         assert_eq!(parse(EPG_ID_COUNTER), Some(Parsed::EpgIdCounter));
         assert_eq!(parse(&endpoint("n.t-c1")), Some(Parsed::Endpoint("n.t-c1")));
         assert_eq!(parse("/other"), None);
+        // Auth keys are not part of the object state.
+        assert_eq!(parse(&user("admin")), None);
+        assert_eq!(parse(&signing_key("k1")), None);
     }
 }

@@ -60,6 +60,31 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `netctl user ...`
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// create a user (read-only unless --role)
+    Create {
+        username: String,
+        #[arg(short = 'p', long)]
+        password: String,
+        #[arg(short = 'r', long, default_value = "read-only")]
+        role: String,
+        #[arg(short = 't', long = "tenant")]
+        tenants: Vec<String>,
+    },
+    /// list users
+    Ls,
+    /// remove a user
+    Rm { username: String },
+    /// set a user's password
+    Passwd {
+        username: String,
+        #[arg(short = 'p', long)]
+        password: String,
+    },
+}
+
 /// The command groups, as in Contiv's netctl.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -96,8 +121,29 @@ pub enum Command {
     /// Endpoint Group manipulation tools
     #[command(subcommand)]
     Group(GroupCmd),
-    /// authenticate to Contiv (needs an HTTPS auth_proxy; not available in this build)
-    Login,
+    /// log in to netmaster (--auth): the token is kept in ~/.netctl/token (0600) and sent
+    /// as X-Auth-Token by every later command
+    Login {
+        /// user name
+        #[arg(short = 'u', long)]
+        username: String,
+        /// password (read from stdin when absent)
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+    },
+    /// Local users of netmaster --auth (admin only)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Grant a user a role (and its tenants)
+    Role {
+        /// user name
+        username: String,
+        /// admin, tenant-admin, ops or read-only
+        role: String,
+        /// tenants the role applies to (none: every tenant)
+        #[arg(short = 't', long = "tenant")]
+        tenants: Vec<String>,
+    },
     /// Network profile manipulation tools
     #[command(subcommand)]
     Netprofile(NetprofileCmd),
@@ -346,8 +392,10 @@ mod tests {
             Some(Command::Version)
         ));
         assert!(matches!(
-            parse(["netctl", "login"]).ok().map(|c| c.command),
-            Some(Command::Login)
+            parse(["netctl", "login", "-u", "admin"])
+                .ok()
+                .map(|c| c.command),
+            Some(Command::Login { .. })
         ));
     }
 

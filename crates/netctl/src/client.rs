@@ -22,6 +22,34 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// Sent as `X-Auth-Token` (from `netctl login`, ~/.netctl/token).
+    token: Option<String>,
+}
+
+/// Where `netctl login` keeps the token: `$HOME/.netctl/token`.
+pub fn token_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netctl").join("token"))
+}
+
+/// Writes the token file (0600, its directory 0700); returns its path.
+pub fn save_token(token: &str) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = token_path().ok_or_else(|| Error::invalid("HOME is not set"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(token.as_bytes())?;
+    Ok(path)
 }
 
 /// The HTTP verbs netctl uses.
@@ -30,6 +58,7 @@ enum Method {
     Get,
     Post,
     Delete,
+    Patch,
 }
 
 /// How netctl trusts an https netmaster.
@@ -68,9 +97,14 @@ impl Client {
             config = config.tls_config(tls_config);
         }
         let config = config.build();
+        let token = token_path()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
         Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             base,
+            token,
         })
     }
 
@@ -114,6 +148,30 @@ impl Client {
         self.send(Method::Delete, &path, None).map(|_| ())
     }
 
+    /// `POST /api/v1/auth_proxy/login/`: the answer (`{"token": ..}`).
+    pub fn login(&self, body: &Value) -> Result<Value> {
+        let path = "/api/v1/auth_proxy/login/";
+        let text = self.send(Method::Post, path, Some(body))?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A call on netmaster's user administration (`/api/v1/auth_proxy/<rest>`): `method` is
+    /// GET, POST, PATCH or DELETE; the answer as JSON.
+    pub fn users_call(&self, method: &str, rest: &str, body: Option<&Value>) -> Result<Value> {
+        let path = format!("/api/v1/auth_proxy/{rest}");
+        let m = match method {
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => Method::Get,
+        };
+        let text = self.send(m, &path, body)?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// `GET <path>` decoded as JSON (`path` starts with `/`).
     pub fn get_json(&self, path: &str) -> Result<Value> {
         let text = self.send(Method::Get, path, None)?;
@@ -126,13 +184,23 @@ impl Client {
     /// Sends one request and returns the body of a successful answer.
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String> {
         let url = format!("{}{}", self.base, path);
+        let token = self.token.as_deref().unwrap_or_default();
         let result = match method {
-            Method::Get => self.agent.get(&url).call(),
-            Method::Delete => self.agent.delete(&url).call(),
+            Method::Get => self.agent.get(&url).header("X-Auth-Token", token).call(),
+            Method::Delete => self.agent.delete(&url).header("X-Auth-Token", token).call(),
             Method::Post => {
                 let payload = body.map(Value::to_string).unwrap_or_default();
                 self.agent
                     .post(&url)
+                    .header("X-Auth-Token", token)
+                    .content_type("application/json")
+                    .send(payload.as_str())
+            }
+            Method::Patch => {
+                let payload = body.map(Value::to_string).unwrap_or_default();
+                self.agent
+                    .patch(&url)
+                    .header("X-Auth-Token", token)
                     .content_type("application/json")
                     .send(payload.as_str())
             }

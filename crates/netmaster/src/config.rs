@@ -160,6 +160,17 @@ pub struct Flags {
         env = "CONTIV_NETMASTER_TLS_DENY_LIST"
     )]
     pub tls_deny_list: Option<PathBuf>,
+    /// Users and roles: every /api/v1 call needs a token (`X-Auth-Token`, from
+    /// `POST /api/v1/auth_proxy/login/`).
+    #[arg(long, env = "CONTIV_NETMASTER_AUTH")]
+    pub auth: bool,
+    /// With --auth, the password of the `admin` user created when no user exists (otherwise one
+    /// is generated into `<data-dir>/admin-password`, mode 0600).
+    #[arg(long, requires = "auth", env = "CONTIV_NETMASTER_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// Lifetime of a token, seconds.
+    #[arg(long, default_value_t = 3600, env = "CONTIV_NETMASTER_TOKEN_TTL")]
+    pub token_ttl: u64,
     /// CA that signed the other netmasters' certificates (forwarding to the leader over https);
     /// defaults to `--tls-client-ca`.
     #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_TLS_CA")]

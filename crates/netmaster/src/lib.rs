@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod plugin;
 pub mod rules;
 pub mod state;
+pub mod users;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -207,11 +208,26 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         git_commit: option_env!("CONTIV_GIT_COMMIT").unwrap_or("unknown"),
         build_time: option_env!("CONTIV_BUILD_TIME").unwrap_or("unknown"),
     };
+    let users = if flags.auth {
+        let bootstrap = users::Bootstrap {
+            password_file: flags.admin_password_file.clone(),
+            state_dir: flags.data_dir.clone(),
+        };
+        let ttl = std::time::Duration::from_secs(flags.token_ttl);
+        Some(
+            users::Users::start(engine.store(), ttl, &bootstrap)
+                .await
+                .context("users and token keys")?,
+        )
+    } else {
+        None
+    };
     tokio::spawn(expire_nodes_forever(engine.clone()));
     let app = http::router(AppState {
         engine,
         info: Arc::new(info),
         agent_auth,
+        users,
     })
     .into_make_service_with_connect_info::<http::listen::Peer>();
     info!(
@@ -219,6 +235,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         store = ?store_cfg,
         tls = tls.is_some(),
         client_certs = flags.tls_client_ca.is_some(),
+        auth = flags.auth,
         "netmaster serving"
     );
     match tls {

@@ -512,6 +512,41 @@ fn plugin_paths(paths: &mut Map<String, Value>) {
     paths.insert("/info".into(), json!({ "get": { "operationId": "info", "responses": { "200": json_ok(json!({ "type": "object" })) } } }));
 }
 
+/// Users and tokens (`--auth`): Contiv auth_proxy's login plus refresh, key rotation and users.
+fn auth_paths(paths: &mut Map<String, Value>) {
+    let token = json!({ "type": "object", "properties": { "token": { "type": "string" } } });
+    let user = json!({ "type": "object", "properties": {
+        "username": { "type": "string" }, "password": { "type": "string" },
+        "role": { "type": "string", "enum": ["admin", "tenant-admin", "ops", "read-only"] },
+        "tenants": { "type": "array", "items": { "type": "string" } } } });
+    let body = |schema: &Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    let login = json!({ "type": "object", "required": ["username", "password"], "properties": {
+        "username": { "type": "string" }, "password": { "type": "string" } } });
+    let ok = |schema: Value| json!({ "200": json_ok(schema), "401": { "description": "no valid credentials" } });
+    paths.insert(
+        "/api/v1/auth_proxy/login/".into(),
+        json!({ "post": { "operationId": "login",
+        "requestBody": body(&login), "responses": ok(token.clone()) } }),
+    );
+    paths.insert(
+        "/api/v1/auth_proxy/refresh/".into(),
+        json!({ "post": { "operationId": "refreshToken",
+        "description": "a fresh token for the one in X-Auth-Token", "responses": ok(token) } }),
+    );
+    paths.insert("/api/v1/auth_proxy/keys/rotate/".into(), json!({ "post": { "operationId": "rotateSigningKey",
+        "description": "admin: a new token signing key; older tokens stay valid until they expire",
+        "responses": ok(json!({ "type": "object", "properties": { "kid": { "type": "string" } } })) } }));
+    paths.insert("/api/v1/auth_proxy/local_users/".into(), json!({
+        "get": { "operationId": "listUsers", "responses": ok(json!({ "type": "array", "items": user })) },
+        "post": { "operationId": "createUser", "requestBody": body(&user), "responses": ok(user.clone()) } }));
+    paths.insert("/api/v1/auth_proxy/local_users/{name}/".into(), json!({
+        "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "get": { "operationId": "getUser", "responses": ok(user.clone()) },
+        "patch": { "operationId": "updateUser", "description": "a new password, or a role with its tenants",
+            "requestBody": body(&user), "responses": ok(user.clone()) },
+        "delete": { "operationId": "deleteUser", "responses": ok(json!({ "type": "object" })) } }));
+}
+
 /// Policy state routes (not Contiv's): agents' reports, each host's status, explain.
 fn policy_paths(paths: &mut Map<String, Value>) {
     let obj = json!({ "type": "object" });
@@ -571,6 +606,7 @@ pub fn document(version: &str) -> Value {
     }
     plugin_paths(&mut paths);
     policy_paths(&mut paths);
+    auth_paths(&mut paths);
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Contiv netmaster API", "version": version,

@@ -73,8 +73,23 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Tenant(cmd) => tenant::run(cmd, &ctx, out),
         Command::Version => version::run(&ctx, out),
         Command::Cluster { json } => cluster::run(*json, &ctx, out),
-        Command::Login => login(&cli.netmaster),
+        Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
         Command::Completion { shell } => completion(shell, out),
+        Command::User(cmd) => user(cmd, &ctx, out),
+        Command::Role {
+            username,
+            role,
+            tenants,
+        } => {
+            let body = serde_json::json!({"role": role, "tenants": tenants});
+            let u = ctx.client()?.users_call(
+                "PATCH",
+                &format!("local_users/{username}/"),
+                Some(&body),
+            )?;
+            writeln!(out, "{u}")?;
+            Ok(())
+        }
     }
 }
 
@@ -90,14 +105,72 @@ fn completion(shell: &str, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// `netctl login`: Contiv logs in to an HTTPS auth_proxy; this build has no TLS.
-fn login(netmaster: &str) -> Result<()> {
-    if !netmaster.starts_with("https://") {
-        return Err(Error::invalid("login requires a https auth_proxy URL"));
+/// `netctl login -u U [-p P]`: Contiv's auth_proxy login; the token goes to ~/.netctl/token.
+fn login(ctx: &Ctx, user: &str, password: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    let password = match password {
+        Some(p) => p.to_owned(),
+        None => {
+            eprint!("password: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let body = serde_json::json!({"username": user, "password": password});
+    let answer = ctx.client()?.login(&body)?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| Error::invalid("netmaster answered no token"))?;
+    let path = crate::client::save_token(token)?;
+    writeln!(out, "logged in as {user}; token in {}", path.display())?;
+    Ok(())
+}
+
+/// `netctl user create|ls|rm|passwd` over `/api/v1/auth_proxy/local_users/`.
+fn user(cmd: &crate::cli::UserCmd, ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    use crate::cli::UserCmd;
+    use serde_json::json;
+    let c = ctx.client()?;
+    let answer = match cmd {
+        UserCmd::Create {
+            username,
+            password,
+            role,
+            tenants,
+        } => c.users_call(
+            "POST",
+            "local_users/",
+            Some(
+                &json!({"username": username, "password": password, "role": role,
+                "tenants": tenants}),
+            ),
+        )?,
+        UserCmd::Ls => c.users_call("GET", "local_users/", None)?,
+        UserCmd::Rm { username } => {
+            c.users_call("DELETE", &format!("local_users/{username}/"), None)?
+        }
+        UserCmd::Passwd { username, password } => c.users_call(
+            "PATCH",
+            &format!("local_users/{username}/"),
+            Some(&json!({"password": password})),
+        )?,
+    };
+    if let Value::Array(users) = &answer {
+        for u in users {
+            let tenants: Vec<&str> = u["tenants"]
+                .as_array()
+                .map(|t| t.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{}\t{}\t{}",
+                u["username"].as_str().unwrap_or_default(),
+                u["role"].as_str().unwrap_or_default(),
+                tenants.join(",")
+            )?;
+        }
     }
-    Err(Error::Unsupported(
-        "login is not available: this netctl is built without TLS support".to_string(),
-    ))
+    Ok(())
 }
 
 /// Joins key fields with ':' as Contiv does (`tenant:network`).
@@ -229,12 +302,11 @@ mod tests {
     }
 
     #[test]
-    fn login_needs_https() {
-        assert!(matches!(login("http://nm:9999"), Err(Error::Invalid(_))));
-        assert!(matches!(
-            login("https://nm:10000"),
-            Err(Error::Unsupported(_))
-        ));
+    fn login_without_netmaster_fails_cleanly() {
+        let ctx = Ctx::new("http://127.0.0.1:1");
+        let mut out = Vec::new();
+        assert!(login(&ctx, "u", Some("password"), &mut out).is_err());
+        assert!(out.is_empty());
     }
 }
 

@@ -145,6 +145,11 @@ impl Engine {
         &self.options
     }
 
+    /// The store, for state kept beside the objects (users, signing keys).
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        self.store.clone()
+    }
+
     pub fn store_info(&self) -> contiv_store::StoreInfo {
         self.store.info()
     }

@@ -12,6 +12,7 @@ mod objects;
 mod plugin;
 mod policy;
 mod reply;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Present when agents must prove their host with a client certificate.
     pub agent_auth: Option<Arc<auth::AgentAuth>>,
+    /// Present with `--auth`: users, roles and tokens on `/api/v1`.
+    pub users: Option<Arc<crate::users::Users>>,
 }
 
 /// Facts `/info` and `/version` report.
@@ -43,6 +46,7 @@ pub struct ServerInfo {
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(auth_proxy_routes())
         .route("/api/v1/openapi.json", get(objects::openapi))
         .route("/api/v1/policyStatus/", get(policy::status))
         .route("/api/v1/policyStatus", get(policy::status))
@@ -85,7 +89,34 @@ pub fn router(state: AppState) -> Router {
         // Outermost: a call is judged before it is forwarded to the leader.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            users::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             auth::agents,
         ))
         .with_state(state)
+}
+
+/// Login, refresh and the admin calls on users and keys, each with and without the trailing `/`.
+fn auth_proxy_routes() -> Router<AppState> {
+    let mut r = Router::new();
+    for slash in ["", "/"] {
+        let at = |p: &str| format!("/api/v1/auth_proxy/{p}{slash}");
+        r = r
+            .route(&at("login"), post(users::login))
+            .route(&at("refresh"), post(users::refresh))
+            .route(&at("keys/rotate"), post(users::rotate))
+            .route(
+                &at("local_users"),
+                get(users::list_users).post(users::create_user),
+            )
+            .route(
+                &at("local_users/{name}"),
+                get(users::get_user)
+                    .patch(users::update_user)
+                    .delete(users::delete_user),
+            );
+    }
+    r
 }

@@ -1,0 +1,488 @@
+//! Users on the REST API (`--auth`): Contiv auth_proxy's login (`POST /api/v1/auth_proxy/login/`
+//! answering `{"token": ...}`), refresh, the admin calls on local users and signing keys, and the
+//! one layer that turns `X-Auth-Token` into [`Claims`] and asks [`authorize_user`] about every
+//! `/api/v1` call. A refused call reaches no handler, so it changes nothing.
+//!
+//! Tenant scoping: a user scoped to tenants sees only their objects; any other tenant's object
+//! answers the same "not found" a missing one does, and lists are filtered here after the handler
+//! ran, so no handler needs to know about users.
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bytes::Bytes;
+use contiv_model::ObjectKind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::reply::{error_response, ErrorStyle};
+use super::AppState;
+use crate::error::{ApiError, ErrorKind};
+use crate::users::{Claims, Role, User, UserError, Users};
+
+/// The header Contiv's clients send the token in.
+pub const TOKEN_HEADER: &str = "x-auth-token";
+/// Prefix of the login, refresh and user administration routes.
+pub const PREFIX: &str = "/api/v1/auth_proxy/";
+const LIST_LIMIT: usize = 64 << 20;
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> ApiError {
+        let kind = match &e {
+            UserError::BadCredentials | UserError::BadToken(_) => ErrorKind::Unauthenticated,
+            UserError::Invalid(_) => ErrorKind::BadRequest,
+            UserError::NoUser(_) => ErrorKind::NotFound,
+            UserError::Exists(_) => ErrorKind::Conflict,
+            UserError::Store(_) => ErrorKind::Unavailable,
+            UserError::Internal(_) => ErrorKind::Internal,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+/// What a call may do, decided before any handler runs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// A list: answer only the objects of tenants the caller sees.
+    Filter(ObjectKind),
+    Refuse(ApiError),
+}
+
+/// The tenant an object of `kind` with `key` belongs to; `None` for cluster-wide objects.
+fn tenant_of(kind: ObjectKind, key: &str) -> Option<&str> {
+    match kind {
+        ObjectKind::Global | ObjectKind::Bgp | ObjectKind::AciGw => None,
+        ObjectKind::Tenant => Some(key),
+        // Endpoints are keyed by container; their tenant is in the body (lists only).
+        ObjectKind::Endpoint => Some(""),
+        _ => Some(key.split(':').next().unwrap_or(key)),
+    }
+}
+
+/// The one decision of what a user may do with a `/api/v1` call (`path` without a trailing
+/// `/`). Objects of tenants the user does not see are not found; a role that may not write is
+/// forbidden.
+pub fn authorize_user(who: &Claims, method: &Method, path: &str) -> Decision {
+    let read = method == Method::GET || method == Method::HEAD;
+    let forbidden = || {
+        Decision::Refuse(ApiError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "user {:?} ({}) may not {method} {path}",
+                who.username,
+                role_name(who.role)
+            ),
+        ))
+    };
+    if who.role == Role::Admin {
+        return Decision::Allow;
+    }
+    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (plural, key) = match parts.as_slice() {
+        ["openapi.json"] => return Decision::Allow,
+        ["policyStatus" | "policyExplain"] if read && who.tenants.is_empty() => {
+            return Decision::Allow
+        }
+        ["inspect", plural, key] if read => (*plural, Some(*key)),
+        [plural] => (*plural, None),
+        [plural, key] => (*plural, Some(*key)),
+        _ => return forbidden(),
+    };
+    let Some(kind) = ObjectKind::from_plural(plural) else {
+        return Decision::Allow; // the handler answers "unknown object type"
+    };
+    let Some(key) = key else {
+        return if read {
+            Decision::Filter(kind)
+        } else {
+            forbidden()
+        };
+    };
+    let tenant = tenant_of(kind, key);
+    if let Some(t) = tenant {
+        if !who.sees(t) {
+            let what = if read || method == Method::DELETE {
+                kind.type_name()
+            } else {
+                "tenant"
+            };
+            return Decision::Refuse(ApiError::not_found(format!("{what} not found")));
+        }
+    }
+    if read {
+        return Decision::Allow;
+    }
+    let may_write = match who.role {
+        Role::Admin => true,
+        // Inside its tenants, except the tenant objects themselves and cluster-wide ones.
+        Role::TenantAdmin => tenant.is_some() && kind != ObjectKind::Tenant,
+        // Policy attachment of groups (the group's other fields are Contiv's own to check).
+        Role::Ops => kind == ObjectKind::EndpointGroup && method != Method::DELETE,
+        Role::ReadOnly => false,
+    };
+    if may_write {
+        Decision::Allow
+    } else {
+        forbidden()
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::TenantAdmin => "tenant-admin",
+        Role::Ops => "ops",
+        Role::ReadOnly => "read-only",
+    }
+}
+
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// Middleware in front of every route: with `--auth`, every `/api/v1` call but login carries a
+/// valid token and is authorised by [`authorize_user`].
+pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(users) = app.users.clone() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    if !path.starts_with("/api/v1") || path == "/api/v1/auth_proxy/login" {
+        return next.run(req).await;
+    }
+    let style = ErrorStyle::from_headers(req.headers());
+    let refuse = |e: ApiError| {
+        tracing::info!(path = %path, "api call refused: {e}");
+        error_response(style, &e)
+    };
+    let Some(tok) = token(req.headers()) else {
+        return refuse(ApiError::new(
+            ErrorKind::Unauthenticated,
+            "this call needs a token in X-Auth-Token (POST /api/v1/auth_proxy/login/)",
+        ));
+    };
+    let claims = match users.verify(tok).await {
+        Ok(c) => c,
+        Err(e) => return refuse(e.into()),
+    };
+    let decision = if path.starts_with(PREFIX.trim_end_matches('/')) {
+        if path == "/api/v1/auth_proxy/refresh" || claims.role == Role::Admin {
+            Decision::Allow
+        } else {
+            Decision::Refuse(ApiError::new(
+                ErrorKind::Forbidden,
+                "only an admin manages users and keys",
+            ))
+        }
+    } else {
+        authorize_user(&claims, req.method(), &path)
+    };
+    req.extensions_mut().insert(claims.clone());
+    match decision {
+        Decision::Allow => next.run(req).await,
+        Decision::Refuse(e) => refuse(e),
+        Decision::Filter(kind) => filter_list(next.run(req).await, &claims, kind).await,
+    }
+}
+
+/// Keeps only the listed objects of tenants `who` sees.
+async fn filter_list(resp: Response, who: &Claims, kind: ObjectKind) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, LIST_LIMIT).await else {
+        return ApiError::internal("reading a list").into_response_contiv();
+    };
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let kept: Vec<Value> = items
+        .into_iter()
+        .filter(|o| {
+            let key = o["key"].as_str().unwrap_or_default();
+            match tenant_of(kind, key) {
+                None => true,
+                Some("") => o["tenantName"].as_str().is_some_and(|t| who.sees(t)),
+                Some(t) => who.sees(t),
+            }
+        })
+        .collect();
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(Value::Array(kept).to_string()))
+}
+
+impl ApiError {
+    fn into_response_contiv(self) -> Response {
+        error_response(ErrorStyle::Contiv, &self)
+    }
+}
+
+fn users_of(app: &AppState) -> Result<&Arc<Users>, ApiError> {
+    app.users
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("users are off: start netmaster with --auth"))
+}
+
+fn reply(style: ErrorStyle, r: Result<Value, ApiError>) -> Response {
+    match r {
+        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Err(e) => error_response(style, &e),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct LoginReq {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /api/v1/auth_proxy/login/`: Contiv's login; 400 without both fields, 401 otherwise.
+pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let users = users_of(&app)?;
+            let req: LoginReq = decode(&body)?;
+            if req.username.is_empty() || req.password.is_empty() {
+                return Err(ApiError::bad_request(
+                    "Username and password must be provided",
+                ));
+            }
+            let token = users
+                .login(&req.username, &req.password)
+                .await
+                .inspect_err(|_| {
+                    tracing::info!(user = %req.username, "login refused");
+                })?;
+            Ok(json!({ "token": token }))
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/auth_proxy/refresh/`: a fresh token for a valid one.
+pub async fn refresh(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    claims: Option<Extension<Claims>>,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let users = users_of(&app)?;
+            let Some(Extension(claims)) = claims else {
+                return Err(ApiError::new(ErrorKind::Unauthenticated, "no token"));
+            };
+            Ok(json!({ "token": users.refresh(&claims).await? }))
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/auth_proxy/keys/rotate/`: a new signing key; older tokens stay valid.
+pub async fn rotate(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async { Ok(json!({ "kid": users_of(&app)?.rotate().await? })) }.await,
+    )
+}
+
+fn user_json(u: &User) -> Value {
+    json!({ "username": u.name, "role": u.role, "tenants": u.tenants })
+}
+
+/// `GET /api/v1/auth_proxy/local_users/`.
+pub async fn list_users(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let users = users_of(&app)?.list().await?;
+            Ok(Value::Array(users.iter().map(user_json).collect()))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct UserReq {
+    #[serde(default)]
+    username: String,
+    password: Option<String>,
+    role: Option<Role>,
+    #[serde(default)]
+    tenants: Vec<String>,
+}
+
+/// `POST /api/v1/auth_proxy/local_users/`: `{"username","password","role","tenants"}`.
+pub async fn create_user(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let users = users_of(&app)?;
+            let req: UserReq = decode(&body)?;
+            let pw = req.password.unwrap_or_default();
+            let role = req.role.unwrap_or(Role::ReadOnly);
+            let name = req.username.clone();
+            let user =
+                tokio::task::spawn_blocking(move || User::new(&name, &pw, role, req.tenants))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))??;
+            users.create(user.clone()).await?;
+            Ok(user_json(&user))
+        }
+        .await,
+    )
+}
+
+/// `PATCH /api/v1/auth_proxy/local_users/{name}/`: a new password and/or role with tenants.
+pub async fn update_user(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let users = users_of(&app)?;
+            let req: UserReq = decode(&body)?;
+            let role = req.role.map(|r| (r, req.tenants));
+            let u = users.update(&name, req.password.as_deref(), role).await?;
+            Ok(user_json(&u))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v1/auth_proxy/local_users/{name}/`.
+pub async fn get_user(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let u = users_of(&app)?.get(&name).await?;
+            u.map(|u| user_json(&u))
+                .ok_or_else(|| UserError::NoUser(name).into())
+        }
+        .await,
+    )
+}
+
+/// `DELETE /api/v1/auth_proxy/local_users/{name}/`.
+pub async fn delete_user(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            users_of(&app)?.delete(&name).await?;
+            Ok(json!({}))
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Role, tenants: &[&str]) -> Claims {
+        Claims {
+            username: "u".into(),
+            role,
+            tenants: tenants.iter().map(|s| s.to_string()).collect(),
+            iat: 0,
+            exp: 0,
+            kid: String::new(),
+        }
+    }
+
+    fn status(d: Decision) -> u16 {
+        match d {
+            Decision::Allow | Decision::Filter(_) => 200,
+            Decision::Refuse(e) => e.kind.status(),
+        }
+    }
+
+    #[test]
+    fn roles_and_tenants_decide() {
+        let ta = claims(Role::TenantAdmin, &["t1"]);
+        let get = Method::GET;
+        let put = Method::PUT;
+        assert_eq!(
+            status(authorize_user(&ta, &put, "/api/v1/networks/t1:n")),
+            200
+        );
+        assert_eq!(
+            status(authorize_user(&ta, &put, "/api/v1/networks/t2:n")),
+            404
+        );
+        assert_eq!(
+            status(authorize_user(&ta, &get, "/api/v1/inspect/networks/t2:n")),
+            404
+        );
+        assert_eq!(status(authorize_user(&ta, &put, "/api/v1/tenants/t1")), 403);
+        assert_eq!(
+            status(authorize_user(&ta, &put, "/api/v1/globals/global")),
+            403
+        );
+        assert_eq!(
+            authorize_user(&ta, &get, "/api/v1/networks"),
+            Decision::Filter(ObjectKind::Network)
+        );
+        let ro = claims(Role::ReadOnly, &[]);
+        assert_eq!(
+            status(authorize_user(&ro, &get, "/api/v1/networks/t2:n")),
+            200
+        );
+        assert_eq!(
+            status(authorize_user(
+                &ro,
+                &Method::DELETE,
+                "/api/v1/networks/t2:n"
+            )),
+            403
+        );
+        let ops = claims(Role::Ops, &["t1"]);
+        assert_eq!(
+            status(authorize_user(&ops, &put, "/api/v1/endpointGroups/t1:g")),
+            200
+        );
+        assert_eq!(
+            status(authorize_user(&ops, &put, "/api/v1/networks/t1:n")),
+            403
+        );
+        assert_eq!(
+            status(authorize_user(&ops, &put, "/api/v1/endpointGroups/t2:g")),
+            404
+        );
+    }
+}

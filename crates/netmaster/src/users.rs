@@ -1,0 +1,571 @@
+//! Local users, roles and tokens: who may call the REST API when netmaster runs with `--auth`.
+//!
+//! Users live in the store (`/contiv/auth/user/<name>`, an argon2id hash, a role and its tenants),
+//! beside the objects but outside the object state: agents never see them. Tokens are compact JWTs
+//! signed with Ed25519 (ring); the signing keys live in the store too (`/contiv/auth/key/<kid>`),
+//! so every netmaster sharing the store verifies every token. Rotation adds a key and makes it
+//! current; older keys keep verifying until the tokens they signed expired, then a later rotation
+//! drops them. Which call a principal may make is decided in `http::auth::authorize_user`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use contiv_api::keys;
+use contiv_store::{StateStore, StoreError, Txn};
+use parking_lot::RwLock;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use serde::{Deserialize, Serialize};
+
+/// What a user may do (see issue 13): `admin` everything, `tenant-admin` everything inside its
+/// tenants, `ops` reads and endpoint groups' policy attachment, `read-only` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Admin,
+    TenantAdmin,
+    Ops,
+    ReadOnly,
+}
+
+impl std::str::FromStr for Role {
+    type Err = UserError;
+    fn from_str(s: &str) -> Result<Role, UserError> {
+        serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| {
+            UserError::Invalid(format!(
+                "unknown role {s:?} (admin, tenant-admin, ops, read-only)"
+            ))
+        })
+    }
+}
+
+/// A user as stored. `tenants` empty: every tenant (not allowed for `tenant-admin`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    hash: String,
+    pub role: Role,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("tenants", &self.tenants)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub username: String,
+    pub role: Role,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    pub iat: u64,
+    pub exp: u64,
+    pub kid: String,
+}
+
+impl Claims {
+    /// Whether the bearer sees tenant `t` (admins and unscoped users see every tenant).
+    pub fn sees(&self, t: &str) -> bool {
+        self.role == Role::Admin || self.tenants.is_empty() || self.tenants.iter().any(|x| x == t)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Unknown user or wrong password: one message for both.
+    #[error("Invalid username/password")]
+    BadCredentials,
+    #[error("invalid token: {0}")]
+    BadToken(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("user {0:?} not found")]
+    NoUser(String),
+    #[error("user {0:?} exists")]
+    Exists(String),
+    #[error("state store error: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    /// PKCS#8 document, base64url.
+    pkcs8: String,
+    created: u64,
+    /// When a newer key replaced it (seconds since the epoch).
+    #[serde(default)]
+    retired: Option<u64>,
+}
+
+struct SigningKey {
+    pair: Option<Ed25519KeyPair>,
+    public: Vec<u8>,
+    created: u64,
+}
+
+/// Users and tokens of one netmaster.
+pub struct Users {
+    store: Arc<dyn StateStore>,
+    ttl: Duration,
+    keys: RwLock<BTreeMap<String, SigningKey>>,
+    current: RwLock<String>,
+    /// Hash checked when the user does not exist, so both refusals take the same time.
+    decoy: String,
+    rng: SystemRandom,
+}
+
+/// How the first user comes to be.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// `--admin-password-file`; otherwise a password is generated into `state_dir`.
+    pub password_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
+/// File the generated admin password is written to (0600) inside the state directory.
+pub const GENERATED_PASSWORD: &str = "admin-password";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hash_password(pw: &str) -> Result<String, UserError> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| UserError::Internal("no randomness".into()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Internal(format!("hashing: {e}")))
+}
+
+fn password_matches(pw: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+fn check_password(pw: &str) -> Result<(), UserError> {
+    if pw.len() < 8 {
+        return Err(UserError::Invalid(
+            "a password has at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), UserError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if !ok {
+        return Err(UserError::Invalid(format!(
+            "user name {name:?}: 1-64 of letters, digits, - _ . @"
+        )));
+    }
+    Ok(())
+}
+
+fn check_role(role: Role, tenants: &[String]) -> Result<(), UserError> {
+    if role == Role::TenantAdmin && tenants.is_empty() {
+        return Err(UserError::Invalid(
+            "a tenant-admin needs at least one tenant".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Users {
+    /// Loads the signing keys (making the first one), and creates `admin` if no user exists.
+    pub async fn start(
+        store: Arc<dyn StateStore>,
+        ttl: Duration,
+        bootstrap: &Bootstrap,
+    ) -> Result<Arc<Users>, UserError> {
+        let decoy = tokio::task::spawn_blocking(|| hash_password("decoy password, never valid"))
+            .await
+            .map_err(|e| UserError::Internal(e.to_string()))??;
+        let users = Arc::new(Users {
+            store,
+            ttl,
+            keys: RwLock::default(),
+            current: RwLock::default(),
+            decoy,
+            rng: SystemRandom::new(),
+        });
+        users.load_keys().await?;
+        if users.keys.read().is_empty() {
+            users.rotate().await?;
+        }
+        users.bootstrap(bootstrap).await?;
+        Ok(users)
+    }
+
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<(), UserError> {
+        if !self.store.range(keys::USER_PREFIX).await?.kvs.is_empty() {
+            return Ok(());
+        }
+        let password = match &b.password_file {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| UserError::Invalid(format!("reading {}: {e}", p.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            None => self.generated_password(&b.state_dir)?,
+        };
+        match self
+            .create(User::new("admin", &password, Role::Admin, vec![])?)
+            .await
+        {
+            Ok(()) | Err(UserError::Exists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn generated_password(&self, dir: &Path) -> Result<String, UserError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut raw = [0u8; 18];
+        self.rng
+            .fill(&mut raw)
+            .map_err(|_| UserError::Internal("no randomness".into()))?;
+        let pw = B64.encode(raw);
+        let path = dir.join(GENERATED_PASSWORD);
+        let io = |e: std::io::Error| UserError::Internal(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        writeln!(f, "{pw}").map_err(io)?;
+        tracing::warn!(
+            path = %path.display(),
+            "created user admin with a generated password (read it from the file, then change it \
+             with `netctl user passwd admin`)"
+        );
+        Ok(pw)
+    }
+
+    async fn load_keys(&self) -> Result<(), UserError> {
+        let snap = self.store.range(keys::SIGNING_KEY_PREFIX).await?;
+        let mut map = self.keys.write();
+        let mut newest: Option<(u64, String)> = None;
+        for kv in snap.kvs {
+            let Ok(k) = serde_json::from_slice::<StoredKey>(&kv.value) else {
+                tracing::warn!(key = %kv.key, "ignoring an undecodable signing key");
+                continue;
+            };
+            let Some(pair) = B64
+                .decode(&k.pkcs8)
+                .ok()
+                .and_then(|d| Ed25519KeyPair::from_pkcs8(&d).ok())
+            else {
+                continue;
+            };
+            if newest
+                .as_ref()
+                .is_none_or(|(c, id)| (k.created, &k.kid) > (*c, id))
+            {
+                newest = Some((k.created, k.kid.clone()));
+            }
+            map.insert(
+                k.kid.clone(),
+                SigningKey {
+                    public: pair.public_key().as_ref().to_vec(),
+                    pair: Some(pair),
+                    created: k.created,
+                },
+            );
+        }
+        if let Some((_, kid)) = newest {
+            *self.current.write() = kid;
+        }
+        Ok(())
+    }
+
+    /// Adds a new signing key and makes it current; keys retired longer than a token lives are
+    /// removed. Returns the new key id.
+    pub async fn rotate(&self) -> Result<String, UserError> {
+        let doc = Ed25519KeyPair::generate_pkcs8(&self.rng)
+            .map_err(|_| UserError::Internal("generating a signing key".into()))?;
+        let mut raw = [0u8; 6];
+        self.rng
+            .fill(&mut raw)
+            .map_err(|_| UserError::Internal("no randomness".into()))?;
+        let kid = format!("{}-{}", now(), B64.encode(raw));
+        let stored = StoredKey {
+            kid: kid.clone(),
+            pkcs8: B64.encode(doc.as_ref()),
+            created: now(),
+            retired: None,
+        };
+        let mut txn = Txn::new().when_absent(keys::signing_key(&kid)).put(
+            keys::signing_key(&kid),
+            serde_json::to_vec(&stored).map_err(|e| UserError::Internal(e.to_string()))?,
+        );
+        // A key that signed its last token before `now - ttl` verifies nothing any more.
+        let old: Vec<String> = {
+            let limit = now().saturating_sub(self.ttl.as_secs() + 60);
+            let keys = self.keys.read();
+            let current = self.current.read().clone();
+            let mut by_age: Vec<_> = keys.iter().collect();
+            by_age.sort_by_key(|(_, k)| k.created);
+            // The key after each one is when it was retired.
+            by_age
+                .windows(2)
+                .filter(|w| w[1].1.created < limit && *w[0].0 != current)
+                .map(|w| w[0].0.clone())
+                .collect()
+        };
+        for kid in &old {
+            txn = txn.delete(keys::signing_key(kid));
+        }
+        self.store.commit(txn).await?;
+        self.load_keys().await?;
+        let mut keys = self.keys.write();
+        for kid in &old {
+            keys.remove(kid);
+        }
+        *self.current.write() = kid.clone();
+        tracing::info!(%kid, dropped = old.len(), "token signing key rotated");
+        Ok(kid)
+    }
+
+    /// Checks a user's password; the same error, after the same work, for an unknown user.
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, UserError> {
+        let user = self.get(name).await?;
+        let hash = user.as_ref().map_or(self.decoy.clone(), |u| u.hash.clone());
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password_matches(&pw, &hash))
+            .await
+            .map_err(|e| UserError::Internal(e.to_string()))?;
+        match user {
+            Some(u) if ok => self.issue(&u),
+            _ => Err(UserError::BadCredentials),
+        }
+    }
+
+    /// A fresh token for the holder of a valid one, with the user's current role and tenants.
+    pub async fn refresh(&self, claims: &Claims) -> Result<String, UserError> {
+        match self.get(&claims.username).await? {
+            Some(u) => self.issue(&u),
+            None => Err(UserError::BadToken("the user no longer exists".into())),
+        }
+    }
+
+    fn issue(&self, u: &User) -> Result<String, UserError> {
+        let kid = self.current.read().clone();
+        let iat = now();
+        let claims = Claims {
+            username: u.name.clone(),
+            role: u.role,
+            tenants: u.tenants.clone(),
+            iat,
+            exp: iat + self.ttl.as_secs().max(1),
+            kid: kid.clone(),
+        };
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+        let body = serde_json::to_vec(&claims).map_err(|e| UserError::Internal(e.to_string()))?;
+        let signing_input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(body));
+        let keys = self.keys.read();
+        let pair = keys
+            .get(&kid)
+            .and_then(|k| k.pair.as_ref())
+            .ok_or_else(|| UserError::Internal("no signing key".into()))?;
+        let sig = pair.sign(signing_input.as_bytes());
+        Ok(format!("{signing_input}.{}", B64.encode(sig.as_ref())))
+    }
+
+    /// The claims of a token this cluster signed and that has not expired.
+    pub async fn verify(&self, token: &str) -> Result<Claims, UserError> {
+        let bad = |m: &str| UserError::BadToken(m.into());
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not a signed token"));
+        };
+        let header: serde_json::Value = B64
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| bad("undecodable header"))?;
+        if header["alg"] != "EdDSA" {
+            return Err(bad("unexpected algorithm"));
+        }
+        let kid = header["kid"].as_str().unwrap_or_default().to_owned();
+        if !self.keys.read().contains_key(&kid) {
+            // Another netmaster may have rotated: read the store once.
+            self.load_keys().await?;
+        }
+        let public = self
+            .keys
+            .read()
+            .get(&kid)
+            .map(|k| k.public.clone())
+            .ok_or_else(|| bad("unknown signing key"))?;
+        let sig = B64.decode(s).map_err(|_| bad("undecodable signature"))?;
+        UnparsedPublicKey::new(&ED25519, &public)
+            .verify(format!("{h}.{c}").as_bytes(), &sig)
+            .map_err(|_| bad("bad signature"))?;
+        let claims: Claims = B64
+            .decode(c)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| bad("undecodable claims"))?;
+        if claims.kid != kid {
+            return Err(bad("key id mismatch"));
+        }
+        if claims.exp <= now() {
+            return Err(bad("expired"));
+        }
+        Ok(claims)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<User>, UserError> {
+        Ok(match self.store.get(&keys::user(name)).await? {
+            Some(kv) => serde_json::from_slice(&kv.value).ok(),
+            None => None,
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>, UserError> {
+        let snap = self.store.range(keys::USER_PREFIX).await?;
+        Ok(snap
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect())
+    }
+
+    /// Creates a user; refuses an existing name.
+    pub async fn create(&self, user: User) -> Result<(), UserError> {
+        let key = keys::user(&user.name);
+        let value = serde_json::to_vec(&user).map_err(|e| UserError::Internal(e.to_string()))?;
+        let out = self
+            .store
+            .commit(Txn::new().when_absent(&key).put(&key, value))
+            .await?;
+        if matches!(out, contiv_store::TxnOutcome::CompareFailed { .. }) {
+            return Err(UserError::Exists(user.name));
+        }
+        tracing::info!(user = %user.name, role = ?user.role, "user created");
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), UserError> {
+        self.get(name)
+            .await?
+            .ok_or_else(|| UserError::NoUser(name.into()))?;
+        self.store
+            .commit(Txn::new().delete(keys::user(name)))
+            .await?;
+        tracing::info!(user = %name, "user removed");
+        Ok(())
+    }
+
+    /// Changes a user's password or role (the other part kept).
+    pub async fn update(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        role: Option<(Role, Vec<String>)>,
+    ) -> Result<User, UserError> {
+        let mut u = self
+            .get(name)
+            .await?
+            .ok_or_else(|| UserError::NoUser(name.into()))?;
+        if let Some(pw) = password {
+            check_password(pw)?;
+            let pw = pw.to_owned();
+            u.hash = tokio::task::spawn_blocking(move || hash_password(&pw))
+                .await
+                .map_err(|e| UserError::Internal(e.to_string()))??;
+        }
+        if let Some((role, tenants)) = role {
+            check_role(role, &tenants)?;
+            u.role = role;
+            u.tenants = tenants;
+        }
+        let value = serde_json::to_vec(&u).map_err(|e| UserError::Internal(e.to_string()))?;
+        self.store
+            .commit(Txn::new().put(keys::user(name), value))
+            .await?;
+        Ok(u)
+    }
+}
+
+impl User {
+    /// A new user with `password` hashed (argon2id).
+    pub fn new(
+        name: &str,
+        password: &str,
+        role: Role,
+        tenants: Vec<String>,
+    ) -> Result<User, UserError> {
+        check_name(name)?;
+        check_password(password)?;
+        check_role(role, &tenants)?;
+        Ok(User {
+            name: name.into(),
+            hash: hash_password(password)?,
+            role,
+            tenants,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(password_matches("correct horse", &h));
+        assert!(!password_matches("wrong horse", &h));
+        assert!(!password_matches("x", "not a hash"));
+    }
+
+    #[test]
+    fn roles_parse_and_scope() {
+        assert_eq!("tenant-admin".parse::<Role>().unwrap(), Role::TenantAdmin);
+        assert!("root".parse::<Role>().is_err());
+        assert!(check_role(Role::TenantAdmin, &[]).is_err());
+        let c = Claims {
+            username: "u".into(),
+            role: Role::ReadOnly,
+            tenants: vec!["t1".into()],
+            iat: 0,
+            exp: 0,
+            kid: String::new(),
+        };
+        assert!(c.sees("t1") && !c.sees("t2"));
+    }
+}

@@ -1,0 +1,499 @@
+//! Users, roles and tokens (`--auth`) against a real netmaster on loopback: login, expiry,
+//! refresh, key rotation, forged tokens, what each role may do, and tenant scoping.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Netmaster;
+use serde_json::{json, Value};
+
+const ADMIN_PW: &str = "admin-secret-1";
+
+fn start(extra: &[&str]) -> (Netmaster, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, format!("{ADMIN_PW}\n")).unwrap();
+    let data = tmp.path().join("data");
+    let mut args = vec!["--auth", "--admin-password-file", pw.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (Netmaster::start_in(&data, &args), tmp)
+}
+
+/// One call with an optional token: (status, body).
+fn call(
+    nm: &Netmaster,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let a = common::agent();
+    let url = format!("{}{path}", nm.url);
+    let with = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| match token {
+        Some(t) => r.header("X-Auth-Token", t),
+        None => r,
+    };
+    let withb = |r: ureq::RequestBuilder<ureq::typestate::WithBody>| match token {
+        Some(t) => r.header("X-Auth-Token", t),
+        None => r,
+    };
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let resp = match method {
+        "GET" => with(a.get(&url))
+            .header("Accept", "application/problem+json")
+            .call(),
+        "DELETE" => with(a.delete(&url))
+            .header("Accept", "application/problem+json")
+            .call(),
+        "POST" => withb(a.post(&url))
+            .header("Accept", "application/problem+json")
+            .send(body),
+        "PUT" => withb(a.put(&url))
+            .header("Accept", "application/problem+json")
+            .send(body),
+        "PATCH" => withb(a.patch(&url))
+            .header("Accept", "application/problem+json")
+            .send(body),
+        m => panic!("method {m}"),
+    };
+    let mut resp = resp.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn login(nm: &Netmaster, user: &str, pw: &str) -> Result<String, (u16, String)> {
+    let (code, body) = call(
+        nm,
+        "POST",
+        "/api/v1/auth_proxy/login/",
+        None,
+        Some(&json!({"username": user, "password": pw})),
+    );
+    if code != 200 {
+        return Err((code, body));
+    }
+    let v: Value = serde_json::from_str(&body).unwrap();
+    Ok(v["token"].as_str().unwrap().to_owned())
+}
+
+fn add_user(nm: &Netmaster, admin: &str, name: &str, role: &str, tenants: &[&str]) -> String {
+    let (code, body) = call(
+        nm,
+        "POST",
+        "/api/v1/auth_proxy/local_users/",
+        Some(admin),
+        Some(
+            &json!({"username": name, "password": format!("password-of-{name}"),
+            "role": role, "tenants": tenants}),
+        ),
+    );
+    assert_eq!(code, 200, "create {name}: {body}");
+    login(nm, name, &format!("password-of-{name}")).unwrap()
+}
+
+fn seed(nm: &Netmaster, admin: &str) {
+    for t in ["t1", "t2"] {
+        let (c, b) = call(
+            nm,
+            "POST",
+            &format!("/api/v1/tenants/{t}/"),
+            Some(admin),
+            Some(&json!({"key": t, "tenantName": t})),
+        );
+        assert_eq!(c, 200, "{b}");
+        let net = json!({"key": format!("{t}:n"), "tenantName": t, "networkName": "n",
+            "encap": "vxlan", "subnet": if t == "t1" {"10.1.1.0/24"} else {"10.1.2.0/24"}});
+        let (c, b) = call(
+            nm,
+            "POST",
+            &format!("/api/v1/networks/{t}:n/"),
+            Some(admin),
+            Some(&net),
+        );
+        assert_eq!(c, 200, "{b}");
+        let g =
+            json!({"key": format!("{t}:g"), "tenantName": t, "groupName": "g", "networkName": "n"});
+        let (c, b) = call(
+            nm,
+            "POST",
+            &format!("/api/v1/endpointGroups/{t}:g/"),
+            Some(admin),
+            Some(&g),
+        );
+        assert_eq!(c, 200, "{b}");
+    }
+}
+
+#[test]
+fn login_refuses_alike_and_tokens_gate_the_api() {
+    let (nm, _tmp) = start(&[]);
+    // Without a token: 401 on the API, the open routes stay open.
+    assert_eq!(call(&nm, "GET", "/api/v1/networks/", None, None).0, 401);
+    assert_eq!(call(&nm, "GET", "/version", None, None).0, 200);
+    // Missing fields 400, unknown user and wrong password the same 401 and message.
+    assert_eq!(login(&nm, "admin", "").unwrap_err().0, 400);
+    let t0 = Instant::now();
+    let unknown = login(&nm, "nobody", "whatever-pw").unwrap_err();
+    let t_unknown = t0.elapsed();
+    let t0 = Instant::now();
+    let wrong = login(&nm, "admin", "wrong-password").unwrap_err();
+    let t_wrong = t0.elapsed();
+    assert_eq!(unknown, wrong);
+    assert_eq!(wrong.0, 401);
+    let (slow, fast) = (t_unknown.max(t_wrong), t_unknown.min(t_wrong));
+    assert!(
+        slow < fast * 4 + Duration::from_millis(50),
+        "{t_unknown:?} vs {t_wrong:?}"
+    );
+
+    let admin = login(&nm, "admin", ADMIN_PW).unwrap();
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/", Some(&admin), None).0,
+        200
+    );
+    // A tampered token (claims changed, signature kept) and garbage: 401.
+    let parts: Vec<&str> = admin.split('.').collect();
+    let forged = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/", Some(&forged), None).0,
+        401
+    );
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/", Some("abc"), None).0,
+        401
+    );
+
+    // Refresh gives a new working token; rotation keeps both old and new tokens valid.
+    let (c, b) = call(
+        &nm,
+        "POST",
+        "/api/v1/auth_proxy/refresh/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200, "{b}");
+    let refreshed = serde_json::from_str::<Value>(&b).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c, b) = call(
+        &nm,
+        "POST",
+        "/api/v1/auth_proxy/keys/rotate/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200, "{b}");
+    let after = login(&nm, "admin", ADMIN_PW).unwrap();
+    assert_ne!(
+        after.split('.').next(),
+        admin.split('.').next(),
+        "new key id"
+    );
+    for t in [&admin, &refreshed, &after] {
+        assert_eq!(call(&nm, "GET", "/api/v1/tenants/", Some(t), None).0, 200);
+    }
+    // A refresh of a token signed by the retired key is signed by the new one.
+    assert_eq!(
+        call(
+            &nm,
+            "POST",
+            "/api/v1/auth_proxy/refresh/",
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+}
+
+#[test]
+fn tokens_expire() {
+    let (nm, _tmp) = start(&["--token-ttl", "1"]);
+    let t = login(&nm, "admin", ADMIN_PW).unwrap();
+    assert_eq!(call(&nm, "GET", "/api/v1/tenants/", Some(&t), None).0, 200);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(call(&nm, "GET", "/api/v1/tenants/", Some(&t), None).0, 401);
+    assert_eq!(
+        call(&nm, "POST", "/api/v1/auth_proxy/refresh/", Some(&t), None).0,
+        401
+    );
+}
+
+#[test]
+fn roles_and_tenant_scoping() {
+    let (nm, _tmp) = start(&[]);
+    let admin = login(&nm, "admin", ADMIN_PW).unwrap();
+    seed(&nm, &admin);
+    let ta = add_user(&nm, &admin, "ta", "tenant-admin", &["t1"]);
+    let ops = add_user(&nm, &admin, "ops", "ops", &[]);
+    let ro = add_user(&nm, &admin, "ro", "read-only", &[]);
+
+    // Only an admin manages users.
+    assert_eq!(
+        call(
+            &nm,
+            "GET",
+            "/api/v1/auth_proxy/local_users/",
+            Some(&ta),
+            None
+        )
+        .0,
+        403
+    );
+    let (c, b) = call(
+        &nm,
+        "GET",
+        "/api/v1/auth_proxy/local_users/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200);
+    assert!(!b.contains("argon2"), "hashes never leave: {b}");
+
+    // tenant-admin of t1: lists without t2, 404 on t2's objects (as for a missing one).
+    let nets: Value =
+        serde_json::from_str(&call(&nm, "GET", "/api/v1/networks/", Some(&ta), None).1).unwrap();
+    let keys: Vec<&str> = nets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["t1:n"]);
+    let tenants = call(&nm, "GET", "/api/v1/tenants/", Some(&ta), None).1;
+    assert!(
+        tenants.contains("t1") && !tenants.contains("t2"),
+        "{tenants}"
+    );
+    let foreign = call(&nm, "GET", "/api/v1/networks/t2:n/", Some(&ta), None);
+    let missing = call(&nm, "GET", "/api/v1/networks/t1:zz/", Some(&ta), None);
+    assert_eq!(foreign, missing);
+    assert_eq!(foreign.0, 404);
+    assert_eq!(
+        call(
+            &nm,
+            "GET",
+            "/api/v1/inspect/networks/t2:n/",
+            Some(&ta),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(&nm, "DELETE", "/api/v1/networks/t2:n/", Some(&ta), None).0,
+        404
+    );
+    // No object in (or referring into) another tenant.
+    let cross = json!({"key": "t2:g2", "tenantName": "t2", "groupName": "g2", "networkName": "n"});
+    assert_eq!(
+        call(
+            &nm,
+            "POST",
+            "/api/v1/endpointGroups/t2:g2/",
+            Some(&ta),
+            Some(&cross)
+        )
+        .0,
+        404
+    );
+    // A key in t1 with a body naming t2 does not reach t2.
+    let mixed = json!({"key": "t1:gx", "tenantName": "t2", "groupName": "gx", "networkName": "n"});
+    let _ = call(
+        &nm,
+        "POST",
+        "/api/v1/endpointGroups/t1:gx/",
+        Some(&ta),
+        Some(&mixed),
+    );
+    let t2_groups = call(&nm, "GET", "/api/v1/endpointGroups/", Some(&admin), None).1;
+    assert!(!t2_groups.contains("t2:gx"), "{t2_groups}");
+    // Inside t1: everything but the tenant itself and cluster-wide objects.
+    let g = json!({"key": "t1:g2", "tenantName": "t1", "groupName": "g2", "networkName": "n"});
+    let (c, b) = call(
+        &nm,
+        "POST",
+        "/api/v1/endpointGroups/t1:g2/",
+        Some(&ta),
+        Some(&g),
+    );
+    assert_eq!(c, 200, "{b}");
+    assert_eq!(
+        call(&nm, "DELETE", "/api/v1/tenants/t1/", Some(&ta), None).0,
+        403
+    );
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t2:n/", Some(&admin), None).0,
+        200,
+        "t2 untouched"
+    );
+
+    // ops: reads everything, changes groups only.
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t2:n/", Some(&ops), None).0,
+        200
+    );
+    let g = json!({"key": "t2:g", "tenantName": "t2", "groupName": "g", "networkName": "n", "policies": []});
+    let (c, b) = call(
+        &nm,
+        "PUT",
+        "/api/v1/endpointGroups/t2:g/",
+        Some(&ops),
+        Some(&g),
+    );
+    assert_eq!(c, 200, "{b}");
+    assert_eq!(
+        call(
+            &nm,
+            "DELETE",
+            "/api/v1/endpointGroups/t2:g/",
+            Some(&ops),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(&nm, "DELETE", "/api/v1/networks/t2:n/", Some(&ops), None).0,
+        403
+    );
+
+    // read-only: reads, no write.
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/endpointGroups/", Some(&ro), None).0,
+        200
+    );
+    assert_eq!(
+        call(
+            &nm,
+            "PUT",
+            "/api/v1/endpointGroups/t2:g/",
+            Some(&ro),
+            Some(&g)
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &nm,
+            "GET",
+            "/api/v1/endpointGroups/t2:g/",
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+
+    // A role change takes effect at the next refresh.
+    let (c, b) = call(
+        &nm,
+        "PATCH",
+        "/api/v1/auth_proxy/local_users/ro/",
+        Some(&admin),
+        Some(&json!({"role": "tenant-admin", "tenants": ["t2"]})),
+    );
+    assert_eq!(c, 200, "{b}");
+    let (_, b) = call(&nm, "POST", "/api/v1/auth_proxy/refresh/", Some(&ro), None);
+    let ro2 = serde_json::from_str::<Value>(&b).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        call(
+            &nm,
+            "DELETE",
+            "/api/v1/endpointGroups/t2:g/",
+            Some(&ro2),
+            None
+        )
+        .0,
+        200
+    );
+    // A removed user can no longer log in.
+    assert_eq!(
+        call(
+            &nm,
+            "DELETE",
+            "/api/v1/auth_proxy/local_users/ro/",
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(login(&nm, "ro", "password-of-ro").unwrap_err().0, 401);
+}
+
+#[test]
+fn a_generated_admin_password_is_written_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start_in(tmp.path(), &["--auth"]);
+    let path = tmp.path().join("admin-password");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pw = std::fs::read_to_string(&path).unwrap();
+    assert!(login(&nm, "admin", pw.trim()).is_ok());
+}
+
+#[test]
+fn netctl_logs_in_and_sends_its_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let (nm, tmp) = start(&[]);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let netctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_netctl"))
+            .env("HOME", &home)
+            .arg("--netmaster")
+            .arg(&nm.url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = netctl(&["tenant", "ls"]);
+    assert!(!before.status.success(), "no token yet");
+    let out = netctl(&["login", "-u", "admin", "-p", ADMIN_PW]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = home.join(".netctl/token");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = netctl(&["tenant", "create", "t9"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = netctl(&["tenant", "ls"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("t9"));
+    // Users and roles from netctl.
+    let ok = |args: &[&str]| {
+        let out = netctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["user", "create", "bob", "-p", "bob-password"]);
+    ok(&["role", "bob", "tenant-admin", "-t", "t9"]);
+    ok(&["user", "passwd", "bob", "-p", "bob-password-2"]);
+    let ls = ok(&["user", "ls"]);
+    assert!(ls.contains("bob\ttenant-admin\tt9"), "{ls}");
+    assert!(login(&nm, "bob", "bob-password-2").is_ok());
+    ok(&["user", "rm", "bob"]);
+    assert!(!ok(&["user", "ls"]).contains("bob"));
+}
