@@ -124,6 +124,25 @@ fn two_containers(c: &Cluster, dir: &Path) -> (Dockerd, serde_json::Value) {
     (d, free_before)
 }
 
+/// After the containers of network `web` are gone: every address of it is free again
+/// (`free_before`, as inspect showed it before they came) and no handed-over interface is left
+/// in host 0's namespace.
+fn assert_nothing_left(c: &Cluster, free_before: &serde_json::Value) {
+    let oper = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]
+        .clone();
+    assert_eq!(
+        &oper["availableIPAddresses"], free_before,
+        "every address back: {oper}"
+    );
+    let left = links(&c.tb.hosts[0].netns);
+    assert!(
+        !left.iter().any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left: {left:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs root"]
 fn docker_containers_on_a_contiv_network_reach_each_other_and_leave_nothing() {
@@ -315,20 +334,7 @@ fn after_a_dockerd_restart_containers_start_again_and_nothing_leaks() {
         "a new container after the restart"
     );
     d.ok(&["rm", "-f", "cnma", "cnmb", "cnmc"]);
-    let oper = c
-        .get_json("/api/v1/inspect/networks/default:web/")
-        .expect("inspect")["Oper"]
-        .clone();
-    assert_eq!(
-        oper["availableIPAddresses"], free_before,
-        "every address back: {oper}"
-    );
-    assert!(
-        !links(&c.tb.hosts[0].netns)
-            .iter()
-            .any(|l| l.starts_with("ctvd")),
-        "no handed-over interface left"
-    );
+    assert_nothing_left(&c, &free_before);
 }
 
 #[test]
@@ -367,20 +373,7 @@ fn an_agent_that_lost_its_journal_keeps_docker_containers_and_releases_them_late
         c.agent_log(0)
     );
     d.ok(&["rm", "-f", "cnma", "cnmb"]);
-    let oper = c
-        .get_json("/api/v1/inspect/networks/default:web/")
-        .expect("inspect")["Oper"]
-        .clone();
-    assert_eq!(
-        oper["availableIPAddresses"], free_before,
-        "every address back: {oper}"
-    );
-    assert!(
-        !links(&c.tb.hosts[0].netns)
-            .iter()
-            .any(|l| l.starts_with("ctvd")),
-        "no handed-over interface left"
-    );
+    assert_nothing_left(&c, &free_before);
 }
 
 #[test]
@@ -596,20 +589,7 @@ fn docker_rm_while_the_agent_is_down_completes_when_it_is_back() {
         "a new container reaches the old one"
     );
     d.ok(&["rm", "-f", "cnmb", "cnmc"]);
-    let oper = c
-        .get_json("/api/v1/inspect/networks/default:web/")
-        .expect("inspect")["Oper"]
-        .clone();
-    assert_eq!(
-        oper["availableIPAddresses"], free_before,
-        "every address back: {oper}"
-    );
-    assert!(
-        !links(&c.tb.hosts[0].netns)
-            .iter()
-            .any(|l| l.starts_with("ctvd")),
-        "no handed-over interface left"
-    );
+    assert_nothing_left(&c, &free_before);
 }
 
 /// Names of host `d`'s Docker networks with driver netplugin, each with its contiv label.
