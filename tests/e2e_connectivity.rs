@@ -196,6 +196,9 @@ fn routing_mode_cross_host() {
     assert_reaches(&c, &a, &a2);
     assert_tcp(&a, &b, 7003);
     assert_tcp(&b, &a2, 7004);
+    // Logs written to a file carry no colour codes (they did: dockerd showed them in its log).
+    let log = c.agent_log(0);
+    assert!(!log.is_empty() && !log.contains('\x1b'), "{log:?}");
 }
 
 #[test]

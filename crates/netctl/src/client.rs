@@ -184,23 +184,19 @@ impl Client {
     /// Sends one request and returns the body of a successful answer.
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String> {
         let url = format!("{}{}", self.base, path);
-        let token = self.token.as_deref().unwrap_or_default();
+        let token = self.token.as_deref();
         let result = match method {
-            Method::Get => self.agent.get(&url).header("X-Auth-Token", token).call(),
-            Method::Delete => self.agent.delete(&url).header("X-Auth-Token", token).call(),
+            Method::Get => with_token(self.agent.get(&url), token).call(),
+            Method::Delete => with_token(self.agent.delete(&url), token).call(),
             Method::Post => {
                 let payload = body.map(Value::to_string).unwrap_or_default();
-                self.agent
-                    .post(&url)
-                    .header("X-Auth-Token", token)
+                with_token(self.agent.post(&url), token)
                     .content_type("application/json")
                     .send(payload.as_str())
             }
             Method::Patch => {
                 let payload = body.map(Value::to_string).unwrap_or_default();
-                self.agent
-                    .patch(&url)
-                    .header("X-Auth-Token", token)
+                with_token(self.agent.patch(&url), token)
                     .content_type("application/json")
                     .send(payload.as_str())
             }
@@ -274,6 +270,14 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// Adds `X-Auth-Token` when there is a token (no empty header without one).
+fn with_token<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(t) => req.header("X-Auth-Token", t),
+        None => req,
     }
 }
 

@@ -71,6 +71,8 @@ pub fn cli_main(factory: run::DriverFactory) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // colour codes only for a terminal (not in log files, nor in dockerd's log of the plugin)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run::run(&flags, factory) {
         Ok(()) => ExitCode::SUCCESS,
