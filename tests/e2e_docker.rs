@@ -722,3 +722,72 @@ fn docker_mode_follows_contiv_groups_and_networks_and_leaves_others_alone() {
         .expect("delete network");
     assert!(has(&["app/demo"], &["plain"]), "{:?}", contiv_networks(&d));
 }
+
+#[test]
+#[ignore = "needs root"]
+fn an_agent_down_past_dockerds_retries_releases_what_dockerd_gave_up_on() {
+    require_root();
+    let mut c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_network("default", "swlong", "10.95.0.0/24", "10.95.0.1")
+        .expect("network");
+    let free_before = c
+        .get_json("/api/v1/inspect/networks/default:swlong/")
+        .expect("inspect")["Oper"]["availableIPAddresses"]
+        .clone();
+    let tmp = tempfile::Builder::new()
+        .prefix("sw-docker-long-")
+        .tempdir()
+        .expect("tmp");
+    let d = Dockerd::start(&c, 0, tmp.path());
+    d.import_image(tmp.path());
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netplugin",
+        "--ipam-driver",
+        "netplugin",
+        "-o",
+        "network=swlong",
+        "--ipam-opt",
+        "network=swlong",
+        "swlong",
+    ]);
+    d.ok(&[
+        "run", "-d", "--name", "swl", "--net", "swlong", IMAGE, "sleep", "600",
+    ]);
+    c.kill_agent(0);
+    // dockerd gives up on the plugin after ~30 s of retries; the agent stays away longer.
+    let t = Instant::now();
+    let rm = d.run(&["rm", "-f", "swl"]);
+    eprintln!(
+        "docker rm -f with the agent gone: {:?} after {:?}",
+        rm,
+        t.elapsed()
+    );
+    let gone = eventually(Duration::from_secs(40), || {
+        d.run(&["ps", "-aq", "--filter", "name=swl"])
+            .is_ok_and(|o| o.is_empty())
+    });
+    assert!(gone, "dockerd still has the container\n{}", d.logs());
+    std::thread::sleep(Duration::from_secs(
+        35u64.saturating_sub(t.elapsed().as_secs()),
+    ));
+    c.restart_agent(0).expect("restart");
+    let released = eventually(Duration::from_secs(20), || {
+        c.get_json("/api/v1/inspect/networks/default:swlong/")
+            .is_ok_and(|v| v["Oper"]["availableIPAddresses"] == free_before)
+    });
+    assert!(
+        released,
+        "address not released: {:?}\n{}",
+        c.get_json("/api/v1/inspect/networks/default:swlong/"),
+        c.agent_log(0)
+    );
+    assert!(
+        !links(&c.tb.hosts[0].netns)
+            .iter()
+            .any(|l| l.starts_with("ctvd")),
+        "no handed-over interface left"
+    );
+}

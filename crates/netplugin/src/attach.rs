@@ -210,6 +210,7 @@ impl Agent {
             .create_endpoint(&self.create_request(req))
             .map_err(nm_error)?;
         let a = Attachment {
+            created: crate::records::unix_now(),
             container_id: req.workload.clone(),
             ifname: req.ifname.clone(),
             netns: req.netns.clone(),

@@ -188,7 +188,8 @@ pub struct Flags {
         conflicts_with = "docker_mode"
     )]
     pub docker_swarm: bool,
-    /// dockerd's Engine API socket, for `--docker-mode`.
+    /// dockerd's Engine API socket, for `--docker-mode` and (with the Docker plugin on) the
+    /// sweep releasing Docker endpoints dockerd no longer has (skipped if the socket is absent).
     #[arg(long, default_value = "/run/docker.sock")]
     pub docker_host: PathBuf,
     /// Directory of named network namespaces (tenant routers are created there).

@@ -235,5 +235,7 @@ pub(crate) fn rebuilt_record(
         mtu: w.mtu,
         phase: Phase::Ready,
         frontend,
+        // Age unknown: the Docker endpoint sweep keeps it (never releases what it cannot date).
+        created: 0,
     })
 }

@@ -118,6 +118,22 @@ pub struct Attachment {
     pub phase: Phase,
     #[serde(skip_serializing_if = "is_cni")]
     pub frontend: Frontend,
+    /// When the record was first made (unix seconds; 0: unknown, e.g. an older journal or a
+    /// record rebuilt from netmaster). The Docker sweep releases only records older than its
+    /// grace period, so an endpoint made but not yet joined is never taken for a leak.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub created: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Now, in unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Key of an attachment.

@@ -127,7 +127,13 @@ pub fn start_netmaster_threads(agent: &Arc<Agent>, stop: &Arc<Stop>, heartbeat_e
 /// The reconciler loop: a pass per (debounced) kick that programs only what changed
 /// (`Agent::reconcile_changes`), a full pass (the datapath read back) every `interval`, and the
 /// spool replay with each full pass.
-pub fn reconcile_loop(agent: &Agent, stop: &Stop, interval: Duration) {
+/// `sweep`: the Docker endpoint sweep, run after every full pass.
+pub fn reconcile_loop(
+    agent: &Agent,
+    stop: &Stop,
+    interval: Duration,
+    sweep: Option<&crate::cnm::sweep::Sweep>,
+) {
     let mut last_full = Instant::now();
     while !stop.is_raised() {
         let wait = interval.saturating_sub(last_full.elapsed());
@@ -141,6 +147,9 @@ pub fn reconcile_loop(agent: &Agent, stop: &Stop, interval: Duration) {
         if last_full.elapsed() >= interval {
             agent.reconcile();
             agent.replay_spool();
+            if let Some(s) = sweep {
+                s.run(agent);
+            }
             last_full = Instant::now();
         } else {
             agent.reconcile_changes();
@@ -218,9 +227,18 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     tracing::info!(host = %agent.settings.host, vtep = %agent.settings.vtep_ip, netmaster = %flags.netmaster, "netplugin starting");
     start_netmaster_threads(&agent, &stop, flags.heartbeat());
     start_up(&agent);
+    // Docker endpoints dockerd gave up on (agent down past its retries) are released on start
+    // and on every full reconcile; only with the Docker plugin on (see cnm::sweep).
+    let sweep = flags
+        .docker_plugin_socket
+        .as_ref()
+        .map(|_| crate::cnm::sweep::Sweep::new(flags.docker_host.clone()));
+    if let Some(s) = &sweep {
+        s.run(&agent);
+    }
     let policy = start_policy_threads(&agent, &stop, metrics.as_ref().map(|(_, m)| m.clone()));
     let (a, s, every) = (agent.clone(), stop.clone(), flags.interval());
-    let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every));
+    let reconciler = std::thread::spawn(move || reconcile_loop(&a, &s, every, sweep.as_ref()));
     let (a, s) = (agent.clone(), stop.clone());
     let services = std::thread::spawn(move || crate::services::service_loop(&a, svc.as_ref(), &s));
     let rt = tokio::runtime::Builder::new_multi_thread()

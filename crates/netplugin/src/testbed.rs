@@ -432,10 +432,10 @@ impl Cluster {
         cmd.arg("--docker-plugin-socket")
             .arg(self.docker_plugin_dir(i).join("netplugin.sock"));
         cmd.arg("--ns-prefix").arg(&h.ns_prefix);
+        // Always: the Docker endpoint sweep reads the host's dockerd when it runs.
+        cmd.arg("--docker-host").arg(self.docker_socket(i));
         if self.docker_mode {
-            cmd.arg("--docker-mode")
-                .arg("--docker-host")
-                .arg(self.docker_socket(i));
+            cmd.arg("--docker-mode");
         }
         if let Some(pki) = &self.pki {
             let host = self.host_name(i);

@@ -226,6 +226,11 @@ pub struct EngineSocket {
 }
 
 impl EngineSocket {
+    /// A `GET` (the Docker endpoint sweep's reads).
+    pub(crate) fn get(&self, uri: &str) -> Result<Value, EngineError> {
+        self.call("GET", uri, None)
+    }
+
     fn call(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<Value, EngineError> {
         let io = |source| EngineError::Io {
             path: self.path.display().to_string(),

@@ -28,6 +28,7 @@ pub mod ipam;
 pub mod network;
 pub mod server;
 pub mod store;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

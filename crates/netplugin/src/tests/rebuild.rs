@@ -54,9 +54,13 @@ fn lost_records_of_running_workloads_are_adopted_and_del_still_works() {
     assert_eq!((rep.adopted, rep.kept), (2, 0));
     assert_eq!(removals(&e.dp.calls()[calls..]), Vec::<&Call>::new());
     assert!(e.nm.deletes.lock().unwrap().is_empty(), "nothing released");
-    // The records are what ADD wrote, but for the CNI network name nobody else keeps.
+    // The records are what ADD wrote, but for the CNI network name and the creation time
+    // nobody else keeps.
     let mut expected = before;
-    expected.iter_mut().for_each(|a| a.cni_network.clear());
+    expected.iter_mut().for_each(|a| {
+        a.cni_network.clear();
+        a.created = 0;
+    });
     assert_eq!(e.agent.records.list(), expected);
     // A second pass has nothing to do.
     let rep = e.agent.reconcile();
