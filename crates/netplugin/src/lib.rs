@@ -43,6 +43,7 @@ pub mod reconcile;
 pub mod records;
 pub mod run;
 pub mod services;
+mod socket;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 

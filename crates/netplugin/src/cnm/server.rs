@@ -62,25 +62,10 @@ pub fn router(cnm: Arc<Cnm>) -> Router {
     Router::new().fallback(handle).with_state(cnm)
 }
 
-/// Binds the socket: its directory is created (mode 0700) when missing, a stale socket left by
-/// a killed agent replaced, the socket made mode 0600 (only root's dockerd talks to it).
+/// Binds the Docker plugin socket: mode 0600 (only root's dockerd talks to it) in a directory
+/// made 0700 when missing ([`crate::socket::bind_root_only`]).
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let l = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    crate::socket::bind_root_only(path, "Docker plugin")
 }
 
 /// Serves until `shutdown` resolves.
