@@ -26,19 +26,7 @@ fn two_containers(c: &Cluster, dir: &Path) -> (Dockerd, serde_json::Value) {
         .clone();
     let d = Dockerd::start(c, 0, dir);
     d.import_image(dir);
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        "netplugin",
-        "--ipam-driver",
-        "netplugin",
-        "-o",
-        "network=web",
-        "--ipam-opt",
-        "network=web",
-        "web",
-    ]);
+    d.create_netplugin_network("web", &["network=web"], &["network=web"]);
     let t0 = Instant::now();
     d.ok(&[
         "run", "-d", "--name", "cnma", "--net", "web", IMAGE, "sleep", "600",
@@ -207,25 +195,11 @@ fn a_contiv_group_across_two_hosts_survives_an_agent_restart() {
             let d = Dockerd::start(&c, i, &dir);
             d.import_image(&dir);
             // Contiv's name of group web in tenant demo.
-            d.ok(&[
-                "network",
-                "create",
-                "-d",
-                "netplugin",
-                "--ipam-driver",
-                "netplugin",
-                "-o",
-                "tenant=demo",
-                "-o",
-                "group=web",
-                "-o",
-                "encap=vxlan",
-                "--ipam-opt",
-                "tenant=demo",
-                "--ipam-opt",
-                "group=web",
+            d.create_netplugin_network(
                 "web/demo",
-            ]);
+                &["tenant=demo", "group=web", "encap=vxlan"],
+                &["tenant=demo", "group=web"],
+            );
             d
         })
         .collect();
@@ -421,19 +395,7 @@ fn a_groups_policy_applies_to_docker_containers() {
     for g in ["web", "db"] {
         // Contiv's name of a group in the default tenant: the group's name.
         let (o, i) = (format!("group={g}"), format!("group={g}"));
-        d.ok(&[
-            "network",
-            "create",
-            "-d",
-            "netplugin",
-            "--ipam-driver",
-            "netplugin",
-            "-o",
-            &o,
-            "--ipam-opt",
-            &i,
-            g,
-        ]);
+        d.create_netplugin_network(g, &[&o], &[&i]);
     }
     let run = |name: &str, net: &str| {
         d.ok(&[
@@ -484,19 +446,7 @@ fn docker_run_on_our_network_vs_dockers_bridge() {
         .expect("tmp");
     let d = Dockerd::start(&c, 0, tmp.path());
     d.import_image(tmp.path());
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        "netplugin",
-        "--ipam-driver",
-        "netplugin",
-        "-o",
-        "network=bench",
-        "--ipam-opt",
-        "network=bench",
-        "ours",
-    ]);
+    d.create_netplugin_network("ours", &["network=bench"], &["network=bench"]);
     // Docker's bridge driver in the simulated host's namespace (no iptables: --iptables=false).
     d.ok(&[
         "network",
@@ -654,23 +604,11 @@ fn docker_mode_follows_contiv_groups_and_networks_and_leaves_others_alone() {
         c.agent_log(0)
     );
     // Someone else's network under the name a group will have: never ours to touch.
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        "netplugin",
-        "--ipam-driver",
-        "netplugin",
-        "-o",
-        "tenant=demo",
-        "-o",
-        "network=app",
-        "--ipam-opt",
-        "tenant=demo",
-        "--ipam-opt",
-        "network=app",
+    d.create_netplugin_network(
         "db/demo",
-    ]);
+        &["tenant=demo", "network=app"],
+        &["tenant=demo", "network=app"],
+    );
     group("db", "POST");
     let t0 = Instant::now();
     d.ok(&[
@@ -740,19 +678,7 @@ fn an_agent_down_past_dockerds_retries_releases_what_dockerd_gave_up_on() {
         .expect("tmp");
     let d = Dockerd::start(&c, 0, tmp.path());
     d.import_image(tmp.path());
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        "netplugin",
-        "--ipam-driver",
-        "netplugin",
-        "-o",
-        "network=swlong",
-        "--ipam-opt",
-        "network=swlong",
-        "swlong",
-    ]);
+    d.create_netplugin_network("swlong", &["network=swlong"], &["network=swlong"]);
     d.ok(&[
         "run", "-d", "--name", "swl", "--net", "swlong", IMAGE, "sleep", "600",
     ]);

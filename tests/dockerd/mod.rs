@@ -115,6 +115,32 @@ impl Dockerd {
     }
 
     /// A busybox-static image, built and imported offline.
+    /// `docker network create -d netplugin --ipam-driver netplugin` named `name`, with driver
+    /// options `opts` (`-o`) and IPAM options `ipam_opts` (`--ipam-opt`).
+    pub fn create_netplugin_network(
+        &self,
+        name: &str,
+        opts: &[&str],
+        ipam_opts: &[&str],
+    ) -> String {
+        let mut args = vec![
+            "network",
+            "create",
+            "-d",
+            "netplugin",
+            "--ipam-driver",
+            "netplugin",
+        ];
+        for o in opts {
+            args.extend(["-o", *o]);
+        }
+        for o in ipam_opts {
+            args.extend(["--ipam-opt", *o]);
+        }
+        args.push(name);
+        self.ok(&args)
+    }
+
     pub fn import_image(&self, dir: &Path) {
         let root = dir.join("rootfs");
         let bin = root.join("bin");
