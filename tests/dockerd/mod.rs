@@ -1,7 +1,8 @@
 //! A dockerd per simulated host for the Docker end-to-end tests: in the host's network namespace
 //! and its own mount namespace (a private /run with the agent's plugin directory bound on
-//! /run/docker/plugins, a private /etc/docker), so the root namespace's Docker setup is never
-//! touched; and a busybox-static image imported offline.
+//! /run/docker/plugins, a private /etc/docker, an empty /run/netns for a managed plugin's tenant
+//! namespaces), so the root namespace's Docker setup is never touched; and a busybox-static image
+//! imported offline.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ impl Dockerd {
         let plugins = c.docker_plugin_dir(host);
         std::fs::create_dir_all(&plugins).expect("plugin dir");
         let script = format!(
-            "set -e; mount -t tmpfs cnmrun /run; mkdir -p /run/docker/plugins; \
+            "set -e; mount -t tmpfs cnmrun /run; mkdir -p /run/docker/plugins /run/netns; \
              mount --bind {plugins} /run/docker/plugins; \
              if [ -d /etc/docker ]; then mount -t tmpfs cnmetc /etc/docker; fi; \
              exec dockerd --data-root {data} --exec-root /run/docker/exec \
@@ -87,6 +88,13 @@ impl Dockerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The Engine API socket and the CLI's config dir, for tools that run `docker` themselves
+    /// (the swarm e2e runs scripts/docker-plugin.sh).
+    #[allow(dead_code)] // used by e2e_swarm, not e2e_docker
+    pub fn cli_env(&self) -> (&Path, &Path) {
+        (&self.sock, &self.cli)
     }
 
     pub fn logs(&self) -> String {

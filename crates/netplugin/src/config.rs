@@ -188,6 +188,12 @@ pub struct Flags {
         conflicts_with = "docker_mode"
     )]
     pub docker_swarm: bool,
+    /// Remount `/proc/sys` read-write (in the agent's own mount namespace) if it is read-only:
+    /// dockerd mounts it read-only in every managed plugin, and the datapath sets sysctls of
+    /// the namespaces it makes. The managed plugin's entrypoint passes it; not for an agent
+    /// sharing the host's mount namespace.
+    #[arg(long)]
+    pub remount_proc_sys: bool,
     /// dockerd's Engine API socket, for `--docker-mode` and (with the Docker plugin on) the
     /// sweep releasing Docker endpoints dockerd no longer has (skipped if the socket is absent).
     #[arg(long, default_value = "/run/docker.sock")]

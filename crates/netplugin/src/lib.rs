@@ -37,6 +37,7 @@ mod ops;
 pub mod policy;
 #[cfg(feature = "testbed")]
 pub mod probe;
+pub mod proc_sys;
 pub mod qos;
 pub mod rebuild;
 pub mod reconcile;

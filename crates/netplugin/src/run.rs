@@ -36,6 +36,8 @@ pub enum RunError {
     },
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("remounting /proc/sys read-write: {0}")]
+    ProcSys(#[source] std::io::Error),
     #[error("docker plugin socket {path}: {source}")]
     DockerSocket {
         path: String,
@@ -209,6 +211,9 @@ pub fn start_policy_threads(
 
 /// Runs the agent until SIGTERM/SIGINT, with the drivers `factory` chooses.
 pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
+    if flags.remount_proc_sys && crate::proc_sys::make_writable().map_err(RunError::ProcSys)? {
+        tracing::info!("/proc/sys remounted read-write (managed plugin)");
+    }
     let drivers = factory(flags);
     let dns_binder = drivers.dns.clone();
     let svc = drivers.svc.clone();

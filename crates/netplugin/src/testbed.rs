@@ -244,7 +244,21 @@ impl Cluster {
         netmaster_args: &[&str],
         agents: AgentSettings,
     ) -> Result<Cluster, String> {
-        Self::start_inner(bins, hosts, netmaster_args, agents, 1, Transport::Plain)
+        Self::start_inner(
+            bins,
+            hosts,
+            netmaster_args,
+            Some(agents),
+            1,
+            Transport::Plain,
+        )
+    }
+
+    /// The hosts and netmaster of [`Cluster::start`], but no agent: for agents a test runs
+    /// itself (the Docker swarm e2e runs them as dockerd's managed plugin, in the hosts'
+    /// namespaces). Agent methods (`agent_log`, `restart_agent`, ...) are not for such a cluster.
+    pub fn start_without_agents(bins: Binaries, hosts: usize) -> Result<Cluster, String> {
+        Self::start_inner(bins, hosts, &[], None, 1, Transport::Plain)
     }
 
     /// Like [`Cluster::start`], over HTTPS with mutual TLS ([`Transport::MutualTls`]).
@@ -257,7 +271,7 @@ impl Cluster {
             bins,
             hosts,
             netmaster_args,
-            AgentSettings::Test,
+            Some(AgentSettings::Test),
             1,
             Transport::MutualTls,
         )
@@ -276,7 +290,7 @@ impl Cluster {
             bins,
             hosts,
             netmaster_args,
-            AgentSettings::Test,
+            Some(AgentSettings::Test),
             netmasters,
             Transport::Plain,
         )
@@ -286,7 +300,8 @@ impl Cluster {
         bins: Binaries,
         hosts: usize,
         netmaster_args: &[&str],
-        agents: AgentSettings,
+        // None: no agents at all ([`Cluster::start_without_agents`]).
+        agent_settings: Option<AgentSettings>,
         netmasters: usize,
         transport: Transport,
     ) -> Result<Cluster, String> {
@@ -335,7 +350,7 @@ impl Cluster {
             tb,
             tmp,
             http,
-            agent_settings: agents,
+            agent_settings: agent_settings.unwrap_or_default(),
             docker_mode: false,
             pki,
         };
@@ -345,11 +360,12 @@ impl Cluster {
             let p = spawn_netmaster(&c.bins, c.tmp.path(), i, port, &c.nm_args)?;
             c.standbys.push((p, port));
         }
-        for i in 0..hosts {
+        let agents = if agent_settings.is_some() { hosts } else { 0 };
+        for i in 0..agents {
             let p = c.spawn_agent(i)?;
             c.agents.push(p);
         }
-        for i in 0..hosts {
+        for i in 0..agents {
             c.wait_agent(i)?;
         }
         Ok(c)
@@ -529,6 +545,11 @@ impl Cluster {
         self.netmaster.kill();
         self.netmaster = spawn_netmaster(&self.bins, self.tmp.path(), 0, self.port, &self.nm_args)?;
         self.wait_netmaster()
+    }
+
+    /// The loopback port netmaster 0 listens on.
+    pub fn netmaster_port(&self) -> u16 {
+        self.port
     }
 
     /// PID of the netmaster process.

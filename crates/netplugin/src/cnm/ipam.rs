@@ -184,11 +184,29 @@ impl Cnm {
             let gw = format!("{}/{}", spec.gateway, spec.subnet.prefix_len());
             return Ok(json!({"Address": gw, "Data": {}}));
         }
-        let got = self.agent.nm.alloc_address(&AllocAddressRequest {
+        let asked = self.agent.nm.alloc_address(&AllocAddressRequest {
             network_id: pool.alloc_id(),
             address_pool: String::new(),
             preferred_ipv4_address: preferred.clone(),
-        })?;
+        });
+        let got = match asked {
+            // Swarm: the manager's allocator reserved this task's address through this same
+            // IPAM driver (at netmaster, shared by every node), then the node running the task
+            // asks its own driver for that address again. It is held, so it is answered as
+            // reserved; CreateEndpoint claims it and refuses it if an endpoint already owns it
+            // (no address is ever given twice).
+            Err(crate::netmaster::NmError::Refused { status: 409, .. })
+                if self.swarm && !preferred.is_empty() =>
+            {
+                let spec = self
+                    .agent
+                    .spec_for_add(&format!("{}:{}", pool.tenant, pool.network))?;
+                let addr = format!("{preferred}/{}", spec.subnet.prefix_len());
+                tracing::debug!(%pool, address = %addr, "swarm: address reserved by the manager");
+                return Ok(json!({"Address": addr, "Data": {}}));
+            }
+            other => other?,
+        };
         let addr: Ipv4Net = got.ipv4_address.parse().map_err(|_| CnmError::Agent {
             msg: format!("netmaster answered address {:?}", got.ipv4_address),
             details: None,

@@ -154,6 +154,9 @@ impl Cnm {
             }
             "NetworkDriver.CreateNetwork" => self.create_network(parse(body)?),
             "NetworkDriver.DeleteNetwork" => self.delete_network(parse(body)?),
+            // Swarm's manager, for a global-scope network (once per network, on the manager).
+            "NetworkDriver.AllocateNetwork" => self.allocate_network(parse(body)?),
+            "NetworkDriver.FreeNetwork" => self.free_network(parse(body)?),
             "NetworkDriver.CreateEndpoint" => self.create_endpoint(parse(body)?),
             "NetworkDriver.EndpointOperInfo" => self.endpoint_oper_info(parse(body)?),
             "NetworkDriver.DeleteEndpoint" => self.delete_endpoint(parse(body)?),

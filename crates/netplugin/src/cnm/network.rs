@@ -52,6 +52,20 @@ pub struct CreateNetworkRequest {
     pub ipv6_data: Option<Vec<IpamData>>,
 }
 
+/// Swarm's `AllocateNetwork`: options are a flat string map (the `-o` options; null when none).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AllocateNetworkRequest {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "Options")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(rename = "IPv4Data")]
+    pub ipv4_data: Option<Vec<IpamData>>,
+    #[serde(rename = "IPv6Data")]
+    pub ipv6_data: Option<Vec<IpamData>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NetworkRequest {
@@ -190,6 +204,40 @@ impl Cnm {
         check_pool(v4.first(), &spec)?;
         self.networks.insert(&r.network_id, net.clone())?;
         tracing::info!(docker_network = %r.network_id, network = %spec.id, group = ?net.group, "docker network created");
+        Ok(json!({}))
+    }
+
+    /// Swarm's manager allocates a global-scope network once, before any node creates it: the
+    /// options are checked as `CreateNetwork` checks them (a bad `contiv-tag` fails `docker
+    /// network create`, not each task later), nothing is recorded. The options answered become
+    /// the network's driver options on every node (swarm replaces them with this answer), so
+    /// they are the user's own, unchanged.
+    pub(crate) fn allocate_network(&self, r: AllocateNetworkRequest) -> Result<Value, CnmError> {
+        check_id("NetworkID", &r.network_id)?;
+        if r.ipv6_data.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(CnmError::Invalid("IPv6 is not supported".into()));
+        }
+        let v4 = r.ipv4_data.unwrap_or_default();
+        if v4.len() > 1 {
+            return Err(CnmError::Invalid(
+                "one IPv4 pool per network (a Contiv network has one subnet)".into(),
+            ));
+        }
+        let given = r.options.unwrap_or_default();
+        let options: BTreeMap<String, Value> = given
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let opts = self.options(&options)?;
+        let (_, spec) = self.resolve(&opts, v4.first().map(|d| d.pool.as_str()))?;
+        check_encap(&opts, &spec)?;
+        check_pool(v4.first(), &spec)?;
+        Ok(json!({ "Options": given }))
+    }
+
+    /// Nothing was recorded by `AllocateNetwork`.
+    pub(crate) fn free_network(&self, r: NetworkRequest) -> Result<Value, CnmError> {
+        check_id("NetworkID", &r.network_id)?;
         Ok(json!({}))
     }
 

@@ -511,4 +511,40 @@ fn swarm_mode_answers_global_scope_and_maps_contiv_tags() {
         )
         .expect_err("unknown tag");
     assert!(err.to_string().contains("cfgdTag"), "{err}");
+
+    // Swarm's manager allocates the network first: checked, and its options answered unchanged
+    // (swarm hands the answer to every node's CreateNetwork as the network's options).
+    let alloc = cnm
+        .call(
+            "NetworkDriver.AllocateNetwork",
+            json!({"NetworkID": NET, "Options": {"contiv-tag": "blue"},
+                "IPv4Data": [{"AddressSpace": "contiv-global", "Pool": "10.1.0.0/24",
+                "Gateway": "10.1.0.1/24"}], "IPv6Data": null})
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("allocate network");
+    assert_eq!(alloc["Options"], json!({"contiv-tag": "blue"}), "{alloc}");
+    for (body, why) in [
+        (
+            json!({"NetworkID": NET, "Options": {"contiv-tag": "nope"}}),
+            "cfgdTag",
+        ),
+        (
+            json!({"NetworkID": NET, "Options": {"contiv-tag": "blue"},
+                "IPv4Data": [{"Pool": "10.9.0.0/24"}]}),
+            "not the subnet",
+        ),
+        (json!({"NetworkID": "../x", "Options": null}), "NetworkID"),
+    ] {
+        let err = cnm
+            .call("NetworkDriver.AllocateNetwork", body.to_string().as_bytes())
+            .expect_err("refused");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+    cnm.call(
+        "NetworkDriver.FreeNetwork",
+        json!({ "NetworkID": NET }).to_string().as_bytes(),
+    )
+    .expect("free network");
 }
