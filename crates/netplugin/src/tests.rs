@@ -144,8 +144,18 @@ impl Netmaster for FakeNm {
         };
         let third = if net_id.starts_with("n2.") { 2 } else { 1 };
         let mut allocs = self.allocs.lock().unwrap();
-        let ip = (100..200)
-            .map(|n| format!("10.{third}.0.{n}"))
+        // As netmaster: a preferred address is given if free, refused (409) if held.
+        let preferred = &r.preferred_ipv4_address;
+        if !preferred.is_empty() && allocs.contains(&format!("{net_id}/{preferred}")) {
+            return Err(NmError::Refused {
+                op: "/plugin/allocAddress".into(),
+                status: 409,
+                message: format!("ip address {preferred} is not available"),
+            });
+        }
+        let ip = std::iter::once(preferred.clone())
+            .filter(|p| !p.is_empty())
+            .chain((100..200).map(|n| format!("10.{third}.0.{n}")))
             .find(|ip| !allocs.contains(&format!("{net_id}/{ip}")))
             .expect("free address");
         allocs.insert(format!("{net_id}/{ip}"));

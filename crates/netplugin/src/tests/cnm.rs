@@ -246,7 +246,7 @@ fn malformed_unknown_and_refused_calls() {
     let e = env();
     let p = serve(&e, e.dir.path());
     let s = p.sock.as_path();
-    let (status, v) = raw(s, "POST", "NetworkDriver.AllocateNetwork", b"{}");
+    let (status, v) = raw(s, "POST", "NetworkDriver.NoSuchCall", b"{}");
     assert_eq!(status, 404);
     assert!(v["Err"].as_str().unwrap().contains("unknown call"), "{v}");
     assert_eq!(raw(s, "POST", "Nope", b"").0, 404);
@@ -547,4 +547,19 @@ fn swarm_mode_answers_global_scope_and_maps_contiv_tags() {
         json!({ "NetworkID": NET }).to_string().as_bytes(),
     )
     .expect("free network");
+
+    // A task's address: reserved by the manager's driver, asked for again by the node's.
+    let ask = |cnm: &Cnm| {
+        cnm.call(
+            "IpamDriver.RequestAddress",
+            json!({"PoolID": "t/n", "Address": "10.1.0.150"})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    assert_eq!(ask(&cnm).expect("manager")["Address"], "10.1.0.150/24");
+    assert_eq!(ask(&cnm).expect("node")["Address"], "10.1.0.150/24");
+    cnm.swarm = false;
+    let err = ask(&cnm).expect_err("held, outside swarm");
+    assert!(err.to_string().contains("not available"), "{err}");
 }
