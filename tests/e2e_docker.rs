@@ -313,6 +313,70 @@ fn after_a_dockerd_restart_containers_start_again_and_nothing_leaks() {
 
 #[test]
 #[ignore = "needs root"]
+fn with_live_restore_a_dockerd_restart_keeps_containers_running_and_connected() {
+    require_root();
+    let c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    c.create_network("default", "web", "10.77.0.0/24", "10.77.0.1")
+        .expect("network");
+    let free_before = c
+        .get_json("/api/v1/inspect/networks/default:web/")
+        .expect("inspect")["Oper"]["availableIPAddresses"]
+        .clone();
+    let tmp = tempfile::Builder::new()
+        .prefix("cnm-docker-")
+        .tempdir()
+        .expect("tmp");
+    let mut d = Dockerd::start_with(&c, 0, tmp.path(), &["--live-restore"]);
+    d.import_image(tmp.path());
+    d.create_netplugin_network("web", &["network=web"], &["network=web"]);
+    for name in ["cnma", "cnmb"] {
+        d.ok(&[
+            "run", "-d", "--name", name, "--net", "web", IMAGE, "sleep", "600",
+        ]);
+    }
+    let state = |d: &Dockerd, name: &str| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Pid}} {{.NetworkSettings.Networks.web.IPAddress}}",
+            name,
+        ])
+    };
+    let before = [state(&d, "cnma"), state(&d, "cnmb")];
+    let reach = |d: &Dockerd, from: &str, to: &str| {
+        eventually(Duration::from_secs(8), || {
+            d.run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+                .is_ok()
+        })
+    };
+    let ip = |s: &str| s.split(' ').nth(1).unwrap_or_default().to_string();
+    assert!(reach(&d, "cnma", &ip(&before[1])), "before the restart");
+
+    d.restart();
+    // The same processes (pids) with the same addresses: not restarted, not re-plugged.
+    let after = [state(&d, "cnma"), state(&d, "cnmb")];
+    assert_eq!(before, after, "containers kept across the restart");
+    assert!(
+        reach(&d, "cnma", &ip(&after[1])) && reach(&d, "cnmb", &ip(&after[0])),
+        "still connected after the restart\n{}\ndockerd log:\n{}",
+        c.agent_log(0),
+        d.logs()
+    );
+    // The plugin serves the new dockerd: a new container joins and reaches the old ones.
+    d.ok(&[
+        "run", "-d", "--name", "cnmc", "--net", "web", IMAGE, "sleep", "600",
+    ]);
+    assert!(
+        reach(&d, "cnmc", &ip(&after[0])),
+        "a new container after the restart\n{}",
+        d.logs()
+    );
+    d.ok(&["rm", "-f", "cnma", "cnmb", "cnmc"]);
+    assert_nothing_left(&c, &free_before);
+}
+
+#[test]
+#[ignore = "needs root"]
 fn an_agent_that_lost_its_journal_keeps_docker_containers_and_releases_them_later() {
     require_root();
     let mut c = Cluster::start(bins(), 1, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));

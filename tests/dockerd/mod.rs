@@ -1,8 +1,8 @@
 //! A dockerd per simulated host for the Docker end-to-end tests: in the host's network namespace
-//! and its own mount namespace (a private /run with the agent's plugin directory bound on
-//! /run/docker/plugins, a private /etc/docker, an empty /run/netns for a managed plugin's tenant
-//! namespaces), so the root namespace's Docker setup is never touched; and a busybox-static image
-//! imported offline.
+//! and its own mount namespace (a private /run, kept across restarts, with the agent's plugin
+//! directory bound on /run/docker/plugins, a private /etc/docker, an empty /run/netns for a
+//! managed plugin's tenant namespaces), so the root namespace's Docker setup is never touched;
+//! and a busybox-static image imported offline.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,23 @@ pub struct Dockerd {
     sock: PathBuf,
     cli: PathBuf,
     log: PathBuf,
-    /// How to start it again ([`Dockerd::restart`]).
-    cmd: (String, String),
+    /// nsenter's arguments: how to start it again ([`Dockerd::restart`]).
+    args: Vec<String>,
+    /// Dropped after the fields above, i.e. after dockerd has stopped.
+    _mnt: MountNs,
 }
 
 impl Dockerd {
     pub fn start(c: &Cluster, host: usize, dir: &Path) -> Dockerd {
+        Self::start_with(c, host, dir, &[])
+    }
+
+    /// [`Dockerd::start`] with further dockerd flags (`--live-restore`).
+    pub fn start_with(c: &Cluster, host: usize, dir: &Path, flags: &[&str]) -> Dockerd {
         let data = dir.join("data");
         let cli = dir.join("cli");
-        for d in [&data, &cli] {
+        let run = dir.join("run");
+        for d in [&data, &cli, &run] {
             std::fs::create_dir_all(d).expect("docker dirs");
         }
         // In the host's directory, where an agent in docker mode looks for it.
@@ -35,26 +43,48 @@ impl Dockerd {
         let log = dir.join("dockerd.log");
         let plugins = c.docker_plugin_dir(host);
         std::fs::create_dir_all(&plugins).expect("plugin dir");
-        let script = format!(
-            "set -e; mount -t tmpfs cnmrun /run; mkdir -p /run/docker/plugins /run/netns; \
-             mount --bind {plugins} /run/docker/plugins; \
-             if [ -d /etc/docker ]; then mount -t tmpfs cnmetc /etc/docker; fi; \
-             exec dockerd --data-root {data} --exec-root /run/docker/exec \
-             --pidfile /run/docker/dockerd.pid -H unix://{sock} --storage-driver=vfs \
-             --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false",
-            plugins = plugins.display(),
-            data = data.display(),
-            sock = sock.display(),
+        let mnt = MountNs::new(
+            dir,
+            &format!(
+                "set -e; mount --bind {run} /run; mkdir -p /run/docker/plugins /run/netns; \
+                 mount --bind {plugins} /run/docker/plugins; \
+                 if [ -d /etc/docker ]; then mount -t tmpfs cnmetc /etc/docker; fi",
+                run = run.display(),
+                plugins = plugins.display(),
+            ),
         );
-        let netns = format!("--net={}", c.tb.hosts[host].netns.display());
-        let cmd = (netns, script);
-        let child = spawn_dockerd(&cmd, &log);
+        let mut args: Vec<String> = [
+            format!("--mount={}", mnt.file.display()),
+            format!("--net={}", c.tb.hosts[host].netns.display()),
+            "--".into(),
+            "dockerd".into(),
+            format!("--data-root={}", data.display()),
+            "--exec-root=/run/docker/exec".into(),
+            "--pidfile=/run/docker/dockerd.pid".into(),
+            format!("--host=unix://{}", sock.display()),
+        ]
+        .into();
+        args.extend(
+            [
+                "--storage-driver=vfs",
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ]
+            .iter()
+            .chain(flags)
+            .map(|f| f.to_string()),
+        );
+        let child = spawn_dockerd(&args, &log);
         let d = Dockerd {
             child,
             sock,
             cli,
             log,
-            cmd,
+            args,
+            _mnt: mnt,
         };
         d.wait_up();
         d
@@ -68,7 +98,7 @@ impl Dockerd {
     /// Stops dockerd (its containers stop with it) and starts it again on the same state.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn_dockerd(&self.cmd, &self.log);
+        self.child = spawn_dockerd(&self.args, &self.log);
         self.wait_up();
     }
 
@@ -194,22 +224,16 @@ impl Drop for Dockerd {
     }
 }
 
-/// dockerd in the host's network namespace (`cmd.0`: nsenter's `--net=`) and a private mount
-/// namespace set up by `cmd.1`; output appended to `log`.
-fn spawn_dockerd(cmd: &(String, String), log: &Path) -> Child {
+/// `nsenter ARGS` (dockerd in the host's mount and network namespaces), output appended to `log`.
+fn spawn_dockerd(args: &[String], log: &Path) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log");
     let err = out.try_clone().expect("log");
-    let mut c = Command::new("unshare");
-    c.args(["--mount", "--propagation", "private", "--", "nsenter"])
-        .arg(&cmd.0)
-        .args(["--", "sh", "-c", &cmd.1])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    let mut c = Command::new("nsenter");
+    c.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -218,6 +242,63 @@ fn spawn_dockerd(cmd: &(String, String), log: &Path) -> Child {
         });
     }
     c.spawn().expect("spawn dockerd")
+}
+
+/// The simulated host's own mount namespace, kept (bound on a file) while the [`Dockerd`] lives,
+/// so that a restarted dockerd finds the mounts the previous one made: the bind mounts of its
+/// containers' network namespaces (`--live-restore` restores their sandboxes through them) and
+/// the private /run (a directory of the test, for containerd's shims and runc's state).
+struct MountNs {
+    /// A private bind mount of a directory of the test: `unshare --mount=FILE` needs one.
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl MountNs {
+    /// A new mount namespace set up by the shell `script`.
+    fn new(parent: &Path, script: &str) -> MountNs {
+        let dir = parent.join("mntns");
+        std::fs::create_dir_all(&dir).expect("mntns dir");
+        let file = dir.join("mnt");
+        let ns = MountNs { dir, file };
+        sh(&format!(
+            "mount --bind {d} {d} && mount --make-private {d} && touch {f}",
+            d = ns.dir.display(),
+            f = ns.file.display()
+        ));
+        let o = Command::new("unshare")
+            .arg(format!("--mount={}", ns.file.display()))
+            .args(["--propagation", "private", "--", "sh", "-c", script])
+            .output()
+            .expect("unshare");
+        assert!(
+            o.status.success(),
+            "mount namespace: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ns
+    }
+}
+
+impl Drop for MountNs {
+    fn drop(&mut self) {
+        // The namespace goes with its last process once unbound.
+        for m in [&self.file, &self.dir] {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+fn sh(script: &str) {
+    let o = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Names of the links in network namespace `ns` (a path).
