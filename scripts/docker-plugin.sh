@@ -28,7 +28,10 @@ add_binary() {
     local src=$1 dest=$2 root=$3
     mkdir -p "$(dirname "$dest")"
     cp "$src" "$dest"
-    ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+    # A static binary has none: ldd and grep then fail, which is not an error here.
+    local libs
+    libs=$(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' || true)
+    for lib in $libs; do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
     done
