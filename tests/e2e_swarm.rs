@@ -5,7 +5,7 @@
 //! Contiv group by its `cfgdTag`. Root only.
 
 mod common;
-// Shared with e2e_docker, whose helpers (restart, network create) this test does not use.
+// Shared with e2e_docker, whose helpers (network create, start_with) this test does not use.
 #[allow(dead_code)]
 mod dockerd;
 mod swarm;
@@ -64,6 +64,35 @@ fn all_tasks(d: &Dockerd) -> String {
         .unwrap_or_else(|e| e)
 }
 
+/// The address of container `t` on `d` (its one network).
+fn ip_of(d: &Dockerd, t: &str) -> String {
+    d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        t,
+    ])
+}
+
+/// The task on each node pings the other's address (`ips`), across the hosts.
+fn reach_both_ways(nodes: &[Dockerd], tasks: &[String], ips: &[String]) {
+    for (from, to) in [(0, 1), (1, 0)] {
+        let ok = eventually(Duration::from_secs(10), || {
+            nodes[from]
+                .run(&["exec", &tasks[from], "ping", "-c", "1", "-W", "1", &ips[to]])
+                .is_ok()
+        });
+        assert!(
+            ok,
+            "the task on h{} cannot reach {} on h{}\n{}",
+            from + 1,
+            ips[to],
+            to + 1,
+            both_logs(nodes)
+        );
+    }
+}
+
 fn both_logs(nodes: &[Dockerd]) -> String {
     nodes
         .iter()
@@ -74,7 +103,7 @@ fn both_logs(nodes: &[Dockerd]) -> String {
 
 #[test]
 #[ignore = "needs root"]
-fn a_swarm_service_on_a_contiv_group_spans_two_nodes_and_leaves_nothing() {
+fn a_swarm_service_spans_two_nodes_survives_a_dockerd_restart_and_leaves_nothing() {
     require_root();
     let t0 = Instant::now();
     let c = Cluster::start_without_agents(bins(), 2).unwrap_or_else(|e| panic!("cluster: {e}"));
@@ -190,42 +219,41 @@ fn a_swarm_service_on_a_contiv_group_spans_two_nodes_and_leaves_nothing() {
     );
     eprintln!("a task running on each node: {:?}", t0.elapsed());
     let tasks: Vec<String> = nodes.iter().map(|d| task(d).expect("task")).collect();
-    let ips: Vec<String> = nodes
-        .iter()
-        .zip(&tasks)
-        .map(|(d, t)| {
-            d.ok(&[
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                t,
-            ])
-        })
-        .collect();
+    let ips: Vec<String> = nodes.iter().zip(&tasks).map(|(d, t)| ip_of(d, t)).collect();
     for ip in &ips {
         assert!(ip.starts_with("10.93.0."), "a Contiv address: {ips:?}");
     }
     assert_ne!(ips[0], ips[1]);
     let oper = inspect("endpointGroups/default:swweb");
     assert_eq!(oper["numEndpoints"], 2, "both tasks in group swweb: {oper}");
-
-    // Across hosts, both ways.
-    for (from, to) in [(0, 1), (1, 0)] {
-        let ok = eventually(Duration::from_secs(10), || {
-            nodes[from]
-                .run(&["exec", &tasks[from], "ping", "-c", "1", "-W", "1", &ips[to]])
-                .is_ok()
-        });
-        assert!(
-            ok,
-            "the task on h{} cannot reach {} on h{}\n{}",
-            from + 1,
-            ips[to],
-            to + 1,
-            both_logs(&nodes)
-        );
-    }
+    reach_both_ways(&nodes, &tasks, &ips);
     eprintln!("tasks reach each other across hosts: {:?}", t0.elapsed());
+
+    // h2's dockerd restarts (Contiv's plugin came back disabled, #974/#975): the managed plugin
+    // is enabled again (the agent in it restarted on its state), swarm replaces h2's task, and
+    // the new one gets an address and reaches h1's.
+    nodes[1].restart();
+    let enabled = nodes[1].ok(&["plugin", "inspect", "-f", "{{.Enabled}}", PLUGIN]);
+    assert_eq!(enabled, "true", "{}", nodes[1].logs());
+    let replaced = eventually(Duration::from_secs(60), || {
+        task(&nodes[1]).is_some_and(|t| t != tasks[1])
+    });
+    assert!(
+        replaced,
+        "no new task on h2 after its dockerd restart:\n{}\n{}",
+        nodes[0]
+            .run(&["service", "ps", "--no-trunc", SERVICE])
+            .unwrap_or_else(|e| e),
+        both_logs(&nodes)
+    );
+    let tasks = [tasks[0].clone(), task(&nodes[1]).expect("task")];
+    let ips = [ips[0].clone(), ip_of(&nodes[1], &tasks[1])];
+    assert!(ips[1].starts_with("10.93.0."), "a Contiv address: {ips:?}");
+    reach_both_ways(&nodes, &tasks, &ips);
+    eprintln!(
+        "h2's dockerd restarted, its new task connected: {:?}",
+        t0.elapsed()
+    );
 
     // Removing the service leaves no task, endpoint, address or handed-over interface.
     nodes[0].ok(&["service", "rm", SERVICE]);
