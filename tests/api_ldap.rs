@@ -101,18 +101,30 @@ member: uid=carol,ou=people,dc=example,dc=com
 struct Slapd {
     child: Option<Child>,
     url: String,
+    /// With TLS: the ldaps:// listener (the ldap:// one then offers StartTLS).
+    ldaps_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Slapd {
-    fn start() -> Slapd {
+    /// `pki`: a directory made by `netmaster certs init` whose netmaster certificate (valid for
+    /// 127.0.0.1) slapd serves.
+    fn start(pki: Option<&Path>) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         std::fs::create_dir(d.join("db")).unwrap();
         // ppolicy is loaded for its schema (pwdAccountLockedTime); without a default policy
         // slapd itself lets a locked account bind, so refusing it is netmaster's own check.
+        let tls = pki.map_or(String::new(), |p| {
+            format!(
+                "TLSCACertificateFile {p}/ca.pem\n\
+                 TLSCertificateFile {p}/netmaster.pem\n\
+                 TLSCertificateKeyFile {p}/netmaster-key.pem\n",
+                p = p.display()
+            )
+        });
         let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
+            "{tls}include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
              modulepath /usr/lib/ldap\n\
@@ -140,11 +152,17 @@ impl Slapd {
         assert!(out.status.success(), "slapadd: {out:?}");
         let port = common::free_port();
         let url = format!("ldap://127.0.0.1:{port}");
+        let tls_port = pki.map(|_| common::free_port());
+        let ldaps_url = tls_port.map(|p| format!("ldaps://127.0.0.1:{p}"));
+        let listen = match &ldaps_url {
+            Some(s) => format!("{url}/ {s}/"),
+            None => format!("{url}/"),
+        };
         let child = Command::new("slapd")
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(listen)
             // -d keeps slapd in the foreground, so the PID is this child's.
             .args(["-d", "0"])
             .stdout(Stdio::null())
@@ -152,13 +170,19 @@ impl Slapd {
             .spawn()
             .expect("slapd");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "slapd did not listen on {url}");
-            std::thread::sleep(Duration::from_millis(20));
+        for p in std::iter::once(port).chain(tls_port) {
+            while TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "slapd did not listen on port {p}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Slapd {
             child: Some(child),
             url,
+            ldaps_url,
             _dir: dir,
         }
     }
@@ -278,7 +302,7 @@ fn seed(nm: &Netmaster, admin: &str) {
 #[test]
 fn ldap_groups_give_tenant_roles_and_disabled_users_are_refused() {
     let t0 = Instant::now();
-    let mut slapd = Slapd::start();
+    let mut slapd = Slapd::start(None);
     let tmp = tempfile::tempdir().unwrap();
     let pw = tmp.path().join("admin-pw");
     std::fs::write(&pw, format!("{ADMIN_PW}\n")).unwrap();
@@ -449,4 +473,84 @@ fn ldap_groups_give_tenant_roles_and_disabled_users_are_refused() {
     assert_eq!(code, 503);
     assert!(login(&nm, "admin", ADMIN_PW).is_ok());
     eprintln!("ldap e2e took {:?}", t0.elapsed());
+}
+
+/// A netmaster logging in against `url` with the given extra TLS flags; its admin token.
+fn netmaster_on(tmp: &Path, name: &str, url: &str, tls: &[&str]) -> (Netmaster, String) {
+    let pw = tmp.join("admin-pw");
+    std::fs::write(&pw, format!("{ADMIN_PW}\n")).unwrap();
+    let svc_pw = tmp.join("svc-pw");
+    std::fs::write(&svc_pw, format!("{SVC_PW}\n")).unwrap();
+    let mut args = vec![
+        "--auth",
+        "--admin-password-file",
+        pw.to_str().unwrap(),
+        "--ldap-url",
+        url,
+        "--ldap-bind-dn",
+        SVC_DN,
+        "--ldap-bind-password-file",
+        svc_pw.to_str().unwrap(),
+        "--ldap-user-base",
+        BASE,
+    ];
+    args.extend_from_slice(tls);
+    let nm = Netmaster::start_in(&tmp.join(name), &args);
+    let admin = login(&nm, "admin", ADMIN_PW).expect("admin login");
+    let (code, body) = call(
+        &nm,
+        "POST",
+        "/api/v1/auth_proxy/authorizations/",
+        Some(&admin),
+        Some(&json!({"principalName": T1_ADMINS, "role": "read-only"})),
+        true,
+    );
+    assert_eq!(code, 200, "{body}");
+    (nm, admin)
+}
+
+#[test]
+fn ldaps_and_starttls_verify_the_directory_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_netmaster"))
+            .args(["certs", "init"])
+            .arg(dir)
+            .output()
+            .expect("netmaster certs init");
+        assert!(out.status.success(), "{out:?}");
+    };
+    let pki = tmp.path().join("pki");
+    let other = tmp.path().join("other-pki");
+    certs(&pki);
+    certs(&other);
+    let slapd = Slapd::start(Some(&pki));
+    let ca = pki.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let ldaps = slapd.ldaps_url.clone().unwrap();
+
+    // ldaps:// and StartTLS on ldap://, both verified against --ldap-ca.
+    let (nm, _) = netmaster_on(tmp.path(), "ldaps", &ldaps, &["--ldap-ca", ca]);
+    login(&nm, "alice", "alice-pw-1").expect("alice over ldaps");
+    assert_eq!(login(&nm, "alice", "wrong-pw-1").unwrap_err().0, 401);
+    drop(nm);
+    let (nm, _) = netmaster_on(
+        tmp.path(),
+        "starttls",
+        &slapd.url,
+        &["--ldap-starttls", "--ldap-ca", ca],
+    );
+    login(&nm, "alice", "alice-pw-1").expect("alice over StartTLS");
+    drop(nm);
+
+    // A server whose certificate the CA did not sign is never sent a password: 503.
+    let wrong_ca = other.join("ca.pem");
+    let (nm, _) = netmaster_on(
+        tmp.path(),
+        "wrong-ca",
+        &ldaps,
+        &["--ldap-ca", wrong_ca.to_str().unwrap()],
+    );
+    let (code, body) = login(&nm, "alice", "alice-pw-1").unwrap_err();
+    assert_eq!(code, 503, "{body}");
 }
