@@ -29,6 +29,8 @@ use crate::users::UserError;
 
 /// Levels of group-in-group followed on servers without the AD in-chain rule.
 pub const MAX_DEPTH: usize = 16;
+/// DNs asked about in one group search.
+const FILTER_DNS: usize = 50;
 /// Default user filter: AD's `sAMAccountName` or OpenLDAP's `uid` (a server that does not know
 /// one of the attributes evaluates that half as undefined, so the other decides).
 pub const DEFAULT_USER_FILTER: &str = "(|(sAMAccountName={username})(uid={username}))";
@@ -192,6 +194,9 @@ impl Directory {
         }
         if ldaps && cfg.starttls {
             return Err("--ldap-starttls is for ldap:// URLs (ldaps:// is TLS already)".into());
+        }
+        if cfg.ca.is_some() && !ldaps && !cfg.starttls {
+            return Err("--ldap-ca is for ldaps:// URLs or --ldap-starttls".into());
         }
         if !cfg.user_filter.contains("{username}") {
             return Err(format!(
@@ -450,22 +455,27 @@ impl Directory {
                 break;
             }
             depth += 1;
-            let terms: String = frontier
-                .iter()
-                .map(|dn| {
-                    let v = ldap_escape(dn.as_str());
-                    format!("(member={v})(uniqueMember={v})")
-                })
-                .collect();
-            let found = self
-                .search(
-                    ldap,
-                    self.group_base(),
-                    Scope::Subtree,
-                    &format!("(|{terms})"),
-                    &["memberOf"],
-                )
-                .await?;
+            let mut found = Vec::new();
+            // Bounded filters: a user in hundreds of groups makes several searches, not one huge one.
+            for chunk in frontier.chunks(FILTER_DNS) {
+                let terms: String = chunk
+                    .iter()
+                    .map(|dn| {
+                        let v = ldap_escape(dn.as_str());
+                        format!("(member={v})(uniqueMember={v})")
+                    })
+                    .collect();
+                found.extend(
+                    self.search(
+                        ldap,
+                        self.group_base(),
+                        Scope::Subtree,
+                        &format!("(|{terms})"),
+                        &["memberOf"],
+                    )
+                    .await?,
+                );
+            }
             let mut next = Vec::new();
             for g in found {
                 let parents = attr(&g, "memberOf").to_vec();
@@ -527,6 +537,9 @@ mod tests {
         assert!(Directory::new(c).is_err());
         let mut c = cfg("ldaps://x");
         c.starttls = true;
+        assert!(Directory::new(c).is_err());
+        let mut c = cfg("ldap://x");
+        c.ca = Some("/etc/ssl/certs/ca-certificates.crt".into());
         assert!(Directory::new(c).is_err());
     }
 
