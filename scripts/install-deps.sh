@@ -21,6 +21,9 @@ PKGS+=(docker.io)
 # contiv-openflow (issue 14): golden bytes are captured from ovs-ofctl, and the OVS datapath runs
 # userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here).
 PKGS+=(openvswitch-switch)
+# tests/api_ldap.rs: LDAP/AD login against a real OpenLDAP slapd the test starts itself on a
+# loopback port (its own slapd.conf and database; slapadd loads the users and groups).
+PKGS+=(slapd ldap-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -22,6 +22,8 @@ const NODE: &str = "/contiv/node/";
 pub const USER_PREFIX: &str = "/contiv/auth/user/";
 /// Token signing keys, one per key id.
 pub const SIGNING_KEY_PREFIX: &str = "/contiv/auth/key/";
+/// Authorizations of LDAP groups (`contiv_netmaster::authz`), one per id.
+pub const AUTHZ_PREFIX: &str = "/contiv/auth/authz/";
 
 pub fn object(kind: ObjectKind, key: &str) -> String {
     format!("{OBJ}{}/{key}", kind.type_name())
@@ -63,6 +65,10 @@ pub fn node(hostname: &str) -> String {
 /// A local user: its argon2id hash, role and tenants.
 pub fn user(name: &str) -> String {
     format!("{USER_PREFIX}{name}")
+}
+/// An authorization (an LDAP group's role and tenant) by id.
+pub fn authz(id: &str) -> String {
+    format!("{AUTHZ_PREFIX}{id}")
 }
 /// A token signing key (Ed25519, PKCS#8) by key id.
 pub fn signing_key(kid: &str) -> String {

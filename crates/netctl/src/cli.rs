@@ -85,6 +85,30 @@ pub enum UserCmd {
     },
 }
 
+/// `netctl authorization ...`: which role an LDAP group gives its members.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationCmd {
+    /// authorize an LDAP group (its DN) for a role, in one tenant or every tenant
+    Create {
+        /// the group's DN, e.g. cn=ops,ou=groups,dc=example,dc=com
+        group: String,
+        /// admin, tenant-admin, ops or read-only
+        #[arg(short = 'r', long)]
+        role: String,
+        /// the tenant (needed for tenant-admin; none: every tenant)
+        #[arg(short = 't', long)]
+        tenant: Option<String>,
+    },
+    /// list authorizations
+    Ls {
+        /// Output list in JSON format
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
+    /// remove an authorization by its id
+    Rm { id: String },
+}
+
 /// The command groups, as in Contiv's netctl.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -134,6 +158,9 @@ pub enum Command {
     /// Local users of netmaster --auth (admin only)
     #[command(subcommand)]
     User(UserCmd),
+    /// LDAP/AD groups' roles (admin only)
+    #[command(subcommand)]
+    Authorization(AuthorizationCmd),
     /// Grant a user a role (and its tenants)
     Role {
         /// user name

@@ -168,6 +168,58 @@ pub struct Flags {
     /// is generated into `<data-dir>/admin-password`, mode 0600).
     #[arg(long, requires = "auth", env = "CONTIV_NETMASTER_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
+    /// With --auth, log in names that are not local users against this LDAP/AD server
+    /// (`ldap://host:port` or `ldaps://host:port`); their role comes from the authorizations of
+    /// their groups (`netctl authorization`).
+    #[arg(
+        long,
+        requires = "auth",
+        requires = "ldap_user_base",
+        env = "CONTIV_NETMASTER_LDAP_URL"
+    )]
+    pub ldap_url: Option<String>,
+    /// Upgrade the ldap:// connection with StartTLS.
+    #[arg(long, requires = "ldap_url", env = "CONTIV_NETMASTER_LDAP_STARTTLS")]
+    pub ldap_starttls: bool,
+    /// CA of the LDAP server's certificate (PEM; ldaps:// or StartTLS); the system's CAs otherwise.
+    #[arg(long, requires = "ldap_url", env = "CONTIV_NETMASTER_LDAP_CA")]
+    pub ldap_ca: Option<PathBuf>,
+    /// Service account that searches users and groups (anonymous search without one).
+    #[arg(
+        long,
+        requires = "ldap_url",
+        requires = "ldap_bind_password_file",
+        env = "CONTIV_NETMASTER_LDAP_BIND_DN"
+    )]
+    pub ldap_bind_dn: Option<String>,
+    /// File holding the service account's password.
+    #[arg(
+        long,
+        requires = "ldap_bind_dn",
+        env = "CONTIV_NETMASTER_LDAP_BIND_PASSWORD_FILE"
+    )]
+    pub ldap_bind_password_file: Option<PathBuf>,
+    /// Where users are searched (subtree), e.g. `ou=people,dc=example,dc=com`.
+    #[arg(long, requires = "ldap_url", env = "CONTIV_NETMASTER_LDAP_USER_BASE")]
+    pub ldap_user_base: Option<String>,
+    /// Filter finding a user; `{username}` is the login name (escaped). The default fits AD
+    /// (sAMAccountName) and OpenLDAP (uid).
+    #[arg(long, default_value = crate::ldap::DEFAULT_USER_FILTER, env = "CONTIV_NETMASTER_LDAP_USER_FILTER")]
+    pub ldap_user_filter: String,
+    /// Where groups are searched (subtree); defaults to the user base.
+    #[arg(long, requires = "ldap_url", env = "CONTIV_NETMASTER_LDAP_GROUP_BASE")]
+    pub ldap_group_base: Option<String>,
+    /// A user entry matching this filter is a disabled account (besides AD's userAccountControl
+    /// bit 0x2 and an OpenLDAP ppolicy lock), e.g. `(employeeType=disabled)`.
+    #[arg(
+        long,
+        requires = "ldap_url",
+        env = "CONTIV_NETMASTER_LDAP_DISABLED_FILTER"
+    )]
+    pub ldap_disabled_filter: Option<String>,
+    /// Seconds to wait for the LDAP server (connect and each operation).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub ldap_timeout: u64,
     /// Lifetime of a token, seconds.
     #[arg(long, default_value_t = 3600, env = "CONTIV_NETMASTER_TOKEN_TTL")]
     pub token_ttl: u64,
@@ -252,6 +304,22 @@ impl Flags {
             key: self.tls_key.clone(),
             insecure: false,
         }
+    }
+
+    /// The LDAP directory's settings, when `--ldap-url` is given.
+    pub fn ldap(&self) -> Option<crate::ldap::LdapConfig> {
+        Some(crate::ldap::LdapConfig {
+            url: self.ldap_url.clone()?,
+            starttls: self.ldap_starttls,
+            ca: self.ldap_ca.clone(),
+            bind_dn: self.ldap_bind_dn.clone(),
+            bind_password_file: self.ldap_bind_password_file.clone(),
+            user_base: self.ldap_user_base.clone()?,
+            user_filter: self.ldap_user_filter.clone(),
+            group_base: self.ldap_group_base.clone(),
+            disabled_filter: self.ldap_disabled_filter.clone(),
+            timeout: std::time::Duration::from_secs(self.ldap_timeout),
+        })
     }
 
     /// The etcd endpoints from `--etcd` or `--cluster-store` (empty: embedded store).

@@ -5,6 +5,7 @@
 //! Layers: [`http`] (routes, error rendering) → [`engine`] (one writer, change sets, reads from
 //! memory) → [`rules`] (Contiv's per-object rules) over [`state`] (the in-memory view of the store).
 
+pub mod authz;
 pub mod certs;
 pub mod changeset;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod ldap;
 pub mod migrate;
 pub use contiv_api::keys;
 pub mod openapi;
@@ -216,8 +218,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             state_dir: flags.data_dir.clone(),
         };
         let ttl = std::time::Duration::from_secs(flags.token_ttl);
+        let directory = match flags.ldap() {
+            Some(cfg) => {
+                info!(url = %cfg.url, base = %cfg.user_base, "LDAP/AD login on");
+                Some(ldap::Directory::new(cfg).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        };
         Some(
-            users::Users::start(engine.store(), ttl, &bootstrap)
+            users::Users::start(engine.store(), ttl, &bootstrap, directory)
                 .await
                 .context("users and token keys")?,
         )

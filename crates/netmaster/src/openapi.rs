@@ -512,7 +512,8 @@ fn plugin_paths(paths: &mut Map<String, Value>) {
     paths.insert("/info".into(), json!({ "get": { "operationId": "info", "responses": { "200": json_ok(json!({ "type": "object" })) } } }));
 }
 
-/// Users and tokens (`--auth`): Contiv auth_proxy's login plus refresh, key rotation and users.
+/// Users and tokens (`--auth`): Contiv auth_proxy's login plus refresh, key rotation, users and
+/// LDAP group authorizations.
 fn auth_paths(paths: &mut Map<String, Value>) {
     let token = json!({ "type": "object", "properties": { "token": { "type": "string" } } });
     let user = json!({ "type": "object", "properties": {
@@ -545,6 +546,20 @@ fn auth_paths(paths: &mut Map<String, Value>) {
         "patch": { "operationId": "updateUser", "description": "a new password, or a role with its tenants",
             "requestBody": body(&user), "responses": ok(user.clone()) },
         "delete": { "operationId": "deleteUser", "responses": ok(json!({ "type": "object" })) } }));
+    let authz = json!({ "type": "object", "required": ["principalName", "role"], "properties": {
+        "authzUUID": { "type": "string", "readOnly": true },
+        "principalName": { "type": "string", "description": "an LDAP group's DN" },
+        "local": { "type": "boolean", "description": "always false (local users carry their role)" },
+        "role": { "type": "string", "enum": ["admin", "tenant-admin", "ops", "read-only"] },
+        "tenantName": { "type": "string", "description": "absent: every tenant" } } });
+    paths.insert("/api/v1/auth_proxy/authorizations/".into(), json!({
+        "get": { "operationId": "listAuthorizations", "responses": ok(json!({ "type": "array", "items": authz })) },
+        "post": { "operationId": "createAuthorization", "description": "admin: the role an LDAP group gives its members",
+            "requestBody": body(&authz), "responses": ok(authz.clone()) } }));
+    paths.insert("/api/v1/auth_proxy/authorizations/{id}/".into(), json!({
+        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "get": { "operationId": "getAuthorization", "responses": ok(authz.clone()) },
+        "delete": { "operationId": "deleteAuthorization", "responses": ok(json!({ "type": "object" })) } }));
 }
 
 /// Policy state routes (not Contiv's): agents' reports, each host's status, explain.

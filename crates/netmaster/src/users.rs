@@ -6,6 +6,11 @@
 //! so every netmaster sharing the store verifies every token. Rotation adds a key and makes it
 //! current; older keys keep verifying until the tokens they signed expired, then a later rotation
 //! drops them. Which call a principal may make is decided in `http::auth::authorize_user`.
+//!
+//! With `--ldap-url`, a name that is not a local user is looked up in the directory
+//! (`crate::ldap`) and gets the role its groups are authorised for (`crate::authz`). A local user
+//! always wins over a directory account of the same name: its own password decides and the
+//! directory is not asked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +102,20 @@ pub enum UserError {
     NoUser(String),
     #[error("user {0:?} exists")]
     Exists(String),
+    /// A directory login refused (unknown user, wrong password, disabled account, or an LDAP
+    /// error): one message, the reason is in netmaster's log.
+    #[error("Invalid username/password, or the account is disabled")]
+    LdapRefused,
+    /// Authenticated by the directory, but no authorization names any of its groups.
+    #[error("user {0:?} has no role: none of its LDAP groups is authorised (an admin adds one with `netctl authorization create`)")]
+    NoRole(String),
+    /// The directory cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("state store error: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -129,6 +148,10 @@ pub struct Users {
     /// Hash checked when the user does not exist, so both refusals take the same time.
     decoy: String,
     rng: SystemRandom,
+    /// The LDAP/AD directory (`--ldap-url`), asked for names that are not local users.
+    ldap: Option<crate::ldap::Directory>,
+    /// Which role LDAP groups give.
+    pub authz: crate::authz::Authorizations,
 }
 
 /// How the first user comes to be.
@@ -204,11 +227,14 @@ impl Users {
         store: Arc<dyn StateStore>,
         ttl: Duration,
         bootstrap: &Bootstrap,
+        ldap: Option<crate::ldap::Directory>,
     ) -> Result<Arc<Users>, UserError> {
         let decoy = tokio::task::spawn_blocking(|| hash_password("decoy password, never valid"))
             .await
             .map_err(|e| UserError::Internal(e.to_string()))??;
         let users = Arc::new(Users {
+            authz: crate::authz::Authorizations::new(store.clone()),
+            ldap,
             store,
             ttl,
             keys: RwLock::default(),
@@ -359,6 +385,10 @@ impl Users {
     /// Checks a user's password; the same error, after the same work, for an unknown user.
     pub async fn login(&self, name: &str, password: &str) -> Result<String, UserError> {
         let user = self.get(name).await?;
+        if let (None, Some(dir)) = (&user, &self.ldap) {
+            let account = dir.login(name, password).await?;
+            return self.issue_directory(name, &account).await;
+        }
         let hash = user.as_ref().map_or(self.decoy.clone(), |u| u.hash.clone());
         let pw = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || password_matches(&pw, &hash))
@@ -372,19 +402,49 @@ impl Users {
 
     /// A fresh token for the holder of a valid one, with the user's current role and tenants.
     pub async fn refresh(&self, claims: &Claims) -> Result<String, UserError> {
-        match self.get(&claims.username).await? {
-            Some(u) => self.issue(&u),
-            None => Err(UserError::BadToken("the user no longer exists".into())),
+        match (self.get(&claims.username).await?, &self.ldap) {
+            (Some(u), _) => self.issue(&u),
+            // A directory user: still there, not disabled, and its groups still give a role.
+            (None, Some(dir)) => {
+                let account = dir.lookup(&claims.username).await.map_err(|e| match e {
+                    UserError::LdapRefused => {
+                        UserError::BadToken("the directory no longer accepts this user".into())
+                    }
+                    e => e,
+                })?;
+                self.issue_directory(&claims.username, &account).await
+            }
+            (None, None) => Err(UserError::BadToken("the user no longer exists".into())),
         }
     }
 
+    /// A token for a directory account, with the role its groups are authorised for.
+    async fn issue_directory(
+        &self,
+        name: &str,
+        account: &crate::ldap::Account,
+    ) -> Result<String, UserError> {
+        let authz = self.authz.list().await?;
+        let Some((role, tenants)) = crate::authz::role_of(&authz, &account.groups) else {
+            tracing::info!(user = %name, dn = %account.dn, groups = ?account.groups,
+                "LDAP login refused: no authorization names any of the user's groups");
+            return Err(UserError::NoRole(name.into()));
+        };
+        tracing::info!(user = %name, dn = %account.dn, ?role, ?tenants, "LDAP login");
+        self.sign(name, role, tenants)
+    }
+
     fn issue(&self, u: &User) -> Result<String, UserError> {
+        self.sign(&u.name, u.role, u.tenants.clone())
+    }
+
+    fn sign(&self, name: &str, role: Role, tenants: Vec<String>) -> Result<String, UserError> {
         let kid = self.current.read().clone();
         let iat = now();
         let claims = Claims {
-            username: u.name.clone(),
-            role: u.role,
-            tenants: u.tenants.clone(),
+            username: name.to_owned(),
+            role,
+            tenants,
             iat,
             exp: iat + self.ttl.as_secs().max(1),
             kid: kid.clone(),

@@ -3,6 +3,7 @@
 
 pub mod aci_gw;
 pub mod app_profile;
+pub mod authorization;
 pub mod bgp;
 pub mod cluster;
 pub mod endpoint;
@@ -76,6 +77,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
         Command::Completion { shell } => completion(shell, out),
         Command::User(cmd) => user(cmd, &ctx, out),
+        Command::Authorization(cmd) => authorization::run(cmd, &ctx, out),
         Command::Role {
             username,
             role,

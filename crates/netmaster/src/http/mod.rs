@@ -112,6 +112,14 @@ fn auth_proxy_routes() -> Router<AppState> {
                 get(users::list_users).post(users::create_user),
             )
             .route(
+                &at("authorizations"),
+                get(users::list_authz).post(users::create_authz),
+            )
+            .route(
+                &at("authorizations/{id}"),
+                get(users::get_authz).delete(users::delete_authz),
+            )
+            .route(
                 &at("local_users/{name}"),
                 get(users::get_user)
                     .patch(users::update_user)

@@ -34,10 +34,14 @@ const LIST_LIMIT: usize = 64 << 20;
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> ApiError {
         let kind = match &e {
-            UserError::BadCredentials | UserError::BadToken(_) => ErrorKind::Unauthenticated,
+            UserError::BadCredentials | UserError::BadToken(_) | UserError::LdapRefused => {
+                ErrorKind::Unauthenticated
+            }
+            UserError::NoRole(_) => ErrorKind::Forbidden,
             UserError::Invalid(_) => ErrorKind::BadRequest,
-            UserError::NoUser(_) => ErrorKind::NotFound,
-            UserError::Exists(_) => ErrorKind::Conflict,
+            UserError::NoUser(_) | UserError::NotFound(_) => ErrorKind::NotFound,
+            UserError::Exists(_) | UserError::Conflict(_) => ErrorKind::Conflict,
+            UserError::Unavailable(_) => ErrorKind::Unavailable,
             UserError::Store(_) => ErrorKind::Unavailable,
             UserError::Internal(_) => ErrorKind::Internal,
         };
@@ -251,10 +255,11 @@ struct LoginReq {
     password: String,
 }
 
-/// `POST /api/v1/auth_proxy/login/`: Contiv's login; 400 without both fields, 401 otherwise.
+/// `POST /api/v1/auth_proxy/login/`: Contiv's login; 400 without both fields, 401 for bad
+/// credentials, 403 for a directory user without a role, 503 while the directory is down.
 pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let style = ErrorStyle::from_headers(&headers);
-    reply(
+    login_reply(
         style,
         async {
             let users = users_of(&app)?;
@@ -302,6 +307,89 @@ pub async fn rotate(State(app): State<AppState>, headers: HeaderMap) -> Response
     reply(
         style,
         async { Ok(json!({ "kid": users_of(&app)?.rotate().await? })) }.await,
+    )
+}
+
+/// Like [`reply`], but a login the directory could not answer is 503 in Contiv's style too (it
+/// renders every other error as 500): a client must tell "try again" from "broken".
+fn login_reply(style: ErrorStyle, r: Result<Value, ApiError>) -> Response {
+    match r {
+        Err(e) if style == ErrorStyle::Contiv && e.kind == ErrorKind::Unavailable => {
+            let mut resp =
+                (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", e.message)).into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
+        r => reply(style, r),
+    }
+}
+
+/// `GET /api/v1/auth_proxy/authorizations/`: which role each LDAP group gives.
+pub async fn list_authz(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let all = users_of(&app)?.authz.list().await?;
+            serde_json::to_value(all).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/auth_proxy/authorizations/`: `{"principalName": <group DN>, "role",
+/// "tenantName"}` (Contiv's fields); answers the authorization with its `authzUUID`.
+pub async fn create_authz(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let req: crate::authz::NewAuthorization = decode(&body)?;
+            let a = users_of(&app)?.authz.create(req).await?;
+            serde_json::to_value(a).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v1/auth_proxy/authorizations/{id}/`.
+pub async fn get_authz(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            let a = users_of(&app)?.authz.get(&id).await?;
+            serde_json::to_value(a).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /api/v1/auth_proxy/authorizations/{id}/`.
+pub async fn delete_authz(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let style = ErrorStyle::from_headers(&headers);
+    reply(
+        style,
+        async {
+            users_of(&app)?.authz.delete(&id).await?;
+            Ok(json!({}))
+        }
+        .await,
     )
 }
 
