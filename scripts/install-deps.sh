@@ -19,7 +19,8 @@ PKGS+=(tcpdump)
 # its image is built offline from busybox-static (above).
 PKGS+=(docker.io)
 # contiv-openflow (issue 14): golden bytes are captured from ovs-ofctl, and the OVS datapath runs
-# userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here).
+# userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here); contiv-ovsdb
+# tests start ovsdb-server on a fresh vswitch database (ovsdb-tool, vswitch.ovsschema).
 PKGS+=(openvswitch-switch)
 missing=()
 for p in "${PKGS[@]}"; do
