@@ -1,0 +1,135 @@
+//! Policy flows from one tenant's IR: DST_GRP marks the destination's group in reg0, POLICY_OUT
+//! holds the source group's out-rules, POLICY_IN the destination group's in-rules. Within a
+//! group the IR's order is the priority order (first listed = highest), so "first match decides"
+//! holds; no match falls through to the table default, which allows. Only new connections get
+//! here (CT_STATE): established ones are never re-judged.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use contiv_openflow::{Field, Instruction};
+use contiv_policy::{Action, AddrMatch, CompiledRule, PeerMatch, Protocol, TenantPolicy};
+
+use super::forwarding::meta;
+use super::{range_to_cidrs, Out};
+use crate::pipeline::*;
+
+const ETH_IP: u16 = 0x0800;
+
+/// Group numbers within a tenant: 1 + the group's index among every group the IR names, sorted.
+pub(super) fn group_number(tp: &TenantPolicy, group: &str) -> u16 {
+    let names: BTreeSet<&str> = tp
+        .groups
+        .keys()
+        .chain(tp.ingress_members.values())
+        .chain(tp.egress_members.values())
+        .map(String::as_str)
+        .collect();
+    names
+        .iter()
+        .position(|g| *g == group)
+        .map_or(0, |i| (i + 1) as u16)
+}
+
+/// Which side of the connection a rule's peer is.
+#[derive(Clone, Copy)]
+enum Dir {
+    /// Out-rule: the peer is the destination.
+    Out,
+    /// In-rule: the peer is the source.
+    In,
+}
+
+pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
+    let tenant = (META_TENANT, u64::from(zone));
+    for (ip, g) in &tp.ingress_members {
+        let gid = group_number(tp, g);
+        out.flow(
+            Table::DstGrp,
+            PRIO_HIGH,
+            (Category::Policy, u64::from(u32::from(*ip))),
+            vec![
+                meta(&[tenant]),
+                Field::EthType(ETH_IP),
+                Field::Ipv4Dst(*ip, None),
+            ],
+            vec![
+                Instruction::ApplyActions(vec![contiv_openflow::Action::SetField(Field::Reg(
+                    REG_DST_GROUP,
+                    u32::from(gid),
+                    None,
+                ))]),
+                Instruction::GotoTable(Table::PolicyOut.id()),
+            ],
+        );
+    }
+    for (g, rules) in tp.groups.iter() {
+        let gid = group_number(tp, g);
+        let out_sel = vec![meta(&[tenant, (META_SRC_GROUP, u64::from(gid))])];
+        let in_sel = vec![
+            meta(&[tenant]),
+            Field::Reg(REG_DST_GROUP, u32::from(gid), None),
+        ];
+        group_rules(out, tp, &rules.egress, Dir::Out, &out_sel);
+        group_rules(out, tp, &rules.ingress, Dir::In, &in_sel);
+    }
+}
+
+fn group_rules(out: &mut Out, tp: &TenantPolicy, rules: &[CompiledRule], dir: Dir, sel: &[Field]) {
+    let (table, allow) = match dir {
+        Dir::Out => (Table::PolicyOut, Table::PolicyIn),
+        Dir::In => (Table::PolicyIn, Table::CtCommit),
+    };
+    let n = rules.len();
+    for (i, r) in rules.iter().enumerate() {
+        // Saturates past 64k rules in one group: the IR refuses far fewer (priorities 1-100).
+        let prio = PRIO_RULE_BASE.saturating_add(u16::try_from(n - i).unwrap_or(u16::MAX));
+        let id = out.rule(&r.id);
+        let instr = match r.action {
+            Action::Allow => vec![Instruction::GotoTable(allow.id())],
+            Action::Deny => vec![],
+        };
+        for peer in peers(tp, &r.peer) {
+            let mut m = sel.to_vec();
+            m.push(Field::EthType(ETH_IP));
+            if let Some(p) = r.protocol.number() {
+                m.push(Field::IpProto(p));
+            }
+            if let Some((a, len)) = peer {
+                let mask = (len < 32).then(|| {
+                    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
+                });
+                m.push(match dir {
+                    Dir::Out => Field::Ipv4Dst(a, mask),
+                    Dir::In => Field::Ipv4Src(a, mask),
+                });
+            }
+            if r.port != 0 {
+                match r.protocol {
+                    Protocol::Tcp => m.push(Field::TcpDst(r.port)),
+                    Protocol::Udp => m.push(Field::UdpDst(r.port)),
+                    // The compiler refuses a port without tcp/udp; nothing to match on otherwise.
+                    _ => {}
+                }
+            }
+            out.flow(table, prio, (Category::Policy, id), m, instr.clone());
+        }
+    }
+}
+
+/// The peer as address blocks: `None` for any; a group's members one by one (no members: the
+/// rule matches nothing, so no flow).
+fn peers(tp: &TenantPolicy, peer: &PeerMatch) -> Vec<Option<(Ipv4Addr, u8)>> {
+    match peer {
+        PeerMatch::Any => vec![None],
+        PeerMatch::GroupSet(g) => tp
+            .group_sets
+            .get(g)
+            .map(|s| s.iter().map(|ip| Some((*ip, 32))).collect())
+            .unwrap_or_default(),
+        PeerMatch::Addrs(AddrMatch::Net(n)) => vec![Some((n.network(), n.prefix_len()))],
+        PeerMatch::Addrs(AddrMatch::Range(a, b)) => {
+            range_to_cidrs(*a, *b).into_iter().map(Some).collect()
+        }
+    }
+}
