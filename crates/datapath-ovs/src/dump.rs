@@ -1,7 +1,8 @@
-//! Flow-mods as text in the style of `ovs-ofctl -O OpenFlow13 --no-stats dump-flows`
-//! (`cookie=0x…, table=N, priority=P,<match> actions=<actions>`), for golden tests, logs and
-//! docs. Covers the fields and actions the renderers use; anything else prints recognisably
-//! (`field?`, `action?`) rather than being hidden.
+//! Flow-mods as text the way `ovs-ofctl -O OpenFlow13 --no-stats --no-names dump-flows` prints
+//! them (`cookie=0x…, table=N, priority=P,<match> actions=<actions>`), for golden tests, logs
+//! and docs. For the flows the renderers make the lines are identical to ovs-ofctl's (the
+//! renderers put match fields in OVS's order; `tests/pipeline_root.rs` checks it against a real
+//! vswitchd). Anything else prints recognisably (`field?`, `action?`) rather than being hidden.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -16,10 +17,12 @@ const ETH_ARP: u16 = 0x0806;
 
 /// One flow as a line of text.
 pub fn flow_line(f: &FlowMod) -> String {
-    let mut s = format!(
-        "cookie={:#x}, table={}, priority={}",
-        f.cookie, f.table_id, f.priority
-    );
+    // ovs-ofctl leaves out `table=0`.
+    let mut s = format!("cookie={:#x}, ", f.cookie);
+    if f.table_id != 0 {
+        let _ = write!(s, "table={}, ", f.table_id);
+    }
+    let _ = write!(s, "priority={}", f.priority);
     let m = match_text(&f.r#match);
     if !m.is_empty() {
         s.push(',');
@@ -148,8 +151,8 @@ pub fn match_text(m: &Match) -> String {
 
 fn set_field_text(f: &Field) -> String {
     match f {
-        Field::EthSrc(m, _) => format!("mod_dl_src:{}", mac(m)),
-        Field::EthDst(m, _) => format!("mod_dl_dst:{}", mac(m)),
+        Field::EthSrc(m, _) => format!("set_field:{}->eth_src", mac(m)),
+        Field::EthDst(m, _) => format!("set_field:{}->eth_dst", mac(m)),
         Field::TunnelId(v, _) => format!("set_field:{v:#x}->tun_id"),
         Field::Reg(r, v, _) => format!("set_field:{v:#x}->reg{r}"),
         Field::Ipv4Dst(a, _) => format!("mod_nw_dst:{a}"),
@@ -279,7 +282,7 @@ mod tests {
         );
         assert_eq!(
             flow_line(&g),
-            "cookie=0x0, table=0, priority=0 actions=CONTROLLER:65535,write_metadata:0x1/0xffff,goto_table:1"
+            "cookie=0x0, priority=0 actions=CONTROLLER:65535,write_metadata:0x1/0xffff,goto_table:1"
         );
     }
 }

@@ -66,9 +66,10 @@ pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
     for (g, rules) in tp.groups.iter() {
         let gid = group_number(tp, g);
         let out_sel = vec![meta(&[tenant, (META_SRC_GROUP, u64::from(gid))])];
+        // OVS's own field order (registers before metadata), so dumps compare line for line.
         let in_sel = vec![
-            meta(&[tenant]),
             Field::Reg(REG_DST_GROUP, u32::from(gid), None),
+            meta(&[tenant]),
         ];
         group_rules(out, tp, &rules.egress, Dir::Out, &out_sel);
         group_rules(out, tp, &rules.ingress, Dir::In, &in_sel);

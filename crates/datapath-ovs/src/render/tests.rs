@@ -220,6 +220,23 @@ fn full_pipeline_matches_golden() {
 }
 
 #[test]
+fn the_pipeline_document_shows_the_golden_flows() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/ovs-pipeline.md"
+    ))
+    .unwrap();
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/full.txt"
+    ))
+    .unwrap();
+    for line in golden.lines() {
+        assert!(doc.contains(line), "docs/ovs-pipeline.md lacks {line}");
+    }
+}
+
+#[test]
 fn rendering_is_deterministic_and_every_cookie_carries_the_round() {
     let f = fixture();
     let a = render(&desired(&f, 7));
