@@ -537,3 +537,72 @@ async fn server_not_running_or_gone_is_a_clear_error() {
         .unwrap();
     assert!(e.to_string().contains("(is ovsdb-server running?)"), "{e}");
 }
+
+#[tokio::test]
+async fn server_echo_probes_are_answered_so_an_idle_connection_stays_up() {
+    // Remotes listed in the database take an inactivity probe (1 s, the least OVS allows); a
+    // client that does not answer the server's echo is dropped after two intervals.
+    let s = OvsdbServer::start_with(&["--remote=db:Open_vSwitch,Open_vSwitch,manager_options"]);
+    let v = vswitch(&s).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("ptcp:{port}:127.0.0.1");
+    v.client()
+        .transact(
+            DB,
+            &[
+                Op::Insert {
+                    table: "Manager".into(),
+                    row: [
+                        ("target".to_string(), json!(target)),
+                        ("inactivity_probe".to_string(), json!(1000)),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    uuid_name: Some("m".into()),
+                },
+                Op::Mutate {
+                    table: DB.into(),
+                    conditions: vec![],
+                    mutations: vec![ops::mutation(
+                        "manager_options",
+                        "insert",
+                        ops::set(vec![ops::named("m")]),
+                    )],
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let ep = format!("tcp:127.0.0.1:{port}");
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(cl) = Client::connect(&ep, ClientOptions::default()).await {
+            c = Some(cl);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = c.expect("the manager remote listens");
+    let (_, mut rx) = c
+        .monitor(
+            DB,
+            "idle",
+            &MonitorRequests::new().table("Bridge", &["name"]),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    c.echo()
+        .await
+        .expect("still connected after 3.5 s idle with a 1 s probe");
+    assert!(
+        rx.try_recv().is_err(),
+        "no update, and the channel is still open"
+    );
+    let log = std::fs::read_to_string(s.path().join("ovsdb-server.log")).unwrap_or_default();
+    assert!(!log.contains("no response to inactivity probe"), "{log}");
+}

@@ -29,6 +29,11 @@ pub fn run(cmd: &mut Command) -> String {
 
 impl OvsdbServer {
     pub fn start() -> OvsdbServer {
+        OvsdbServer::start_with(&[])
+    }
+
+    /// With extra command-line arguments (e.g. another `--remote`).
+    pub fn start_with(extra: &[&str]) -> OvsdbServer {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         run(Command::new("ovsdb-tool")
@@ -54,6 +59,7 @@ impl OvsdbServer {
                 d.join("ovsdb-server.log").display()
             ))
             .arg("--no-chdir")
+            .args(extra)
             .envs(["OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR"].map(|v| (v, d)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
