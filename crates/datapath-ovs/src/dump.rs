@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use contiv_openflow::{
-    ct_state, Action, Ct, Field, FlowMod, Instruction, Mac, Match, NX_CT_F_COMMIT,
+    ct_state, Action, Ct, Field, FlowMod, FlowModCommand, Instruction, Mac, Match, NX_CT_F_COMMIT,
     NX_CT_RECIRC_NONE, OFPP_CONTROLLER,
 };
 
@@ -47,6 +47,41 @@ pub fn dump(flows: &[FlowMod]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Flow-mods as a change list: `+ <flow>` for an add, `- <flow>` for a delete, sorted like
+/// [`dump`] (what a diff sends, for golden tests and logs).
+pub fn mods(mods: &[FlowMod]) -> String {
+    let mut lines: Vec<(u8, std::cmp::Reverse<u16>, String)> = mods
+        .iter()
+        .map(|f| {
+            let sign = match f.command {
+                FlowModCommand::Add => "+",
+                FlowModCommand::Delete | FlowModCommand::DeleteStrict => "-",
+                FlowModCommand::Modify | FlowModCommand::ModifyStrict => "~",
+            };
+            let line = match f.command {
+                // A delete's cookie and instructions mean nothing: show what it removes.
+                FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                    let m = match_text(&f.r#match);
+                    format!(
+                        "table={}, priority={}{}{m}",
+                        f.table_id,
+                        f.priority,
+                        if m.is_empty() { "" } else { "," }
+                    )
+                }
+                _ => flow_line(f),
+            };
+            (
+                f.table_id,
+                std::cmp::Reverse(f.priority),
+                format!("{sign} {line}"),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, _, l)| l + "\n").collect()
 }
 
 fn mac(m: &Mac) -> String {

@@ -2,12 +2,14 @@
 //!
 //! [`pipeline`] names the tables, metadata bits, registers and cookie layout in one place;
 //! [`render`] turns the desired state into flow-mods (pure functions, no I/O); [`dump`] prints
-//! flow-mods the way `ovs-ofctl dump-flows` does, for golden tests and logs. The driver that
+//! flow-mods the way `ovs-ofctl dump-flows` does, for golden tests and logs; [`diff`] gives the
+//! flow-mods that turn what a switch holds into what was rendered. The driver that
 //! installs them (OVSDB for ports, one OpenFlow bundle per change) comes next (issue 14).
 //!
 //! Invariant: every flow carries a cookie of (round, category, object); a table's id, a
 //! metadata bit or a register number is written only in [`pipeline`].
 
+pub mod diff;
 pub mod dump;
 pub mod pipeline;
 pub mod render;

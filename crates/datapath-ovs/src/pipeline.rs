@@ -112,7 +112,7 @@ pub enum Category {
     Network = 2,
     LocalEndpoint = 3,
     RemoteEndpoint = 4,
-    /// Policy rules; the object id indexes `Rendered::rules`.
+    /// Policy rules; the object id is a key of `Rendered::rules`.
     Policy = 5,
 }
 
@@ -130,7 +130,8 @@ pub const PRIO_PUNT: u16 = 200;
 pub const PRIO_HIGH: u16 = 100;
 pub const PRIO_PASS: u16 = 10;
 pub const PRIO_DEFAULT: u16 = 0;
-/// A group's rules use `PRIO_RULE_BASE + (rules - index)`: the first listed matches first.
+/// A rule's flows use `PRIO_RULE_BASE + 2 × its Contiv priority (1-100) + 1 if it denies`:
+/// higher priority first, deny before allow at equal priority, as the policy IR orders them.
 pub const PRIO_RULE_BASE: u16 = 1000;
 
 #[cfg(test)]

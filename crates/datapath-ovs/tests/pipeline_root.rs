@@ -11,8 +11,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use contiv_datapath::{Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing};
-use contiv_datapath_ovs::{dump, render, Desired, Ports};
-use contiv_openflow::{ConnOptions, Message, Switch};
+use contiv_datapath_ovs::{diff, dump, render, Desired, Ports};
+use contiv_openflow::{
+    ConnOptions, FlowStatsRequest, Message, MultipartReply, MultipartRequest, Switch,
+};
 use contiv_ovsdb::vswitch::{BridgeSpec, PortKind, PortSpec, Vswitch};
 use contiv_ovsdb::{Client, ClientOptions};
 use contiv_policy::{
@@ -210,7 +212,7 @@ fn lines(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn policy() -> HostPolicy {
+fn host_policy(with_deny: bool) -> HostPolicy {
     let rule = |id: &str, act: &str, prio: i64, from: &str| {
         let r = contiv_model::Rule {
             tenant_name: "demo".into(),
@@ -250,7 +252,10 @@ fn policy() -> HostPolicy {
                 policies: vec![],
             },
         ],
-        rules: vec![rule("1", "deny", 1, ""), rule("2", "allow", 10, "web")],
+        rules: [rule("1", "deny", 1, ""), rule("2", "allow", 10, "web")]
+            .into_iter()
+            .filter(|r| with_deny || r.action == contiv_policy::Action::Allow)
+            .collect(),
         endpoints: vec![member("web", 2), member("db", 3), member("", 5)],
     };
     [(
@@ -331,7 +336,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         });
     }
 
-    let policy = policy();
+    let policy = host_policy(true);
     let tenants: BTreeMap<String, u16> = [("demo".to_string(), 1)].into_iter().collect();
     let networks = [net];
     let rendered = render(&Desired {
@@ -400,15 +405,15 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
     );
 
     // The deny rule's cookie counts the denied ping: per-rule counters come from flow stats.
-    let deny = rendered
+    let (&deny, _) = rendered
         .rules
         .iter()
-        .position(|r| r.to_string() == "demo:db-in:1")
+        .find(|(_, r)| r.to_string() == "demo:db-in:1")
         .unwrap();
     let cookie = contiv_datapath_ovs::pipeline::cookie(
         1,
         contiv_datapath_ovs::pipeline::Category::Policy,
-        deny as u64,
+        deny,
     );
     let mgmt = format!(
         "unix:{}",
@@ -428,4 +433,61 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
     ));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("n_packets=1,"), "{text}");
+
+    // Churn: w1 leaves and db's deny rule goes. What the switch holds (read back as flow
+    // stats) is diffed against the new rendering and the difference sent as one bundle; the
+    // switch then holds exactly the new rendering, and a second diff is empty.
+    let locals2: Vec<LocalEndpoint> = locals.iter().filter(|l| l.id != "ep2").cloned().collect();
+    let policy2 = host_policy(false);
+    let rendered2 = render(&Desired {
+        networks: &networks,
+        local_endpoints: &locals2,
+        remote_endpoints: &[],
+        policy: &policy2,
+        ports: &ports,
+        tenants: &tenants,
+        round: 1,
+    });
+    let held = installed(&sw).await;
+    let mods = diff::diff(&held, &rendered2.flows);
+    eprintln!("churn: {}", dump::mods(&mods));
+    assert_eq!(
+        mods.len(),
+        4 + 1,
+        "w1's four flows and the deny rule go, nothing else changes"
+    );
+    let msgs: Vec<Message> = mods.into_iter().map(Message::FlowMod).collect();
+    sw.bundle(2, &msgs).await.unwrap();
+    assert_eq!(
+        lines(&host.dump_flows(br)),
+        lines(&dump::dump(&rendered2.flows))
+    );
+    assert!(
+        diff::diff(&installed(&sw).await, &rendered2.flows).is_empty(),
+        "read back equals rendered"
+    );
+    assert!(
+        host.ping(w3, addrs[1], None),
+        "ungrouped → db allowed once the deny is gone"
+    );
+    assert!(
+        !host.ping(w1, addrs[1], None),
+        "w1's port is no longer in the pipeline"
+    );
+}
+
+/// Every flow the switch holds, from a flow-stats request.
+async fn installed(sw: &Switch) -> Vec<contiv_openflow::FlowMod> {
+    let replies = sw
+        .multipart(MultipartRequest::Flow(FlowStatsRequest::all()))
+        .await
+        .unwrap();
+    let stats: Vec<_> = replies
+        .into_iter()
+        .flat_map(|r| match r {
+            MultipartReply::Flow { stats, .. } => stats,
+            _ => vec![],
+        })
+        .collect();
+    diff::installed_from_stats(&stats)
 }

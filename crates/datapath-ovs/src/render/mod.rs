@@ -45,9 +45,10 @@ pub struct Desired<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     pub flows: Vec<FlowMod>,
-    /// Policy rule of each policy cookie's object id (the index): flow stats by cookie give
-    /// per-rule counters.
-    pub rules: Vec<RuleId>,
+    /// Policy rule of each policy cookie's object id: flow stats by cookie give per-rule
+    /// counters. The id is a hash of the rule, its group and direction, so it stays the same
+    /// while the rule does, whatever else changes.
+    pub rules: BTreeMap<u64, RuleId>,
     /// Objects left out for now, with why (no ofport yet, an unknown network ...). Rendering
     /// again once they are resolved brings them in.
     pub pending: Vec<String>,
@@ -108,15 +109,28 @@ impl Out {
         self.r.pending.push(why);
     }
 
-    /// Registers a rule for counters; its index is the policy cookies' object id.
-    pub(crate) fn rule(&mut self, id: &RuleId) -> u64 {
-        self.r.rules.push(id.clone());
-        (self.r.rules.len() - 1) as u64
+    /// Registers a rule (as one group's rule in one direction) for counters; returns the
+    /// object id of its cookies.
+    pub(crate) fn rule(&mut self, id: &RuleId, group: &str, dir: &str) -> u64 {
+        let mut oid = fnv1a(format!("{id}/{group}/{dir}").as_bytes()) & ((1 << 40) - 1);
+        // A 40-bit collision is unlikely; if it happens, probe on so counters never mix.
+        while self.r.rules.get(&oid).is_some_and(|r| r != id) {
+            oid = (oid + 1) & ((1 << 40) - 1);
+        }
+        self.r.rules.insert(oid, id.clone());
+        oid
     }
 
     fn done(self) -> Rendered {
         self.r
     }
+}
+
+/// FNV-1a, 64 bits: a hash that is the same in every build and run (cookies outlive the agent).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The fewest CIDR blocks covering `a..=b` (a policy's `a.b.c.d-e` range).

@@ -1,8 +1,8 @@
 //! Policy flows from one tenant's IR: DST_GRP marks the destination's group in reg0, POLICY_OUT
-//! holds the source group's out-rules, POLICY_IN the destination group's in-rules. Within a
-//! group the IR's order is the priority order (first listed = highest), so "first match decides"
-//! holds; no match falls through to the table default, which allows. Only new connections get
-//! here (CT_STATE): established ones are never re-judged.
+//! holds the source group's out-rules, POLICY_IN the destination group's in-rules. A rule's flow
+//! priority comes from its Contiv priority (deny one above allow), which is the IR's order, so
+//! "first match decides" holds; no match falls through to the table default, which allows. Only
+//! new connections get here (CT_STATE): established ones are never re-judged.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -40,6 +40,15 @@ enum Dir {
     In,
 }
 
+impl Dir {
+    fn name(self) -> &'static str {
+        match self {
+            Dir::Out => "out",
+            Dir::In => "in",
+        }
+    }
+}
+
 pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
     let tenant = (META_TENANT, u64::from(zone));
     for (ip, g) in &tp.ingress_members {
@@ -71,21 +80,28 @@ pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
             Field::Reg(REG_DST_GROUP, u32::from(gid), None),
             meta(&[tenant]),
         ];
-        group_rules(out, tp, &rules.egress, Dir::Out, &out_sel);
-        group_rules(out, tp, &rules.ingress, Dir::In, &in_sel);
+        group_rules(out, tp, g, &rules.egress, Dir::Out, &out_sel);
+        group_rules(out, tp, g, &rules.ingress, Dir::In, &in_sel);
     }
 }
 
-fn group_rules(out: &mut Out, tp: &TenantPolicy, rules: &[CompiledRule], dir: Dir, sel: &[Field]) {
+fn group_rules(
+    out: &mut Out,
+    tp: &TenantPolicy,
+    group: &str,
+    rules: &[CompiledRule],
+    dir: Dir,
+    sel: &[Field],
+) {
     let (table, allow) = match dir {
         Dir::Out => (Table::PolicyOut, Table::PolicyIn),
         Dir::In => (Table::PolicyIn, Table::CtCommit),
     };
-    let n = rules.len();
-    for (i, r) in rules.iter().enumerate() {
-        // Saturates past 64k rules in one group: the IR refuses far fewer (priorities 1-100).
-        let prio = PRIO_RULE_BASE.saturating_add(u16::try_from(n - i).unwrap_or(u16::MAX));
-        let id = out.rule(&r.id);
+    for r in rules {
+        // From the rule's own priority, so a change to one rule moves no other flow; deny one
+        // above allow, as the IR orders them ("deny wins at equal priority").
+        let prio = PRIO_RULE_BASE + 2 * u16::from(r.priority) + u16::from(r.action == Action::Deny);
+        let id = out.rule(&r.id, group, dir.name());
         let instr = match r.action {
             Action::Allow => vec![Instruction::GotoTable(allow.id())],
             Action::Deny => vec![],
