@@ -209,8 +209,20 @@ impl Client {
         requests: &MonitorRequests,
     ) -> Result<(TableUpdates, mpsc::UnboundedReceiver<TableUpdates>), Error> {
         let (tx, rx) = mpsc::unbounded_channel();
-        // Registered before asking, so no update sent right after the reply can be missed.
-        self.inner.shared.monitors.lock().insert(id.to_string(), tx);
+        // Registered before asking, so no update sent right after the reply can be missed; an id
+        // in use is refused here (the server would refuse it too, and the cleanup below would
+        // then unhook the monitor that owns it).
+        match self.inner.shared.monitors.lock().entry(id.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(Error::Invalid {
+                    what: format!("monitor id {id:?}"),
+                    why: "already in use on this connection".into(),
+                })
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(tx);
+            }
+        }
         let r = self
             .call("monitor", vec![json!(db), json!(id), requests.to_value()])
             .await

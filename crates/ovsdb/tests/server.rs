@@ -351,6 +351,11 @@ async fn monitor_reports_inserts_modifies_and_deletes() {
         .table("Port", &["name"]);
     let (initial, mut rx) = w.monitor(DB, "contiv-test", &req).await.unwrap();
     assert!(initial.is_empty(), "{initial:?}");
+    let dup = w.monitor(DB, "contiv-test", &req).await.unwrap_err();
+    assert_eq!(
+        dup.to_string(),
+        r#"invalid monitor id "contiv-test": already in use on this connection"#
+    );
     let t0 = std::time::Instant::now();
     v.ensure_bridge(&BridgeSpec::netdev("ovmon0"))
         .await
