@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use contiv_datapath::{Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing};
+use contiv_datapath::{
+    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint,
+};
 use contiv_datapath_ovs::{diff, dump, render, Desired, Ports};
 use contiv_openflow::{
     ConnOptions, FlowStatsRequest, Message, MultipartReply, MultipartRequest, Switch,
 };
-use contiv_ovsdb::vswitch::{BridgeSpec, PortKind, PortSpec, Vswitch};
+use contiv_ovsdb::vswitch::{BridgeSpec, PortKind, PortSpec, TunnelKey, Vswitch};
 use contiv_ovsdb::{Client, ClientOptions};
 use contiv_policy::{
     compile_tenant, GroupRef, HostPolicy, Member, NetworkRef, PolicyInput, RuleSpec, Scope,
@@ -336,13 +338,42 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         });
     }
 
+    // A tunnel to another host (VXLAN, key=flow) and one endpoint behind it: its flows must be
+    // accepted and dumped as rendered too (traffic across hosts is for the driver's tests).
+    let vtep2 = Ipv4Addr::new(192, 0, 2, 2);
+    let tunnel = PortSpec {
+        ofport_request: Some(1),
+        ..PortSpec::new(
+            br,
+            &format!("ovp{pid}vx"),
+            PortKind::Vxlan {
+                remote_ip: vtep2.into(),
+                local_ip: None,
+                key: TunnelKey::Flow,
+            },
+        )
+    };
+    vsw.ensure_port(&tunnel).await.unwrap();
+    let tun_port = vsw
+        .wait_ofport(&tunnel.name, Duration::from_secs(10))
+        .await
+        .unwrap();
+    ports.tunnels.insert(vtep2, tun_port);
+    let remotes = [RemoteEndpoint {
+        id: "ep4".into(),
+        network_id: net.id.clone(),
+        ip: Ipv4Addr::new(10, 10, 0, 4),
+        mac: MacAddr::from_ipv4(Ipv4Addr::new(10, 10, 0, 4)),
+        vtep: vtep2,
+    }];
+
     let policy = host_policy(true);
     let tenants: BTreeMap<String, u16> = [("demo".to_string(), 1)].into_iter().collect();
     let networks = [net];
     let rendered = render(&Desired {
         networks: &networks,
         local_endpoints: &locals,
-        remote_endpoints: &[],
+        remote_endpoints: &remotes,
         policy: &policy,
         ports: &ports,
         tenants: &tenants,
@@ -442,7 +473,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
     let rendered2 = render(&Desired {
         networks: &networks,
         local_endpoints: &locals2,
-        remote_endpoints: &[],
+        remote_endpoints: &remotes,
         policy: &policy2,
         ports: &ports,
         tenants: &tenants,

@@ -129,7 +129,8 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
                 Table::Vlan,
                 PRIO_HIGH,
                 own,
-                vec![Field::InPort(port), Field::TunnelId(u64::from(n.vni), None)],
+                // OVS's field order (tunnel metadata first), so dumps compare line for line.
+                vec![Field::TunnelId(u64::from(n.vni), None), Field::InPort(port)],
                 vec![
                     write_meta(&[tenant, net]),
                     Instruction::GotoTable(Table::Conntrack.id()),
