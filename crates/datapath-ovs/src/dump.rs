@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use contiv_openflow::{
     ct_state, Action, Ct, Field, FlowMod, FlowModCommand, Instruction, Mac, Match, NX_CT_F_COMMIT,
-    NX_CT_RECIRC_NONE, OFPP_CONTROLLER,
+    NX_CT_RECIRC_NONE, OFPP_CONTROLLER, OFPP_IN_PORT,
 };
 
 const ETH_IP: u16 = 0x0800;
@@ -192,6 +192,9 @@ fn set_field_text(f: &Field) -> String {
         Field::Reg(r, v, _) => format!("set_field:{v:#x}->reg{r}"),
         Field::Ipv4Dst(a, _) => format!("mod_nw_dst:{a}"),
         Field::Ipv4Src(a, _) => format!("mod_nw_src:{a}"),
+        Field::ArpOp(o) => format!("set_field:{o}->arp_op"),
+        Field::ArpSha(m, _) => format!("set_field:{}->arp_sha", mac(m)),
+        Field::ArpSpa(a, _) => format!("set_field:{a}->arp_spa"),
         other => format!("set_field:{}", match_text(&Match(vec![other.clone()]))),
     }
 }
@@ -222,7 +225,17 @@ fn actions_text(actions: &[Action]) -> String {
             Action::Output { port, max_len } if *port == OFPP_CONTROLLER => {
                 format!("CONTROLLER:{max_len}")
             }
+            Action::Output { port, .. } if *port == OFPP_IN_PORT => "IN_PORT".into(),
             Action::Output { port, .. } => format!("output:{port}"),
+            Action::RegMove {
+                n_bits,
+                src_ofs: 0,
+                dst_ofs: 0,
+                src,
+                dst,
+            } if whole(*src, *n_bits) && whole(*dst, *n_bits) => {
+                format!("move:{}[]->{}[]", nxm_name(*src), nxm_name(*dst))
+            }
             Action::Group(g) => format!("group:{g}"),
             Action::SetField(f) => set_field_text(f),
             Action::PushVlan(t) => format!("push_vlan:{t:#06x}"),
@@ -237,6 +250,25 @@ fn actions_text(actions: &[Action]) -> String {
         });
     }
     parts.join(",")
+}
+
+/// Whether `n_bits` is the whole of the field `header` names (ovs-ofctl then writes `[]`).
+fn whole(header: u32, n_bits: u16) -> bool {
+    u32::from(n_bits) == (header & 0x7f) * 8
+}
+
+/// ovs-ofctl's name of an NXM header (those the renderers move; others by number).
+fn nxm_name(header: u32) -> String {
+    let name = match (header >> 16, (header >> 9) & 0x7f) {
+        (0, 1) => "NXM_OF_ETH_DST",
+        (0, 2) => "NXM_OF_ETH_SRC",
+        (0, 16) => "NXM_OF_ARP_SPA",
+        (0, 17) => "NXM_OF_ARP_TPA",
+        (1, 17) => "NXM_NX_ARP_SHA",
+        (1, 18) => "NXM_NX_ARP_THA",
+        _ => return format!("field?{header:#x}"),
+    };
+    name.to_string()
 }
 
 /// The instructions as ovs-ofctl prints them (`drop` when there are none).

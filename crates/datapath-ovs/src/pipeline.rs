@@ -5,7 +5,7 @@
 
 use contiv_openflow::Mac;
 
-/// A table of the pipeline, in packet order.
+/// A table of the pipeline, in packet order (ARP_RESP, a side branch, last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     /// ARP and DNS to the gateway are punted to the agent; known ports go on, the rest drops.
@@ -30,10 +30,14 @@ pub enum Table {
     Ip,
     /// Destination MAC in a network to a local port or a tunnel to the remote host.
     MacDest,
+    /// ARP requests for an address the agent knows in the sender's network are turned into the
+    /// reply and sent back out of the port they came in on; every other ARP packet drops. A side
+    /// branch (from VLAN), numbered last so the IP path keeps its table ids.
+    ArpResp,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Input,
         Table::Vlan,
         Table::Conntrack,
@@ -45,6 +49,7 @@ impl Table {
         Table::CtCommit,
         Table::Ip,
         Table::MacDest,
+        Table::ArpResp,
     ];
 
     /// The OpenFlow table id (assigned here, in packet order; never written elsewhere).
@@ -66,6 +71,7 @@ impl Table {
             Table::CtCommit => "CT_COMMIT",
             Table::Ip => "IP",
             Table::MacDest => "MAC_DEST",
+            Table::ArpResp => "ARP_RESP",
         }
     }
 }

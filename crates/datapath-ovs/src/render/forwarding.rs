@@ -1,14 +1,15 @@
-//! Forwarding flows: the fixed pipeline (table defaults, ARP punt, conntrack state), per network
-//! (DNS punt, tunnel ingress, conntrack zone and commit per tenant) and per endpoint (port to
-//! metadata with the source guard, L2 delivery, routing to it).
+//! Forwarding flows: the fixed pipeline (table defaults, conntrack state), per network (DNS punt,
+//! tunnel ingress, conntrack zone and commit per tenant, ARP for the gateway) and per endpoint
+//! (port to metadata with the source guard, ARP answered for it, L2 delivery, routing to it).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{Encap, NetworkSpec};
+use contiv_openflow::oxm::{header, NXM_1};
 use contiv_openflow::{
     ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE,
-    OFPP_CONTROLLER,
+    OFPP_CONTROLLER, OFPP_IN_PORT,
 };
 
 use super::{Desired, Out};
@@ -16,6 +17,8 @@ use crate::pipeline::*;
 
 const ETH_IP: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
 
 fn goto(t: Table) -> Vec<Instruction> {
     vec![Instruction::GotoTable(t.id())]
@@ -69,14 +72,6 @@ pub(super) fn pipeline(out: &mut Out) {
         };
         out.flow(t, PRIO_DEFAULT, own(t), vec![], next);
     }
-    // The agent answers ARP from what it knows (and learns nothing from it).
-    out.flow(
-        Table::Input,
-        PRIO_PUNT,
-        own(Table::Input),
-        vec![Field::EthType(ETH_ARP)],
-        punt(),
-    );
     let st = |v: u32, m: u32| vec![Field::CtState(v | ct_state::TRK, Some(m | ct_state::TRK))];
     let t = Table::CtState;
     // Replies and related traffic of a connection policy admitted pass without policy.
@@ -124,6 +119,7 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
         );
         let tenant = (META_TENANT, u64::from(zone));
         let net = (META_NETWORK, u64::from(n.vni));
+        arp_reply(out, own, n.vni, n.gateway, ROUTER_MAC);
         for &port in d.ports.tunnels.values() {
             out.flow(
                 Table::Vlan,
@@ -287,7 +283,25 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
                 Instruction::GotoTable(Table::Conntrack.id()),
             ],
         );
+        // Its ARP goes to the responder, under the same guard (sender MAC and address its own).
+        out.flow(
+            Table::Vlan,
+            PRIO_HIGH,
+            dst.owner,
+            vec![
+                Field::InPort(dst.port),
+                Field::EthSrc(dst.mac, None),
+                Field::EthType(ETH_ARP),
+                Field::ArpSpa(dst.ip, None),
+                Field::ArpSha(dst.mac, None),
+            ],
+            vec![
+                write_meta(&[tenant, net]),
+                Instruction::GotoTable(Table::ArpResp.id()),
+            ],
+        );
     }
+    arp_reply(out, dst.owner, n.vni, dst.ip, dst.mac);
     let deliver = if dst.remote {
         vec![
             Action::SetField(Field::TunnelId(u64::from(n.vni), None)),
@@ -329,5 +343,55 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
             write_meta(&[net]),
             Instruction::GotoTable(Table::MacDest.id()),
         ],
+    );
+}
+
+/// NXM headers of the fields the ARP responder moves (`reg_move` takes NXM, not OXM, headers).
+const NXM_OF_ETH_DST: (u16, u8, u8) = (0, 1, 6);
+const NXM_OF_ETH_SRC: (u16, u8, u8) = (0, 2, 6);
+const NXM_OF_ARP_SPA: (u16, u8, u8) = (0, 16, 4);
+const NXM_OF_ARP_TPA: (u16, u8, u8) = (0, 17, 4);
+const NXM_NX_ARP_SHA: (u16, u8, u8) = (NXM_1, 17, 6);
+const NXM_NX_ARP_THA: (u16, u8, u8) = (NXM_1, 18, 6);
+
+/// `reg_move` of a whole field onto another of the same width.
+fn mv(src: (u16, u8, u8), dst: (u16, u8, u8)) -> Action {
+    Action::RegMove {
+        n_bits: u16::from(src.2) * 8,
+        src_ofs: 0,
+        dst_ofs: 0,
+        src: header(src.0, src.1, false, src.2),
+        dst: header(dst.0, dst.1, false, dst.2),
+    }
+}
+
+/// ARP_RESP: a request in network `vni` for `ip` becomes the reply "`ip` is at `mac`", sent back
+/// out of the port it came in on. Nothing is flooded and nothing learned: an address the agent
+/// does not know gets no answer (the table's default drops it).
+fn arp_reply(out: &mut Out, owner: (Category, u64), vni: u32, ip: Ipv4Addr, mac: Mac) {
+    out.flow(
+        Table::ArpResp,
+        PRIO_HIGH,
+        owner,
+        // OVS's field order (metadata, then the ARP fields), so dumps compare line for line.
+        vec![
+            meta(&[(META_NETWORK, u64::from(vni))]),
+            Field::EthType(ETH_ARP),
+            Field::ArpTpa(ip, None),
+            Field::ArpOp(ARP_REQUEST),
+        ],
+        vec![Instruction::ApplyActions(vec![
+            mv(NXM_OF_ETH_SRC, NXM_OF_ETH_DST),
+            Action::SetField(Field::EthSrc(mac, None)),
+            Action::SetField(Field::ArpOp(ARP_REPLY)),
+            mv(NXM_NX_ARP_SHA, NXM_NX_ARP_THA),
+            Action::SetField(Field::ArpSha(mac, None)),
+            mv(NXM_OF_ARP_SPA, NXM_OF_ARP_TPA),
+            Action::SetField(Field::ArpSpa(ip, None)),
+            Action::Output {
+                port: OFPP_IN_PORT,
+                max_len: 0,
+            },
+        ])],
     );
 }

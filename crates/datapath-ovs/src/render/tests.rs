@@ -365,16 +365,17 @@ fn diff_converges_on_churn_and_touches_only_what_changed() {
     assert_eq!(dump(&apply(&before, &mods)), dump(&after));
     assert!(diff(&after, &after).is_empty());
     let text = crate::dump::mods(&mods);
-    // ep5 out, ep7 in (four flows each: input, guard, routing, delivery), the deny gone, and
-    // nothing else: the other rules keep their priorities and cookies.
+    // ep5 out, ep7 in (six flows each: input, IP and ARP guard, ARP answer, routing,
+    // delivery), the deny gone, and nothing else: the other rules keep their priorities and
+    // cookies.
     assert_eq!(
         text.lines().filter(|l| l.starts_with("- ")).count(),
-        5,
+        7,
         "{text}"
     );
     assert_eq!(
         text.lines().filter(|l| l.starts_with("+ ")).count(),
-        4,
+        6,
         "{text}"
     );
     golden("diff_churn.txt", &text);
