@@ -11,7 +11,9 @@
 
 pub mod diff;
 pub mod dump;
+pub mod groups;
 pub mod pipeline;
 pub mod render;
 
+pub use groups::{GroupNumbers, GroupNumbersError};
 pub use render::{render, Desired, Ports, Rendered};

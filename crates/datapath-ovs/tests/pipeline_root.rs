@@ -363,6 +363,8 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
     }];
 
     let policy = host_policy(true);
+    let mut groups = contiv_datapath_ovs::GroupNumbers::default();
+    groups.assign(&policy);
     let tenants: BTreeMap<String, u16> = [("demo".to_string(), 1)].into_iter().collect();
     let networks = [net];
     let rendered = render(&Desired {
@@ -372,6 +374,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         policy: &policy,
         ports: &ports,
         tenants: &tenants,
+        groups: &groups,
         round: 1,
     });
     assert!(rendered.pending.is_empty(), "{:?}", rendered.pending);
@@ -484,6 +487,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
     // switch then holds exactly the new rendering, and a second diff is empty.
     let locals2: Vec<LocalEndpoint> = locals.iter().filter(|l| l.id != "ep2").cloned().collect();
     let policy2 = host_policy(false);
+    groups.assign(&policy2);
     let rendered2 = render(&Desired {
         networks: &networks,
         local_endpoints: &locals2,
@@ -491,6 +495,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         policy: &policy2,
         ports: &ports,
         tenants: &tenants,
+        groups: &groups,
         round: 1,
     });
     let held = installed(&sw).await;

@@ -252,15 +252,18 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
     let net = (META_NETWORK, u64::from(n.vni));
     if !dst.remote {
         // The source guard: only the endpoint's own MAC and IPv4 address get in.
-        let group = d
+        // Its group's number if its group has out-rules (0: none to check). A group without a
+        // number keeps the endpoint out (the policy rendering reports it): its traffic must not
+        // get in unchecked.
+        let egress = d
             .policy
             .get(&n.tenant)
-            .and_then(|tp| {
-                tp.egress_members
-                    .get(&dst.ip)
-                    .map(|g| super::policy::group_number(tp, g))
-            })
-            .unwrap_or(0);
+            .and_then(|tp| tp.egress_members.get(&dst.ip));
+        let group = match egress.map(|g| d.groups.get(&n.tenant, g)) {
+            None => 0,
+            Some(Some(g)) => g,
+            Some(None) => return,
+        };
         out.flow(
             Table::Input,
             PRIO_PASS,

@@ -14,6 +14,7 @@ use contiv_datapath::{LocalEndpoint, NetworkSpec, RemoteEndpoint};
 use contiv_openflow::{Field, FlowMod, Instruction, Match};
 use contiv_policy::{HostPolicy, RuleId};
 
+use crate::groups::GroupNumbers;
 use crate::pipeline::{cookie, Category, Table};
 
 /// OpenFlow port numbers, read back from OVSDB.
@@ -37,6 +38,9 @@ pub struct Desired<'a> {
     /// Tenant → its number (metadata tenant bits and conntrack zone, 1-65535). Kept stable by
     /// the agent: a tenant's zone changing would make its open connections look new.
     pub tenants: &'a BTreeMap<String, u16>,
+    /// Each policy group's number in its tenant, allocated and kept by the agent
+    /// ([`GroupNumbers::assign`]), so a new group changes no other group's flows.
+    pub groups: &'a GroupNumbers,
     /// The agent's round, carried in every cookie.
     pub round: u16,
 }
@@ -62,7 +66,7 @@ pub fn render(d: &Desired<'_>) -> Rendered {
     forwarding::endpoints(&mut out, d);
     for tp in d.policy.values() {
         match d.tenants.get(&tp.tenant) {
-            Some(&zone) => policy::tenant(&mut out, tp, zone),
+            Some(&zone) => policy::tenant(&mut out, tp, zone, d.groups),
             None => out.pending(format!("policy of tenant {}: no tenant number", tp.tenant)),
         }
     }

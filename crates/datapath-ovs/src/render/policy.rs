@@ -4,7 +4,6 @@
 //! "first match decides" holds; no match falls through to the table default, which allows. Only
 //! new connections get here (CT_STATE): established ones are never re-judged.
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use contiv_openflow::{Field, Instruction};
@@ -12,24 +11,10 @@ use contiv_policy::{Action, AddrMatch, CompiledRule, PeerMatch, Protocol, Tenant
 
 use super::forwarding::meta;
 use super::{range_to_cidrs, Out};
+use crate::groups::GroupNumbers;
 use crate::pipeline::*;
 
 const ETH_IP: u16 = 0x0800;
-
-/// Group numbers within a tenant: 1 + the group's index among every group the IR names, sorted.
-pub(super) fn group_number(tp: &TenantPolicy, group: &str) -> u16 {
-    let names: BTreeSet<&str> = tp
-        .groups
-        .keys()
-        .chain(tp.ingress_members.values())
-        .chain(tp.egress_members.values())
-        .map(String::as_str)
-        .collect();
-    names
-        .iter()
-        .position(|g| *g == group)
-        .map_or(0, |i| (i + 1) as u16)
-}
 
 /// Which side of the connection a rule's peer is.
 #[derive(Clone, Copy)]
@@ -49,10 +34,21 @@ impl Dir {
     }
 }
 
-pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
+pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16, groups: &GroupNumbers) {
     let tenant = (META_TENANT, u64::from(zone));
+    // A group without a number (the agent has not assigned one) is left out whole, reported.
+    let number = |out: &mut Out, g: &str| {
+        let n = groups.get(&tp.tenant, g);
+        if n.is_none() {
+            out.pending(format!(
+                "group {g} of tenant {}: no group number",
+                tp.tenant
+            ));
+        }
+        n
+    };
     for (ip, g) in &tp.ingress_members {
-        let gid = group_number(tp, g);
+        let Some(gid) = number(out, g) else { continue };
         out.flow(
             Table::DstGrp,
             PRIO_HIGH,
@@ -73,7 +69,7 @@ pub(super) fn tenant(out: &mut Out, tp: &TenantPolicy, zone: u16) {
         );
     }
     for (g, rules) in tp.groups.iter() {
-        let gid = group_number(tp, g);
+        let Some(gid) = number(out, g) else { continue };
         let out_sel = vec![meta(&[tenant, (META_SRC_GROUP, u64::from(gid))])];
         // OVS's own field order (registers before metadata), so dumps compare line for line.
         let in_sel = vec![

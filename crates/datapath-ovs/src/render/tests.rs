@@ -146,6 +146,7 @@ struct Fixture {
     policy: HostPolicy,
     ports: Ports,
     tenants: BTreeMap<String, u16>,
+    groups: GroupNumbers,
 }
 
 fn fixture() -> Fixture {
@@ -154,6 +155,8 @@ fn fixture() -> Fixture {
         "demo".into(),
         compile_tenant(&policy_input(), Scope::Host("h1"), "demo"),
     );
+    let mut groups = GroupNumbers::default();
+    groups.assign(&policy);
     let vtep2 = Ipv4Addr::new(192, 0, 2, 2);
     Fixture {
         networks: vec![
@@ -176,6 +179,7 @@ fn fixture() -> Fixture {
             vtep: vtep2,
         }],
         policy,
+        groups,
         ports: Ports {
             endpoints: [("ep1", 3), ("ep2", 4), ("ep5", 5), ("ep9", 6)]
                 .into_iter()
@@ -197,6 +201,7 @@ fn desired(f: &Fixture, round: u16) -> Desired<'_> {
         policy: &f.policy,
         ports: &f.ports,
         tenants: &f.tenants,
+        groups: &f.groups,
         round,
     }
 }
@@ -388,4 +393,55 @@ fn diff_converges_on_churn_and_touches_only_what_changed() {
         .iter()
         .all(|m| m.command == contiv_openflow::FlowModCommand::Add));
     assert_eq!(dump(&apply(&before, &mods)), dump(&next));
+}
+
+#[test]
+fn a_new_group_changes_only_its_own_flows() {
+    use crate::diff::diff;
+    let f = fixture();
+    let before = render(&desired(&f, 1)).flows;
+    // Group "app" sorts before db and web: numbered by sorted name, it would have renumbered
+    // both and rewritten every flow carrying their numbers.
+    let mut input = policy_input();
+    input.groups.push(GroupRef {
+        tenant: "demo".into(),
+        name: "app".into(),
+        policies: vec!["app-in".into()],
+    });
+    let mut r = rule("1", "in", "deny", 3, |r| {
+        r.protocol = "tcp".into();
+        r.port = 80;
+    });
+    r.id.policy = "app-in".into();
+    input.rules.push(r);
+    input
+        .endpoints
+        .push(member("ep5", "app", [10, 20, 0, 5], "h1"));
+    let mut g = fixture();
+    g.policy.insert(
+        "demo".into(),
+        compile_tenant(&input, Scope::Host("h1"), "demo"),
+    );
+    g.groups.assign(&g.policy);
+    assert_eq!(g.groups.get("demo", "db"), f.groups.get("demo", "db"));
+    assert_eq!(g.groups.get("demo", "web"), f.groups.get("demo", "web"));
+    assert_eq!(g.groups.get("demo", "app"), Some(3));
+    let after = render(&desired(&g, 1));
+    assert!(after.pending.is_empty(), "{:?}", after.pending);
+
+    let mods = diff(&before, &after.flows);
+    let text = crate::dump::mods(&mods);
+    // Two flows, both added, both app's: its member's DST_GRP mark and its in-rule.
+    assert_eq!(mods.len(), 2, "{text}");
+    assert!(mods
+        .iter()
+        .all(|m| m.command == contiv_openflow::FlowModCommand::Add));
+    assert!(
+        text.contains("table=5,") && text.contains("nw_dst=10.20.0.5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("table=7,") && text.contains("reg0=0x3,"),
+        "{text}"
+    );
 }
