@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use contiv_openflow::{Field, FlowMod, FlowModCommand, FlowStats, Match};
 
 /// A flow's identity. Match fields compare as a set: OVS returns them in its own order.
-type Key = (u8, u16, Vec<String>);
+pub(crate) type Key = (u8, u16, Vec<String>);
 
-fn key(table: u8, priority: u16, m: &Match) -> Key {
+pub(crate) fn key(table: u8, priority: u16, m: &Match) -> Key {
     let mut fields: Vec<String> = m.0.iter().map(|f: &Field| format!("{f:?}")).collect();
     fields.sort();
     (table, priority, fields)

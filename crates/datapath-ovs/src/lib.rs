@@ -11,11 +11,13 @@
 //! metadata bit or a register number is written only in [`pipeline`].
 
 pub mod diff;
+pub mod driver;
 pub mod dump;
 pub mod groups;
 pub mod pipeline;
 pub mod render;
 pub mod switch;
 
+pub use driver::{OvsConfig, OvsDatapath};
 pub use groups::{GroupNumbers, GroupNumbersError};
 pub use render::{render, Desired, Ports, Rendered};

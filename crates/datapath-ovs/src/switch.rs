@@ -8,12 +8,13 @@
 use std::time::Duration;
 
 use contiv_openflow::{
-    ConnOptions, FlowMod, FlowStatsRequest, Message, MultipartReply, MultipartRequest, Switch,
+    ConnOptions, FlowMod, FlowModCommand, FlowStatsRequest, Message, MultipartReply,
+    MultipartRequest, Switch,
 };
 use contiv_ovsdb::vswitch::{BridgeSpec, PortSpec, Vswitch};
 use contiv_ovsdb::{Client, ClientOptions};
 
-use crate::diff::{diff, installed_from_stats};
+use crate::diff::{diff, installed_from_stats, key, Key};
 use crate::pipeline::COOKIE_ROUND_MASK;
 use crate::render::Rendered;
 
@@ -147,14 +148,32 @@ impl OvsSwitch {
     }
 
     /// Makes the switch hold exactly `r` (rendered for [`OvsSwitch::round`]): the difference as
-    /// one bundle, then, the first time, the older rounds' leftovers deleted by cookie. Returns
-    /// how many flow-mods were sent.
-    pub async fn apply(&mut self, r: &Rendered) -> Result<usize, SwitchError> {
-        let mods = diff(&self.installed, &r.flows);
-        let stale = self
-            .installed
-            .iter()
-            .any(|f| f.cookie & COOKIE_ROUND_MASK != u64::from(self.round) << 48);
+    /// one bundle, then, the first time, the older rounds' leftovers deleted by cookie, only now
+    /// that the new round is committed. With `prune` false nothing is deleted (a restarted agent
+    /// that has not declared everything yet keeps the old round's flows carrying traffic; flows
+    /// of this run's round are deleted as usual).
+    /// Returns how many flow-mods were sent.
+    pub async fn apply(&mut self, r: &Rendered, prune: bool) -> Result<usize, SwitchError> {
+        let mut mods = diff(&self.installed, &r.flows);
+        if !prune {
+            // Only the old rounds' flows are held back; this run's own may go.
+            let mine = u64::from(self.round) << 48;
+            let old: std::collections::BTreeSet<Key> = self
+                .installed
+                .iter()
+                .filter(|f| f.cookie & COOKIE_ROUND_MASK != mine)
+                .map(|f| key(f.table_id, f.priority, &f.r#match))
+                .collect();
+            mods.retain(|m| {
+                m.command == FlowModCommand::Add
+                    || !old.contains(&key(m.table_id, m.priority, &m.r#match))
+            });
+        }
+        let stale = prune
+            && self
+                .installed
+                .iter()
+                .any(|f| f.cookie & COOKIE_ROUND_MASK != u64::from(self.round) << 48);
         if !mods.is_empty() {
             let msgs: Vec<Message> = mods.iter().cloned().map(Message::FlowMod).collect();
             let id = self.bundle_id();
@@ -163,11 +182,14 @@ impl OvsSwitch {
                 .await
                 .map_err(SwitchError::Flows)?;
         }
-        self.installed = r.flows.clone();
+        self.installed = if prune {
+            r.flows.clone()
+        } else {
+            crate::diff::apply(&self.installed, &mods)
+        };
         if stale {
             // The diff above already replaced or deleted every old flow it knew of; this catches
-            // any flow of an old round added behind our back, and only now that the new round
-            // is committed.
+            // any flow of an old round added behind our back.
             let mut del = vec![];
             for round in self.old_rounds().await? {
                 del.push(Message::FlowMod(FlowMod::delete_by_cookie(

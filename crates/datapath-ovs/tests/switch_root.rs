@@ -108,7 +108,7 @@ fn rounds_replace_each_other_and_churn_sends_only_the_difference() {
         }
         let r1 = rendering(&locals, &ports, sw.round());
         let t = std::time::Instant::now();
-        assert_eq!(sw.apply(&r1).await.unwrap(), r1.flows.len());
+        assert_eq!(sw.apply(&r1, true).await.unwrap(), r1.flows.len());
         eprintln!("round 1: {} flows in {:?}", r1.flows.len(), t.elapsed());
         assert_eq!(lines(&h.dump_flows("ovrbr")), lines(&dump::dump(&r1.flows)));
         let (w2, w3) = (&h.workloads[0], &h.workloads[1]);
@@ -121,7 +121,7 @@ fn rounds_replace_each_other_and_churn_sends_only_the_difference() {
         assert_eq!(sw.round(), 2);
         let r2 = rendering(&locals, &ports, 2);
         let t = std::time::Instant::now();
-        sw.apply(&r2).await.unwrap();
+        sw.apply(&r2, true).await.unwrap();
         eprintln!("round 2 replaced round 1 in {:?}", t.elapsed());
         let held = h.dump_flows("ovrbr");
         assert_eq!(lines(&held), lines(&dump::dump(&r2.flows)));
@@ -133,11 +133,11 @@ fn rounds_replace_each_other_and_churn_sends_only_the_difference() {
 
         // Churn: w3 leaves; only its six flows go, in one bundle.
         let r3 = rendering(&locals[..1], &ports, 2);
-        assert_eq!(sw.apply(&r3).await.unwrap(), 6);
+        assert_eq!(sw.apply(&r3, true).await.unwrap(), 6);
         assert_eq!(lines(&h.dump_flows("ovrbr")), lines(&dump::dump(&r3.flows)));
         assert!(!h.ping(w2, Ipv4Addr::new(10, 10, 0, 3), None), "w3 is gone");
         assert_eq!(
-            sw.apply(&r3).await.unwrap(),
+            sw.apply(&r3, true).await.unwrap(),
             0,
             "converged: nothing to send"
         );
