@@ -36,6 +36,8 @@ pub enum RunError {
     },
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("datapath: {0}")]
+    Datapath(String),
     #[error("docker plugin socket {path}: {source}")]
     DockerSocket {
         path: String,
@@ -75,7 +77,8 @@ pub struct Drivers {
 }
 
 /// The factory the binary passes in.
-pub type DriverFactory = fn(&Flags) -> Drivers;
+/// An error means the chosen datapath cannot run here (said why); nothing was started.
+pub type DriverFactory = fn(&Flags) -> Result<Drivers, RunError>;
 
 /// Builds the agent from the flags and its drivers (no thread started yet).
 pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
@@ -209,7 +212,7 @@ pub fn start_policy_threads(
 
 /// Runs the agent until SIGTERM/SIGINT, with the drivers `factory` chooses.
 pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
-    let drivers = factory(flags);
+    let drivers = factory(flags)?;
     let dns_binder = drivers.dns.clone();
     let svc = drivers.svc.clone();
     let agent = build(flags, drivers)?;
