@@ -1,7 +1,8 @@
 //! The OVS driver behind the agent's `Datapath` trait, against a real ovsdb-server and
 //! ovs-vswitchd in a simulated host's netns: networks and endpoints declared through the trait
 //! become veths, bridge ports and flows; workloads reach each other (ARP answered by the
-//! pipeline), a removed one is gone without a trace; tunnels follow the remote endpoints.
+//! pipeline), a removed one is gone without a trace; tunnels follow the remote endpoints; a
+//! restarted driver keeps the old round's flows until the agent's resync.
 
 mod common;
 
@@ -33,21 +34,7 @@ fn net(encap: Encap) -> NetworkSpec {
 fn the_trait_drives_ports_flows_and_tunnels() {
     let mut host = Host::start_named("d");
     host.start_vswitchd();
-    let dp = OvsDatapath::start(OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", host.sock()),
-            bridge: "ovdbr".into(),
-            openflow_port: 16657,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "eth0".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{}", host.ns).into()),
-    })
-    .unwrap();
+    let dp = OvsDatapath::start(cfg(&host)).unwrap();
     assert_eq!(dp.round(), 1);
 
     let vlan = NetworkSpec {
@@ -139,4 +126,47 @@ fn the_trait_drives_ports_flows_and_tunnels() {
         .filter(|l| l.contains("cookie="))
         .all(|l| l.contains("cookie=0x1")));
     drop(dp);
+
+    // A restarted agent takes round 2. Until its full reconcile has declared everything, the
+    // flows of round 1 it has not re-declared keep carrying traffic (w2's here); the resync
+    // then removes them, and only round 2 remains.
+    let dp = OvsDatapath::start(cfg(&host)).unwrap();
+    assert_eq!(dp.round(), 2);
+    dp.ensure_network(&net(Encap::Vxlan)).unwrap();
+    let flows = host.dump_flows("ovdbr");
+    assert!(
+        flows.contains("cookie=0x1030000000"),
+        "w2's round-1 flows kept: {flows}"
+    );
+    assert!(
+        flows.contains("cookie=0x2010000000"),
+        "round 2 installed: {flows}"
+    );
+    dp.resync_local_endpoints(&[]).unwrap();
+    let flows = host.dump_flows("ovdbr");
+    assert!(
+        flows
+            .lines()
+            .filter(|l| l.contains("cookie="))
+            .all(|l| l.contains("cookie=0x2")),
+        "{flows}"
+    );
+    assert!(!flows.contains("10.10.0.2"));
+}
+
+fn cfg(host: &Host) -> OvsConfig {
+    OvsConfig {
+        switch: SwitchConfig {
+            ovsdb: format!("unix:{}", host.sock()),
+            bridge: "ovdbr".into(),
+            openflow_port: 16657,
+            owner: "netplugin-test".into(),
+        },
+        host: HostSpec {
+            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
+            underlay_ifname: "eth0".into(),
+            underlay_mtu: 1500,
+        },
+        host_netns: Some(format!("/run/netns/{}", host.ns).into()),
+    }
 }
