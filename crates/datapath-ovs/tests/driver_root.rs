@@ -86,6 +86,7 @@ fn the_trait_drives_ports_flows_and_tunnels() {
         "w2 → w3 through the pipeline"
     );
     assert!(host.ping(w3, e2.ip.addr(), None), "w3 → w2");
+    assert!(host.tcp(w3, w2, e3.ip.addr()), "a TCP connection w2 → w3");
     let seen = dp.observe().unwrap();
     let ids: Vec<&str> = seen.local_endpoints.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["ep2", "ep3"]);

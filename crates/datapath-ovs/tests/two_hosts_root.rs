@@ -128,6 +128,26 @@ fn workloads_on_two_hosts_reach_each_other_over_vxlan() {
     let reached = (0..5).any(|_| a.ping(&w2, e3.ip.addr(), None));
     assert!(reached, "w2 on host A → w3 on host B over VXLAN");
     assert!(b.ping(&w3, e2.ip.addr(), None), "w3 → w2");
+    // TCP across: the workloads' checksums are complete (offload off), so the tunnel carries it.
+    let listener = b
+        .cmd(&w3, &["timeout", "5", "nc", "-l", "-N", "8080"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nc -l");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let sent = a
+        .cmd(
+            &w2,
+            &[
+                "sh",
+                "-c",
+                "echo over-vxlan | timeout 4 nc -N -w 3 10.10.0.3 8080",
+            ],
+        )
+        .status()
+        .is_ok_and(|s| s.success());
+    let got = listener.wait_with_output().expect("nc -l output");
+    assert!(sent && String::from_utf8_lossy(&got.stdout).contains("over-vxlan"));
 
     // w3 leaves host B: host A's view is updated and nothing reaches it any more.
     dpb.remove_local_endpoint(&e3).unwrap();

@@ -113,6 +113,8 @@ async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
                         std::io::Error::last_os_error(),
                     ));
                 }
+                tx_checksum_off(&ep.ifname)
+                    .map_err(fail(format!("tx checksum offload off on {}", ep.ifname)))?;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -129,6 +131,49 @@ async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
     })
     .await
     .map_err(fail("workload netns task".into()))?
+}
+
+/// Turns transmit checksum offload off on `ifname` (this thread's namespace), as `ethtool -K
+/// tx off` does. A veth leaves checksums to offload and the userspace datapath never fills them
+/// in, so without this TCP from the workload arrives with bad checksums (ICMP, checksummed by
+/// the stack, would still pass and hide it).
+fn tx_checksum_off(ifname: &str) -> std::io::Result<()> {
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    const SIOCETHTOOL: u64 = 0x8946;
+    let name = ifname.as_bytes();
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= ifr.ifr_name.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCETHTOOL reads ifr (a valid name) and the EthtoolValue it points to, both
+    // alive for the call.
+    let r = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        return Err(err);
+    }
+    Ok(())
 }
 
 async fn configure_here(ep: &LocalEndpoint) -> Result<(), PlumbError> {

@@ -199,6 +199,28 @@ impl Host {
         .expect("thread in the host netns")
     }
 
+    /// Whether a TCP connection from `client` to `server_ip` (a listener in `server`) carries data:
+    /// checksums must be right on the userspace datapath, where nothing fills in offloaded ones.
+    pub fn tcp(&self, server: &str, client: &str, server_ip: Ipv4Addr) -> bool {
+        let listener = self
+            .cmd(server, &["timeout", "5", "nc", "-l", "-N", "8080"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("nc -l");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut send = self.cmd(
+            client,
+            &[
+                "sh",
+                "-c",
+                &format!("echo over-tcp | timeout 4 nc -N -w 3 {server_ip} 8080"),
+            ],
+        );
+        let sent = send.status().is_ok_and(|s| s.success());
+        let out = listener.wait_with_output().expect("nc -l output");
+        sent && String::from_utf8_lossy(&out.stdout).contains("over-tcp")
+    }
+
     pub fn pid(&self, name: &str) -> Option<i32> {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.pid")))
             .ok()?
