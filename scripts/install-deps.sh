@@ -19,7 +19,8 @@ PKGS+=(tcpdump)
 # its image is built offline from busybox-static (above).
 PKGS+=(docker.io)
 # contiv-openflow (issue 14): golden bytes are captured from ovs-ofctl, and the OVS datapath runs
-# userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here).
+# userspace ovsdb-server + ovs-vswitchd per simulated host (no kernel module here); contiv-ovsdb
+# tests start ovsdb-server on a fresh vswitch database (ovsdb-tool, vswitch.ovsschema).
 PKGS+=(openvswitch-switch)
 # tests/api_ldap.rs: LDAP/AD login against a real OpenLDAP slapd the test starts itself on a
 # loopback port (its own slapd.conf and database; slapadd loads the users and groups).

@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use contiv_datapath::{NoPolicy, NoServices, PolicyDriver, ServiceDriver};
+use contiv_datapath::{NoPolicy, NoQos, NoServices, PolicyDriver, ServiceDriver};
 use contiv_datapath_linux::lb::LinuxServices;
 use contiv_datapath_linux::{names, netns, LinuxConfig, LinuxDatapath, LinuxQos, NftPolicy};
+use contiv_datapath_ovs::switch::SwitchConfig;
+use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
 use contiv_netplugin::config::{DatapathKind, Flags, PolicyKind, ServicesKind};
 use contiv_netplugin::dns::NetnsBinder;
-use contiv_netplugin::run::Drivers;
+use contiv_netplugin::run::{Drivers, RunError};
 
 /// The datapath, policy, QoS, service and DNS drivers the flags ask for.
-fn drivers(flags: &Flags) -> Drivers {
+fn drivers(flags: &Flags) -> Result<Drivers, RunError> {
     match flags.datapath {
         DatapathKind::Linux => {
             let cfg = LinuxConfig {
@@ -30,7 +32,7 @@ fn drivers(flags: &Flags) -> Drivers {
             };
             let (netns_dir, ns_prefix) = (cfg.netns_dir.clone(), cfg.ns_prefix.clone());
             let dp = Arc::new(LinuxDatapath::new(cfg));
-            Drivers {
+            Ok(Drivers {
                 name: "linux",
                 qos: Arc::new(LinuxQos::new(dp.clone())),
                 dp,
@@ -40,9 +42,40 @@ fn drivers(flags: &Flags) -> Drivers {
                 dns: Some(Arc::new(NetnsBinder {
                     path: Arc::new(move |t: &str| netns_dir.join(names::tenant_ns(&ns_prefix, t))),
                 })),
-            }
+            })
         }
+        DatapathKind::Ovs => ovs(flags),
     }
+}
+
+/// The OVS datapath: forwarding only so far (issue 14). Policy and service balancing are not
+/// in its pipeline yet, so asking for them is refused rather than silently not enforced.
+fn ovs(flags: &Flags) -> Result<Drivers, RunError> {
+    if flags.policy != PolicyKind::None || flags.services != ServicesKind::None {
+        return Err(RunError::Datapath(
+            "--datapath ovs enforces no policy and balances no services yet: add --policy none --services none".into(),
+        ));
+    }
+    let dp = OvsDatapath::start(OvsConfig {
+        switch: SwitchConfig {
+            ovsdb: flags.ovsdb.clone(),
+            bridge: flags.ovs_bridge.clone(),
+            openflow_port: flags.ovs_openflow_port,
+            owner: "netplugin".into(),
+        },
+        host: flags.host_spec(),
+        host_netns: flags.host_netns.clone(),
+    })
+    .map_err(|e| RunError::Datapath(e.to_string()))?;
+    Ok(Drivers {
+        name: "ovs",
+        dp: Arc::new(dp),
+        pol: Arc::new(NoPolicy),
+        qos: Arc::new(NoQos),
+        svc: Arc::new(NoServices),
+        netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),
+        dns: None,
+    })
 }
 
 fn main() -> std::process::ExitCode {

@@ -30,6 +30,8 @@ pub enum FwdFlag {
 pub enum DatapathKind {
     /// The Linux kernel: bridges, VXLAN, routes in per-tenant namespaces.
     Linux,
+    /// Open vSwitch (userspace datapath): Contiv's OpenFlow pipeline on one bridge per host.
+    Ovs,
 }
 
 /// Which driver enforces policy.
@@ -204,6 +206,16 @@ pub struct Flags {
     /// Name prefix of the tenant router namespaces.
     #[arg(long, default_value = "ctv")]
     pub ns_prefix: String,
+    /// `--datapath ovs`: ovsdb-server's endpoint (`unix:PATH` or `tcp:IP:PORT`).
+    #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
+    pub ovsdb: String,
+    /// `--datapath ovs`: the integration bridge (made and marked ours; one not ours is refused).
+    #[arg(long, default_value = "contivbr")]
+    pub ovs_bridge: String,
+    /// `--datapath ovs`: the bridge's OpenFlow target on the host's loopback
+    /// (`ptcp:PORT:127.0.0.1`), which the agent connects to.
+    #[arg(long, default_value_t = 6653)]
+    pub ovs_openflow_port: u16,
     /// Seconds between full reconcile passes (changes trigger one at once anyway).
     #[arg(long, default_value_t = 30)]
     pub reconcile_interval: u64,

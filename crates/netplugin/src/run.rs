@@ -38,6 +38,8 @@ pub enum RunError {
     Runtime(#[source] std::io::Error),
     #[error("remounting /proc/sys read-write: {0}")]
     ProcSys(#[source] std::io::Error),
+    #[error("datapath: {0}")]
+    Datapath(String),
     #[error("docker plugin socket {path}: {source}")]
     DockerSocket {
         path: String,
@@ -77,7 +79,8 @@ pub struct Drivers {
 }
 
 /// The factory the binary passes in.
-pub type DriverFactory = fn(&Flags) -> Drivers;
+/// An error means the chosen datapath cannot run here (said why); nothing was started.
+pub type DriverFactory = fn(&Flags) -> Result<Drivers, RunError>;
 
 /// Builds the agent from the flags and its drivers (no thread started yet).
 pub fn build(flags: &Flags, drivers: Drivers) -> Result<Arc<Agent>, RunError> {
@@ -214,7 +217,7 @@ pub fn run(flags: &Flags, factory: DriverFactory) -> Result<(), RunError> {
     if flags.remount_proc_sys && crate::proc_sys::make_writable().map_err(RunError::ProcSys)? {
         tracing::info!("/proc/sys remounted read-write (managed plugin)");
     }
-    let drivers = factory(flags);
+    let drivers = factory(flags)?;
     let dns_binder = drivers.dns.clone();
     let svc = drivers.svc.clone();
     let agent = build(flags, drivers)?;

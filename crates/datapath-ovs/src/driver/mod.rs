@@ -1,0 +1,349 @@
+//! The OVS datapath behind the agent's [`Datapath`] trait: the desired state the trait declares
+//! (networks, local endpoints, remote endpoints per network) kept here, and after every change
+//! rendered → diffed → sent as one bundle by [`OvsSwitch`]. Workloads get veth pairs
+//! ([`plumb`]) whose host ends are ports of the bridge; remote hosts get one VXLAN port each
+//! (`key=flow`: the pipeline sets the VNI). All I/O runs on one thread of the driver's own,
+//! inside the host namespace, so the trait's synchronous calls never block the caller's runtime.
+
+pub mod plumb;
+mod state;
+mod worker;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use contiv_datapath::{
+    validate_common, Datapath, DatapathError, Encap, EndpointAttachment, HostSpec, LocalEndpoint,
+    NetworkSpec, ObservedEndpoint, ObservedState, RemoteEndpoint, WorkloadEnd,
+};
+use tokio::sync::Mutex;
+
+use crate::switch::{OvsSwitch, SwitchConfig};
+use state::State;
+use worker::Worker;
+
+/// What the driver needs to know about this host.
+#[derive(Debug, Clone)]
+pub struct OvsConfig {
+    pub switch: SwitchConfig,
+    pub host: HostSpec,
+    /// The namespace ovs-vswitchd runs in (default: the agent's).
+    pub host_netns: Option<PathBuf>,
+}
+
+/// Everything the worker thread owns.
+struct Inner {
+    sw: OvsSwitch,
+    nl: rtnetlink::Handle,
+    state: State,
+    /// Deletes of the previous rounds' flows are held back until the agent has declared
+    /// everything once (its full reconcile's `resync_local_endpoints`): a restarted agent keeps
+    /// the old round's flows carrying traffic until the new round covers them.
+    prune: bool,
+}
+
+/// The OVS driver.
+pub struct OvsDatapath {
+    worker: Worker,
+    inner: Arc<Mutex<Inner>>,
+    host: HostSpec,
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(object: &str, e: E) -> DatapathError {
+    DatapathError::Backend {
+        object: object.to_string(),
+        source: Box::new(e),
+    }
+}
+
+impl OvsDatapath {
+    /// Connects to the host's OVS (bridge made or checked ours, OpenFlow connected, a new cookie
+    /// round taken). A clear error, nothing changed, when ovsdb-server or ovs-vswitchd is not
+    /// running or the bridge is not ours.
+    pub fn start(cfg: OvsConfig) -> Result<OvsDatapath, DatapathError> {
+        let worker =
+            Worker::start(cfg.host_netns.clone()).map_err(|e| backend("ovs driver thread", e))?;
+        let bridge = cfg.switch.bridge.clone();
+        let inner = worker.run(async move {
+            let sw = OvsSwitch::start(cfg.switch).await?;
+            let (conn, nl, _) = rtnetlink::new_connection()
+                .map_err(|e| crate::switch::SwitchError::Ovsdb(contiv_ovsdb::Error::Io(e)))?;
+            tokio::spawn(conn);
+            Ok::<_, crate::switch::SwitchError>(Inner {
+                sw,
+                nl,
+                state: State::default(),
+                prune: false,
+            })
+        });
+        let inner = match inner {
+            Some(Ok(i)) => i,
+            Some(Err(e)) => return Err(backend(&format!("ovs bridge {bridge}"), e)),
+            None => return Err(backend("ovs driver thread", std::io::Error::other("ended"))),
+        };
+        Ok(OvsDatapath {
+            worker,
+            inner: Arc::new(Mutex::new(inner)),
+            host: cfg.host,
+        })
+    }
+
+    /// The cookie round this run installs under.
+    pub fn round(&self) -> u16 {
+        let inner = self.inner.clone();
+        self.worker
+            .run(async move { inner.lock().await.sw.round() })
+            .unwrap_or(0)
+    }
+
+    /// Runs `f` with the driver's state on its thread, then converges the switch on the result.
+    fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Inner,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let out = self.worker.run(async move {
+            let mut guard = inner.lock().await;
+            let i = &mut *guard;
+            let out = f(i).await?;
+            let rendered = i.state.render(i.sw.round());
+            for p in &rendered.pending {
+                tracing::debug!(pending = %p, "ovs flows not rendered yet");
+            }
+            i.sw.apply(&rendered, i.prune)
+                .await
+                .map_err(|e| backend(&what, e))?;
+            Ok(out)
+        });
+        out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
+    }
+}
+
+impl Datapath for OvsDatapath {
+    fn validate(&self, net: &NetworkSpec) -> Result<(), DatapathError> {
+        validate_common(net)?;
+        if net.encap == Encap::Vlan {
+            return Err(DatapathError::Unsupported {
+                network: net.id.clone(),
+                reason: "VLAN encapsulation is not in the OVS pipeline yet".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn ensure_network(&self, net: &NetworkSpec) -> Result<(), DatapathError> {
+        self.validate(net)?;
+        let net = net.clone();
+        self.change(format!("network {}", net.id), move |i| {
+            Box::pin(async move { i.state.add_network(net) })
+        })
+    }
+
+    fn remove_network(&self, network_id: &str) -> Result<(), DatapathError> {
+        let id = network_id.to_string();
+        self.change(format!("network {id}"), move |i| {
+            Box::pin(async move {
+                let eps: Vec<String> = i
+                    .state
+                    .locals
+                    .values()
+                    .filter(|e| e.network_id == id)
+                    .map(|e| e.id.clone())
+                    .collect();
+                let mut errors = vec![];
+                for ep in eps {
+                    if let Err(e) = remove_endpoint(i, &ep).await {
+                        errors.push(e);
+                    }
+                }
+                i.state.remotes.remove(&id);
+                i.state.networks.remove(&id);
+                if let Err(e) = sync_tunnels(i).await {
+                    errors.push(e);
+                }
+                DatapathError::from_list(errors)
+            })
+        })
+    }
+
+    fn add_local_endpoint(&self, ep: &LocalEndpoint) -> Result<EndpointAttachment, DatapathError> {
+        let ep = ep.clone();
+        let host = self.host.clone();
+        self.change(format!("endpoint {}", ep.id), move |i| {
+            Box::pin(async move {
+                let net = i
+                    .state
+                    .networks
+                    .get(&ep.network_id)
+                    .ok_or_else(|| DatapathError::NetworkNotFound(ep.network_id.clone()))?;
+                let mtu = if net.mtu == 0 {
+                    host.workload_mtu()
+                } else {
+                    net.mtu
+                };
+                let object = format!("endpoint {}", ep.id);
+                let name = plumb::plug(&i.nl, &ep, mtu)
+                    .await
+                    .map_err(|e| backend(&object, e))?;
+                let mut spec = contiv_ovsdb::vswitch::PortSpec::new(
+                    i.sw.bridge(),
+                    &name,
+                    contiv_ovsdb::vswitch::PortKind::System,
+                );
+                spec.external_ids = [
+                    ("contiv-endpoint".to_string(), ep.id.clone()),
+                    ("contiv-network".to_string(), ep.network_id.clone()),
+                ]
+                .into_iter()
+                .collect();
+                let ofport = match i.sw.ensure_port(&spec).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Rolled back: this call's veth goes again.
+                        let _ = plumb::unplug(&i.nl, &ep.id).await;
+                        return Err(backend(&object, e));
+                    }
+                };
+                i.state.ports.endpoints.insert(ep.id.clone(), ofport);
+                let attachment = EndpointAttachment {
+                    host_ifname: name,
+                    host_location: i.sw.bridge().to_string(),
+                    mac: ep.mac,
+                    mtu,
+                };
+                i.state.locals.insert(ep.id.clone(), ep);
+                Ok(attachment)
+            })
+        })
+    }
+
+    fn remove_local_endpoint(&self, ep: &LocalEndpoint) -> Result<(), DatapathError> {
+        let id = ep.id.clone();
+        self.change(format!("endpoint {id}"), move |i| {
+            Box::pin(async move { remove_endpoint(i, &id).await })
+        })
+    }
+
+    fn set_remote_endpoints(
+        &self,
+        network_id: &str,
+        remotes: &[RemoteEndpoint],
+    ) -> Result<(), DatapathError> {
+        let id = network_id.to_string();
+        let me = self.host.vtep_ip;
+        let remotes: Vec<RemoteEndpoint> =
+            remotes.iter().filter(|r| r.vtep != me).cloned().collect();
+        self.change(format!("remote endpoints of {id}"), move |i| {
+            Box::pin(async move {
+                if !i.state.networks.contains_key(&id) {
+                    return Err(DatapathError::NetworkNotFound(id));
+                }
+                i.state.remotes.insert(id, remotes);
+                sync_tunnels(i).await
+            })
+        })
+    }
+
+    fn observe(&self) -> Result<ObservedState, DatapathError> {
+        let inner = self.inner.clone();
+        let out = self.worker.run(async move {
+            let i = inner.lock().await;
+            let ports = i.sw.vswitch().ports(i.sw.bridge()).await?;
+            Ok::<_, contiv_ovsdb::Error>(i.state.observed(&ports))
+        });
+        match out {
+            Some(Ok(o)) => Ok(o),
+            Some(Err(e)) => Err(backend("ovs ports", e)),
+            None => Err(backend("ovs driver thread", std::io::Error::other("ended"))),
+        }
+    }
+
+    fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
+        // Ends the driver plumbed in this run are known alive; for the others it cannot tell
+        // where the workload end is, so it claims nothing is gone (the agent removes nothing).
+        let inner = self.inner.clone();
+        let eps = eps.to_vec();
+        self.worker
+            .run(async move {
+                let i = inner.lock().await;
+                let mut out = vec![];
+                for ep in eps {
+                    out.push(match i.state.locals.get(&ep.id) {
+                        Some(l) if plumb::exists(&i.nl, &l.id).await => {
+                            WorkloadEnd::Found(contiv_datapath::WorkloadInterface {
+                                netns_path: l.netns_path.clone(),
+                                ifname: l.ifname.clone(),
+                                mac: l.mac,
+                                mtu: 0,
+                            })
+                        }
+                        _ => WorkloadEnd::Unnamed,
+                    });
+                }
+                out
+            })
+            .ok_or_else(|| backend("ovs driver thread", std::io::Error::other("ended")))
+    }
+
+    fn resync_local_endpoints(&self, _eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        // The agent's full reconcile has declared everything: from now on what is not desired
+        // goes (the previous round's leftovers first).
+        self.change("resync".into(), |i| {
+            Box::pin(async move {
+                i.prune = true;
+                Ok(())
+            })
+        })
+    }
+}
+
+async fn remove_endpoint(i: &mut Inner, id: &str) -> Result<(), DatapathError> {
+    let object = format!("endpoint {id}");
+    i.state.locals.remove(id);
+    i.state.ports.endpoints.remove(id);
+    let name = plumb::host_ifname(id);
+    i.sw.remove_port(&name)
+        .await
+        .map_err(|e| backend(&object, e))?;
+    plumb::unplug(&i.nl, id)
+        .await
+        .map_err(|e| backend(&object, e))
+}
+
+/// One VXLAN port per remote VTEP some network needs; ports no network needs go.
+async fn sync_tunnels(i: &mut Inner) -> Result<(), DatapathError> {
+    let want = i.state.vteps();
+    let have: Vec<Ipv4Addr> = i.state.ports.tunnels.keys().copied().collect();
+    for vtep in have.iter().filter(|v| !want.contains(v)) {
+        let name = state::tunnel_name(*vtep);
+        i.sw.remove_port(&name)
+            .await
+            .map_err(|e| backend(&format!("tunnel {name}"), e))?;
+        i.state.ports.tunnels.remove(vtep);
+    }
+    for vtep in want.iter().filter(|v| !have.contains(v)) {
+        let name = state::tunnel_name(*vtep);
+        let spec = contiv_ovsdb::vswitch::PortSpec::new(
+            i.sw.bridge(),
+            &name,
+            contiv_ovsdb::vswitch::PortKind::Vxlan {
+                remote_ip: (*vtep).into(),
+                local_ip: None,
+                key: contiv_ovsdb::vswitch::TunnelKey::Flow,
+            },
+        );
+        let port =
+            i.sw.ensure_port(&spec)
+                .await
+                .map_err(|e| backend(&format!("tunnel {name}"), e))?;
+        i.state.ports.tunnels.insert(*vtep, port);
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! A workload's veth pair over netlink: the host end in the host namespace (where ovs-vswitchd
+//! runs and takes it as a port), the workload end made directly in the workload's namespace
+//! with its name, MAC and MTU; for [`Plumbing::InWorkload`] then brought up there with its
+//! address and default route (one short thread entering that namespace).
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use contiv_datapath::{LocalEndpoint, Plumbing};
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// A netlink or namespace failure, naming the step.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+pub struct PlumbError {
+    pub step: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn fail<E: std::error::Error + Send + Sync + 'static>(
+    step: String,
+) -> impl FnOnce(E) -> PlumbError {
+    move |e| PlumbError {
+        step,
+        source: Box::new(e),
+    }
+}
+
+/// The host end's name: `vo` and 12 hex digits of a hash of the endpoint id (fits IFNAMSIZ,
+/// the same in every run, so a restarted agent finds its ports).
+pub fn host_ifname(endpoint_id: &str) -> String {
+    let h = endpoint_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("vo{:012x}", h & 0xffff_ffff_ffff)
+}
+
+async fn index_of(h: &Handle, name: &str) -> Option<u32> {
+    let mut s = h.link().get().match_name(name.to_string()).execute();
+    s.try_next().await.ok().flatten().map(|m| m.header.index)
+}
+
+/// Makes the pair (kept if its host end exists already) and brings the host end up.
+pub async fn plug(h: &Handle, ep: &LocalEndpoint, mtu: u32) -> Result<String, PlumbError> {
+    let host = host_ifname(&ep.id);
+    if index_of(h, &host).await.is_none() {
+        let ns = File::open(&ep.netns_path)
+            .map_err(fail(format!("open netns {}", ep.netns_path.display())))?;
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(ep.ifname.clone())
+            .mtu(mtu)
+            .address(ep.mac.octets().to_vec())
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkVeth::new(&host, &ep.ifname)
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        h.link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(fail(format!("create veth {host}")))?;
+        if ep.plumbing == Plumbing::InWorkload {
+            if let Err(e) = configure_workload(ep).await {
+                let _ = unplug(h, &ep.id).await;
+                return Err(e);
+            }
+        }
+    }
+    let up = LinkUnspec::new_with_name(&host).mtu(mtu).up().build();
+    h.link()
+        .set(up)
+        .execute()
+        .await
+        .map_err(fail(format!("set {host} up")))?;
+    Ok(host)
+}
+
+/// Deletes the host end (the workload end goes with it); absent is fine.
+pub async fn unplug(h: &Handle, endpoint_id: &str) -> Result<(), PlumbError> {
+    let host = host_ifname(endpoint_id);
+    let Some(index) = index_of(h, &host).await else {
+        return Ok(());
+    };
+    h.link()
+        .del(index)
+        .execute()
+        .await
+        .map_err(fail(format!("delete {host}")))
+}
+
+/// Whether the host end of `endpoint_id` exists.
+pub async fn exists(h: &Handle, endpoint_id: &str) -> bool {
+    index_of(h, &host_ifname(endpoint_id)).await.is_some()
+}
+
+/// Inside the workload's namespace: interface up, its address, default route via the gateway.
+async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
+    let ep = ep.clone();
+    tokio::task::spawn_blocking(move || {
+        let ns = File::open(&ep.netns_path)
+            .map_err(fail(format!("open netns {}", ep.netns_path.display())))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a valid netns fd changes only this scoped thread.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(fail(format!("enter netns {}", ep.netns_path.display()))(
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                tx_checksum_off(&ep.ifname)
+                    .map_err(fail(format!("tx checksum offload off on {}", ep.ifname)))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(fail("runtime in the workload netns".into()))?;
+                rt.block_on(configure_here(&ep))
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(fail("workload netns thread".into())(std::io::Error::other(
+                    "panicked",
+                )))
+            })
+        })
+    })
+    .await
+    .map_err(fail("workload netns task".into()))?
+}
+
+/// Turns transmit checksum offload off on `ifname` (this thread's namespace), as `ethtool -K
+/// tx off` does. A veth leaves checksums to offload and the userspace datapath never fills them
+/// in, so without this TCP from the workload arrives with bad checksums (ICMP, checksummed by
+/// the stack, would still pass and hide it).
+fn tx_checksum_off(ifname: &str) -> std::io::Result<()> {
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    const SIOCETHTOOL: u64 = 0x8946;
+    let name = ifname.as_bytes();
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= ifr.ifr_name.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCETHTOOL reads ifr (a valid name) and the EthtoolValue it points to, both
+    // alive for the call.
+    let r = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+async fn configure_here(ep: &LocalEndpoint) -> Result<(), PlumbError> {
+    let (conn, h, _) =
+        rtnetlink::new_connection().map_err(fail("netlink in the workload netns".into()))?;
+    tokio::spawn(conn);
+    let index = index_of(&h, &ep.ifname).await.ok_or_else(|| {
+        fail(format!("find {} in the workload", ep.ifname))(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        ))
+    })?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(fail(format!("set {} up", ep.ifname)))?;
+    h.address()
+        .add(index, ep.ip.addr().into(), ep.ip.prefix_len())
+        .replace()
+        .execute()
+        .await
+        .map_err(fail(format!("address {} on {}", ep.ip, ep.ifname)))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(ep.gateway)
+        .output_interface(index)
+        .build();
+    h.route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(fail(format!("default route via {}", ep.gateway)))?;
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! Forwarding flows: the fixed pipeline (table defaults, conntrack state), per network (DNS punt,
+//! tunnel ingress, conntrack zone and commit per tenant, ARP for the gateway) and per endpoint
+//! (port to metadata with the source guard, ARP answered for it, L2 delivery, routing to it).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use contiv_datapath::{Encap, NetworkSpec};
+use contiv_openflow::oxm::{header, NXM_1};
+use contiv_openflow::{
+    ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE,
+    OFPP_CONTROLLER, OFPP_IN_PORT,
+};
+
+use super::{Desired, Out};
+use crate::pipeline::*;
+
+const ETH_IP: u16 = 0x0800;
+const ETH_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+
+fn goto(t: Table) -> Vec<Instruction> {
+    vec![Instruction::GotoTable(t.id())]
+}
+
+fn punt() -> Vec<Instruction> {
+    vec![Instruction::ApplyActions(vec![Action::Output {
+        port: OFPP_CONTROLLER,
+        max_len: 0xffff,
+    }])]
+}
+
+/// Metadata match on the given fields' values.
+pub(super) fn meta(fields: &[(MetaField, u64)]) -> Field {
+    let (v, m) = fields
+        .iter()
+        .fold((0, 0), |(v, m), (f, x)| (v | f.value(*x), m | f.mask()));
+    Field::Metadata(v, Some(m))
+}
+
+fn write_meta(fields: &[(MetaField, u64)]) -> Instruction {
+    let (value, mask) = fields
+        .iter()
+        .fold((0, 0), |(v, m), (f, x)| (v | f.value(*x), m | f.mask()));
+    Instruction::WriteMetadata { value, mask }
+}
+
+fn ct(flags: u16, zone: u16, recirc: Option<Table>) -> Action {
+    Action::Ct(Ct {
+        flags,
+        zone_src: 0,
+        zone,
+        recirc_table: recirc.map_or(NX_CT_RECIRC_NONE, Table::id),
+        alg: 0,
+        actions: vec![],
+    })
+}
+
+/// Table defaults and the flows that do not depend on any object.
+pub(super) fn pipeline(out: &mut Out) {
+    let own = |t: Table| (Category::Pipeline, u64::from(t.id()));
+    for t in Table::ALL {
+        let next = match t {
+            Table::SrvProxy => goto(Table::DstGrp),
+            Table::DstGrp => goto(Table::PolicyOut),
+            Table::PolicyOut => goto(Table::PolicyIn),
+            Table::PolicyIn => goto(Table::CtCommit),
+            Table::Ip => goto(Table::MacDest),
+            // No flooding, no learning: what no flow names is dropped.
+            _ => vec![],
+        };
+        out.flow(t, PRIO_DEFAULT, own(t), vec![], next);
+    }
+    let st = |v: u32, m: u32| vec![Field::CtState(v | ct_state::TRK, Some(m | ct_state::TRK))];
+    let t = Table::CtState;
+    // Replies and related traffic of a connection policy admitted pass without policy.
+    out.flow(
+        t,
+        PRIO_HIGH,
+        own(t),
+        st(ct_state::EST, ct_state::EST | ct_state::INV),
+        goto(Table::Ip),
+    );
+    out.flow(
+        t,
+        PRIO_HIGH,
+        own(t),
+        st(ct_state::REL, ct_state::REL | ct_state::INV),
+        goto(Table::Ip),
+    );
+    out.flow(
+        t,
+        PRIO_PASS,
+        own(t),
+        st(ct_state::NEW, ct_state::NEW | ct_state::INV),
+        goto(Table::SrvProxy),
+    );
+}
+
+/// Per network and tenant: DNS punt, tunnel ingress, conntrack zone and commit.
+pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
+    for n in d.networks {
+        let Some(zone) = zone_of(out, d, n) else {
+            continue;
+        };
+        let own = (Category::Network, u64::from(n.vni));
+        out.flow(
+            Table::Input,
+            PRIO_PUNT,
+            own,
+            vec![
+                Field::EthType(ETH_IP),
+                Field::IpProto(17),
+                Field::Ipv4Dst(n.gateway, None),
+                Field::UdpDst(53),
+            ],
+            punt(),
+        );
+        let tenant = (META_TENANT, u64::from(zone));
+        let net = (META_NETWORK, u64::from(n.vni));
+        arp_reply(out, own, n.vni, n.gateway, ROUTER_MAC);
+        for &port in d.ports.tunnels.values() {
+            out.flow(
+                Table::Vlan,
+                PRIO_HIGH,
+                own,
+                // OVS's field order (tunnel metadata first), so dumps compare line for line.
+                vec![Field::TunnelId(u64::from(n.vni), None), Field::InPort(port)],
+                vec![
+                    write_meta(&[tenant, net]),
+                    Instruction::GotoTable(Table::Conntrack.id()),
+                ],
+            );
+        }
+        let t_own = (Category::Network, u64::from(zone));
+        out.flow(
+            Table::Conntrack,
+            PRIO_HIGH,
+            t_own,
+            vec![meta(&[tenant]), Field::EthType(ETH_IP)],
+            vec![Instruction::ApplyActions(vec![ct(
+                0,
+                zone,
+                Some(Table::CtState),
+            )])],
+        );
+        out.flow(
+            Table::CtCommit,
+            PRIO_HIGH,
+            t_own,
+            vec![meta(&[tenant]), Field::EthType(ETH_IP)],
+            vec![
+                Instruction::ApplyActions(vec![ct(NX_CT_F_COMMIT, zone, None)]),
+                Instruction::GotoTable(Table::Ip.id()),
+            ],
+        );
+    }
+    for &port in d.ports.tunnels.values() {
+        out.flow(
+            Table::Input,
+            PRIO_PASS,
+            (Category::Pipeline, u64::from(port)),
+            vec![Field::InPort(port)],
+            goto(Table::Vlan),
+        );
+    }
+}
+
+fn zone_of(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec) -> Option<u16> {
+    if n.encap == Encap::Vlan {
+        out.pending(format!(
+            "network {}: VLAN encapsulation is not rendered yet",
+            n.id
+        ));
+        return None;
+    }
+    let z = d.tenants.get(&n.tenant).copied();
+    if z.is_none() {
+        out.pending(format!(
+            "network {}: no number for tenant {}",
+            n.id, n.tenant
+        ));
+    }
+    z
+}
+
+/// One endpoint, local or remote, as the delivery and routing flows need it.
+struct Dest {
+    network: String,
+    ip: Ipv4Addr,
+    mac: Mac,
+    /// Local ofport, or (tunnel ofport) for a remote one.
+    port: u32,
+    remote: bool,
+    owner: (Category, u64),
+}
+
+/// Per endpoint: port ingress with the source guard (local), delivery, routing.
+pub(super) fn endpoints(out: &mut Out, d: &Desired<'_>) {
+    let nets: BTreeMap<&str, &NetworkSpec> =
+        d.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut dests = vec![];
+    for ep in d.local_endpoints {
+        let Some(&port) = d.ports.endpoints.get(&ep.id) else {
+            out.pending(format!("endpoint {}: no ofport yet", ep.id));
+            continue;
+        };
+        dests.push(Dest {
+            network: ep.network_id.clone(),
+            ip: ep.ip.addr(),
+            mac: ep.mac.octets(),
+            port,
+            remote: false,
+            owner: (Category::LocalEndpoint, u64::from(port)),
+        });
+    }
+    for ep in d.remote_endpoints {
+        let Some(&port) = d.ports.tunnels.get(&ep.vtep) else {
+            out.pending(format!(
+                "remote endpoint {}: no tunnel to {} yet",
+                ep.id, ep.vtep
+            ));
+            continue;
+        };
+        dests.push(Dest {
+            network: ep.network_id.clone(),
+            ip: ep.ip,
+            mac: ep.mac.octets(),
+            port,
+            remote: true,
+            owner: (Category::RemoteEndpoint, u64::from(u32::from(ep.ip))),
+        });
+    }
+    for dst in &dests {
+        let Some(n) = nets.get(dst.network.as_str()) else {
+            out.pending(format!(
+                "endpoint {}: unknown network {}",
+                dst.ip, dst.network
+            ));
+            continue;
+        };
+        let Some(&zone) = d.tenants.get(&n.tenant).filter(|_| n.encap == Encap::Vxlan) else {
+            continue; // reported once per network
+        };
+        endpoint(out, d, n, zone, dst);
+    }
+}
+
+fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &Dest) {
+    let tenant = (META_TENANT, u64::from(zone));
+    let net = (META_NETWORK, u64::from(n.vni));
+    if !dst.remote {
+        // The source guard: only the endpoint's own MAC and IPv4 address get in.
+        // Its group's number if its group has out-rules (0: none to check). A group without a
+        // number keeps the endpoint out (the policy rendering reports it): its traffic must not
+        // get in unchecked.
+        let egress = d
+            .policy
+            .get(&n.tenant)
+            .and_then(|tp| tp.egress_members.get(&dst.ip));
+        let group = match egress.map(|g| d.groups.get(&n.tenant, g)) {
+            None => 0,
+            Some(Some(g)) => g,
+            Some(None) => return,
+        };
+        out.flow(
+            Table::Input,
+            PRIO_PASS,
+            dst.owner,
+            vec![Field::InPort(dst.port)],
+            goto(Table::Vlan),
+        );
+        out.flow(
+            Table::Vlan,
+            PRIO_HIGH,
+            dst.owner,
+            vec![
+                Field::InPort(dst.port),
+                Field::EthSrc(dst.mac, None),
+                Field::EthType(ETH_IP),
+                Field::Ipv4Src(dst.ip, None),
+            ],
+            vec![
+                write_meta(&[tenant, net, (META_SRC_GROUP, u64::from(group))]),
+                Instruction::GotoTable(Table::Conntrack.id()),
+            ],
+        );
+        // Its ARP goes to the responder, under the same guard (sender MAC and address its own).
+        out.flow(
+            Table::Vlan,
+            PRIO_HIGH,
+            dst.owner,
+            vec![
+                Field::InPort(dst.port),
+                Field::EthSrc(dst.mac, None),
+                Field::EthType(ETH_ARP),
+                Field::ArpSpa(dst.ip, None),
+                Field::ArpSha(dst.mac, None),
+            ],
+            vec![
+                write_meta(&[tenant, net]),
+                Instruction::GotoTable(Table::ArpResp.id()),
+            ],
+        );
+    }
+    arp_reply(out, dst.owner, n.vni, dst.ip, dst.mac);
+    let deliver = if dst.remote {
+        vec![
+            Action::SetField(Field::TunnelId(u64::from(n.vni), None)),
+            Action::Output {
+                port: dst.port,
+                max_len: 0,
+            },
+        ]
+    } else {
+        vec![Action::Output {
+            port: dst.port,
+            max_len: 0,
+        }]
+    };
+    out.flow(
+        Table::MacDest,
+        PRIO_HIGH,
+        dst.owner,
+        vec![meta(&[net]), Field::EthDst(dst.mac, None)],
+        vec![Instruction::ApplyActions(deliver)],
+    );
+    // Routed to it from any network of its tenant (sent to the gateway's MAC).
+    out.flow(
+        Table::Ip,
+        PRIO_HIGH,
+        dst.owner,
+        vec![
+            meta(&[tenant]),
+            Field::EthDst(ROUTER_MAC, None),
+            Field::EthType(ETH_IP),
+            Field::Ipv4Dst(dst.ip, None),
+        ],
+        vec![
+            Instruction::ApplyActions(vec![
+                Action::SetField(Field::EthSrc(ROUTER_MAC, None)),
+                Action::SetField(Field::EthDst(dst.mac, None)),
+                Action::DecNwTtl,
+            ]),
+            write_meta(&[net]),
+            Instruction::GotoTable(Table::MacDest.id()),
+        ],
+    );
+}
+
+/// NXM headers of the fields the ARP responder moves (`reg_move` takes NXM, not OXM, headers).
+const NXM_OF_ETH_DST: (u16, u8, u8) = (0, 1, 6);
+const NXM_OF_ETH_SRC: (u16, u8, u8) = (0, 2, 6);
+const NXM_OF_ARP_SPA: (u16, u8, u8) = (0, 16, 4);
+const NXM_OF_ARP_TPA: (u16, u8, u8) = (0, 17, 4);
+const NXM_NX_ARP_SHA: (u16, u8, u8) = (NXM_1, 17, 6);
+const NXM_NX_ARP_THA: (u16, u8, u8) = (NXM_1, 18, 6);
+
+/// `reg_move` of a whole field onto another of the same width.
+fn mv(src: (u16, u8, u8), dst: (u16, u8, u8)) -> Action {
+    Action::RegMove {
+        n_bits: u16::from(src.2) * 8,
+        src_ofs: 0,
+        dst_ofs: 0,
+        src: header(src.0, src.1, false, src.2),
+        dst: header(dst.0, dst.1, false, dst.2),
+    }
+}
+
+/// ARP_RESP: a request in network `vni` for `ip` becomes the reply "`ip` is at `mac`", sent back
+/// out of the port it came in on. Nothing is flooded and nothing learned: an address the agent
+/// does not know gets no answer (the table's default drops it).
+fn arp_reply(out: &mut Out, owner: (Category, u64), vni: u32, ip: Ipv4Addr, mac: Mac) {
+    out.flow(
+        Table::ArpResp,
+        PRIO_HIGH,
+        owner,
+        // OVS's field order (metadata, then the ARP fields), so dumps compare line for line.
+        vec![
+            meta(&[(META_NETWORK, u64::from(vni))]),
+            Field::EthType(ETH_ARP),
+            Field::ArpTpa(ip, None),
+            Field::ArpOp(ARP_REQUEST),
+        ],
+        vec![Instruction::ApplyActions(vec![
+            mv(NXM_OF_ETH_SRC, NXM_OF_ETH_DST),
+            Action::SetField(Field::EthSrc(mac, None)),
+            Action::SetField(Field::ArpOp(ARP_REPLY)),
+            mv(NXM_NX_ARP_SHA, NXM_NX_ARP_THA),
+            Action::SetField(Field::ArpSha(mac, None)),
+            mv(NXM_OF_ARP_SPA, NXM_OF_ARP_TPA),
+            Action::SetField(Field::ArpSpa(ip, None)),
+            Action::Output {
+                port: OFPP_IN_PORT,
+                max_len: 0,
+            },
+        ])],
+    );
+}

@@ -1,0 +1,242 @@
+//! One host's Open vSwitch as the driver programs it: the bridge (ours, through OVSDB, marked
+//! with our `external_ids`), its ports, and its flows over one OpenFlow connection. Every change
+//! of flows is rendered → diffed against what the switch holds → sent as one bundle, so it is
+//! atomic. On start the agent takes a new round: every flow goes in under the new round's cookie
+//! (one bundle), and only when that bundle is committed are the previous rounds' leftovers
+//! deleted by cookie mask (Antrea's recipe: traffic never meets a half-programmed table).
+
+use std::time::Duration;
+
+use contiv_openflow::{
+    ConnOptions, FlowMod, FlowModCommand, FlowStatsRequest, Message, MultipartReply,
+    MultipartRequest, Switch,
+};
+use contiv_ovsdb::vswitch::{BridgeSpec, PortSpec, Vswitch};
+use contiv_ovsdb::{Client, ClientOptions};
+
+use crate::diff::{diff, installed_from_stats, key, Key};
+use crate::pipeline::COOKIE_ROUND_MASK;
+use crate::render::Rendered;
+
+/// Where the host's OVS is and what the agent calls its bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// ovsdb-server's endpoint (`unix:/var/run/openvswitch/db.sock`, `tcp:127.0.0.1:6640`).
+    pub ovsdb: String,
+    /// The integration bridge (created if absent; refused if it is not ours).
+    pub bridge: String,
+    /// The loopback port of the bridge's passive OpenFlow target (`ptcp:PORT:127.0.0.1`).
+    pub openflow_port: u16,
+    /// The `external_ids:contiv-owner` value marking what the agent owns.
+    pub owner: String,
+}
+
+/// Why the switch could not be programmed; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("ovs: {0}")]
+    Ovsdb(#[from] contiv_ovsdb::Error),
+    #[error("ovs-vswitchd's OpenFlow target 127.0.0.1:{port} for bridge {bridge}: {source} (is ovs-vswitchd running?)")]
+    OpenFlow {
+        bridge: String,
+        port: u16,
+        source: contiv_openflow::ConnError,
+    },
+    #[error("ovs-vswitchd refused a flow change: {0}")]
+    Flows(contiv_openflow::ConnError),
+}
+
+/// The programmed switch.
+pub struct OvsSwitch {
+    cfg: SwitchConfig,
+    vsw: Vswitch,
+    sw: Switch,
+    /// This run's round (in every cookie it installs).
+    round: u16,
+    /// What the switch holds (read on start, then kept as each bundle commits).
+    installed: Vec<FlowMod>,
+    next_bundle: u32,
+}
+
+impl OvsSwitch {
+    /// Connects to ovsdb-server, makes sure the bridge exists and is ours, connects to its
+    /// OpenFlow target and picks the round after every round the switch holds. Changes nothing
+    /// when ovsdb-server is not running or the bridge is someone else's.
+    pub async fn start(cfg: SwitchConfig) -> Result<OvsSwitch, SwitchError> {
+        let client = Client::connect(&cfg.ovsdb, ClientOptions::default()).await?;
+        let vsw = Vswitch::new(client, cfg.owner.clone());
+        let target = format!("ptcp:{}:127.0.0.1", cfg.openflow_port);
+        let created = vsw
+            .ensure_bridge(&BridgeSpec::netdev(&cfg.bridge).controller(&target))
+            .await?;
+        let sw = match Self::connect(&cfg).await {
+            Ok(sw) => sw,
+            Err(e) => {
+                // Nothing changed on failure: a bridge made just now goes again.
+                if created {
+                    let _ = vsw.delete_bridge(&cfg.bridge).await;
+                }
+                return Err(e);
+            }
+        };
+        let mut s = OvsSwitch {
+            cfg,
+            vsw,
+            sw,
+            round: 0,
+            installed: vec![],
+            next_bundle: 1,
+        };
+        s.installed = s.read_flows().await?;
+        let last = s
+            .installed
+            .iter()
+            .map(|f| (f.cookie >> 48) as u16)
+            .max()
+            .unwrap_or(0);
+        // Round 0 is never used, so a switch holding nothing of ours starts at 1.
+        s.round = last.checked_add(1).unwrap_or(1);
+        Ok(s)
+    }
+
+    /// vswitchd opens the bridge's OpenFlow target a moment after the bridge appears: retry
+    /// for a few seconds before calling it not running.
+    async fn connect(cfg: &SwitchConfig) -> Result<Switch, SwitchError> {
+        let addr = format!("127.0.0.1:{}", cfg.openflow_port);
+        let mut last = None;
+        for _ in 0..50 {
+            match contiv_openflow::connect(&addr, &ConnOptions::default()).await {
+                // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
+                Ok((sw, _events)) => return Ok(sw),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(SwitchError::OpenFlow {
+            bridge: cfg.bridge.clone(),
+            port: cfg.openflow_port,
+            source: last.unwrap_or(contiv_openflow::ConnError::Closed),
+        })
+    }
+
+    /// The round this run installs under.
+    pub fn round(&self) -> u16 {
+        self.round
+    }
+
+    pub fn bridge(&self) -> &str {
+        &self.cfg.bridge
+    }
+
+    pub fn vswitch(&self) -> &Vswitch {
+        &self.vsw
+    }
+
+    /// Adds or converges a port on the bridge; returns its ofport once vswitchd has one.
+    pub async fn ensure_port(&self, spec: &PortSpec) -> Result<u32, SwitchError> {
+        self.vsw.ensure_port(spec).await?;
+        Ok(self
+            .vsw
+            .wait_ofport(&spec.name, Duration::from_secs(10))
+            .await?)
+    }
+
+    /// Removes one of our ports (absent is fine).
+    pub async fn remove_port(&self, name: &str) -> Result<(), SwitchError> {
+        self.vsw.remove_port(&self.cfg.bridge, name).await?;
+        Ok(())
+    }
+
+    /// Makes the switch hold exactly `r` (rendered for [`OvsSwitch::round`]): the difference as
+    /// one bundle, then, the first time, the older rounds' leftovers deleted by cookie, only now
+    /// that the new round is committed. With `prune` false nothing is deleted (a restarted agent
+    /// that has not declared everything yet keeps the old round's flows carrying traffic; flows
+    /// of this run's round are deleted as usual).
+    /// Returns how many flow-mods were sent.
+    pub async fn apply(&mut self, r: &Rendered, prune: bool) -> Result<usize, SwitchError> {
+        let mut mods = diff(&self.installed, &r.flows);
+        if !prune {
+            // Only the old rounds' flows are held back; this run's own may go.
+            let mine = u64::from(self.round) << 48;
+            let old: std::collections::BTreeSet<Key> = self
+                .installed
+                .iter()
+                .filter(|f| f.cookie & COOKIE_ROUND_MASK != mine)
+                .map(|f| key(f.table_id, f.priority, &f.r#match))
+                .collect();
+            mods.retain(|m| {
+                m.command == FlowModCommand::Add
+                    || !old.contains(&key(m.table_id, m.priority, &m.r#match))
+            });
+        }
+        let stale = prune
+            && self
+                .installed
+                .iter()
+                .any(|f| f.cookie & COOKIE_ROUND_MASK != u64::from(self.round) << 48);
+        if !mods.is_empty() {
+            let msgs: Vec<Message> = mods.iter().cloned().map(Message::FlowMod).collect();
+            let id = self.bundle_id();
+            self.sw
+                .bundle(id, &msgs)
+                .await
+                .map_err(SwitchError::Flows)?;
+        }
+        self.installed = if prune {
+            r.flows.clone()
+        } else {
+            crate::diff::apply(&self.installed, &mods)
+        };
+        if stale {
+            // The diff above already replaced or deleted every old flow it knew of; this catches
+            // any flow of an old round added behind our back.
+            let mut del = vec![];
+            for round in self.old_rounds().await? {
+                del.push(Message::FlowMod(FlowMod::delete_by_cookie(
+                    u64::from(round) << 48,
+                    COOKIE_ROUND_MASK,
+                )));
+            }
+            if !del.is_empty() {
+                let id = self.bundle_id();
+                self.sw.bundle(id, &del).await.map_err(SwitchError::Flows)?;
+            }
+        }
+        Ok(mods.len())
+    }
+
+    async fn old_rounds(&self) -> Result<Vec<u16>, SwitchError> {
+        let mut rounds: Vec<u16> = self
+            .read_flows()
+            .await?
+            .iter()
+            .map(|f| (f.cookie >> 48) as u16)
+            .filter(|r| *r != self.round)
+            .collect();
+        rounds.sort_unstable();
+        rounds.dedup();
+        Ok(rounds)
+    }
+
+    fn bundle_id(&mut self) -> u32 {
+        self.next_bundle = self.next_bundle.wrapping_add(1).max(1);
+        self.next_bundle
+    }
+
+    /// Every flow the switch holds now.
+    pub async fn read_flows(&self) -> Result<Vec<FlowMod>, SwitchError> {
+        let replies = self
+            .sw
+            .multipart(MultipartRequest::Flow(FlowStatsRequest::all()))
+            .await
+            .map_err(SwitchError::Flows)?;
+        let stats: Vec<_> = replies
+            .into_iter()
+            .flat_map(|r| match r {
+                MultipartReply::Flow { stats, .. } => stats,
+                _ => vec![],
+            })
+            .collect();
+        Ok(installed_from_stats(&stats))
+    }
+}
