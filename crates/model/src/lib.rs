@@ -12,7 +12,8 @@
 //!   omits a struct), and an empty link inside `links` encodes as `{}`;
 //! - decoding accepts what Go accepts: every field optional, unknown fields ignored, `null`
 //!   anywhere meaning "leave the zero value", field names matched case-insensitively (exact match
-//!   preferred), duplicate keys resolved last-wins.
+//!   preferred); but a member given twice is refused (Go: last wins), and so is a control
+//!   character in any string field.
 
 mod fields;
 pub mod format;
