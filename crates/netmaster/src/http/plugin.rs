@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::reply::{ErrorStyle, Reply};
 use super::AppState;
@@ -101,6 +101,16 @@ pub async fn version(State(app): State<AppState>) -> Reply {
 }
 
 /// Contiv's cluster info map: this netmaster, the leader, every netmaster and agent.
+/// The store as `/info` shows it: etcd's endpoints (clients need them to debug a cluster), but
+/// never the embedded store's file path (it told any caller where netmaster keeps its state).
+fn store_view(store: &contiv_store::StoreInfo) -> Value {
+    if store.backend == "etcd" {
+        json!({ "backend": store.backend, "location": store.location })
+    } else {
+        json!({ "backend": store.backend })
+    }
+}
+
 pub async fn info(State(app): State<AppState>) -> Reply {
     use crate::engine::leader::Role;
     let store = app.engine.store_info();
@@ -138,7 +148,7 @@ pub async fn info(State(app): State<AppState>) -> Reply {
         "netplugin-nodes": nodes,
         "netmaster-nodes": netmasters,
         "cluster-mode": app.engine.options().cluster_mode,
-        "state-store": { "backend": store.backend, "location": store.location },
+        "state-store": store_view(&store),
         "store-revision": app.engine.read(|st| st.revision),
     });
     Reply::json(ErrorStyle::Contiv, Ok(v))
