@@ -294,12 +294,6 @@ fn values_outside_the_schema_are_refused_and_change_nothing() {
             "pktTag",
         ),
         case(
-            "VLAN id too big",
-            "/api/v1/networks/t1:n1/",
-            net(4095, "vlan", "n1"),
-            "pktTag",
-        ),
-        case(
             "AS with NUL",
             "/api/v1/Bgps/h1/",
             bgp("65000\u{0}", "65001"),

@@ -85,18 +85,6 @@ fn allocate_tags(st: &State, n: &Network, cs: &mut ChangeSet) -> ApiResult<NetOp
     if n.pkt_tag < 0 {
         return Err(ApiError::bad_request("pktTag Value Out of bound"));
     }
-    // Outside what the encapsulation can carry at all (not just outside the configured pool,
-    // which Contiv reports as "not available"): bad input, not a busy resource.
-    let most = match n.encap.as_str() {
-        "vlan" => 4094,
-        _ => 16_777_215,
-    };
-    if n.pkt_tag > most {
-        return Err(ApiError::bad_request(format!(
-            "pktTag Value Out of bound: a {} id is 1-{most}",
-            n.encap
-        )));
-    }
     let key = &n.key;
     match n.encap.as_str() {
         "vlan" => {
