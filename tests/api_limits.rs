@@ -392,6 +392,19 @@ fn agents_with_a_bad_host_name_are_refused_and_info_hides_the_store_path() {
         assert_eq!(code, 400, "{name:?}: {msg}");
         assert!(msg.contains("hostname"), "{msg}");
     }
+    // The other agent calls: a member given twice or a control character is refused too.
+    for body in [
+        r#"{"addressPool":"10.1.0.0/24","addressPool":"10.2.0.0/24","networkID":"n.t"}"#,
+        r#"{"addressPool":"","networkID":"n\u0000.t"}"#,
+    ] {
+        let (code, msg) = raw_json(&nm, "POST", "/plugin/allocAddress", body);
+        assert_eq!(code, 400, "{body}: {msg}");
+        assert!(
+            (msg.contains("duplicate member") && msg.contains("addressPool"))
+                || (msg.contains("networkID") && msg.contains("control character")),
+            "{msg}"
+        );
+    }
     let node = json!({"hostname": "lm-h1.example", "vtepIP": "", "datapath": "linux", "agentVersion": "x"});
     assert_eq!(nm.post("/plugin/registerNode", &node).0, 200);
     let info = nm.get_json("/info");

@@ -21,6 +21,7 @@ mod gojson;
 pub mod kind;
 pub mod link;
 pub mod objects;
+pub mod strict;
 mod validate;
 
 use std::fmt::Debug;
@@ -32,6 +33,7 @@ pub use fields::{FieldKind, FieldSpec};
 pub use kind::ObjectKind;
 pub use link::Link;
 pub use objects::*;
+pub use strict::parse_strict;
 
 /// A schema validation failure; `Display` is Contiv's message exactly (e.g. `"Invalid Key"`,
 /// `"cfgdTag string too long"`, `"pktTag Value Out of bound"`).

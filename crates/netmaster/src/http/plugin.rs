@@ -17,12 +17,13 @@ use crate::error::{ApiError, ApiResult};
 pub(super) fn decode<T: DeserializeOwned + serde::Serialize + Default + 'static>(
     body: &[u8],
 ) -> ApiResult<T> {
-    let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid request body: {e}"));
-    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    let bad = |e: String| ApiError::bad_request(format!("invalid request body: {e}"));
+    // Strict: a member given twice or a control character anywhere is refused, naming it.
+    let mut value = contiv_model::parse_strict(body).map_err(bad)?;
     if let Some(template) = template_of::<T>() {
         canonical_names(&mut value, &template);
     }
-    serde_json::from_value(value).map_err(bad)
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 /// The field names of request type `T` (its default value as JSON), made once per type: the
