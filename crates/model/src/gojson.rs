@@ -2,8 +2,9 @@
 //!
 //! Owns the glue that makes serde accept exactly what Go's decoder accepts for a struct:
 //! `null` means "keep the zero value" (for the whole object and for every member), member names
-//! match exactly or else case-insensitively (Go's `EqualFold`), and a repeated member is
-//! last-wins. Every wire struct derives serde with `#[serde(remote = "Self")]` and gets its trait
+//! match exactly or else case-insensitively (Go's `EqualFold`). Unlike Go (last wins), a member
+//! given twice (also as `name` and `Name`) is refused: a filter and the server must never read
+//! different values from one body. Every wire struct derives serde with `#[serde(remote = "Self")]` and gets its trait
 //! impls from [`go_json!`], which routes decoding through [`fold_object`].
 
 use std::fmt;
@@ -12,8 +13,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Reads one JSON value that must be an object (or `null`), and returns it with member names
-/// folded onto `fields` the way Go matches struct fields, `null` members dropped and duplicate
-/// members resolved last-wins. `Ok(None)` for a JSON `null`.
+/// folded onto `fields` the way Go matches struct fields and `null` members dropped; a member
+/// given twice (by exact or folded name) is an error naming it. `Ok(None)` for a JSON `null`.
 pub(crate) fn fold_object<'de, D: Deserializer<'de>>(
     d: D,
     fields: &[&str],
@@ -22,8 +23,15 @@ pub(crate) fn fold_object<'de, D: Deserializer<'de>>(
         return Ok(None);
     };
     let mut out = Map::new();
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for (name, value) in entries {
-        let Some(field) = match_field(&name, fields) else {
+        let field = match_field(&name, fields);
+        if !seen.insert(field.unwrap_or(&name).to_owned()) {
+            return Err(de::Error::custom(format!(
+                "duplicate member {name:?} in one object"
+            )));
+        }
+        let Some(field) = field else {
             continue; // unknown member: ignored like Go
         };
         if value.is_null() {

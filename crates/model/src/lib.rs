@@ -12,7 +12,8 @@
 //!   omits a struct), and an empty link inside `links` encodes as `{}`;
 //! - decoding accepts what Go accepts: every field optional, unknown fields ignored, `null`
 //!   anywhere meaning "leave the zero value", field names matched case-insensitively (exact match
-//!   preferred), duplicate keys resolved last-wins.
+//!   preferred); but a member given twice is refused (Go: last wins), and so is a control
+//!   character in any string field.
 
 mod fields;
 pub mod format;
@@ -20,6 +21,7 @@ mod gojson;
 pub mod kind;
 pub mod link;
 pub mod objects;
+pub mod strict;
 mod validate;
 
 use std::fmt::Debug;
@@ -31,6 +33,7 @@ pub use fields::{FieldKind, FieldSpec};
 pub use kind::ObjectKind;
 pub use link::Link;
 pub use objects::*;
+pub use strict::parse_strict;
 
 /// A schema validation failure; `Display` is Contiv's message exactly (e.g. `"Invalid Key"`,
 /// `"cfgdTag string too long"`, `"pktTag Value Out of bound"`).

@@ -1,6 +1,10 @@
 //! The building blocks of Contiv's generated `Validate<Obj>` functions, each returning Contiv's
 //! exact message: key check, string length (bytes), string format, int bounds — and [`fields`],
 //! which applies them to an object by walking its [`FieldSpec`] table.
+//!
+//! One check Contiv lacked: no string field (names, keys, AS numbers, descriptions...) may hold a
+//! control character (NUL, newline, escape...); they reached logs, netctl's tables and the
+//! datapath's names unfiltered.
 
 use regex::Regex;
 
@@ -13,6 +17,18 @@ pub(crate) fn key(key: &str, computed: &str) -> Result<(), ValidationError> {
         Ok(())
     } else {
         Err(ValidationError::new("Invalid Key"))
+    }
+}
+
+/// `"<field> string has a control character"` when `value` holds one (NUL, tab, newline, DEL,
+/// the C1 range...).
+pub(crate) fn printable(field: &str, value: &str) -> Result<(), ValidationError> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(ValidationError(format!(
+            "{field} string has a control character ({:?})",
+            c
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -102,6 +118,7 @@ fn field(spec: &FieldSpec, value: FieldMut<'_>) -> Result<(), ValidationError> {
 }
 
 fn string(spec: &FieldSpec, value: &str) -> Result<(), ValidationError> {
+    printable(spec.name, value)?;
     if let Some(n) = spec.max_len {
         length(spec.name, value, n)?;
     }

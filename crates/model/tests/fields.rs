@@ -118,6 +118,18 @@ fn passes<T: ModelObject>(base: &Value, spec: &FieldSpec, value: Value) {
 }
 
 fn check_string<T: ModelObject>(base: &Value, spec: &FieldSpec) {
+    for bad in [
+        "a\u{0}b", "a\nb", "a\rb", "a\tb", "a\u{1b}b", "a\u{7f}b", "a\u{85}b",
+    ] {
+        let got = validate_with::<T>(base, spec.name, json!(bad)).err();
+        let want = format!("{} string has a control character", spec.name);
+        assert!(
+            got.as_deref().is_some_and(|m| m.starts_with(&want)),
+            "{}.{} = {bad:?}: {got:?}",
+            T::KIND,
+            spec.name
+        );
+    }
     if let Some(n) = spec.max_len {
         refused::<T>(base, spec, json!("a".repeat(n + 1)), "string too long");
         if spec.regex().is_none_or(|re| re.is_match(&"a".repeat(n))) {
@@ -182,7 +194,11 @@ fn check_int<T: ModelObject>(base: &Value, spec: &FieldSpec) {
             refused::<T>(base, spec, json!(below), "Value Out of bound");
             passes::<T>(base, spec, json!(lo));
         }
-        None => passes::<T>(base, spec, json!(-1)),
+        None => panic!(
+            "{}.{}: every int needs a lower bound (negative values were stored)",
+            T::KIND,
+            spec.name
+        ),
     }
     assert!(!spec.required && spec.pattern.is_none() && spec.max_len.is_none());
     match spec.default {
@@ -213,6 +229,13 @@ fn check<T: ModelObject>(base: Value) -> ObjectKind {
             FieldKind::Int => check_int::<T>(&base, spec),
             FieldKind::StringList => {
                 passes::<T>(&base, spec, json!(["x", "y z"]));
+                let got = validate_with::<T>(&base, spec.name, json!(["x", "y\u{0}"])).err();
+                assert!(
+                    got.as_deref()
+                        .is_some_and(|m| m.contains("string has a control character")),
+                    "{kind}.{}: {got:?}",
+                    spec.name
+                );
                 assert!(!spec.required && spec.pattern.is_none() && spec.max_len.is_none());
             }
         }

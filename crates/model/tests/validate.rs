@@ -300,6 +300,7 @@ fn rule_validation_and_default() {
         "policyName string invalid format"
     );
     assert_eq!(err_of(&r, |r| r.port = 65536), "port Value Out of bound");
+    assert_eq!(err_of(&r, |r| r.port = -1), "port Value Out of bound");
     assert_eq!(err_of(&r, |r| r.port = 65535), "ok");
     assert_eq!(
         err_of(&r, |r| r.priority = -1),
@@ -440,6 +441,7 @@ fn net_profile_validation() {
     });
     assert_eq!(p.dscp, 0);
     assert_eq!(err_of(&p, |p| p.dscp = 64), "DSCP Value Out of bound");
+    assert_eq!(err_of(&p, |p| p.dscp = -1), "DSCP Value Out of bound");
     assert_eq!(err_of(&p, |p| p.dscp = 63), "ok");
     assert_eq!(
         err_of(&p, |p| p.bandwidth = format!("1{}", "0".repeat(64))),

@@ -246,13 +246,26 @@ fn decoding_accepts_what_go_accepts() {
         ("t:n", "t", "n")
     );
     assert_eq!(n.pkt_tag, 0);
-    // Exact match is found whatever the order, duplicates are last-wins like Go.
-    let t: Tenant =
-        serde_json::from_str(r#"{"tenantName":"a","tenantName":"b"}"#).unwrap_or_default();
-    assert_eq!(t.tenant_name, "b");
-    let t: Tenant =
-        serde_json::from_str(r#"{"tenantName":"a","TENANTNAME":"c"}"#).unwrap_or_default();
-    assert_eq!(t.tenant_name, "c");
+    // A member given twice is refused (Go: last wins), by exact or folded name, also when
+    // unknown or null; the message names it.
+    for body in [
+        r#"{"tenantName":"a","tenantName":"b"}"#,
+        r#"{"tenantName":"a","TENANTNAME":"c"}"#,
+        r#"{"tenantName":null,"tenantName":"b"}"#,
+        r#"{"bogus":1,"tenantName":"a","bogus":2}"#,
+    ] {
+        let err = serde_json::from_str::<Tenant>(body)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("duplicate member"),
+            "{body}: {err}"
+        );
+    }
+    let err = serde_json::from_str::<Tenant>(r#"{"TenantName":"a","tenantName":"b"}"#)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("\"tenantName\""), "{err}");
     // `null` body decodes to the zero object; `{}` too.
     assert_eq!(
         serde_json::from_str::<Rule>("null").ok(),

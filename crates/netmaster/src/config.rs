@@ -231,8 +231,49 @@ pub struct Flags {
     /// everything).
     #[arg(long)]
     pub insecure_http: bool,
+    /// With TLS on: also serve plain HTTP on this loopback address (e.g. 127.0.0.1:9999) for
+    /// clients on this host that cannot speak TLS, such as the original Go netctl. Same users
+    /// and tokens as the TLS listener; agent calls (`/plugin/*`) are refused there.
+    #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_PLAIN_LOOPBACK")]
+    pub plain_loopback: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitFlags,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// What one client may ask of netmaster: sizes, times, counts and rates (hostile input).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitFlags {
+    /// Largest request body, bytes (larger: 413).
+    #[arg(long, default_value_t = 1 << 20, env = "CONTIV_NETMASTER_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers), bytes (larger: 431).
+    #[arg(long, default_value_t = 16 << 10, value_parser = clap::value_parser!(u64).range(1024..=1 << 20))]
+    pub max_head_bytes: u64,
+    /// Longest request path and query, bytes (longer: 414).
+    #[arg(long, default_value_t = 4096)]
+    pub max_path_bytes: usize,
+    /// Seconds a client has to send a request head, counted from the moment the connection
+    /// waits for one; also how long an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub head_timeout: u64,
+    /// Most open client connections (more are closed at once); 0: the file limit less a
+    /// reserve. The soft file limit is raised to the hard one at start.
+    #[arg(long, default_value_t = 0, env = "CONTIV_NETMASTER_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// Requests per second per token (or per client address without one), bursts of as many;
+    /// more answer 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = 0, env = "CONTIV_NETMASTER_RATE_LIMIT")]
+    pub rate_limit: u32,
+    /// Most objects one tenant may hold (networks, groups, policies, rules, ...); creating
+    /// more answers 409. 0: no limit.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        env = "CONTIV_NETMASTER_MAX_OBJECTS_PER_TENANT"
+    )]
+    pub max_objects_per_tenant: usize,
 }
 
 /// netmaster's subcommands (without one it serves).

@@ -148,6 +148,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Each connection holds a file descriptor: take all the process may have (see serve.rs).
+    let file_limit = http::serve::raise_file_limit();
     let listener = tokio::net::TcpListener::bind(&flags.external_address)
         .await
         .with_context(|| format!("listening on {}", flags.external_address))?;
@@ -165,6 +167,16 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             );
         }
     }
+    let plain_loopback = match &flags.plain_loopback {
+        Some(addr) => {
+            let at = http::listen::plain_loopback_addr(addr).map_err(anyhow::Error::msg)?;
+            let tcp = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening on {at} (--plain-loopback)"))?;
+            Some(tcp)
+        }
+        None => None,
+    };
     let shared = matches!(store_cfg, StoreConfig::Etcd { .. });
     let engine = if shared {
         // Several netmasters may share etcd: this one leads only when elected. Others reach it
@@ -234,36 +246,54 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         None
     };
     tokio::spawn(expire_nodes_forever(engine.clone()));
-    let app = http::router(AppState {
+    let state = AppState {
         engine,
         info: Arc::new(info),
         agent_auth,
         users,
-    })
-    .into_make_service_with_connect_info::<http::listen::Peer>();
+    };
+    let limits = http::limits::RequestLimits {
+        max_body_bytes: flags.limits.max_body_bytes,
+        max_path_bytes: flags.limits.max_path_bytes,
+        rate_per_sec: flags.limits.rate_limit,
+        max_objects_per_tenant: flags.limits.max_objects_per_tenant,
+    };
+    let mut app = http::limits::apply(http::router(state.clone()), state, limits);
+    let max_connections = http::serve::connection_cap(flags.limits.max_connections, file_limit);
+    let mut endpoints = vec![http::serve::Endpoint {
+        tcp: listener,
+        tls: tls.clone(),
+        via: http::listen::Via::Main,
+    }];
+    if let Some(tcp) = plain_loopback {
+        let at = tcp.local_addr().context("reading the listen address")?;
+        tracing::warn!(
+            "also serving plain HTTP on {at} (--plain-loopback): any process on this host may \
+             call the API there (with --auth, still only with a token); agent calls are refused"
+        );
+        app = app.layer(axum::middleware::from_fn(http::listen::agents_need_tls));
+        endpoints.push(http::serve::Endpoint {
+            tcp,
+            tls: None,
+            via: http::listen::Via::PlainLoopback,
+        });
+    }
     info!(
         %local,
         store = ?store_cfg,
         tls = tls.is_some(),
         client_certs = flags.tls_client_ca.is_some(),
         auth = flags.auth,
+        max_connections,
+        file_limit,
         "netmaster serving"
     );
-    match tls {
-        Some(config) => {
-            let listener = http::listen::TlsListener::new(listener, config)
-                .context("starting the TLS listener")?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-    }
-    .context("serving HTTP")?;
+    let conn_limits = http::serve::ConnLimits {
+        head_timeout: std::time::Duration::from_secs(flags.limits.head_timeout),
+        max_head_bytes: usize::try_from(flags.limits.max_head_bytes).unwrap_or(usize::MAX),
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    http::serve::serve(endpoints, app, conn_limits, slots, shutdown_signal()).await;
     info!("netmaster stopped");
     Ok(())
 }

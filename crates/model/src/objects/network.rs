@@ -135,7 +135,8 @@ object_fields!(Network {
     "ipv6Subnet" => string(ipv6_subnet).pattern(p::IPV6_SUBNET),
     "networkName" => string(network_name).max_len(64).pattern(p::NAME).required(),
     "nwType" => string(nw_type).pattern(p::NW_TYPE).default("data"),
-    "pktTag" => int(pkt_tag).max(16_777_216),
+    // No lower bound in Contiv's schema; a negative tag can never be allocated.
+    "pktTag" => int(pkt_tag).min(0).max(16_777_216),
     "subnet" => string(subnet).pattern(p::NETWORK_SUBNET).required(),
     "tenantName" => string(tenant_name).max_len(64).pattern(p::NAME).required(),
 });

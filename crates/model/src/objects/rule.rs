@@ -95,7 +95,8 @@ object_fields!(Rule {
     "fromIpAddress" => string(from_ip_address).pattern(p::RULE_IP),
     "fromNetwork" => string(from_network).max_len(64).pattern(p::NAME_OR_EMPTY),
     "policyName" => string(policy_name).max_len(64).pattern(p::NAME).required(),
-    "port" => int(port).max(65535),
+    // Contiv's schema has no lower bound; Go stored -1 and the datapath then failed on it.
+    "port" => int(port).min(0).max(65535),
     "priority" => int(priority).min(1).max(100).default("1"),
     "protocol" => string(protocol).pattern(p::RULE_PROTOCOL),
     "ruleId" => string(rule_id).max_len(64).pattern(p::NAME).required(),

@@ -37,16 +37,21 @@ fn list(v: &Value, key: &str) -> String {
 /// Renders `/info` for people.
 pub fn render(info: &Value) -> String {
     let store = info.get("state-store").cloned().unwrap_or_default();
+    // netmaster names etcd's endpoints but not the embedded store's file.
+    let store = [text(&store, "backend"), text(&store, "location")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let leader = text(info, "leader-ip");
     format!(
-        "Leader:      {}\nThis one:    {} ({})\nNetmasters:  {}\nAgents:      {}\nStore:       {} {} (revision {})\n",
+        "Leader:      {}\nThis one:    {} ({})\nNetmasters:  {}\nAgents:      {}\nStore:       {} (revision {})\n",
         if leader.is_empty() { "(election under way)".to_string() } else { leader },
         text(info, "local-ip"),
         text(info, "current-state"),
         list(info, "netmaster-nodes"),
         list(info, "netplugin-nodes"),
-        text(&store, "backend"),
-        text(&store, "location"),
+        store,
         text(info, "store-revision"),
     )
 }

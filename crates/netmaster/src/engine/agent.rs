@@ -76,9 +76,7 @@ impl Engine {
     /// `POST /plugin/registerNode`: records the node (a store write only when something changed)
     /// and its heartbeat.
     pub async fn register_node(&self, node: NodeInfo) -> ApiResult<NodeInfo> {
-        if node.hostname.is_empty() || node.hostname.contains('/') {
-            return Err(ApiError::bad_request("invalid hostname"));
-        }
+        check_node(&node)?;
         if !node.vtep_ip.is_empty() && node.vtep_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(ApiError::bad_request(format!(
                 "invalid vtepIP {}",
@@ -157,4 +155,32 @@ impl Engine {
         self.policy_reports.forget(&dead);
         Ok(dead)
     }
+}
+
+/// Longest host name (RFC 1123: 253 characters).
+const MAX_HOST_NAME: usize = 253;
+/// Longest datapath name or agent version an agent may report.
+const MAX_NODE_TEXT: usize = 128;
+
+/// Refuses a node whose host name is not a host name (it becomes a store key, shows in `/info`
+/// and in netctl's tables), or whose other fields hold control characters or run long.
+fn check_node(node: &NodeInfo) -> ApiResult<()> {
+    let name = &node.hostname;
+    if name.is_empty() || name.len() > MAX_HOST_NAME || !contiv_model::format::is_valid_name(name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid hostname {name:?}: a host name is 1-{MAX_HOST_NAME} letters, digits, '-' \
+             and '.' (labels neither start nor end with '-')"
+        )));
+    }
+    for (field, value) in [
+        ("datapath", &node.datapath),
+        ("agentVersion", &node.agent_version),
+    ] {
+        if value.len() > MAX_NODE_TEXT || value.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "invalid {field} {value:?}: at most {MAX_NODE_TEXT} bytes without control characters"
+            )));
+        }
+    }
+    Ok(())
 }

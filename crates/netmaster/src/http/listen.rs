@@ -1,47 +1,70 @@
-//! Where and how netmaster listens: the plain-HTTP policy (loopback, or `--insecure-http` with a
-//! loud warning) and the TLS listener, which hands axum finished TLS connections with the
-//! identity the client certificate proved ([`Peer`], read by the auth layer through
-//! `ConnectInfo`).
-//!
-//! Handshakes run on their own tasks (bounded in number and time), so a client that opens a
-//! connection and stalls never holds up the accept loop.
+//! Where netmaster listens and what each listener may serve: the plain-HTTP policy (loopback, or
+//! `--insecure-http` with a loud warning), the plain loopback listener beside TLS
+//! (`--plain-loopback`, for clients on this host that cannot speak TLS) and the identity a TLS
+//! client certificate proved ([`Peer`], read by the auth layers through `ConnectInfo`).
+//! Serving itself, with its limits, is [`super::serve`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use contiv_tls::PeerIdentity;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_HANDSHAKES: usize = 256;
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The main listener (`--external-address`), TLS or plain.
+    Main,
+    /// The plain loopback listener beside TLS (`--plain-loopback`).
+    PlainLoopback,
+}
 
-/// The far end of a connection: its address and, on TLS with a verified client certificate,
-/// who the certificate names.
+/// The far end of a connection: its address, which listener it reached and, on TLS with a
+/// verified client certificate, who the certificate names.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub identity: Option<PeerIdentity>,
+    pub via: Via,
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer {
-            addr: *stream.remote_addr(),
-            identity: None,
-        }
+/// Checks `--plain-loopback`: it must name a loopback address, since it serves without TLS.
+pub fn plain_loopback_addr(addr: &str) -> Result<SocketAddr, String> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| {
+        format!("--plain-loopback {addr:?}: give an address and port such as 127.0.0.1:9999")
+    })?;
+    if parsed.ip().is_loopback() {
+        Ok(parsed)
+    } else {
+        Err(format!(
+            "--plain-loopback {addr}: refusing to serve plain HTTP beside TLS on an address that \
+             is not loopback (127.0.0.0/8 or ::1): anyone on the network could read tokens"
+        ))
     }
 }
 
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        stream.remote_addr().clone()
+/// Layer: the plain loopback listener never serves the agent API. Agents prove their host with
+/// a client certificate, which a plain connection cannot carry; without this, any local process
+/// could act as any host there when client certificates are not verified.
+pub async fn agents_need_tls(req: Request, next: Next) -> Response {
+    let plain = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .is_some_and(|c| c.0.via == Via::PlainLoopback);
+    if plain && req.uri().path().starts_with("/plugin/") {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "agent calls (/plugin/*) are served only over TLS, not on the plain loopback \
+             listener: point the agent at netmaster's https address",
+        )
+            .into_response();
     }
+    next.run(req).await
 }
 
 /// How plain HTTP on `addr` is judged.
@@ -68,65 +91,13 @@ pub fn plain_http_allowed(addr: SocketAddr, insecure_http: bool) -> Result<Plain
     }
 }
 
-/// A TCP listener whose connections come out TLS-terminated.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp`; handshakes run in the background.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
-        Ok(TlsListener { ready, local })
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, Peer)>,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let (stream, addr) = match tcp.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("accepting a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%addr, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%addr, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let identity = client_identity(&tls, addr);
-            let _ = tx.send((tls, Peer { addr, identity })).await;
-        });
-    }
-}
-
 /// The identity of the verified client certificate, if one was offered. A verified certificate
 /// whose subject does not say who it is counts as none (the call is then refused where a host
 /// is required).
-fn client_identity(tls: &TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerIdentity> {
+pub(crate) fn client_identity(
+    tls: &TlsStream<TcpStream>,
+    addr: SocketAddr,
+) -> Option<PeerIdentity> {
     let cert = tls.get_ref().1.peer_certificates()?.first()?;
     match contiv_tls::identity_of(cert.as_ref()) {
         Ok(id) => Some(id),
@@ -134,26 +105,6 @@ fn client_identity(tls: &TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerI
             tracing::warn!(%addr, "client certificate names no Contiv identity: {e}");
             None
         }
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends with the runtime.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.local,
-            identity: None,
-        })
     }
 }
 
@@ -178,5 +129,16 @@ mod tests {
             plain_http_allowed(at("0.0.0.0:9999"), true),
             Ok(PlainHttp::Insecure)
         );
+    }
+
+    #[test]
+    fn plain_loopback_only_on_loopback() {
+        assert!(plain_loopback_addr("127.0.0.1:9999").is_ok());
+        assert!(plain_loopback_addr("127.3.4.5:1").is_ok());
+        assert!(plain_loopback_addr("[::1]:9999").is_ok());
+        let err = plain_loopback_addr("0.0.0.0:9999").unwrap_err();
+        assert!(err.contains("not loopback"), "{err}");
+        assert!(plain_loopback_addr("10.0.0.1:9999").is_err());
+        assert!(plain_loopback_addr("localhost").is_err());
     }
 }

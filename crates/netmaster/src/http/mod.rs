@@ -7,11 +7,13 @@
 mod agent;
 pub mod auth;
 pub mod forward;
+pub mod limits;
 pub mod listen;
 mod objects;
 mod plugin;
 mod policy;
 mod reply;
+pub mod serve;
 pub mod users;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::reply::{ErrorStyle, Reply};
 use super::AppState;
@@ -17,12 +17,13 @@ use crate::error::{ApiError, ApiResult};
 pub(super) fn decode<T: DeserializeOwned + serde::Serialize + Default + 'static>(
     body: &[u8],
 ) -> ApiResult<T> {
-    let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid request body: {e}"));
-    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    let bad = |e: String| ApiError::bad_request(format!("invalid request body: {e}"));
+    // Strict: a member given twice or a control character anywhere is refused, naming it.
+    let mut value = contiv_model::parse_strict(body).map_err(bad)?;
     if let Some(template) = template_of::<T>() {
         canonical_names(&mut value, &template);
     }
-    serde_json::from_value(value).map_err(bad)
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 /// The field names of request type `T` (its default value as JSON), made once per type: the
@@ -101,6 +102,16 @@ pub async fn version(State(app): State<AppState>) -> Reply {
 }
 
 /// Contiv's cluster info map: this netmaster, the leader, every netmaster and agent.
+/// The store as `/info` shows it: etcd's endpoints (clients need them to debug a cluster), but
+/// never the embedded store's file path (it told any caller where netmaster keeps its state).
+fn store_view(store: &contiv_store::StoreInfo) -> Value {
+    if store.backend == "etcd" {
+        json!({ "backend": store.backend, "location": store.location })
+    } else {
+        json!({ "backend": store.backend })
+    }
+}
+
 pub async fn info(State(app): State<AppState>) -> Reply {
     use crate::engine::leader::Role;
     let store = app.engine.store_info();
@@ -138,7 +149,7 @@ pub async fn info(State(app): State<AppState>) -> Reply {
         "netplugin-nodes": nodes,
         "netmaster-nodes": netmasters,
         "cluster-mode": app.engine.options().cluster_mode,
-        "state-store": { "backend": store.backend, "location": store.location },
+        "state-store": store_view(&store),
         "store-revision": app.engine.read(|st| st.revision),
     });
     Reply::json(ErrorStyle::Contiv, Ok(v))
