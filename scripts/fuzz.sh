@@ -30,8 +30,7 @@ for t in $(cargo +nightly fuzz list); do
     tail -n 60 "corpus/$t.log" >&2
     failed+=("$t")
   fi
-  grep -E "^stat::number_of_executed_units|^Done" "corpus/$t.log" | tr '\n' ' ' | sed "s/^/fuzz.sh: $t: /"
-  echo
+  echo "fuzz.sh: $t: $(grep -E '^Done' "corpus/$t.log" || echo 'no summary')"
 done
 echo "fuzz.sh: done in $(( $(date +%s) - start )) s"
 if ((${#failed[@]})); then
