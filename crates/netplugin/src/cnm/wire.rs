@@ -202,8 +202,22 @@ pub fn parse_call(method: &str, body: &[u8]) -> Result<Call, WireError> {
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
-    serde_json::from_slice(body)
-        .map_err(|e| WireError::Invalid(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        // serde quotes a mistyped string value whole: a body of one long string would come
+        // back to dockerd, and into both logs, entire.
+        let msg = e.to_string();
+        let msg = if msg.chars().count() <= 200 {
+            msg
+        } else {
+            format!(
+                "{}... at line {} column {}",
+                msg.chars().take(160).collect::<String>(),
+                e.line(),
+                e.column()
+            )
+        };
+        WireError::Invalid(format!("invalid request body: {msg}"))
+    })
 }
 
 /// The `-o` options of a network (a string map under [`GENERIC_OPTIONS`]).
@@ -360,4 +374,35 @@ pub fn check_name(what: &str, s: &str) -> Result<(), WireError> {
 /// At most 80 characters of what dockerd sent, for messages (its log keeps them).
 fn short(s: &str) -> String {
     s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `cnm_bodies` fuzz target: a body that is one long JSON string came back
+    /// whole in the refusal (serde quotes the mistyped value).
+    #[test]
+    fn a_refused_body_is_quoted_short() {
+        let long = format!("\"{}\"", "\u{7f}".repeat(5000));
+        for call in ["IpamDriver.ReleaseAddress", "NetworkDriver.CreateNetwork"] {
+            let e = parse_call(call, long.as_bytes()).expect_err("a string is no request");
+            let m = e.to_string();
+            assert!(m.len() < 400, "{} chars: {m}", m.len());
+            assert!(
+                m.starts_with("invalid request body: invalid type: string"),
+                "{m}"
+            );
+            assert!(
+                m.ends_with(&format!("at line 1 column {}", long.len())),
+                "{m}"
+            );
+        }
+        // Short messages are kept whole.
+        let e = parse_call("NetworkDriver.Join", b"{").expect_err("torn");
+        assert_eq!(
+            e.to_string(),
+            "invalid request body: EOF while parsing an object at line 1 column 1"
+        );
+    }
 }
