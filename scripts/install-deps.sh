@@ -25,6 +25,8 @@ PKGS+=(openvswitch-switch)
 # tests/api_ldap.rs: LDAP/AD login against a real OpenLDAP slapd the test starts itself on a
 # loopback port (its own slapd.conf and database; slapadd loads the users and groups).
 PKGS+=(slapd ldap-utils)
+# scripts/schemathesis.sh: schemathesis (PyPI) runs in a venv of Debian's python3.
+PKGS+=(python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -42,3 +44,19 @@ if ((${#missing[@]})); then
   fi
 fi
 command -v cargo >/dev/null || { echo "cargo (Rust toolchain) not found" >&2; exit 1; }
+# scripts/fuzz.sh: cargo-fuzz, pinned (its targets build with the nightly toolchain these
+# machines carry); built once from crates.io with its lock file (~2.5 min on 2 cores).
+CARGO_FUZZ_VERSION=0.13.1
+if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  # Its own target dir: a CARGO_TARGET_DIR set for the project would take its build too.
+  tmp=$(mktemp -d)
+  CARGO_TARGET_DIR=$tmp cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+  rm -rf "$tmp"
+fi
+# scripts/schemathesis.sh: schemathesis, pinned, in its own venv (the path is in that script).
+SCHEMATHESIS_VERSION=4.32.5
+ST_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/contiv-schemathesis-$SCHEMATHESIS_VERSION
+if [[ ! -x $ST_VENV/bin/schemathesis ]]; then
+  /usr/bin/python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi

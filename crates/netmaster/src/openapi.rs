@@ -523,7 +523,24 @@ fn auth_paths(paths: &mut Map<String, Value>) {
     let body = |schema: &Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     let login = json!({ "type": "object", "required": ["username", "password"], "properties": {
         "username": { "type": "string" }, "password": { "type": "string" } } });
-    let ok = |schema: Value| json!({ "200": json_ok(schema), "401": { "description": "no valid credentials" } });
+    // Errors as everywhere else; 404 also when users are off (netmaster started without
+    // --auth); 401 and 403 keep their status in Contiv style too (text/plain).
+    let ok = |schema: Value| {
+        let mut r = error_responses();
+        r.insert("200".into(), json_ok(schema));
+        for (code, what) in [
+            ("401", "no valid credentials"),
+            ("403", "not allowed for this user"),
+        ] {
+            r.insert(
+                code.into(),
+                json!({ "description": what, "content": {
+                "application/problem+json": { "schema": schema_ref("Problem") },
+                "text/plain": { "schema": { "type": "string" } } } }),
+            );
+        }
+        Value::Object(r)
+    };
     paths.insert(
         "/api/v1/auth_proxy/login/".into(),
         json!({ "post": { "operationId": "login",

@@ -42,7 +42,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+pub mod journal;
 
 /// Errors of the local store.
 #[derive(Debug, thiserror::Error)]
@@ -64,107 +64,8 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> RecordError + '_ {
     }
 }
 
-/// Life cycle of an attachment record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// netmaster gave an address; the datapath may be half done.
-    #[default]
-    Adding,
-    /// Plugged in and answered to the runtime.
-    Ready,
-    /// Unplugged locally; netmaster's delete still to be done.
-    Releasing,
-}
-
-/// One CNI attachment as the agent made it.
-/// Which front end made an attachment, so the datapath is told who finishes its workload end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Frontend {
-    /// CNI ADD: the interface is made and configured inside the workload's namespace.
-    #[default]
-    Cni,
-    /// Docker CNM: the interface is left in the agent's namespace for dockerd to move (`netns`
-    /// names the agent's namespace, `ifname` the name dockerd moves, `container_id` is Docker's
-    /// endpoint id).
-    Docker,
-}
-
-fn is_cni(f: &Frontend) -> bool {
-    *f == Frontend::Cni
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Attachment {
-    pub container_id: String,
-    pub ifname: String,
-    pub netns: String,
-    pub cni_network: String,
-    pub tenant: String,
-    pub network: String,
-    pub group: Option<String>,
-    /// Contiv's `ConfigEP.Container` (the endpoint id is `<network>.<tenant>-<this>`).
-    pub ep_container: String,
-    /// netmaster's endpoint id.
-    pub endpoint_id: String,
-    /// Address in CIDR form.
-    pub ip: String,
-    pub gateway: String,
-    pub mac: String,
-    pub host_ifname: String,
-    pub mtu: u32,
-    pub phase: Phase,
-    #[serde(skip_serializing_if = "is_cni")]
-    pub frontend: Frontend,
-    /// When the record was first made (unix seconds; 0: unknown, e.g. an older journal or a
-    /// record rebuilt from netmaster). The Docker sweep releases only records older than its
-    /// grace period, so an endpoint made but not yet joined is never taken for a leak.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub created: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// Now, in unix seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Key of an attachment.
-pub type AttachKey = (String, String);
-
-impl Attachment {
-    pub fn key(&self) -> AttachKey {
-        (self.container_id.clone(), self.ifname.clone())
-    }
-    /// Network key `tenant:network`.
-    pub fn network_key(&self) -> String {
-        format!("{}:{}", self.tenant, self.network)
-    }
-}
-
-/// Contiv's `Container` for an attachment: stable per `(container id, ifname)`.
-pub fn ep_container(container_id: &str, ifname: &str) -> String {
-    if ifname == "eth0" {
-        container_id.to_string()
-    } else {
-        format!("{container_id}-{ifname}")
-    }
-}
-
-/// One journal line.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Entry {
-    Put(Box<Attachment>),
-    Del(AttachKey),
-}
+pub use journal::{ep_container, unix_now, AttachKey, Attachment, Frontend, Phase};
+use journal::{replay, Entry};
 
 /// The records and the open journal.
 struct Inner {
@@ -297,81 +198,6 @@ fn read_legacy(dir: &Path) -> Result<(BTreeMap<AttachKey, Attachment>, Vec<PathB
     Ok((cache, files))
 }
 
-/// What [`replay`] could not read.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Damage {
-    /// 1-based numbers of complete lines that were unreadable (skipped, or read from a later
-    /// entry start inside them).
-    unreadable: Vec<usize>,
-    /// Whether the last line was torn (no newline).
-    torn: bool,
-}
-
-impl Damage {
-    fn is_clean(&self) -> bool {
-        self.unreadable.is_empty() && !self.torn
-    }
-}
-
-/// Applies the journal's complete lines in order. An unreadable line costs only its own entry:
-/// it is skipped with a warning naming its line number (when an entry starts later inside it,
-/// e.g. a line overwritten up to and including its newline, that entry is applied), and the
-/// lines after it are applied as usual. A torn last line (`kill -9` in the middle of an
-/// append: never acknowledged) is dropped. Blank lines are ignored.
-fn replay(bytes: &[u8], cache: &mut BTreeMap<AttachKey, Attachment>, path: &Path) -> Damage {
-    let mut damage = Damage::default();
-    let mut rest = bytes;
-    let mut n = 0;
-    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-        let (line, tail) = rest.split_at(end);
-        rest = &tail[1..];
-        n += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let entry = match serde_json::from_slice::<Entry>(line) {
-            Ok(e) => e,
-            Err(e) => {
-                damage.unreadable.push(n);
-                match salvage(line) {
-                    Some(e) => {
-                        tracing::warn!(
-                            "{}: line {n} is damaged; read the entry that starts inside it",
-                            path.display()
-                        );
-                        e
-                    }
-                    None => {
-                        tracing::warn!("{}: skipping unreadable line {n}: {e}", path.display());
-                        continue;
-                    }
-                }
-            }
-        };
-        match entry {
-            Entry::Put(a) => {
-                cache.insert(a.key(), *a);
-            }
-            Entry::Del(k) => {
-                cache.remove(&k);
-            }
-        }
-    }
-    if !rest.iter().all(u8::is_ascii_whitespace) {
-        damage.torn = true;
-        tracing::warn!("{}: dropping a torn last line {}", path.display(), n + 1);
-    }
-    damage
-}
-
-/// The last complete entry that starts inside a damaged line (its own start overwritten).
-fn salvage(line: &[u8]) -> Option<Entry> {
-    (1..line.len())
-        .rev()
-        .filter(|&i| line[i..].starts_with(b"{\"put\"") || line[i..].starts_with(b"{\"del\""))
-        .find_map(|i| serde_json::from_slice::<Entry>(&line[i..]).ok())
-}
-
 /// Keeps a damaged journal for forensics (`attachments.log.corrupt-<unix time>[-n]`) before
 /// the compaction at open rewrites it.
 fn keep_damaged(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
@@ -407,12 +233,7 @@ fn write_snapshot(
     cache: &BTreeMap<AttachKey, Attachment>,
 ) -> Result<File, RecordError> {
     let tmp = path.with_extension("log.tmp");
-    let mut body = Vec::new();
-    for a in cache.values() {
-        serde_json::to_writer(&mut body, &Entry::Put(Box::new(a.clone())))
-            .map_err(|e| io(&tmp)(e.into()))?;
-        body.push(b'\n');
-    }
+    let body = journal::snapshot(cache).map_err(|e| io(&tmp)(e.into()))?;
     fs::write(&tmp, &body).map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     fs::OpenOptions::new()

@@ -5,16 +5,12 @@
 //! keeps them forever (it never asks for pools again, not even after it or the agent
 //! restarts), and they need no state on this side.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
 use contiv_api::plugin::{AllocAddressRequest, ReleaseAddressRequest};
 use contiv_datapath::Ipv4Net;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, Cnm, CnmError};
+pub use super::wire::{AddressRequest, PoolId, PoolRequest, RequestPoolRequest};
+use super::{Cnm, CnmError};
 
 /// Address spaces reported to dockerd (names only: pools come from netmaster).
 pub const LOCAL_SPACE: &str = "contiv-local";
@@ -22,50 +18,6 @@ pub const GLOBAL_SPACE: &str = "contiv-global";
 /// dockerd's option asking for the gateway address of a pool.
 const REQUEST_ADDRESS_TYPE: &str = "RequestAddressType";
 const GATEWAY_TYPE: &str = "com.docker.network.gateway";
-
-/// A pool: a Contiv network, or a group's part of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolId {
-    pub tenant: String,
-    pub network: String,
-    pub group: Option<String>,
-}
-
-impl fmt::Display for PoolId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.tenant, self.network)?;
-        if let Some(g) = &self.group {
-            write!(f, "/{g}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for PoolId {
-    type Err = CnmError;
-    fn from_str(s: &str) -> Result<Self, CnmError> {
-        let bad = || {
-            CnmError::Invalid(format!(
-                "unknown pool {:?}",
-                s.chars().take(80).collect::<String>()
-            ))
-        };
-        let parts: Vec<&str> = s.split('/').collect();
-        let (t, n, g) = match parts.as_slice() {
-            [t, n] => (*t, *n, None),
-            [t, n, g] => (*t, *n, Some(*g)),
-            _ => return Err(bad()),
-        };
-        for p in [Some(t), Some(n), g].into_iter().flatten() {
-            check_name("pool", p).map_err(|_| bad())?;
-        }
-        Ok(PoolId {
-            tenant: t.into(),
-            network: n.into(),
-            group: g.map(str::to_string),
-        })
-    }
-}
 
 impl PoolId {
     /// netmaster's `allocAddress` network id: `network.tenant`, or `network:group.tenant`
@@ -76,39 +28,6 @@ impl PoolId {
             None => format!("{}.{}", self.network, self.tenant),
         }
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct RequestPoolRequest {
-    #[serde(rename = "AddressSpace")]
-    pub address_space: String,
-    #[serde(rename = "Pool")]
-    pub pool: String,
-    #[serde(rename = "SubPool")]
-    pub sub_pool: String,
-    #[serde(rename = "Options")]
-    pub options: Option<BTreeMap<String, Value>>,
-    #[serde(rename = "V6")]
-    pub v6: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct PoolRequest {
-    #[serde(rename = "PoolID")]
-    pub pool_id: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct AddressRequest {
-    #[serde(rename = "PoolID")]
-    pub pool_id: String,
-    #[serde(rename = "Address")]
-    pub address: String,
-    #[serde(rename = "Options")]
-    pub options: Option<BTreeMap<String, Value>>,
 }
 
 impl Cnm {

@@ -29,21 +29,23 @@ pub mod network;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use contiv_cni::agent_api::AgentError;
 use contiv_datapath::NetworkSpec;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::agent::Agent;
 use crate::netmaster::NmError;
 use store::{DockerNetwork, DockerNetworks, StoreError};
-
-/// The tenant a network is in when the options name none (Contiv's).
-pub const DEFAULT_TENANT: &str = "default";
+use wire::Call;
+pub use wire::{
+    check_id, check_name, docker_network_name, parse_docker_network_name, ContivOptions, WireError,
+    DEFAULT_TENANT,
+};
 
 /// Why a Docker plugin call failed; rendered as `{"Err": "<message>"}`.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,15 @@ impl CnmError {
             CnmError::UnknownCall(_) => 404,
             CnmError::Invalid(_) => 400,
             _ => 500,
+        }
+    }
+}
+
+impl From<WireError> for CnmError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::UnknownCall(c) => CnmError::UnknownCall(c),
+            WireError::Invalid(m) => CnmError::Invalid(m),
         }
     }
 }
@@ -146,44 +157,34 @@ impl Cnm {
     /// Runs one plugin call (`method` as in the URL path, e.g. `NetworkDriver.Join`) on its
     /// raw body. Blocking (netmaster round trips, the datapath).
     pub fn call(&self, method: &str, body: &[u8]) -> Result<Value, CnmError> {
-        match method {
-            "Plugin.Activate" => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
-            "NetworkDriver.GetCapabilities" => {
+        match wire::parse_call(method, body)? {
+            Call::Activate => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
+            Call::NetworkCapabilities => {
                 let scope = if self.swarm { "global" } else { "local" };
                 Ok(json!({"Scope": scope, "ConnectivityScope": "global"}))
             }
-            "NetworkDriver.CreateNetwork" => self.create_network(parse(body)?),
-            "NetworkDriver.DeleteNetwork" => self.delete_network(parse(body)?),
+            Call::CreateNetwork(r) => self.create_network(r),
+            Call::DeleteNetwork(r) => self.delete_network(r),
             // Swarm's manager, for a global-scope network (once per network, on the manager).
-            "NetworkDriver.AllocateNetwork" => self.allocate_network(parse(body)?),
-            "NetworkDriver.FreeNetwork" => self.free_network(parse(body)?),
-            "NetworkDriver.CreateEndpoint" => self.create_endpoint(parse(body)?),
-            "NetworkDriver.EndpointOperInfo" => self.endpoint_oper_info(parse(body)?),
-            "NetworkDriver.DeleteEndpoint" => self.delete_endpoint(parse(body)?),
-            "NetworkDriver.Join" => self.join(parse(body)?),
-            "NetworkDriver.Leave" => self.leave(parse(body)?),
-            "NetworkDriver.DiscoverNew" | "NetworkDriver.DiscoverDelete" => {
-                parse::<network::DiscoveryRequest>(body).map(|_| json!({}))
-            }
-            "NetworkDriver.ProgramExternalConnectivity"
-            | "NetworkDriver.RevokeExternalConnectivity" => {
-                let r: network::EndpointRequest = parse(body)?;
-                check_id("NetworkID", &r.network_id)?;
-                check_id("EndpointID", &r.endpoint_id)?;
-                Ok(json!({}))
-            }
-            "IpamDriver.GetCapabilities" => {
+            Call::AllocateNetwork(r) => self.allocate_network(r),
+            Call::FreeNetwork(r) => self.free_network(r),
+            Call::CreateEndpoint(r) => self.create_endpoint(r),
+            Call::EndpointOperInfo(r) => self.endpoint_oper_info(r),
+            Call::DeleteEndpoint(r) => self.delete_endpoint(r),
+            Call::Join(r) => self.join(r),
+            Call::Leave(r) => self.leave(r),
+            Call::Discover(_) | Call::ExternalConnectivity(_) => Ok(json!({})),
+            Call::IpamCapabilities => {
                 Ok(json!({"RequiresMACAddress": false, "RequiresRequestReplay": false}))
             }
-            "IpamDriver.GetDefaultAddressSpaces" => Ok(json!({
+            Call::DefaultAddressSpaces => Ok(json!({
                 "LocalDefaultAddressSpace": ipam::LOCAL_SPACE,
                 "GlobalDefaultAddressSpace": ipam::GLOBAL_SPACE,
             })),
-            "IpamDriver.RequestPool" => self.request_pool(parse(body)?),
-            "IpamDriver.ReleasePool" => self.release_pool(parse(body)?),
-            "IpamDriver.RequestAddress" => self.request_address(parse(body)?),
-            "IpamDriver.ReleaseAddress" => self.release_address(parse(body)?),
-            other => Err(CnmError::UnknownCall(other.chars().take(80).collect())),
+            Call::RequestPool(r) => self.request_pool(r),
+            Call::ReleasePool(r) => self.release_pool(r),
+            Call::RequestAddress(r) => self.request_address(r),
+            Call::ReleaseAddress(r) => self.release_address(r),
         }
     }
 
@@ -274,71 +275,6 @@ fn by_subnet(
     }
 }
 
-/// The Contiv options of a Docker network or pool (`-o` / `--ipam-opt`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContivOptions {
-    pub tenant: String,
-    pub network: Option<String>,
-    pub group: Option<String>,
-    pub encap: Option<String>,
-    pub pkt_tag: Option<u32>,
-    /// Swarm mode's `contiv-tag`: the `cfgdTag` of a group (else a network), resolved by
-    /// [`Cnm::options`].
-    pub contiv_tag: Option<String>,
-}
-
-impl ContivOptions {
-    /// From an option map; values must be strings, names valid Contiv names. Other keys
-    /// (dockerd adds its own) are ignored.
-    pub fn parse(map: &BTreeMap<String, Value>) -> Result<Self, CnmError> {
-        let get = |k: &str| -> Result<Option<String>, CnmError> {
-            match map.get(k) {
-                None => Ok(None),
-                Some(Value::String(s)) if s.is_empty() => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(CnmError::Invalid(format!("option {k}: not a string: {v}"))),
-            }
-        };
-        let name = |k: &str| -> Result<Option<String>, CnmError> {
-            let v = get(k)?;
-            if let Some(s) = &v {
-                check_name(k, s)?;
-            }
-            Ok(v)
-        };
-        let pkt_tag = match get("pkt-tag")? {
-            None => None,
-            Some(s) => Some(s.parse::<u32>().map_err(|_| {
-                CnmError::Invalid(format!("option pkt-tag: {s:?} is not a number"))
-            })?),
-        };
-        Ok(ContivOptions {
-            tenant: name("tenant")?.unwrap_or_else(|| DEFAULT_TENANT.to_string()),
-            network: name("network")?,
-            group: name("group")?,
-            encap: get("encap")?,
-            pkt_tag,
-            contiv_tag: get("contiv-tag")?,
-        })
-    }
-}
-
-/// Contiv's Docker network name of a group (or of a network without groups).
-pub fn docker_network_name(tenant: &str, group_or_network: &str) -> String {
-    if tenant == DEFAULT_TENANT {
-        group_or_network.to_string()
-    } else {
-        format!("{group_or_network}/{tenant}")
-    }
-}
-
-/// Parses [`docker_network_name`] back to (tenant, group or network).
-pub fn parse_docker_network_name(name: &str) -> Option<(String, String)> {
-    let (g, t) = name.split_once('/').unwrap_or((name, DEFAULT_TENANT));
-    (check_name("name", g).is_ok() && check_name("tenant", t).is_ok())
-        .then(|| (t.to_string(), g.to_string()))
-}
-
 const IFNAME_PREFIX: &str = "ctvd";
 
 /// The name dockerd moves into the container for Docker endpoint `endpoint_id` (15 chars, in
@@ -362,43 +298,6 @@ pub fn is_cnm_ifname(ifname: &str) -> bool {
 /// The agent's own network namespace, whichever process reads the path (where handed-over
 /// interfaces are made unless the agent programs another namespace as the host's).
 pub const AGENT_NETNS: &str = "/proc/self/ns/net";
-
-/// Docker ids (networks, endpoints): 1-128 of `[A-Za-z0-9_.-]`.
-pub(crate) fn check_id(what: &str, id: &str) -> Result<(), CnmError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(CnmError::Invalid(format!("invalid {what} {:?}", short(id))))
-    }
-}
-
-/// Contiv object names: 1-64 of `[A-Za-z0-9_.-]`, no `/` or `:` (they separate keys).
-pub(crate) fn check_name(what: &str, s: &str) -> Result<(), CnmError> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(CnmError::Invalid(format!("invalid {what} {:?}", short(s))))
-    }
-}
-
-fn short(s: &str) -> String {
-    s.chars().take(80).collect()
-}
-
-/// Decodes a request body (any Content-Type; dockerd sends none).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CnmError> {
-    serde_json::from_slice(body)
-        .map_err(|e| CnmError::Invalid(format!("invalid request body: {e}")))
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{Encap, Ipv4Net, MacAddr, NetworkSpec};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::store::DockerNetwork;
+use super::wire::generic_options;
+pub use super::wire::{
+    AllocateNetworkRequest, CreateEndpointRequest, CreateNetworkRequest, DiscoveryRequest,
+    EndpointRequest, Interface, IpamData, JoinRequest, NetworkRequest, GENERIC_OPTIONS,
+};
 use super::{check_id, cnm_ifname, Cnm, CnmError, ContivOptions};
 use crate::attach::{AttachRequest, DetachRequest};
 use crate::records::{Attachment, Frontend};
@@ -22,116 +26,6 @@ fn detach_request(id: &str, tenant: &str, network: &str, netns: &str) -> DetachR
         network: network.to_string(),
         netns: Some(netns.to_string()),
         frontend: Frontend::Docker,
-    }
-}
-
-/// The option key under which dockerd passes a network's `-o` options.
-pub const GENERIC_OPTIONS: &str = "com.docker.network.generic";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct IpamData {
-    #[serde(rename = "AddressSpace")]
-    pub address_space: String,
-    #[serde(rename = "Pool")]
-    pub pool: String,
-    #[serde(rename = "Gateway")]
-    pub gateway: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CreateNetworkRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "Options")]
-    pub options: BTreeMap<String, Value>,
-    #[serde(rename = "IPv4Data")]
-    pub ipv4_data: Option<Vec<IpamData>>,
-    #[serde(rename = "IPv6Data")]
-    pub ipv6_data: Option<Vec<IpamData>>,
-}
-
-/// Swarm's `AllocateNetwork`: options are a flat string map (the `-o` options; null when none).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct AllocateNetworkRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "Options")]
-    pub options: Option<BTreeMap<String, String>>,
-    #[serde(rename = "IPv4Data")]
-    pub ipv4_data: Option<Vec<IpamData>>,
-    #[serde(rename = "IPv6Data")]
-    pub ipv6_data: Option<Vec<IpamData>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct NetworkRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Interface {
-    #[serde(rename = "Address")]
-    pub address: String,
-    #[serde(rename = "AddressIPv6")]
-    pub address_ipv6: String,
-    #[serde(rename = "MacAddress")]
-    pub mac_address: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CreateEndpointRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    #[serde(rename = "Interface")]
-    pub interface: Option<Interface>,
-}
-
-/// Requests naming a network and an endpoint (DeleteEndpoint, EndpointOperInfo, Leave,
-/// Program/RevokeExternalConnectivity, and Join's first two fields).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct EndpointRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct JoinRequest {
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    #[serde(rename = "SandboxKey")]
-    pub sandbox_key: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct DiscoveryRequest {
-    #[serde(rename = "DiscoveryType")]
-    pub discovery_type: i64,
-}
-
-/// The `-o` options of a network (a string map under [`GENERIC_OPTIONS`]).
-fn generic_options(options: &BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>, CnmError> {
-    match options.get(GENERIC_OPTIONS) {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => Ok(m.clone().into_iter().collect()),
-        Some(v) => Err(CnmError::Invalid(format!(
-            "option {GENERIC_OPTIONS}: not an object: {v}"
-        ))),
     }
 }
 
