@@ -22,6 +22,9 @@ const NODE: &str = "/contiv/node/";
 pub const USER_PREFIX: &str = "/contiv/auth/user/";
 /// Token signing keys, one per key id.
 pub const SIGNING_KEY_PREFIX: &str = "/contiv/auth/key/";
+/// The audit log (`contiv_netmaster::audit`): outside [`ROOT`], so a full reload of the state
+/// (which ranges `ROOT`) never reads it, and never parsed into the object state.
+pub const AUDIT_PREFIX: &str = "/contiv-audit/";
 
 pub fn object(kind: ObjectKind, key: &str) -> String {
     format!("{OBJ}{}/{key}", kind.type_name())
@@ -67,6 +70,12 @@ pub fn user(name: &str) -> String {
 /// A token signing key (Ed25519, PKCS#8) by key id.
 pub fn signing_key(kid: &str) -> String {
     format!("{SIGNING_KEY_PREFIX}{kid}")
+}
+
+/// One audit entry: `<unix nanos, 20 digits>-<sequence, 10 digits>-<netmaster id>`, so keys sort
+/// in the order entries were written.
+pub fn audit(nanos: u128, seq: u64, netmaster: &str) -> String {
+    format!("{AUDIT_PREFIX}{nanos:020}-{seq:010}-{netmaster}")
 }
 
 /// A store key, parsed back into what it names.

@@ -5,6 +5,7 @@
 //! Layers: [`http`] (routes, error rendering) → [`engine`] (one writer, change sets, reads from
 //! memory) → [`rules`] (Contiv's per-object rules) over [`state`] (the in-memory view of the store).
 
+pub mod audit;
 pub mod certs;
 pub mod changeset;
 pub mod config;
@@ -224,12 +225,21 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     } else {
         None
     };
+    let audit = match flags.audit_max_size {
+        0 => None,
+        max => Some(
+            audit::AuditLog::start(engine.store(), max)
+                .await
+                .context("opening the audit log")?,
+        ),
+    };
     tokio::spawn(expire_nodes_forever(engine.clone()));
     let app = http::router(AppState {
         engine,
         info: Arc::new(info),
         agent_auth,
         users,
+        audit,
     })
     .into_make_service_with_connect_info::<http::listen::Peer>();
     info!(
