@@ -40,7 +40,7 @@ fn follower_writes_are_recorded_once_and_the_log_survives_a_leader_kill() {
     let tmp = tempfile::tempdir().unwrap();
     let eps = etcd.endpoints().join(",");
     let args = ["--etcd", eps.as_str(), "--leader-ttl", "2"];
-    let mut nms = vec![
+    let mut nms = [
         Netmaster::start_in(&tmp.path().join("a"), &args),
         Netmaster::start_in(&tmp.path().join("b"), &args),
     ];
