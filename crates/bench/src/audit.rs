@@ -55,7 +55,7 @@ fn ok(c: &mut SeqClient, path: &str, body: &str) -> anyhow::Result<Duration> {
 /// One fresh server: `count` network creates, then `count` group creates.
 fn one_server(
     args: &AuditArgs,
-    bin: &PathBuf,
+    bin: &std::path::Path,
     audit: bool,
     into: &mut Samples,
 ) -> anyhow::Result<()> {
