@@ -24,6 +24,9 @@ pub const USER_PREFIX: &str = "/contiv/auth/user/";
 pub const SIGNING_KEY_PREFIX: &str = "/contiv/auth/key/";
 /// Authorizations of LDAP groups (`contiv_netmaster::authz`), one per id.
 pub const AUTHZ_PREFIX: &str = "/contiv/auth/authz/";
+/// The audit log (`contiv_netmaster::audit`): outside [`ROOT`], so a full reload of the state
+/// (which ranges `ROOT`) never reads it, and never parsed into the object state.
+pub const AUDIT_PREFIX: &str = "/contiv-audit/";
 
 pub fn object(kind: ObjectKind, key: &str) -> String {
     format!("{OBJ}{}/{key}", kind.type_name())
@@ -73,6 +76,12 @@ pub fn authz(id: &str) -> String {
 /// A token signing key (Ed25519, PKCS#8) by key id.
 pub fn signing_key(kid: &str) -> String {
     format!("{SIGNING_KEY_PREFIX}{kid}")
+}
+
+/// One audit entry: `<unix nanos, 20 digits>-<sequence, 10 digits>-<netmaster id>`, so keys sort
+/// in the order entries were written.
+pub fn audit(nanos: u128, seq: u64, netmaster: &str) -> String {
+    format!("{AUDIT_PREFIX}{nanos:020}-{seq:010}-{netmaster}")
 }
 
 /// A store key, parsed back into what it names.

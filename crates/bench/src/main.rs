@@ -24,6 +24,7 @@
 //! `contiv-bench policy ...` the policy benchmarks (see `policy/mod.rs`), `contiv-bench failover
 //! ...` and `contiv-bench fanout ...` the several-netmasters benchmarks (see `ha.rs`).
 
+mod audit;
 mod cni;
 mod dns;
 mod ha;
@@ -741,6 +742,10 @@ fn main() -> anyhow::Result<()> {
     // `contiv-bench cni ...`: the CNI / data-plane benchmark (crates/bench/src/cni.rs).
     if std::env::args().nth(1).as_deref() == Some("cni") {
         return cni::main(std::env::args().skip(2).collect());
+    }
+    // `contiv-bench audit ...`: the audit log's cost per write (crates/bench/src/audit.rs).
+    if std::env::args().nth(1).as_deref() == Some("audit") {
+        return audit::main(std::env::args().skip(2).collect());
     }
     // `contiv-bench services ...`: service load balancing (crates/bench/src/services.rs).
     if std::env::args().nth(1).as_deref() == Some("services") {

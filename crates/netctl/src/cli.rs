@@ -121,6 +121,9 @@ pub enum Command {
     /// router capability configuration
     #[command(subcommand)]
     Bgp(BgpCmd),
+    /// netmaster's audit log: every write and refused call (admin, or a tenant-admin for its
+    /// tenants)
+    Audit(crate::commands::audit::AuditArgs),
     /// The netmasters (who leads), the registered agents and the state store
     Cluster {
         /// JSON output (netmaster's /info)

@@ -227,6 +227,10 @@ pub struct Flags {
     /// defaults to `--tls-client-ca`.
     #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Bound of the audit log in bytes (every write and refused call, kept in the state store;
+    /// the oldest entries are trimmed beyond it); 0 turns the audit log off.
+    #[arg(long, default_value_t = crate::audit::DEFAULT_MAX_BYTES, env = "CONTIV_NETMASTER_AUDIT_MAX_SIZE")]
+    pub audit_max_size: u64,
     /// Allow plain HTTP on a non-loopback address (anyone on the network can then change
     /// everything).
     #[arg(long)]

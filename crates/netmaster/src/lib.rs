@@ -5,6 +5,7 @@
 //! Layers: [`http`] (routes, error rendering) → [`engine`] (one writer, change sets, reads from
 //! memory) → [`rules`] (Contiv's per-object rules) over [`state`] (the in-memory view of the store).
 
+pub mod audit;
 pub mod authz;
 pub mod certs;
 pub mod changeset;
@@ -245,12 +246,21 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     } else {
         None
     };
+    let audit = match flags.audit_max_size {
+        0 => None,
+        max => Some(
+            audit::AuditLog::start(engine.store(), max)
+                .await
+                .context("opening the audit log")?,
+        ),
+    };
     tokio::spawn(expire_nodes_forever(engine.clone()));
     let state = AppState {
         engine,
         info: Arc::new(info),
         agent_auth,
         users,
+        audit,
     };
     let limits = http::limits::RequestLimits {
         max_body_bytes: flags.limits.max_body_bytes,

@@ -639,6 +639,7 @@ pub fn document(version: &str) -> Value {
     plugin_paths(&mut paths);
     policy_paths(&mut paths);
     auth_paths(&mut paths);
+    paths.insert("/api/v1/audit/".into(), crate::http::audit::openapi_path());
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Contiv netmaster API", "version": version,

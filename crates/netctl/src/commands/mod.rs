@@ -3,6 +3,7 @@
 
 pub mod aci_gw;
 pub mod app_profile;
+pub mod audit;
 pub mod authorization;
 pub mod bgp;
 pub mod cluster;
@@ -74,6 +75,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Tenant(cmd) => tenant::run(cmd, &ctx, out),
         Command::Version => version::run(&ctx, out),
         Command::Cluster { json } => cluster::run(*json, &ctx, out),
+        Command::Audit(args) => audit::run(args, &ctx, out),
         Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
         Command::Completion { shell } => completion(shell, out),
         Command::User(cmd) => user(cmd, &ctx, out),

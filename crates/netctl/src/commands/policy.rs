@@ -329,5 +329,6 @@ fn table(items: &[Value]) -> String {
 }
 
 mod state;
+pub(crate) use state::query_string;
 #[cfg(test)]
 mod tests;

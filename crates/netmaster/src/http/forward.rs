@@ -113,6 +113,13 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
     let method = parts.method.clone();
     let content_type = parts.headers.get("content-type").cloned();
     let accept = parts.headers.get("accept").cloned();
+    // The leader checks the caller's token again and records the call in the audit log under
+    // the caller's name and address.
+    let token = parts.headers.get(super::users::TOKEN_HEADER).cloned();
+    let origin = parts
+        .extensions
+        .get::<std::sync::Arc<super::audit::Note>>()
+        .map(|n| (n.user(), n.source().to_owned()));
     tokio::task::spawn_blocking(move || {
         let agent = client();
         let mut builder = ureq::http::Request::builder()
@@ -124,6 +131,14 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
         }
         if let Some(v) = accept {
             builder = builder.header("accept", v.as_bytes());
+        }
+        if let Some(v) = token {
+            builder = builder.header(super::users::TOKEN_HEADER, v.as_bytes());
+        }
+        if let Some((user, source)) = origin {
+            builder = builder
+                .header(super::audit::ORIGIN_USER, user)
+                .header(super::audit::ORIGIN_SOURCE, source);
         }
         let request = builder
             .body(body.to_vec())
@@ -144,6 +159,10 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
         *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         if let Some(c) = ctype {
             out.headers_mut().insert("content-type", c);
+        }
+        if resp.headers().contains_key(super::audit::AUDITED) {
+            out.headers_mut()
+                .insert(super::audit::AUDITED, HeaderValue::from_static("1"));
         }
         Ok(out)
     })

@@ -5,6 +5,7 @@
 //! no Content-Type), so a bad body is a clear 400/500 message instead of a framework rejection.
 
 mod agent;
+pub mod audit;
 pub mod auth;
 pub mod forward;
 pub mod limits;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub agent_auth: Option<Arc<auth::AgentAuth>>,
     /// Present with `--auth`: users, roles and tokens on `/api/v1`.
     pub users: Option<Arc<crate::users::Users>>,
+    /// The audit log (absent with `--audit-max-size 0`).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// Facts `/info` and `/version` report.
@@ -50,6 +53,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth_proxy_routes())
         .route("/api/v1/openapi.json", get(objects::openapi))
+        .route("/api/v1/audit/", get(audit::list))
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/policyStatus/", get(policy::status))
         .route("/api/v1/policyStatus", get(policy::status))
         .route("/api/v1/policyExplain/", get(policy::explain))
@@ -96,6 +101,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::agents,
+        ))
+        // Outside every layer that may refuse a call, so refusals are recorded too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
         ))
         .with_state(state)
 }

@@ -91,6 +91,16 @@ fn endpoint_only(op: &str) -> ApiError {
     )
 }
 
+/// The object as a GET answers it (with its links), for the audit log's before/after; `None`
+/// when it does not exist.
+pub(super) fn object_json(
+    engine: &Engine,
+    kind: ObjectKind,
+    key: &str,
+) -> Option<serde_json::Value> {
+    with_type!(kind, T => engine.get::<T>(key).ok().and_then(|o| serde_json::to_value(o).ok()), endpoint => None)
+}
+
 pub async fn list(
     State(app): State<AppState>,
     Path(plural): Path<String>,

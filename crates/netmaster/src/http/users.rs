@@ -59,7 +59,7 @@ pub enum Decision {
 }
 
 /// The tenant an object of `kind` with `key` belongs to; `None` for cluster-wide objects.
-fn tenant_of(kind: ObjectKind, key: &str) -> Option<&str> {
+pub(crate) fn tenant_of(kind: ObjectKind, key: &str) -> Option<&str> {
     match kind {
         ObjectKind::Global | ObjectKind::Bgp | ObjectKind::AciGw => None,
         ObjectKind::Tenant => Some(key),
@@ -189,6 +189,13 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         authorize_user(&claims, req.method(), &path)
     };
     req.extensions_mut().insert(claims.clone());
+    let note = req.extensions().get::<Arc<super::audit::Note>>();
+    if let Some(note) = note {
+        note.set_user(&claims.username);
+        if matches!(decision, Decision::Refuse(_)) {
+            note.refuse();
+        }
+    }
     match decision {
         Decision::Allow => next.run(req).await,
         Decision::Refuse(e) => refuse(e),

@@ -38,7 +38,7 @@ pub struct ExplainArgs {
 }
 
 /// `?k=v&...` with the values percent-encoded.
-fn query_string(params: &[(&str, &str)]) -> String {
+pub(crate) fn query_string(params: &[(&str, &str)]) -> String {
     let enc = |s: &str| -> String {
         s.bytes()
             .map(|b| match b {
