@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::reply::{ErrorStyle, Reply};
+use super::users::TOKEN_HEADER;
 use super::AppState;
 use crate::error::{ApiError, ErrorKind};
 
@@ -113,6 +114,8 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
     let method = parts.method.clone();
     let content_type = parts.headers.get("content-type").cloned();
     let accept = parts.headers.get("accept").cloned();
+    // With --auth the leader judges the caller's token again (it was judged here too).
+    let token = parts.headers.get(TOKEN_HEADER).cloned();
     tokio::task::spawn_blocking(move || {
         let agent = client();
         let mut builder = ureq::http::Request::builder()
@@ -124,6 +127,9 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
         }
         if let Some(v) = accept {
             builder = builder.header("accept", v.as_bytes());
+        }
+        if let Some(v) = token {
+            builder = builder.header(TOKEN_HEADER, v.as_bytes());
         }
         let request = builder
             .body(body.to_vec())
