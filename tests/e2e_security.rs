@@ -494,3 +494,60 @@ fn a_revoked_agent_is_refused_within_5_seconds() {
         "h1's new workload reaches a"
     );
 }
+
+/// Two netmasters on etcd: a write sent to the follower is judged there and again by the leader
+/// with the caller's own token (forwarded with it): the admin's lands, a read-only user's is 403.
+#[test]
+#[ignore = "needs root"]
+fn a_write_to_a_follower_carries_the_callers_token_to_the_leader() {
+    require_root();
+    let etcd = contiv_store::testing::EtcdCluster::start(1).expect("etcd");
+    let endpoints = etcd.endpoints().join(",");
+    let mut c = Cluster::start_ha(bins(), 1, &["--etcd", &endpoints, "--leader-ttl", "2"], 2)
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    let state = |c: &Cluster, i: usize| c.get_json_at(i, "/info").unwrap_or_default();
+    let mut follower = None;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            follower = (0..2).find(|&i| {
+                let s = state(&c, i);
+                s["current-state"] == "follower" && s["leader-ip"] != ""
+            });
+            follower.is_some()
+        }),
+        "no follower that knows its leader"
+    );
+    let follower = follower.unwrap_or_default();
+    let ro = user(&c, "ro", "read-only", &[]);
+    c.use_netmaster(follower);
+    c.create_network("default", "via-follower", "10.72.0.0/24", "10.72.0.1")
+        .expect("the admin's write through the follower");
+    let n = json!({"tenantName": "default", "networkName": "ro-net", "encap": "vxlan",
+        "subnet": "10.73.0.0/24"});
+    assert_eq!(
+        call(
+            &c,
+            Some(&ro),
+            "POST",
+            "/api/v1/networks/default:ro-net/",
+            Some(&n)
+        ),
+        403
+    );
+    assert_eq!(
+        call(
+            &c,
+            None,
+            "POST",
+            "/api/v1/networks/default:ro-net/",
+            Some(&n)
+        ),
+        401
+    );
+    c.use_netmaster(1 - follower);
+    let nets = admin_ok(&c, "GET", "/api/v1/networks/", None);
+    assert!(
+        nets.contains("via-follower") && !nets.contains("ro-net"),
+        "{nets}"
+    );
+}
