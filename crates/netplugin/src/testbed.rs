@@ -540,7 +540,7 @@ impl Cluster {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String), String> {
-        self.call(&self.url, token, method, path, body)
+        self.call(&self.http, &self.url, token, method, path, body)
     }
 
     /// `GET` returning JSON from netmaster `i` (0: the primary), as the admin.
@@ -550,7 +550,14 @@ impl Cluster {
             .get(i)
             .cloned()
             .ok_or_else(|| format!("no netmaster {i}"))?;
-        match self.call(&base, self.token().as_deref(), "GET", path, None)? {
+        match self.call(
+            &self.http,
+            &base,
+            self.token().as_deref(),
+            "GET",
+            path,
+            None,
+        )? {
             (200, text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
             (code, text) => Err(format!("GET {path}: {code} {text}")),
         }
@@ -558,6 +565,7 @@ impl Cluster {
 
     fn call(
         &self,
+        http: &ureq::Agent,
         base: &str,
         token: Option<&str>,
         method: &str,
@@ -575,11 +583,10 @@ impl Cluster {
         let resp = match body {
             Some(b) => {
                 req = req.header("Content-Type", "application/json");
-                self.http
-                    .run(req.body(b.to_string()).map_err(|e| e.to_string())?)
+                http.run(req.body(b.to_string()).map_err(|e| e.to_string())?)
             }
             // POST without a body (refresh, key rotation) included.
-            None => self.http.run(req.body(()).map_err(|e| e.to_string())?),
+            None => http.run(req.body(()).map_err(|e| e.to_string())?),
         };
         let mut resp = resp.map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();

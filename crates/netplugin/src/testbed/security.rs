@@ -206,6 +206,35 @@ impl super::Cluster {
         cmd.output().map_err(|e| format!("{}: {e}", bin.display()))
     }
 
+    /// One agent-API call (`/plugin/...`) as host `i`'s agent makes it: with its certificate
+    /// (a plain test bed: as [`Cluster::api`]).
+    pub fn api_as_host(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), String> {
+        let Some(creds) = &self.creds else {
+            return self.api(method, path, body);
+        };
+        let (cert, key) = creds.host_cert(i);
+        let files = contiv_tls::ClientFiles {
+            ca: Some(creds.ca()),
+            cert: Some(cert),
+            key: Some(key),
+            insecure: false,
+        };
+        let tls = contiv_tls::client_config(&files).map_err(|e| e.to_string())?;
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .tls_config(tls)
+            .build()
+            .into();
+        self.call(&http, &self.url, None, method, path, body)
+    }
+
     /// Puts host `i` on netmaster's deny list (by host name): its agent is refused from the
     /// next reload on, without a restart.
     pub fn revoke_host(&self, i: usize) -> Result<(), String> {
