@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p contiv --bin netmaster -p contiv-bench
+cargo build --release -p contiv -p contiv-bench --bin netmaster --bin contiv-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) | nproc $(nproc) | kernel $(uname -r) | load: $(cut -d' ' -f1-3 /proc/loadavg) | profile: release"
 args=()
