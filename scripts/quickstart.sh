@@ -121,6 +121,9 @@ stop_pid() { # stop_pid name [signal]: ends a process this script started, by it
   kill "-${2:-TERM}" "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
+  # Gone for good before going on: a netmaster still exiting holds its store's lock (on a loaded
+  # machine `netmaster migrate` found it "in use by another process").
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$f"
 }
 
