@@ -34,15 +34,22 @@ NM=$URL
 PKI="$QS_DIR/pki"
 export CONTIV_CACERT="$PKI/ca.pem"
 NM_TLS=(--tls-cert "$PKI/netmaster.pem" --tls-key "$PKI/netmaster-key.pem" --tls-client-ca "$PKI/ca.pem")
+# Users and tokens (--auth): every /api/v1 call needs a token. The admin's password is generated
+# into a 0600 file; netctl logs in with it and keeps its token under $QS_DIR/home (not your own
+# ~/.netctl), so `down` removes it too.
+ADMIN_PW="$QS_DIR/admin-password"
+NM_AUTH=(--auth --admin-password-file "$ADMIN_PW")
+NETCTL_HOME="$QS_DIR/home"
 https_get() { curl -sf --cacert "$PKI/ca.pem" "$@"; }
-BIN="$ROOT/target/release"
+# Where cargo puts the release binaries (CARGO_TARGET_DIR when set).
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 HOSTS=(qs-h1 qs-h2)
 VTEPS=(172.30.99.1 172.30.99.2)
 # workload: name host-index group
 WORKLOADS=("qs-w1 0 web" "qs-w2 0 db" "qs-w3 1 web" "qs-w4 1 db")
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-netctl() { "$BIN/netctl" --netmaster "$NM" "$@"; }
+netctl() { HOME=$NETCTL_HOME "$BIN/netctl" --netmaster "$NM" "$@"; }
 
 cni() { # cni CMD workload-name host-index group
   local cmd=$1 name=$2 host=$3 group=$4
@@ -114,6 +121,9 @@ stop_pid() { # stop_pid name [signal]: ends a process this script started, by it
   kill "-${2:-TERM}" "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
+  # Gone for good before going on: a netmaster still exiting holds its store's lock (on a loaded
+  # machine `netmaster migrate` found it "in use by another process").
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$f"
 }
 
@@ -140,10 +150,15 @@ policy_current() {
 control_plane_up() {
   say "certificates: a CA, netmaster's and one per host in $PKI (netmaster certs init)"
   [[ -f $PKI/ca.pem ]] || "$BIN/netmaster" certs init "$PKI" --host "${HOSTS[0]}" --host "${HOSTS[1]}" >/dev/null
-  say "starting netmaster on $URL (TLS, agents prove their host; embedded store in $QS_DIR/netmaster)"
+  (umask 077; head -c 18 /dev/urandom | base64 >"$ADMIN_PW")
+  say "starting netmaster on $URL (TLS, agents prove their host; users and tokens on; embedded store in $QS_DIR/netmaster)"
   start netmaster "$QS_DIR/netmaster.log" "$BIN/netmaster" --external-address "127.0.0.1:$PORT" \
-    --data-dir "$QS_DIR/netmaster" "${NM_TLS[@]}"
+    --data-dir "$QS_DIR/netmaster" "${NM_TLS[@]}" "${NM_AUTH[@]}"
   wait_for netmaster https_get "$URL/version"
+  say "without a token every API call is refused:"
+  curl -s --cacert "$PKI/ca.pem" -w '  (HTTP %{http_code})\n' "$URL/api/v1/tenants/"
+  say "netctl login as admin (password in $ADMIN_PW, mode 0600; token kept in $NETCTL_HOME/.netctl/token)"
+  netctl login -u admin <"$ADMIN_PW"
   for i in 0 1; do
     say "starting netplugin for ${HOSTS[$i]} (vtep ${VTEPS[$i]})"
     start_netplugin "$i" "$URL"
@@ -166,7 +181,7 @@ services_up() {
   say "service load balancing: websvc, a VIP on app-net balanced over the workloads labelled app=web"
   netctl service create -t demo -s app-net --selector app=web --port 80:8080:TCP websvc
   local inspect vip
-  wait_for "websvc's providers" bash -c "'$BIN/netctl' --netmaster '$NM' service inspect -t demo websvc | grep -q '\"numProviders\": *2'"
+  wait_for "websvc's providers" bash -c "HOME='$NETCTL_HOME' '$BIN/netctl' --netmaster '$NM' service inspect -t demo websvc | grep -q '\"numProviders\": *2'"
   inspect=$(netctl service inspect -t demo websvc)
   grep -E '"(serviceVip|numProviders)"' <<<"$inspect" | sed 's/^ */  /'
   vip=$(sed -n 's/.*"serviceVip": *"\([0-9.]*\)".*/\1/p' <<<"$inspect" | head -1)
@@ -196,7 +211,7 @@ scale_out() {
   for n in 1 2; do
     local port=$PORT; [[ $n == 2 ]] && port=$PORT2
     start "netmaster$([[ $n == 2 ]] && echo 2)" "$QS_DIR/netmaster$n-etcd.log" "$BIN/netmaster" \
-      --external-address "127.0.0.1:$port" --etcd "$ETCD" --leader-ttl 3 "${NM_TLS[@]}"
+      --external-address "127.0.0.1:$port" --etcd "$ETCD" --leader-ttl 3 "${NM_TLS[@]}" "${NM_AUTH[@]}"
   done
   wait_for "a leader" any_leads
   for i in 0 1; do
@@ -224,6 +239,12 @@ config_up() {
   netctl network create -t demo -e vxlan -s 10.10.0.0/24 -g 10.10.0.1 app-net
   netctl group create -t demo app-net web
   netctl group create -t demo app-net db
+  say "a user scoped to tenant demo (tenant-admin of demo): its netctl lists tenant demo only"
+  (umask 077; head -c 18 /dev/urandom | base64 >"$QS_DIR/demo-admin-password")
+  netctl user create demo-admin -p "$(cat "$QS_DIR/demo-admin-password")" -r tenant-admin -t demo
+  netctl user ls
+  HOME=$QS_DIR/demo-home "$BIN/netctl" --netmaster "$NM" login -u demo-admin <"$QS_DIR/demo-admin-password"
+  HOME=$QS_DIR/demo-home "$BIN/netctl" --netmaster "$NM" tenant ls
 }
 
 workloads_up_one() { # workloads_up_one name host-index group
@@ -360,6 +381,7 @@ up() {
   fi
   echo
   echo "Try:  export CONTIV_CACERT=$PKI/ca.pem                 (netctl trusts the cluster's CA)"
+  echo "      $BIN/netctl --netmaster $NM login -u admin <$ADMIN_PW   (a token in ~/.netctl/token)"
   echo "      $BIN/netctl --netmaster $NM endpoint inspect qs-w1"
   echo "      $BIN/netctl --netmaster $NM policy inspect -t demo db-in     (policyViolations: denied packets)"
   echo "      $BIN/netctl --netmaster $NM cluster                          (leader, netmasters, agents, store)"

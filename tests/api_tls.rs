@@ -550,14 +550,14 @@ fn agents_act_only_as_the_host_their_certificate_names() {
     ok(h1.post(port, "/plugin/registerNode", register("h1")));
 }
 
-/// The namespace test bed over mutual TLS: agents register with their host certificates, a
-/// workload on each host is attached through contivk8s and they reach each other.
+/// The namespace test bed (mutual TLS and tokens by default): agents register with their host
+/// certificates, a workload on each host is attached through contivk8s and they reach each other.
 #[test]
 #[ignore = "needs root"]
 fn the_test_bed_attaches_workloads_over_mutual_tls() {
     use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster};
     require_root();
-    let c = Cluster::start_tls(common::bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let c = Cluster::start(common::bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     assert!(c.url.starts_with("https://"), "{}", c.url);
     c.create_network("default", "net1", "10.1.1.0/24", "10.1.1.1")
         .expect("network");

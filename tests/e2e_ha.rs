@@ -510,18 +510,15 @@ fn agents_fail_over_between_netmasters() {
         2,
     )
     .unwrap_or_else(|e| panic!("cluster: {e}"));
-    let urls = c.netmaster_urls();
-    let leads = |url: &str| {
-        try_request(url, "GET", "/info", None, false)
-            .ok()
-            .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())
-            .is_some_and(|i| i["current-state"] == "leader")
+    let leads = |c: &Cluster, i: usize| {
+        c.get_json_at(i, "/info")
+            .is_ok_and(|info| info["current-state"] == "leader")
     };
     assert!(
-        eventually(Duration::from_secs(15), || urls.iter().any(|u| leads(u))),
+        eventually(Duration::from_secs(15), || (0..2).any(|i| leads(&c, i))),
         "no leader"
     );
-    let leader = urls.iter().position(|u| leads(u)).unwrap_or(0);
+    let leader = (0..2).position(|i| leads(&c, i)).unwrap_or(0);
     c.use_netmaster(leader);
     c.create_network("default", "ha", "10.61.0.0/24", "10.61.0.1")
         .expect("network");
@@ -549,7 +546,7 @@ fn agents_fail_over_between_netmasters() {
         Err(e) => println!("ADD during the failover failed cleanly: {e}"),
     }
     assert!(
-        eventually(Duration::from_secs(4 * TTL + 5), || leads(&urls[other])),
+        eventually(Duration::from_secs(4 * TTL + 5), || leads(&c, other)),
         "the other netmaster did not take over"
     );
     // After the failover: both agents follow the new leader's changes.

@@ -63,7 +63,8 @@ fn a_vanished_host_loses_its_endpoints_after_the_grace_period() {
     );
     // b's address is free again.
     let (code, body) = c
-        .api(
+        .api_as_host(
+            0,
             "POST",
             "/plugin/allocAddress",
             Some(&json!({"NetworkID": "hl.default", "PreferredIPv4Address": b.ip.to_string()})),

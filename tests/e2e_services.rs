@@ -67,14 +67,15 @@ fn oper(c: &Cluster) -> Value {
 }
 
 /// Labels of a workload's endpoint changed through `/plugin/updateEndpoint`.
+/// Sent as the workload's host's agent would (with that host's certificate).
 fn relabel(c: &Cluster, w: &Workload, labels: Value) {
-    post(
-        c,
-        "/plugin/updateEndpoint",
-        // Contiv's field names (Go's `UpdateEndpointRequest` has no json tags: PascalCase).
-        json!({"IPAddress": w.ip.to_string(), "ContainerID": "", "Labels": labels, "Tenant": T,
-            "Network": NET, "Event": "start", "EndpointID": ""}),
-    );
+    // Contiv's field names (Go's `UpdateEndpointRequest` has no json tags: PascalCase).
+    let body = json!({"IPAddress": w.ip.to_string(), "ContainerID": "", "Labels": labels,
+        "Tenant": T, "Network": NET, "Event": "start", "EndpointID": ""});
+    match c.api_as_host(w.host, "POST", "/plugin/updateEndpoint", Some(&body)) {
+        Ok((200 | 201, _)) => {}
+        other => panic!("POST /plugin/updateEndpoint: {other:?}"),
+    }
 }
 
 #[test]

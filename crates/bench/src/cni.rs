@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
-use contiv_netplugin::testbed::{is_root, AgentSettings, Binaries, Cluster};
+use contiv_netplugin::testbed::{is_root, AgentSettings, Binaries, Cluster, Options, Security};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -219,8 +219,14 @@ pub(crate) fn binaries_in(dir: Option<&PathBuf>) -> anyhow::Result<Binaries> {
 }
 
 pub(crate) fn cluster(bins: &Binaries, hosts: usize) -> anyhow::Result<Cluster> {
-    let c = Cluster::start_with(bins.clone(), hosts, &[], AgentSettings::Defaults)
-        .map_err(|e| anyhow!("cluster: {e}"))?;
+    // Plain HTTP as in the earlier runs of docs/BENCHMARKS.md; `contiv-bench auth` measures
+    // what TLS and tokens cost.
+    let opts = Options {
+        agents: AgentSettings::Defaults,
+        security: Security::Plain,
+        ..Options::hosts(hosts)
+    };
+    let c = Cluster::start_opts(bins.clone(), &[], opts).map_err(|e| anyhow!("cluster: {e}"))?;
     c.create_network("default", "bench", "10.46.0.0/16", "10.46.0.1")
         .map_err(|e| anyhow!(e))?;
     Ok(c)

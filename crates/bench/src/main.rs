@@ -21,10 +21,12 @@
 //! `contiv-bench cni ...` is the CNI plugin / data-plane benchmark instead (see `cni.rs`), `dns
 //! ...` the agent's DNS against dnsmasq (see `dns.rs`), `services ...` service load balancing
 //! (VIP vs direct, provider changes on 10 hosts; see `services.rs`),
+//! `contiv-bench auth ...` what TLS and tokens cost (see `auth.rs`),
 //! `contiv-bench policy ...` the policy benchmarks (see `policy/mod.rs`), `contiv-bench failover
 //! ...` and `contiv-bench fanout ...` the several-netmasters benchmarks (see `ha.rs`).
 
 mod audit;
+mod auth;
 mod cni;
 mod dns;
 mod ha;
@@ -739,6 +741,10 @@ fn etcd_floor(
 }
 
 fn main() -> anyhow::Result<()> {
+    // `contiv-bench auth ...`: TLS + token vs plain HTTP, login (crates/bench/src/auth.rs).
+    if std::env::args().nth(1).as_deref() == Some("auth") {
+        return auth::main(std::env::args().skip(2).collect());
+    }
     // `contiv-bench cni ...`: the CNI / data-plane benchmark (crates/bench/src/cni.rs).
     if std::env::args().nth(1).as_deref() == Some("cni") {
         return cni::main(std::env::args().skip(2).collect());

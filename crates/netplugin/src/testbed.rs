@@ -10,12 +10,18 @@
 //! dropping the cluster kills its processes by PID and deletes its namespaces and files, also
 //! on panic. Child processes get `PR_SET_PDEATHSIG` so a killed test run takes them along;
 //! namespaces and temp dirs of dead runs are reaped when the next cluster starts.
+//!
+//! Netmaster runs with TLS, client certificates and `--auth` unless a test asks for
+//! [`Security::Plain`] (see [`security`]): the harness' own calls carry an admin token.
+
+mod security;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use contiv_datapath_linux::testbed::Testbed;
@@ -26,6 +32,9 @@ pub use contiv_datapath_linux::testbed::{
     connect_named, in_netns, is_root, ping, require_root, tally_named, tcp_exchange, NamedServer,
 };
 pub use contiv_datapath_linux::{names, traffic};
+pub use security::{login, Credentials, Security};
+
+use security::host_name;
 
 /// Paths of the binaries under test (`env!("CARGO_BIN_EXE_…")` in the root package's tests).
 #[derive(Debug, Clone)]
@@ -139,38 +148,6 @@ fn spawn_netmaster(
     spawn(cmd, &tmp.join(format!("{name}.log")))
 }
 
-/// The hostname agent `i` registers as (and its certificate names).
-fn host_name(i: usize) -> String {
-    format!("h{}", i + 1)
-}
-
-fn scheme(t: Transport) -> &'static str {
-    match t {
-        Transport::Plain => "http",
-        Transport::MutualTls => "https",
-    }
-}
-
-/// `netmaster certs init <tmp>/pki` with a certificate for each host (`h1`, `h2`, ...).
-fn make_certs(bins: &Binaries, tmp: &Path, hosts: usize) -> Result<PathBuf, String> {
-    let pki = tmp.join("pki");
-    let mut cmd = Command::new(&bins.netmaster);
-    cmd.arg("certs").arg("init").arg(&pki);
-    for i in 0..hosts {
-        cmd.arg("--host").arg(host_name(i));
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("netmaster certs init: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "netmaster certs init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(pki)
-}
-
 /// One workload attached through contivk8s.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -204,19 +181,35 @@ pub struct Cluster {
     agent_settings: AgentSettings,
     /// Agents run in docker mode against [`Cluster::docker_socket`] ([`Cluster::set_docker_mode`]).
     docker_mode: bool,
-    /// With [`Transport::MutualTls`]: the directory `netmaster certs init` filled.
-    pki: Option<PathBuf>,
+    /// With [`Security::TlsAuth`]: certificates, deny list, admin password.
+    creds: Option<Credentials>,
+    /// The admin's token for the harness' own calls (renewed by logging in again on a 401).
+    token: Mutex<Option<String>>,
 }
 
-/// How the test bed's processes talk to netmaster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transport {
-    /// Plain HTTP on loopback.
-    #[default]
-    Plain,
-    /// HTTPS; netmaster verifies client certificates and every agent proves its host with its
-    /// own (made by `netmaster certs init` in the test bed's directory).
-    MutualTls,
+/// How a test bed is started: [`Cluster::start_opts`].
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub hosts: usize,
+    pub agents: AgentSettings,
+    /// False: no agents at all ([`Cluster::start_without_agents`]).
+    pub start_agents: bool,
+    /// Netmasters sharing one store (more than one: the netmaster arguments must name it).
+    pub netmasters: usize,
+    pub security: Security,
+}
+
+impl Options {
+    /// `hosts` hosts, test agents, one netmaster, TLS and tokens on.
+    pub fn hosts(hosts: usize) -> Options {
+        Options {
+            hosts,
+            agents: AgentSettings::Test,
+            start_agents: true,
+            netmasters: 1,
+            security: Security::TlsAuth,
+        }
+    }
 }
 
 /// How the test bed runs its agents.
@@ -232,49 +225,36 @@ pub enum AgentSettings {
 }
 
 impl Cluster {
-    /// `hosts` hosts, netmaster started with `netmaster_args`, one agent per host.
+    /// `hosts` hosts, netmaster started with `netmaster_args`, one agent per host; TLS, client
+    /// certificates and tokens on ([`Security::TlsAuth`]).
     pub fn start(bins: Binaries, hosts: usize, netmaster_args: &[&str]) -> Result<Cluster, String> {
-        Self::start_with(bins, hosts, netmaster_args, AgentSettings::Test)
+        Self::start_opts(bins, netmaster_args, Options::hosts(hosts))
     }
 
-    /// Like [`Cluster::start`], with the agents run as `agents` says.
-    pub fn start_with(
+    /// Like [`Cluster::start`], in plain HTTP without users ([`Security::Plain`]).
+    pub fn start_plain(
         bins: Binaries,
         hosts: usize,
         netmaster_args: &[&str],
-        agents: AgentSettings,
     ) -> Result<Cluster, String> {
-        Self::start_inner(
-            bins,
-            hosts,
-            netmaster_args,
-            Some(agents),
-            1,
-            Transport::Plain,
-        )
+        let opts = Options {
+            security: Security::Plain,
+            ..Options::hosts(hosts)
+        };
+        Self::start_opts(bins, netmaster_args, opts)
     }
 
-    /// The hosts and netmaster of [`Cluster::start`], but no agent: for agents a test runs
-    /// itself (the Docker swarm e2e runs them as dockerd's managed plugin, in the hosts'
-    /// namespaces). Agent methods (`agent_log`, `restart_agent`, ...) are not for such a cluster.
+    /// The hosts and netmaster of [`Cluster::start`] in plain HTTP without users, but no agent:
+    /// for agents a test runs itself (the Docker swarm e2e runs them as dockerd's managed plugin,
+    /// in the hosts' namespaces). Agent methods (`agent_log`, `restart_agent`, ...) are not for
+    /// such a cluster.
     pub fn start_without_agents(bins: Binaries, hosts: usize) -> Result<Cluster, String> {
-        Self::start_inner(bins, hosts, &[], None, 1, Transport::Plain)
-    }
-
-    /// Like [`Cluster::start`], over HTTPS with mutual TLS ([`Transport::MutualTls`]).
-    pub fn start_tls(
-        bins: Binaries,
-        hosts: usize,
-        netmaster_args: &[&str],
-    ) -> Result<Cluster, String> {
-        Self::start_inner(
-            bins,
-            hosts,
-            netmaster_args,
-            Some(AgentSettings::Test),
-            1,
-            Transport::MutualTls,
-        )
+        let opts = Options {
+            security: Security::Plain,
+            start_agents: false,
+            ..Options::hosts(hosts)
+        };
+        Self::start_opts(bins, &[], opts)
     }
 
     /// `netmasters` netmasters sharing one store (`netmaster_args` must name it: `--etcd ...`),
@@ -286,25 +266,26 @@ impl Cluster {
         netmaster_args: &[&str],
         netmasters: usize,
     ) -> Result<Cluster, String> {
-        Self::start_inner(
-            bins,
-            hosts,
-            netmaster_args,
-            Some(AgentSettings::Test),
+        let opts = Options {
             netmasters,
-            Transport::Plain,
-        )
+            ..Options::hosts(hosts)
+        };
+        Self::start_opts(bins, netmaster_args, opts)
     }
 
-    fn start_inner(
+    /// The test bed `opts` describes, netmaster started with `netmaster_args`.
+    pub fn start_opts(
         bins: Binaries,
-        hosts: usize,
         netmaster_args: &[&str],
-        // None: no agents at all ([`Cluster::start_without_agents`]).
-        agent_settings: Option<AgentSettings>,
-        netmasters: usize,
-        transport: Transport,
+        opts: Options,
     ) -> Result<Cluster, String> {
+        let Options {
+            hosts,
+            agents,
+            start_agents,
+            netmasters,
+            security,
+        } = opts;
         reap_tmp();
         let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
         let tmp = tempfile::Builder::new()
@@ -316,27 +297,21 @@ impl Cluster {
         let mut http = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(20)));
-        let pki = match transport {
-            Transport::Plain => None,
-            Transport::MutualTls => {
-                let pki = make_certs(&bins, tmp.path(), hosts)?;
-                for (flag, file) in [
-                    ("--tls-cert", "netmaster.pem"),
-                    ("--tls-key", "netmaster-key.pem"),
-                    ("--tls-client-ca", "ca.pem"),
-                ] {
-                    nm_args.push(flag.into());
-                    nm_args.push(pki.join(file).display().to_string());
-                }
+        let creds = match security {
+            Security::Plain => None,
+            Security::TlsAuth => {
+                let creds = Credentials::make(&bins.netmaster, tmp.path(), hosts)?;
+                nm_args.extend(creds.netmaster_args());
                 let files = contiv_tls::ClientFiles {
-                    ca: Some(pki.join("ca.pem")),
+                    ca: Some(creds.ca()),
                     ..Default::default()
                 };
                 http =
                     http.tls_config(contiv_tls::client_config(&files).map_err(|e| e.to_string())?);
-                Some(pki)
+                Some(creds)
             }
         };
+        let scheme = if creds.is_some() { "https" } else { "http" };
         let http = http.build().into();
         let netmaster = spawn_netmaster(&bins, tmp.path(), 0, port, &nm_args)?;
         let mut c = Cluster {
@@ -345,22 +320,24 @@ impl Cluster {
             port,
             standbys: Vec::new(),
             nm_args,
-            url: format!("{}://127.0.0.1:{port}", scheme(transport)),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             bins,
             tb,
             tmp,
             http,
-            agent_settings: agent_settings.unwrap_or_default(),
+            agent_settings: agents,
             docker_mode: false,
-            pki,
+            creds,
+            token: Mutex::new(None),
         };
         c.wait_netmaster()?;
+        c.relogin()?;
         for i in 1..netmasters.max(1) {
             let port = free_port()?;
             let p = spawn_netmaster(&c.bins, c.tmp.path(), i, port, &c.nm_args)?;
             c.standbys.push((p, port));
         }
-        let agents = if agent_settings.is_some() { hosts } else { 0 };
+        let agents = if start_agents { hosts } else { 0 };
         for i in 0..agents {
             let p = c.spawn_agent(i)?;
             c.agents.push(p);
@@ -453,13 +430,11 @@ impl Cluster {
         if self.docker_mode {
             cmd.arg("--docker-mode");
         }
-        if let Some(pki) = &self.pki {
-            let host = self.host_name(i);
-            cmd.arg("--tls-ca").arg(pki.join("ca.pem"));
-            cmd.arg("--tls-cert")
-                .arg(pki.join(format!("host-{host}.pem")));
-            cmd.arg("--tls-key")
-                .arg(pki.join(format!("host-{host}-key.pem")));
+        if let Some(creds) = &self.creds {
+            let (cert, key) = creds.host_cert(i);
+            cmd.arg("--tls-ca").arg(creds.ca());
+            cmd.arg("--tls-cert").arg(cert);
+            cmd.arg("--tls-key").arg(key);
         }
         if self.agent_settings == AgentSettings::Test {
             cmd.arg("--reconcile-interval").arg("3");
@@ -509,11 +484,11 @@ impl Cluster {
     }
 
     fn scheme(&self) -> &'static str {
-        scheme(if self.pki.is_some() {
-            Transport::MutualTls
+        if self.creds.is_some() {
+            "https"
         } else {
-            Transport::Plain
-        })
+            "http"
+        }
     }
 
     /// SIGKILL of netmaster `i` (0: the primary).
@@ -562,25 +537,79 @@ impl Cluster {
         self.agents[i].pid()
     }
 
-    /// One netmaster REST call with `Accept: application/problem+json`.
+    /// One netmaster REST call with `Accept: application/problem+json`, as the admin (with
+    /// [`Security::TlsAuth`]; a token that stopped working is renewed once).
     pub fn api(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String), String> {
-        let url = format!("{}{path}", self.url);
-        let accept = "application/problem+json";
-        let resp = match (method, body) {
-            ("GET", _) => self.http.get(&url).header("Accept", accept).call(),
-            ("DELETE", _) => self.http.delete(&url).header("Accept", accept).call(),
-            ("POST", b) => self
-                .http
-                .post(&url)
-                .header("Accept", accept)
-                .header("Content-Type", "application/json")
-                .send(b.map(Value::to_string).unwrap_or_default()),
-            (m, _) => return Err(format!("unsupported method {m}")),
+        let token = self.token();
+        let first = self.api_as(token.as_deref(), method, path, body)?;
+        if first.0 != 401 || token.is_none() {
+            return Ok(first);
+        }
+        // Expired (a test's short --token-ttl) or its user changed: log in again, once.
+        self.relogin()?;
+        self.api_as(self.token().as_deref(), method, path, body)
+    }
+
+    /// One REST call with `token` in `X-Auth-Token` (none: no credentials at all).
+    pub fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), String> {
+        self.call(&self.http, &self.url, token, method, path, body)
+    }
+
+    /// `GET` returning JSON from netmaster `i` (0: the primary), as the admin.
+    pub fn get_json_at(&self, i: usize, path: &str) -> Result<Value, String> {
+        let base = self
+            .netmaster_urls()
+            .get(i)
+            .cloned()
+            .ok_or_else(|| format!("no netmaster {i}"))?;
+        match self.call(
+            &self.http,
+            &base,
+            self.token().as_deref(),
+            "GET",
+            path,
+            None,
+        )? {
+            (200, text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            (code, text) => Err(format!("GET {path}: {code} {text}")),
+        }
+    }
+
+    fn call(
+        &self,
+        http: &ureq::Agent,
+        base: &str,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), String> {
+        let url = format!("{base}{path}");
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Accept", "application/problem+json");
+        if let Some(t) = token {
+            req = req.header("X-Auth-Token", t);
+        }
+        let resp = match body {
+            Some(b) => {
+                req = req.header("Content-Type", "application/json");
+                http.run(req.body(b.to_string()).map_err(|e| e.to_string())?)
+            }
+            // POST without a body (refresh, key rotation) included.
+            None => http.run(req.body(()).map_err(|e| e.to_string())?),
         };
         let mut resp = resp.map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use contiv_netplugin::probe::{probe, Probe, Responder};
-use contiv_netplugin::testbed::{eventually, AgentSettings, Binaries, Cluster};
+use contiv_netplugin::testbed::{eventually, AgentSettings, Binaries, Cluster, Options, Security};
 use serde_json::json;
 
 use super::{fmt, ms, pct, Api, Row};
@@ -109,8 +109,14 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let h = args.hosts.max(2);
     let t_start = Instant::now();
-    let c = Cluster::start_with(bins.clone(), h, &[], AgentSettings::Defaults)
-        .map_err(|e| anyhow!("cluster: {e}"))?;
+    // Plain HTTP as in the earlier runs of docs/BENCHMARKS.md; `contiv-bench auth` measures
+    // what TLS and tokens cost.
+    let opts = Options {
+        agents: AgentSettings::Defaults,
+        security: Security::Plain,
+        ..Options::hosts(h)
+    };
+    let c = Cluster::start_opts(bins.clone(), &[], opts).map_err(|e| anyhow!("cluster: {e}"))?;
     let api = Api(&c);
     c.create_network(T, "net", "10.60.0.0/16", "10.60.0.1")
         .map_err(|e| anyhow!(e))?;

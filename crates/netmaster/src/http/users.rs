@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -151,6 +151,14 @@ fn token(headers: &HeaderMap) -> Option<&str> {
     headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// Whether a request announces a body (which a refusal leaves unread).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 /// Middleware in front of every route: with `--auth`, every `/api/v1` call but login carries a
 /// valid token and is authorised by [`authorize_user`].
 pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -162,9 +170,18 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         return next.run(req).await;
     }
     let style = ErrorStyle::from_headers(req.headers());
+    let unread_body = has_body(req.headers());
     let refuse = |e: ApiError| {
         tracing::info!(path = %path, "api call refused: {e}");
-        error_response(style, &e)
+        let mut resp = error_response(style, &e);
+        if unread_body {
+            // The body is never read: hyper then drops the connection after the answer, and a
+            // keep-alive client that reused it got "peer disconnected" on its next call. Saying
+            // so lets it open a new one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     };
     let Some(tok) = token(req.headers()) else {
         return refuse(ApiError::new(
