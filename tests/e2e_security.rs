@@ -100,7 +100,8 @@ fn every_operation(c: &Cluster) -> Vec<(String, String)> {
             .replace("/tenants/{key}", "/tenants/t2")
             .replace("/networks/{key}", "/networks/t2:n")
             .replace("{key}", "t2:g")
-            .replace("{name}", "admin");
+            .replace("{name}", "admin")
+            .replace("{id}", "no-such-authorization");
         assert!(!filled.contains('{'), "unfilled parameter in {path}");
         let methods = item.as_object().expect("path item").keys();
         // Other members of a path item ("parameters", "summary") are not operations.
