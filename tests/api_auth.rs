@@ -497,3 +497,197 @@ fn netctl_logs_in_and_sends_its_token() {
     ok(&["user", "rm", "bob"]);
     assert!(!ok(&["user", "ls"]).contains("bob"));
 }
+
+/// `ops` changes groups' policy attachment and nothing else: any other field, a new group, or
+/// another kind is 403 and leaves the object as it was.
+#[test]
+fn ops_changes_only_policy_attachment() {
+    let (nm, _tmp) = start(&[]);
+    let admin = login(&nm, "admin", ADMIN_PW).unwrap();
+    seed(&nm, &admin);
+    let p = json!({"key": "t1:p", "tenantName": "t1", "policyName": "p"});
+    let (c, b) = call(&nm, "POST", "/api/v1/policys/t1:p/", Some(&admin), Some(&p));
+    assert_eq!(c, 200, "{b}");
+    let ops = add_user(&nm, &admin, "op", "ops", &[]);
+    let group = |extra: Value| {
+        let mut g =
+            json!({"key": "t1:g", "tenantName": "t1", "groupName": "g", "networkName": "n"});
+        for (k, v) in extra.as_object().unwrap() {
+            g[k] = v.clone();
+        }
+        g
+    };
+    let stored = || {
+        let (c, b) = call(
+            &nm,
+            "GET",
+            "/api/v1/endpointGroups/t1:g/",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(c, 200, "{b}");
+        serde_json::from_str::<Value>(&b).unwrap()
+    };
+
+    let (c, b) = call(
+        &nm,
+        "PUT",
+        "/api/v1/endpointGroups/t1:g/",
+        Some(&ops),
+        Some(&group(json!({"policies": ["p"]}))),
+    );
+    assert_eq!(c, 200, "attaching a policy: {b}");
+    assert_eq!(stored()["policies"], json!(["p"]));
+
+    let before = stored();
+    for (what, extra) in [
+        (
+            "networkName",
+            json!({"networkName": "other", "policies": []}),
+        ),
+        ("ipPool", json!({"ipPool": "10.1.1.10-10.1.1.20"})),
+        ("cfgdTag", json!({"cfgdTag": "x", "policies": ["p"]})),
+    ] {
+        let (c, b) = call(
+            &nm,
+            "PUT",
+            "/api/v1/endpointGroups/t1:g/",
+            Some(&ops),
+            Some(&group(extra)),
+        );
+        assert_eq!(c, 403, "ops changing {what}: {b}");
+        assert!(
+            b.contains("may change only an endpoint group's policies") && b.contains(what),
+            "{b}"
+        );
+        assert_eq!(stored(), before, "a refused write changed nothing");
+    }
+    let g2 = json!({"key": "t1:g2", "tenantName": "t1", "groupName": "g2", "networkName": "n"});
+    let (c, b) = call(
+        &nm,
+        "POST",
+        "/api/v1/endpointGroups/t1:g2/",
+        Some(&ops),
+        Some(&g2),
+    );
+    assert_eq!(c, 403, "ops creating a group: {b}");
+    assert_eq!(
+        call(
+            &nm,
+            "GET",
+            "/api/v1/endpointGroups/t1:g2/",
+            Some(&admin),
+            None
+        )
+        .0,
+        404
+    );
+    let (c, _) = call(
+        &nm,
+        "POST",
+        "/api/v1/policys/t1:p2/",
+        Some(&ops),
+        Some(&json!({"key": "t1:p2", "tenantName": "t1", "policyName": "p2"})),
+    );
+    assert_eq!(c, 403, "ops creating a policy");
+    // Detaching is attachment too.
+    let (c, b) = call(
+        &nm,
+        "PUT",
+        "/api/v1/endpointGroups/t1:g/",
+        Some(&ops),
+        Some(&group(json!({}))),
+    );
+    assert_eq!(c, 200, "detaching: {b}");
+    assert_eq!(stored().get("policies"), None);
+}
+
+/// A token stops working once its user is demoted or removed, without waiting for expiry; a
+/// refresh hands out the new role.
+#[test]
+fn demoted_and_removed_users_lose_their_tokens() {
+    let (nm, _tmp) = start(&[]);
+    let admin = login(&nm, "admin", ADMIN_PW).unwrap();
+    seed(&nm, &admin);
+    let ta = add_user(&nm, &admin, "ta", "tenant-admin", &["t1"]);
+    let other = add_user(&nm, &admin, "bystander", "tenant-admin", &["t1"]);
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t1:n/", Some(&ta), None).0,
+        200
+    );
+
+    let (c, b) = call(
+        &nm,
+        "PATCH",
+        "/api/v1/auth_proxy/local_users/ta/",
+        Some(&admin),
+        Some(&json!({"role": "read-only", "tenants": ["t1"]})),
+    );
+    assert_eq!(c, 200, "{b}");
+    let (c, b) = call(
+        &nm,
+        "DELETE",
+        "/api/v1/endpointGroups/t1:g/",
+        Some(&ta),
+        None,
+    );
+    assert_eq!(c, 401, "the old token of a demoted user: {b}");
+    assert!(b.contains("role changed"), "{b}");
+    assert_eq!(
+        call(
+            &nm,
+            "GET",
+            "/api/v1/endpointGroups/t1:g/",
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+    // A password change alone keeps tokens; another user's change touches nobody else.
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t1:n/", Some(&other), None).0,
+        200
+    );
+    let (c, b) = call(&nm, "POST", "/api/v1/auth_proxy/refresh/", Some(&ta), None);
+    assert_eq!(c, 200, "refresh re-reads the user: {b}");
+    let ta2 = serde_json::from_str::<Value>(&b).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t1:n/", Some(&ta2), None).0,
+        200
+    );
+    assert_eq!(
+        call(
+            &nm,
+            "DELETE",
+            "/api/v1/endpointGroups/t1:g/",
+            Some(&ta2),
+            None
+        )
+        .0,
+        403
+    );
+
+    // Removed, then made again with the same name: the old token stays dead.
+    let (c, _) = call(
+        &nm,
+        "DELETE",
+        "/api/v1/auth_proxy/local_users/ta/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200);
+    let (c, b) = call(&nm, "GET", "/api/v1/networks/t1:n/", Some(&ta2), None);
+    assert_eq!(c, 401, "a removed user's token: {b}");
+    assert!(b.contains("no longer exists"), "{b}");
+    let (c, b) = call(&nm, "POST", "/api/v1/auth_proxy/refresh/", Some(&ta2), None);
+    assert_eq!(c, 401, "a removed user cannot refresh: {b}");
+    add_user(&nm, &admin, "ta", "read-only", &["t2"]);
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/networks/t1:n/", Some(&ta2), None).0,
+        401
+    );
+}

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -58,6 +58,10 @@ pub struct User {
     pub role: Role,
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// Bumped by every role change; a token carries the one it was issued at, so the guard
+    /// refuses tokens issued before a demotion.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for User {
@@ -80,6 +84,10 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub kid: String,
+    /// The local user's generation at issuance (`None`: a directory user, whose role lives in
+    /// the directory and is re-read at refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 impl Claims {
@@ -152,7 +160,18 @@ pub struct Users {
     ldap: Option<crate::ldap::Directory>,
     /// Which role LDAP groups give.
     pub authz: crate::authz::Authorizations,
+    /// Each local user's generation as last read from the store (`None`: no such user), and when:
+    /// the guard compares every token with it without a store read per call.
+    generations: parking_lot::Mutex<std::collections::HashMap<String, (Option<Current>, Instant)>>,
 }
+
+/// What the guard compares a token with: a user removed and made again starts at generation 0
+/// again, so its role and tenants are compared too.
+type Current = (u64, Role, Vec<String>);
+
+/// How long a cached generation is trusted: another netmaster's demotion takes effect here
+/// within this time (this netmaster's own at once).
+const GENERATION_TTL: Duration = Duration::from_secs(1);
 
 /// How the first user comes to be.
 #[derive(Debug, Clone)]
@@ -241,6 +260,7 @@ impl Users {
             current: RwLock::default(),
             decoy,
             rng: SystemRandom::new(),
+            generations: Default::default(),
         });
         users.load_keys().await?;
         if users.keys.read().is_empty() {
@@ -431,14 +451,20 @@ impl Users {
             return Err(UserError::NoRole(name.into()));
         };
         tracing::info!(user = %name, dn = %account.dn, ?role, ?tenants, "LDAP login");
-        self.sign(name, role, tenants)
+        self.sign(name, role, tenants, None)
     }
 
     fn issue(&self, u: &User) -> Result<String, UserError> {
-        self.sign(&u.name, u.role, u.tenants.clone())
+        self.sign(&u.name, u.role, u.tenants.clone(), Some(u.generation))
     }
 
-    fn sign(&self, name: &str, role: Role, tenants: Vec<String>) -> Result<String, UserError> {
+    fn sign(
+        &self,
+        name: &str,
+        role: Role,
+        tenants: Vec<String>,
+        generation: Option<u64>,
+    ) -> Result<String, UserError> {
         let kid = self.current.read().clone();
         let iat = now();
         let claims = Claims {
@@ -448,6 +474,7 @@ impl Users {
             iat,
             exp: iat + self.ttl.as_secs().max(1),
             kid: kid.clone(),
+            generation,
         };
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
         let body = serde_json::to_vec(&claims).map_err(|e| UserError::Internal(e.to_string()))?;
@@ -507,6 +534,49 @@ impl Users {
         Ok(claims)
     }
 
+    /// Refuses the token of a local user that was removed or whose role changed since the token
+    /// was issued (its role and tenants are in the token, so they would otherwise last until it
+    /// expires).
+    pub async fn still_current(&self, claims: &Claims) -> Result<(), UserError> {
+        let Some(issued) = claims.generation else {
+            return Ok(());
+        };
+        let cached = self
+            .generations
+            .lock()
+            .get(&claims.username)
+            .filter(|(_, at)| at.elapsed() < GENERATION_TTL)
+            .map(|(g, _)| g.clone());
+        let now = match cached {
+            Some(g) => g,
+            None => {
+                let g = self
+                    .get(&claims.username)
+                    .await?
+                    .map(|u| (u.generation, u.role, u.tenants));
+                self.generations
+                    .lock()
+                    .insert(claims.username.clone(), (g.clone(), Instant::now()));
+                g
+            }
+        };
+        match now {
+            None => Err(UserError::BadToken("the user no longer exists".into())),
+            Some((g, role, tenants))
+                if g != issued || role != claims.role || tenants != claims.tenants =>
+            {
+                Err(UserError::BadToken(
+                    "the user's role changed since this token was issued: log in again".into(),
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn forget_generation(&self, name: &str) {
+        self.generations.lock().remove(name);
+    }
+
     pub async fn get(&self, name: &str) -> Result<Option<User>, UserError> {
         Ok(match self.store.get(&keys::user(name)).await? {
             Some(kv) => serde_json::from_slice(&kv.value).ok(),
@@ -534,6 +604,7 @@ impl Users {
         if matches!(out, contiv_store::TxnOutcome::CompareFailed { .. }) {
             return Err(UserError::Exists(user.name));
         }
+        self.forget_generation(&user.name);
         tracing::info!(user = %user.name, role = ?user.role, "user created");
         Ok(())
     }
@@ -545,6 +616,7 @@ impl Users {
         self.store
             .commit(Txn::new().delete(keys::user(name)))
             .await?;
+        self.forget_generation(name);
         tracing::info!(user = %name, "user removed");
         Ok(())
     }
@@ -571,11 +643,13 @@ impl Users {
             check_role(role, &tenants)?;
             u.role = role;
             u.tenants = tenants;
+            u.generation += 1;
         }
         let value = serde_json::to_vec(&u).map_err(|e| UserError::Internal(e.to_string()))?;
         self.store
             .commit(Txn::new().put(keys::user(name), value))
             .await?;
+        self.forget_generation(name);
         Ok(u)
     }
 }
@@ -596,6 +670,7 @@ impl User {
             hash: hash_password(password)?,
             role,
             tenants,
+            generation: 0,
         })
     }
 }
@@ -625,6 +700,7 @@ mod tests {
             iat: 0,
             exp: 0,
             kid: String::new(),
+            generation: None,
         };
         assert!(c.sees("t1") && !c.sees("t2"));
     }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod forward;
 pub mod listen;
 mod objects;
+mod ops;
 mod plugin;
 mod policy;
 mod reply;

@@ -30,6 +30,8 @@ pub const TOKEN_HEADER: &str = "x-auth-token";
 /// Prefix of the login, refresh and user administration routes.
 pub const PREFIX: &str = "/api/v1/auth_proxy/";
 const LIST_LIMIT: usize = 64 << 20;
+/// Largest group body an `ops` write may send (read here to compare it with the stored group).
+const BODY_LIMIT: usize = 1 << 20;
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> ApiError {
@@ -127,8 +129,11 @@ pub fn authorize_user(who: &Claims, method: &Method, path: &str) -> Decision {
         Role::Admin => true,
         // Inside its tenants, except the tenant objects themselves and cluster-wide ones.
         Role::TenantAdmin => tenant.is_some() && kind != ObjectKind::Tenant,
-        // Policy attachment of groups (the group's other fields are Contiv's own to check).
-        Role::Ops => kind == ObjectKind::EndpointGroup && method != Method::DELETE,
+        // Policy attachment of existing groups only: `guard` compares the body with the group
+        // (`http::ops`), since which fields change is not in the path.
+        Role::Ops => {
+            kind == ObjectKind::EndpointGroup && (method == Method::PUT || method == Method::POST)
+        }
         Role::ReadOnly => false,
     };
     if may_write {
@@ -176,6 +181,12 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         Ok(c) => c,
         Err(e) => return refuse(e.into()),
     };
+    // Refresh re-reads the user itself (a demoted user refreshes into its new role).
+    if path != "/api/v1/auth_proxy/refresh" {
+        if let Err(e) = users.still_current(&claims).await {
+            return refuse(e.into());
+        }
+    }
     let decision = if path.starts_with(PREFIX.trim_end_matches('/')) {
         if path == "/api/v1/auth_proxy/refresh" || claims.role == Role::Admin {
             Decision::Allow
@@ -189,6 +200,20 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         authorize_user(&claims, req.method(), &path)
     };
     req.extensions_mut().insert(claims.clone());
+    if decision == Decision::Allow && claims.role == Role::Ops && req.method() != Method::GET {
+        if let Some(key) = path.strip_prefix("/api/v1/endpointGroups/") {
+            let (parts, body) = req.into_parts();
+            let Ok(body) = to_bytes(body, BODY_LIMIT).await else {
+                return refuse(ApiError::bad_request(
+                    "request body unreadable or too large",
+                ));
+            };
+            if let Err(e) = super::ops::check_group_write(&app.engine, key, &body) {
+                return refuse(e);
+            }
+            req = Request::from_parts(parts, Body::from(body));
+        }
+    }
     match decision {
         Decision::Allow => next.run(req).await,
         Decision::Refuse(e) => refuse(e),
@@ -510,6 +535,7 @@ mod tests {
             iat: 0,
             exp: 0,
             kid: String::new(),
+            generation: None,
         }
     }
 
