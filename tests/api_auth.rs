@@ -691,3 +691,63 @@ fn demoted_and_removed_users_lose_their_tokens() {
         401
     );
 }
+
+/// A tenant-scoped user asks `policyStatus` and `policyExplain` about its own tenants only:
+/// hosts of other tenants' endpoints are absent, another tenant is "not found".
+#[test]
+fn policy_status_and_explain_are_tenant_scoped() {
+    let (nm, _tmp) = start(&[]);
+    let admin = login(&nm, "admin", ADMIN_PW).unwrap();
+    seed(&nm, &admin);
+    for (h, t) in [("ag-h1", "t1"), ("ag-h2", "t2")] {
+        let (c, b) = call(
+            &nm,
+            "POST",
+            "/plugin/registerNode",
+            None,
+            Some(&json!({"hostname": h, "vtepIP": "", "datapath": "linux"})),
+        );
+        assert_eq!(c, 200, "{b}");
+        let ep = json!({"TenantName": t, "NetworkName": "n", "ServiceName": "g",
+            "EndpointID": format!("c-{t}"), "EPCommonName": format!("name-{t}"),
+            "ConfigEP": {"Container": format!("c-{t}"), "ContainerID": format!("cid-{t}"),
+                "Host": h, "ServiceName": "g"}});
+        let (c, b) = call(&nm, "POST", "/plugin/createEndpoint", None, Some(&ep));
+        assert_eq!(c, 200, "{b}");
+    }
+    let ta = add_user(&nm, &admin, "ta", "tenant-admin", &["t1"]);
+    let hosts = |tok: &str| {
+        let (c, b) = call(&nm, "GET", "/api/v1/policyStatus/", Some(tok), None);
+        assert_eq!(c, 200, "{b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["hostname"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hosts(&admin), ["ag-h1", "ag-h2"]);
+    assert_eq!(hosts(&ta), ["ag-h1"], "only the host of t1's endpoint");
+
+    let explain = |tok: &str, t: &str| {
+        call(
+            &nm,
+            "GET",
+            &format!("/api/v1/policyExplain/?tenant={t}&from=c-{t}&to=c-{t}&protocol=icmp"),
+            Some(tok),
+            None,
+        )
+    };
+    let (c, b) = explain(&ta, "t1");
+    assert_eq!(c, 200, "{b}");
+    let (c, b) = explain(&ta, "t2");
+    assert_eq!(c, 404, "another tenant: {b}");
+    assert!(b.contains("Tenant t2 not found"), "{b}");
+    assert_eq!(
+        explain(&ta, "nosuch").1.replace("nosuch", "t2"),
+        b,
+        "the same as a missing tenant"
+    );
+    assert_eq!(explain(&admin, "t2").0, 200);
+}

@@ -57,6 +57,10 @@ pub enum Decision {
     Allow,
     /// A list: answer only the objects of tenants the caller sees.
     Filter(ObjectKind),
+    /// `policyStatus` for a tenant-scoped user: only hosts serving its tenants' endpoints.
+    ScopedStatus,
+    /// `policyExplain` for a tenant-scoped user: allowed for its own tenants only (the query names it).
+    ScopedExplain,
     Refuse(ApiError),
 }
 
@@ -96,6 +100,8 @@ pub fn authorize_user(who: &Claims, method: &Method, path: &str) -> Decision {
         ["policyStatus" | "policyExplain"] if read && who.tenants.is_empty() => {
             return Decision::Allow
         }
+        ["policyStatus"] if read => return Decision::ScopedStatus,
+        ["policyExplain"] if read => return Decision::ScopedExplain,
         ["inspect", plural, key] if read => (*plural, Some(*key)),
         [plural] => (*plural, None),
         [plural, key] => (*plural, Some(*key)),
@@ -218,6 +224,36 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         Decision::Allow => next.run(req).await,
         Decision::Refuse(e) => refuse(e),
         Decision::Filter(kind) => filter_list(next.run(req).await, &claims, kind).await,
+        Decision::ScopedExplain => {
+            let tenant =
+                axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+                    req.uri(),
+                )
+                .ok()
+                .and_then(|q| q.0.get("tenant").cloned())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "default".to_owned());
+            if claims.sees(&tenant) {
+                next.run(req).await
+            } else {
+                // The answer a missing tenant gets: no existence leak.
+                refuse(ApiError::not_found(format!("Tenant {tenant} not found")))
+            }
+        }
+        Decision::ScopedStatus => {
+            let hosts: std::collections::BTreeSet<String> = app.engine.read(|st| {
+                st.endpoints
+                    .values()
+                    .filter(|e| {
+                        e.net_id
+                            .rsplit_once('.')
+                            .is_some_and(|(_, t)| claims.sees(t))
+                    })
+                    .map(|e| e.homing_host.clone())
+                    .collect()
+            });
+            scope_status(next.run(req).await, &hosts).await
+        }
     }
 }
 
@@ -247,6 +283,30 @@ async fn filter_list(resp: Response, who: &Claims, kind: ObjectKind) -> Response
     let mut parts = parts;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(Value::Array(kept).to_string()))
+}
+
+/// Keeps the hosts in `hosts` of a `policyStatus` answer, without their rule and element counts
+/// (those are summed over every tenant on the host).
+async fn scope_status(resp: Response, hosts: &std::collections::BTreeSet<String>) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, LIST_LIMIT).await else {
+        return ApiError::internal("reading the policy status").into_response_contiv();
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return ApiError::internal("decoding the policy status").into_response_contiv();
+    };
+    if let Some(list) = v.get_mut("hosts").and_then(Value::as_array_mut) {
+        list.retain(|h| h["hostname"].as_str().is_some_and(|n| hosts.contains(n)));
+        for h in list.iter_mut().filter_map(Value::as_object_mut) {
+            h.remove("rules");
+            h.remove("elements");
+        }
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
 }
 
 impl ApiError {
@@ -541,7 +601,10 @@ mod tests {
 
     fn status(d: Decision) -> u16 {
         match d {
-            Decision::Allow | Decision::Filter(_) => 200,
+            Decision::Allow
+            | Decision::Filter(_)
+            | Decision::ScopedStatus
+            | Decision::ScopedExplain => 200,
             Decision::Refuse(e) => e.kind.status(),
         }
     }
