@@ -751,3 +751,77 @@ fn policy_status_and_explain_are_tenant_scoped() {
     );
     assert_eq!(explain(&admin, "t2").0, 200);
 }
+
+/// Two netmasters on etcd: user and key writes sent to the follower are forwarded to the leader
+/// with the caller's token (they go through the same leader-only path as object writes).
+#[test]
+fn user_and_key_writes_on_a_follower_reach_the_leader() {
+    let etcd = contiv_store::testing::EtcdCluster::start(1).expect("etcd");
+    let endpoints = etcd.endpoints().join(",");
+    let args = ["--etcd", endpoints.as_str(), "--leader-ttl", "2"];
+    let (a, _ta) = start(&args);
+    let (b, _tb) = start(&args);
+    let state = |nm: &Netmaster| -> Value {
+        serde_json::from_str(&call(nm, "GET", "/info", None, None).1).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (leader, follower) = loop {
+        let (sa, sb) = (state(&a), state(&b));
+        match (sa["current-state"].as_str(), sb["current-state"].as_str()) {
+            (Some("leader"), Some("follower")) if sb["leader-ip"] != "" => break (&a, &b),
+            (Some("follower"), Some("leader")) if sa["leader-ip"] != "" => break (&b, &a),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader and follower: {sa} {sb}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let admin = login(follower, "admin", ADMIN_PW).unwrap();
+    let (c, b) = call(
+        follower,
+        "POST",
+        "/api/v1/auth_proxy/local_users/",
+        Some(&admin),
+        Some(&json!({"username": "carol", "password": "password-of-carol", "role": "read-only"})),
+    );
+    assert_eq!(c, 200, "user created through the follower: {b}");
+    let (c, b) = call(
+        leader,
+        "GET",
+        "/api/v1/auth_proxy/local_users/carol/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200, "{b}");
+    let (c, b) = call(
+        follower,
+        "POST",
+        "/api/v1/auth_proxy/keys/rotate/",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(c, 200, "key rotated through the follower: {b}");
+    let carol = login(follower, "carol", "password-of-carol").unwrap();
+    for nm in [leader, follower] {
+        assert_eq!(
+            call(nm, "GET", "/api/v1/networks/", Some(&carol), None).0,
+            200
+        );
+        assert_eq!(
+            call(nm, "GET", "/api/v1/networks/", Some(&admin), None).0,
+            200,
+            "older key"
+        );
+    }
+    // A follower's own writes without a token are still refused before forwarding.
+    let (c, _) = call(
+        follower,
+        "DELETE",
+        "/api/v1/auth_proxy/local_users/carol/",
+        None,
+        None,
+    );
+    assert_eq!(c, 401);
+}

@@ -126,6 +126,9 @@ pub enum UserError {
     Conflict(String),
     #[error("state store error: {0}")]
     Store(#[from] StoreError),
+    /// A user or key write on a netmaster that does not lead (or no longer does).
+    #[error("this netmaster is not the leader: nothing was written, retry")]
+    NotLeader,
     #[error("{0}")]
     Internal(String),
 }
@@ -162,8 +165,13 @@ pub struct Users {
     pub authz: crate::authz::Authorizations,
     /// Each local user's generation as last read from the store (`None`: no such user), and when:
     /// the guard compares every token with it without a store read per call.
+    fence: std::sync::OnceLock<Fence>,
     generations: parking_lot::Mutex<std::collections::HashMap<String, (Option<Current>, Instant)>>,
 }
+
+/// The leader fence every API write of users and keys carries (the compare of
+/// `engine::leader::Leadership::fence`), as object writes do: `Err` when not leading.
+pub type Fence = Box<dyn Fn() -> Result<Option<contiv_store::Compare>, ()> + Send + Sync>;
 
 /// What the guard compares a token with: a user removed and made again starts at generation 0
 /// again, so its role and tenants are compared too.
@@ -261,6 +269,7 @@ impl Users {
             decoy,
             rng: SystemRandom::new(),
             generations: Default::default(),
+            fence: std::sync::OnceLock::new(),
         });
         users.load_keys().await?;
         if users.keys.read().is_empty() {
@@ -268,6 +277,33 @@ impl Users {
         }
         users.bootstrap(bootstrap).await?;
         Ok(users)
+    }
+
+    /// From now on every write carries `fence` (writes at start are unfenced: each is guarded by
+    /// "absent", so two netmasters starting at once cannot clash).
+    pub fn set_fence(&self, fence: Fence) {
+        let _ = self.fence.set(fence);
+    }
+
+    /// Commits `txn` behind the leader fence, if one is set; compare indexes in the outcome are
+    /// those of `txn`'s own compares.
+    async fn commit(&self, mut txn: Txn) -> Result<contiv_store::TxnOutcome, UserError> {
+        use contiv_store::TxnOutcome;
+        let fence = match self.fence.get() {
+            Some(f) => f().map_err(|()| UserError::NotLeader)?,
+            None => None,
+        };
+        let fenced = fence.is_some();
+        if let Some(f) = fence {
+            txn.compares.insert(0, f);
+        }
+        Ok(match self.store.commit(txn).await? {
+            TxnOutcome::CompareFailed { index: 0 } if fenced => return Err(UserError::NotLeader),
+            TxnOutcome::CompareFailed { index } => TxnOutcome::CompareFailed {
+                index: index - usize::from(fenced),
+            },
+            out => out,
+        })
     }
 
     async fn bootstrap(&self, b: &Bootstrap) -> Result<(), UserError> {
@@ -391,7 +427,11 @@ impl Users {
         for kid in &old {
             txn = txn.delete(keys::signing_key(kid));
         }
-        self.store.commit(txn).await?;
+        if let contiv_store::TxnOutcome::CompareFailed { .. } = self.commit(txn).await? {
+            return Err(UserError::Conflict(
+                "a signing key of that id exists, retry".into(),
+            ));
+        }
         self.load_keys().await?;
         let mut keys = self.keys.write();
         for kid in &old {
@@ -598,7 +638,6 @@ impl Users {
         let key = keys::user(&user.name);
         let value = serde_json::to_vec(&user).map_err(|e| UserError::Internal(e.to_string()))?;
         let out = self
-            .store
             .commit(Txn::new().when_absent(&key).put(&key, value))
             .await?;
         if matches!(out, contiv_store::TxnOutcome::CompareFailed { .. }) {
@@ -613,9 +652,7 @@ impl Users {
         self.get(name)
             .await?
             .ok_or_else(|| UserError::NoUser(name.into()))?;
-        self.store
-            .commit(Txn::new().delete(keys::user(name)))
-            .await?;
+        self.commit(Txn::new().delete(keys::user(name))).await?;
         self.forget_generation(name);
         tracing::info!(user = %name, "user removed");
         Ok(())
@@ -646,9 +683,7 @@ impl Users {
             u.generation += 1;
         }
         let value = serde_json::to_vec(&u).map_err(|e| UserError::Internal(e.to_string()))?;
-        self.store
-            .commit(Txn::new().put(keys::user(name), value))
-            .await?;
+        self.commit(Txn::new().put(keys::user(name), value)).await?;
         self.forget_generation(name);
         Ok(u)
     }

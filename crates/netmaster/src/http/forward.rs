@@ -113,6 +113,8 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
     let method = parts.method.clone();
     let content_type = parts.headers.get("content-type").cloned();
     let accept = parts.headers.get("accept").cloned();
+    // The leader judges the user again (it verifies the same signing keys from the store).
+    let token = parts.headers.get(super::users::TOKEN_HEADER).cloned();
     tokio::task::spawn_blocking(move || {
         let agent = client();
         let mut builder = ureq::http::Request::builder()
@@ -124,6 +126,9 @@ async fn forward(base: &str, req: Request) -> Result<Response, String> {
         }
         if let Some(v) = accept {
             builder = builder.header("accept", v.as_bytes());
+        }
+        if let Some(v) = token {
+            builder = builder.header(super::users::TOKEN_HEADER, v.as_bytes());
         }
         let request = builder
             .body(body.to_vec())

@@ -45,6 +45,7 @@ impl From<UserError> for ApiError {
             UserError::Exists(_) | UserError::Conflict(_) => ErrorKind::Conflict,
             UserError::Unavailable(_) => ErrorKind::Unavailable,
             UserError::Store(_) => ErrorKind::Unavailable,
+            UserError::NotLeader => ErrorKind::NotLeader,
             UserError::Internal(_) => ErrorKind::Internal,
         };
         ApiError::new(kind, e.to_string())
