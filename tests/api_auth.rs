@@ -825,3 +825,115 @@ fn user_and_key_writes_on_a_follower_reach_the_leader() {
     );
     assert_eq!(c, 401);
 }
+
+/// `netctl login` on a terminal (a pty made by util-linux `script`) reads the password without
+/// echoing it; `--password-stdin` reads it from a pipe; `netctl auth rotate-key` rotates, and the
+/// token from before keeps working.
+#[test]
+fn netctl_reads_the_password_without_echo_and_rotates_the_key() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (nm, tmp) = start(&[]);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let netctl = env!("CARGO_BIN_EXE_netctl");
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(args[0])
+            .args(&args[1..])
+            .env("HOME", &home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let typed = format!("{ADMIN_PW}\n");
+    let cmd = format!("{netctl} --netmaster {} login -u admin", nm.url);
+    // Type the password once the prompt is shown, as a person would (typed earlier, the
+    // terminal would echo it before netctl turned echo off).
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&shown).contains("password: ") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(typed.as_bytes()).unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut shown).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("password: "), "a prompt: {shown}");
+    assert!(shown.contains("logged in as admin"), "{shown}");
+    assert!(
+        !shown.contains(ADMIN_PW),
+        "the password was echoed: {shown}"
+    );
+    let first = std::fs::read_to_string(home.join(".netctl/token")).unwrap();
+
+    let stdin_login = |pw: &str| {
+        run(
+            &[
+                netctl,
+                "--netmaster",
+                &nm.url,
+                "login",
+                "-u",
+                "admin",
+                "--password-stdin",
+            ],
+            pw,
+        )
+    };
+    let out = stdin_login(&typed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("password:"),
+        "no prompt"
+    );
+    let out = stdin_login("wrong-password\n");
+    assert!(!out.status.success(), "a wrong password is refused");
+
+    let out = run(&[netctl, "--netmaster", &nm.url, "auth", "rotate-key"], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.starts_with("signing key ") && said.contains(" is current"),
+        "{said}"
+    );
+    assert_eq!(
+        call(&nm, "GET", "/api/v1/tenants/", Some(first.trim()), None).0,
+        200
+    );
+    let fresh = login(&nm, "admin", ADMIN_PW).unwrap();
+    assert_ne!(
+        fresh.split('.').next(),
+        first.trim().split('.').next(),
+        "a new key id"
+    );
+}
