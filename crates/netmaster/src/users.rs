@@ -165,13 +165,41 @@ pub struct Users {
     pub authz: crate::authz::Authorizations,
     /// Each local user's generation as last read from the store (`None`: no such user), and when:
     /// the guard compares every token with it without a store read per call.
-    fence: std::sync::OnceLock<Fence>,
+    fence: FenceCell,
     generations: parking_lot::Mutex<std::collections::HashMap<String, (Option<Current>, Instant)>>,
 }
 
 /// The leader fence every API write of users and keys carries (the compare of
 /// `engine::leader::Leadership::fence`), as object writes do: `Err` when not leading.
 pub type Fence = Box<dyn Fn() -> Result<Option<contiv_store::Compare>, ()> + Send + Sync>;
+
+/// The fence, set once serving, shared by the users and the authorizations.
+pub(crate) type FenceCell = Arc<std::sync::OnceLock<Fence>>;
+
+/// Commits `txn` behind the leader fence, if one is set; compare indexes in the outcome are
+/// those of `txn`'s own compares.
+pub(crate) async fn commit_fenced(
+    store: &dyn StateStore,
+    fence: &FenceCell,
+    mut txn: Txn,
+) -> Result<contiv_store::TxnOutcome, UserError> {
+    use contiv_store::TxnOutcome;
+    let fence = match fence.get() {
+        Some(f) => f().map_err(|()| UserError::NotLeader)?,
+        None => None,
+    };
+    let fenced = fence.is_some();
+    if let Some(f) = fence {
+        txn.compares.insert(0, f);
+    }
+    Ok(match store.commit(txn).await? {
+        TxnOutcome::CompareFailed { index: 0 } if fenced => return Err(UserError::NotLeader),
+        TxnOutcome::CompareFailed { index } => TxnOutcome::CompareFailed {
+            index: index - usize::from(fenced),
+        },
+        out => out,
+    })
+}
 
 /// What the guard compares a token with: a user removed and made again starts at generation 0
 /// again, so its role and tenants are compared too.
@@ -259,8 +287,9 @@ impl Users {
         let decoy = tokio::task::spawn_blocking(|| hash_password("decoy password, never valid"))
             .await
             .map_err(|e| UserError::Internal(e.to_string()))??;
+        let fence = FenceCell::default();
         let users = Arc::new(Users {
-            authz: crate::authz::Authorizations::new(store.clone()),
+            authz: crate::authz::Authorizations::new(store.clone(), fence.clone()),
             ldap,
             store,
             ttl,
@@ -269,7 +298,7 @@ impl Users {
             decoy,
             rng: SystemRandom::new(),
             generations: Default::default(),
-            fence: std::sync::OnceLock::new(),
+            fence,
         });
         users.load_keys().await?;
         if users.keys.read().is_empty() {
@@ -285,25 +314,8 @@ impl Users {
         let _ = self.fence.set(fence);
     }
 
-    /// Commits `txn` behind the leader fence, if one is set; compare indexes in the outcome are
-    /// those of `txn`'s own compares.
-    async fn commit(&self, mut txn: Txn) -> Result<contiv_store::TxnOutcome, UserError> {
-        use contiv_store::TxnOutcome;
-        let fence = match self.fence.get() {
-            Some(f) => f().map_err(|()| UserError::NotLeader)?,
-            None => None,
-        };
-        let fenced = fence.is_some();
-        if let Some(f) = fence {
-            txn.compares.insert(0, f);
-        }
-        Ok(match self.store.commit(txn).await? {
-            TxnOutcome::CompareFailed { index: 0 } if fenced => return Err(UserError::NotLeader),
-            TxnOutcome::CompareFailed { index } => TxnOutcome::CompareFailed {
-                index: index - usize::from(fenced),
-            },
-            out => out,
-        })
+    async fn commit(&self, txn: Txn) -> Result<contiv_store::TxnOutcome, UserError> {
+        commit_fenced(&*self.store, &self.fence, txn).await
     }
 
     async fn bootstrap(&self, b: &Bootstrap) -> Result<(), UserError> {
@@ -721,6 +733,49 @@ mod tests {
         assert!(password_matches("correct horse", &h));
         assert!(!password_matches("wrong horse", &h));
         assert!(!password_matches("x", "not a hash"));
+    }
+
+    /// A netmaster that lost (or never had) the lead writes no user, key or authorization.
+    #[tokio::test]
+    async fn writes_off_the_lead_commit_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(contiv_store::MemoryStore::new());
+        let boot = Bootstrap {
+            password_file: None,
+            state_dir: tmp.path().to_path_buf(),
+        };
+        let users = Users::start(store.clone(), Duration::from_secs(60), &boot, None)
+            .await
+            .unwrap();
+        // Leading with a fence the leader key no longer has: deposed without knowing yet.
+        users.set_fence(Box::new(|| {
+            Ok(Some(contiv_store::Compare::ModRevision(
+                "/contiv/leader-test".into(),
+                7,
+            )))
+        }));
+        let before = store.range("/contiv/auth/").await.unwrap().kvs.len();
+        let bob = User::new("bob", "password-of-bob", Role::ReadOnly, vec![]).unwrap();
+        assert!(matches!(users.create(bob).await, Err(UserError::NotLeader)));
+        assert!(matches!(users.rotate().await, Err(UserError::NotLeader)));
+        assert!(matches!(
+            users.delete("admin").await,
+            Err(UserError::NotLeader)
+        ));
+        let new = crate::authz::NewAuthorization {
+            principal_name: "cn=g,dc=x".into(),
+            local: false,
+            role: Some(Role::ReadOnly),
+            tenant_name: None,
+        };
+        assert!(matches!(
+            users.authz.create(new).await,
+            Err(UserError::NotLeader)
+        ));
+        assert_eq!(
+            store.range("/contiv/auth/").await.unwrap().kvs.len(),
+            before
+        );
     }
 
     #[test]
