@@ -12,9 +12,7 @@ use crate::error::{Error, Result};
 pub fn read(from_stdin: bool) -> Result<String> {
     let stdin = std::io::stdin();
     let line = if !from_stdin && stdin.is_terminal() {
-        eprint!("password: ");
-        std::io::stderr().flush()?;
-        without_echo(&stdin)?
+        without_echo(&stdin, "password: ")?
     } else {
         let mut line = String::new();
         stdin.lock().read_line(&mut line)?;
@@ -28,8 +26,9 @@ pub fn read(from_stdin: bool) -> Result<String> {
 }
 
 /// One line from the terminal on stdin with echo off; the terminal's settings are restored
-/// even when reading fails.
-fn without_echo(stdin: &std::io::Stdin) -> Result<String> {
+/// even when reading fails. The prompt is shown only once echo is off, so nothing typed in
+/// answer to it can be echoed.
+fn without_echo(stdin: &std::io::Stdin, prompt: &str) -> Result<String> {
     let before = termios::tcgetattr(stdin)
         .map_err(|e| Error::invalid(format!("reading the terminal's settings: {e}")))?;
     let mut quiet = before.clone();
@@ -39,7 +38,10 @@ fn without_echo(stdin: &std::io::Stdin) -> Result<String> {
     termios::tcsetattr(stdin, SetArg::TCSANOW, &quiet)
         .map_err(|e| Error::invalid(format!("turning the terminal's echo off: {e}")))?;
     let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
+    eprint!("{prompt}");
+    let read = std::io::stderr()
+        .flush()
+        .and_then(|()| stdin.lock().read_line(&mut line));
     let restored = termios::tcsetattr(stdin, SetArg::TCSANOW, &before);
     read?;
     restored.map_err(|e| Error::invalid(format!("restoring the terminal's settings: {e}")))?;
