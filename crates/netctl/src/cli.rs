@@ -85,6 +85,14 @@ pub enum UserCmd {
     },
 }
 
+/// `netctl auth ...`
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AuthCmd {
+    /// make a new token signing key current (tokens signed by older keys stay valid until they
+    /// expire)
+    RotateKey,
+}
+
 /// `netctl authorization ...`: which role an LDAP group gives its members.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizationCmd {
@@ -154,10 +162,17 @@ pub enum Command {
         /// user name
         #[arg(short = 'u', long)]
         username: String,
-        /// password (read from stdin when absent)
-        #[arg(short = 'p', long)]
+        /// password (visible to other users in the process list: prefer the prompt, or
+        /// --password-stdin)
+        #[arg(short = 'p', long, conflicts_with = "password_stdin")]
         password: Option<String>,
+        /// read the password from stdin's first line, without a prompt (scripts)
+        #[arg(long)]
+        password_stdin: bool,
     },
+    /// Token signing keys of netmaster --auth (admin only)
+    #[command(subcommand)]
+    Auth(AuthCmd),
     /// Local users of netmaster --auth (admin only)
     #[command(subcommand)]
     User(UserCmd),

@@ -82,11 +82,13 @@ pub fn role_of(authz: &[Authorization], groups: &BTreeSet<String>) -> Option<(Ro
 /// The authorizations of one store.
 pub struct Authorizations {
     store: Arc<dyn StateStore>,
+    /// The leader fence its writes carry, as user and object writes do.
+    fence: crate::users::FenceCell,
 }
 
 impl Authorizations {
-    pub fn new(store: Arc<dyn StateStore>) -> Authorizations {
-        Authorizations { store }
+    pub fn new(store: Arc<dyn StateStore>, fence: crate::users::FenceCell) -> Authorizations {
+        Authorizations { store, fence }
     }
 
     pub async fn list(&self) -> Result<Vec<Authorization>, UserError> {
@@ -166,13 +168,15 @@ impl Authorizations {
             tenant_name: tenant,
         };
         let value = serde_json::to_vec(&a).map_err(|e| UserError::Internal(e.to_string()))?;
-        self.store
-            .commit(
-                Txn::new()
-                    .when_absent(keys::authz(&id))
-                    .put(keys::authz(&id), value),
-            )
-            .await?;
+        let txn = Txn::new()
+            .when_absent(keys::authz(&id))
+            .put(keys::authz(&id), value);
+        if !crate::users::commit_fenced(&*self.store, &self.fence, txn)
+            .await?
+            .is_committed()
+        {
+            return Err(UserError::Conflict("authorization id taken, retry".into()));
+        }
         tracing::info!(authz = %id, group = %a.principal_name, role = ?a.role,
             tenant = ?a.tenant_name, "authorization created");
         Ok(a)
@@ -180,9 +184,12 @@ impl Authorizations {
 
     pub async fn delete(&self, id: &str) -> Result<(), UserError> {
         self.get(id).await?;
-        self.store
-            .commit(Txn::new().delete(keys::authz(id)))
-            .await?;
+        crate::users::commit_fenced(
+            &*self.store,
+            &self.fence,
+            Txn::new().delete(keys::authz(id)),
+        )
+        .await?;
         tracing::info!(authz = %id, "authorization removed");
         Ok(())
     }

@@ -238,11 +238,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             }
             None => None,
         };
-        Some(
-            users::Users::start(engine.store(), ttl, &bootstrap, directory)
-                .await
-                .context("users and token keys")?,
-        )
+        let users = users::Users::start(engine.store(), ttl, &bootstrap, directory)
+            .await
+            .context("users and token keys")?;
+        let e = engine.clone();
+        users.set_fence(Box::new(move || e.leadership().fence().map_err(|_| ())));
+        Some(users)
     } else {
         None
     };

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -58,6 +58,10 @@ pub struct User {
     pub role: Role,
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// Bumped by every role change; a token carries the one it was issued at, so the guard
+    /// refuses tokens issued before a demotion.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for User {
@@ -80,6 +84,10 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub kid: String,
+    /// The local user's generation at issuance (`None`: a directory user, whose role lives in
+    /// the directory and is re-read at refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 impl Claims {
@@ -118,6 +126,9 @@ pub enum UserError {
     Conflict(String),
     #[error("state store error: {0}")]
     Store(#[from] StoreError),
+    /// A user or key write on a netmaster that does not lead (or no longer does).
+    #[error("this netmaster is not the leader: nothing was written, retry")]
+    NotLeader,
     #[error("{0}")]
     Internal(String),
 }
@@ -152,7 +163,51 @@ pub struct Users {
     ldap: Option<crate::ldap::Directory>,
     /// Which role LDAP groups give.
     pub authz: crate::authz::Authorizations,
+    /// Each local user's generation as last read from the store (`None`: no such user), and when:
+    /// the guard compares every token with it without a store read per call.
+    fence: FenceCell,
+    generations: parking_lot::Mutex<std::collections::HashMap<String, (Option<Current>, Instant)>>,
 }
+
+/// The leader fence every API write of users and keys carries (the compare of
+/// `engine::leader::Leadership::fence`), as object writes do: `Err` when not leading.
+pub type Fence = Box<dyn Fn() -> Result<Option<contiv_store::Compare>, ()> + Send + Sync>;
+
+/// The fence, set once serving, shared by the users and the authorizations.
+pub(crate) type FenceCell = Arc<std::sync::OnceLock<Fence>>;
+
+/// Commits `txn` behind the leader fence, if one is set; compare indexes in the outcome are
+/// those of `txn`'s own compares.
+pub(crate) async fn commit_fenced(
+    store: &dyn StateStore,
+    fence: &FenceCell,
+    mut txn: Txn,
+) -> Result<contiv_store::TxnOutcome, UserError> {
+    use contiv_store::TxnOutcome;
+    let fence = match fence.get() {
+        Some(f) => f().map_err(|()| UserError::NotLeader)?,
+        None => None,
+    };
+    let fenced = fence.is_some();
+    if let Some(f) = fence {
+        txn.compares.insert(0, f);
+    }
+    Ok(match store.commit(txn).await? {
+        TxnOutcome::CompareFailed { index: 0 } if fenced => return Err(UserError::NotLeader),
+        TxnOutcome::CompareFailed { index } => TxnOutcome::CompareFailed {
+            index: index - usize::from(fenced),
+        },
+        out => out,
+    })
+}
+
+/// What the guard compares a token with: a user removed and made again starts at generation 0
+/// again, so its role and tenants are compared too.
+type Current = (u64, Role, Vec<String>);
+
+/// How long a cached generation is trusted: another netmaster's demotion takes effect here
+/// within this time (this netmaster's own at once).
+const GENERATION_TTL: Duration = Duration::from_secs(1);
 
 /// How the first user comes to be.
 #[derive(Debug, Clone)]
@@ -232,8 +287,9 @@ impl Users {
         let decoy = tokio::task::spawn_blocking(|| hash_password("decoy password, never valid"))
             .await
             .map_err(|e| UserError::Internal(e.to_string()))??;
+        let fence = FenceCell::default();
         let users = Arc::new(Users {
-            authz: crate::authz::Authorizations::new(store.clone()),
+            authz: crate::authz::Authorizations::new(store.clone(), fence.clone()),
             ldap,
             store,
             ttl,
@@ -241,6 +297,8 @@ impl Users {
             current: RwLock::default(),
             decoy,
             rng: SystemRandom::new(),
+            generations: Default::default(),
+            fence,
         });
         users.load_keys().await?;
         if users.keys.read().is_empty() {
@@ -248,6 +306,16 @@ impl Users {
         }
         users.bootstrap(bootstrap).await?;
         Ok(users)
+    }
+
+    /// From now on every write carries `fence` (writes at start are unfenced: each is guarded by
+    /// "absent", so two netmasters starting at once cannot clash).
+    pub fn set_fence(&self, fence: Fence) {
+        let _ = self.fence.set(fence);
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<contiv_store::TxnOutcome, UserError> {
+        commit_fenced(&*self.store, &self.fence, txn).await
     }
 
     async fn bootstrap(&self, b: &Bootstrap) -> Result<(), UserError> {
@@ -371,7 +439,11 @@ impl Users {
         for kid in &old {
             txn = txn.delete(keys::signing_key(kid));
         }
-        self.store.commit(txn).await?;
+        if let contiv_store::TxnOutcome::CompareFailed { .. } = self.commit(txn).await? {
+            return Err(UserError::Conflict(
+                "a signing key of that id exists, retry".into(),
+            ));
+        }
         self.load_keys().await?;
         let mut keys = self.keys.write();
         for kid in &old {
@@ -431,14 +503,20 @@ impl Users {
             return Err(UserError::NoRole(name.into()));
         };
         tracing::info!(user = %name, dn = %account.dn, ?role, ?tenants, "LDAP login");
-        self.sign(name, role, tenants)
+        self.sign(name, role, tenants, None)
     }
 
     fn issue(&self, u: &User) -> Result<String, UserError> {
-        self.sign(&u.name, u.role, u.tenants.clone())
+        self.sign(&u.name, u.role, u.tenants.clone(), Some(u.generation))
     }
 
-    fn sign(&self, name: &str, role: Role, tenants: Vec<String>) -> Result<String, UserError> {
+    fn sign(
+        &self,
+        name: &str,
+        role: Role,
+        tenants: Vec<String>,
+        generation: Option<u64>,
+    ) -> Result<String, UserError> {
         let kid = self.current.read().clone();
         let iat = now();
         let claims = Claims {
@@ -448,6 +526,7 @@ impl Users {
             iat,
             exp: iat + self.ttl.as_secs().max(1),
             kid: kid.clone(),
+            generation,
         };
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
         let body = serde_json::to_vec(&claims).map_err(|e| UserError::Internal(e.to_string()))?;
@@ -507,6 +586,49 @@ impl Users {
         Ok(claims)
     }
 
+    /// Refuses the token of a local user that was removed or whose role changed since the token
+    /// was issued (its role and tenants are in the token, so they would otherwise last until it
+    /// expires).
+    pub async fn still_current(&self, claims: &Claims) -> Result<(), UserError> {
+        let Some(issued) = claims.generation else {
+            return Ok(());
+        };
+        let cached = self
+            .generations
+            .lock()
+            .get(&claims.username)
+            .filter(|(_, at)| at.elapsed() < GENERATION_TTL)
+            .map(|(g, _)| g.clone());
+        let now = match cached {
+            Some(g) => g,
+            None => {
+                let g = self
+                    .get(&claims.username)
+                    .await?
+                    .map(|u| (u.generation, u.role, u.tenants));
+                self.generations
+                    .lock()
+                    .insert(claims.username.clone(), (g.clone(), Instant::now()));
+                g
+            }
+        };
+        match now {
+            None => Err(UserError::BadToken("the user no longer exists".into())),
+            Some((g, role, tenants))
+                if g != issued || role != claims.role || tenants != claims.tenants =>
+            {
+                Err(UserError::BadToken(
+                    "the user's role changed since this token was issued: log in again".into(),
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn forget_generation(&self, name: &str) {
+        self.generations.lock().remove(name);
+    }
+
     pub async fn get(&self, name: &str) -> Result<Option<User>, UserError> {
         Ok(match self.store.get(&keys::user(name)).await? {
             Some(kv) => serde_json::from_slice(&kv.value).ok(),
@@ -528,12 +650,12 @@ impl Users {
         let key = keys::user(&user.name);
         let value = serde_json::to_vec(&user).map_err(|e| UserError::Internal(e.to_string()))?;
         let out = self
-            .store
             .commit(Txn::new().when_absent(&key).put(&key, value))
             .await?;
         if matches!(out, contiv_store::TxnOutcome::CompareFailed { .. }) {
             return Err(UserError::Exists(user.name));
         }
+        self.forget_generation(&user.name);
         tracing::info!(user = %user.name, role = ?user.role, "user created");
         Ok(())
     }
@@ -542,9 +664,8 @@ impl Users {
         self.get(name)
             .await?
             .ok_or_else(|| UserError::NoUser(name.into()))?;
-        self.store
-            .commit(Txn::new().delete(keys::user(name)))
-            .await?;
+        self.commit(Txn::new().delete(keys::user(name))).await?;
+        self.forget_generation(name);
         tracing::info!(user = %name, "user removed");
         Ok(())
     }
@@ -571,11 +692,11 @@ impl Users {
             check_role(role, &tenants)?;
             u.role = role;
             u.tenants = tenants;
+            u.generation += 1;
         }
         let value = serde_json::to_vec(&u).map_err(|e| UserError::Internal(e.to_string()))?;
-        self.store
-            .commit(Txn::new().put(keys::user(name), value))
-            .await?;
+        self.commit(Txn::new().put(keys::user(name), value)).await?;
+        self.forget_generation(name);
         Ok(u)
     }
 }
@@ -596,6 +717,7 @@ impl User {
             hash: hash_password(password)?,
             role,
             tenants,
+            generation: 0,
         })
     }
 }
@@ -613,6 +735,49 @@ mod tests {
         assert!(!password_matches("x", "not a hash"));
     }
 
+    /// A netmaster that lost (or never had) the lead writes no user, key or authorization.
+    #[tokio::test]
+    async fn writes_off_the_lead_commit_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(contiv_store::MemoryStore::new());
+        let boot = Bootstrap {
+            password_file: None,
+            state_dir: tmp.path().to_path_buf(),
+        };
+        let users = Users::start(store.clone(), Duration::from_secs(60), &boot, None)
+            .await
+            .unwrap();
+        // Leading with a fence the leader key no longer has: deposed without knowing yet.
+        users.set_fence(Box::new(|| {
+            Ok(Some(contiv_store::Compare::ModRevision(
+                "/contiv/leader-test".into(),
+                7,
+            )))
+        }));
+        let before = store.range("/contiv/auth/").await.unwrap().kvs.len();
+        let bob = User::new("bob", "password-of-bob", Role::ReadOnly, vec![]).unwrap();
+        assert!(matches!(users.create(bob).await, Err(UserError::NotLeader)));
+        assert!(matches!(users.rotate().await, Err(UserError::NotLeader)));
+        assert!(matches!(
+            users.delete("admin").await,
+            Err(UserError::NotLeader)
+        ));
+        let new = crate::authz::NewAuthorization {
+            principal_name: "cn=g,dc=x".into(),
+            local: false,
+            role: Some(Role::ReadOnly),
+            tenant_name: None,
+        };
+        assert!(matches!(
+            users.authz.create(new).await,
+            Err(UserError::NotLeader)
+        ));
+        assert_eq!(
+            store.range("/contiv/auth/").await.unwrap().kvs.len(),
+            before
+        );
+    }
+
     #[test]
     fn roles_parse_and_scope() {
         assert_eq!("tenant-admin".parse::<Role>().unwrap(), Role::TenantAdmin);
@@ -625,6 +790,7 @@ mod tests {
             iat: 0,
             exp: 0,
             kid: String::new(),
+            generation: None,
         };
         assert!(c.sees("t1") && !c.sees("t2"));
     }

@@ -13,6 +13,7 @@ pub mod global;
 pub mod group;
 pub mod netprofile;
 pub mod network;
+mod password;
 pub mod policy;
 pub mod service;
 pub mod tenant;
@@ -76,7 +77,25 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Version => version::run(&ctx, out),
         Command::Cluster { json } => cluster::run(*json, &ctx, out),
         Command::Audit(args) => audit::run(args, &ctx, out),
-        Command::Login { username, password } => login(&ctx, username, password.as_deref(), out),
+        Command::Login {
+            username,
+            password,
+            password_stdin,
+        } => {
+            let password = match password {
+                Some(p) => p.clone(),
+                None => password::read(*password_stdin)?,
+            };
+            login(&ctx, username, Some(&password), out)
+        }
+        Command::Auth(crate::cli::AuthCmd::RotateKey) => {
+            let answer = ctx.client()?.users_call("POST", "keys/rotate/", None)?;
+            let kid = answer["kid"]
+                .as_str()
+                .ok_or_else(|| Error::invalid("netmaster answered no key id"))?;
+            writeln!(out, "signing key {kid} is current")?;
+            Ok(())
+        }
         Command::Completion { shell } => completion(shell, out),
         Command::User(cmd) => user(cmd, &ctx, out),
         Command::Authorization(cmd) => authorization::run(cmd, &ctx, out),
@@ -113,12 +132,7 @@ fn completion(shell: &str, out: &mut dyn Write) -> Result<()> {
 fn login(ctx: &Ctx, user: &str, password: Option<&str>, out: &mut dyn Write) -> Result<()> {
     let password = match password {
         Some(p) => p.to_owned(),
-        None => {
-            eprint!("password: ");
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
-        }
+        None => password::read(false)?,
     };
     let body = serde_json::json!({"username": user, "password": password});
     let answer = ctx.client()?.login(&body)?;

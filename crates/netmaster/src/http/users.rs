@@ -30,6 +30,8 @@ pub const TOKEN_HEADER: &str = "x-auth-token";
 /// Prefix of the login, refresh and user administration routes.
 pub const PREFIX: &str = "/api/v1/auth_proxy/";
 const LIST_LIMIT: usize = 64 << 20;
+/// Largest group body an `ops` write may send (read here to compare it with the stored group).
+const BODY_LIMIT: usize = 1 << 20;
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> ApiError {
@@ -43,6 +45,7 @@ impl From<UserError> for ApiError {
             UserError::Exists(_) | UserError::Conflict(_) => ErrorKind::Conflict,
             UserError::Unavailable(_) => ErrorKind::Unavailable,
             UserError::Store(_) => ErrorKind::Unavailable,
+            UserError::NotLeader => ErrorKind::NotLeader,
             UserError::Internal(_) => ErrorKind::Internal,
         };
         ApiError::new(kind, e.to_string())
@@ -55,6 +58,10 @@ pub enum Decision {
     Allow,
     /// A list: answer only the objects of tenants the caller sees.
     Filter(ObjectKind),
+    /// `policyStatus` for a tenant-scoped user: only hosts serving its tenants' endpoints.
+    ScopedStatus,
+    /// `policyExplain` for a tenant-scoped user: allowed for its own tenants only (the query names it).
+    ScopedExplain,
     Refuse(ApiError),
 }
 
@@ -94,6 +101,8 @@ pub fn authorize_user(who: &Claims, method: &Method, path: &str) -> Decision {
         ["policyStatus" | "policyExplain"] if read && who.tenants.is_empty() => {
             return Decision::Allow
         }
+        ["policyStatus"] if read => return Decision::ScopedStatus,
+        ["policyExplain"] if read => return Decision::ScopedExplain,
         ["inspect", plural, key] if read => (*plural, Some(*key)),
         [plural] => (*plural, None),
         [plural, key] => (*plural, Some(*key)),
@@ -127,8 +136,11 @@ pub fn authorize_user(who: &Claims, method: &Method, path: &str) -> Decision {
         Role::Admin => true,
         // Inside its tenants, except the tenant objects themselves and cluster-wide ones.
         Role::TenantAdmin => tenant.is_some() && kind != ObjectKind::Tenant,
-        // Policy attachment of groups (the group's other fields are Contiv's own to check).
-        Role::Ops => kind == ObjectKind::EndpointGroup && method != Method::DELETE,
+        // Policy attachment of existing groups only: `guard` compares the body with the group
+        // (`http::ops`), since which fields change is not in the path.
+        Role::Ops => {
+            kind == ObjectKind::EndpointGroup && (method == Method::PUT || method == Method::POST)
+        }
         Role::ReadOnly => false,
     };
     if may_write {
@@ -193,6 +205,12 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         Ok(c) => c,
         Err(e) => return refuse(e.into()),
     };
+    // Refresh re-reads the user itself (a demoted user refreshes into its new role).
+    if path != "/api/v1/auth_proxy/refresh" {
+        if let Err(e) = users.still_current(&claims).await {
+            return refuse(e.into());
+        }
+    }
     let decision = if path.starts_with(PREFIX.trim_end_matches('/')) {
         if path == "/api/v1/auth_proxy/refresh" || claims.role == Role::Admin {
             Decision::Allow
@@ -213,10 +231,54 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
             note.refuse();
         }
     }
+    if decision == Decision::Allow && claims.role == Role::Ops && req.method() != Method::GET {
+        if let Some(key) = path.strip_prefix("/api/v1/endpointGroups/") {
+            let (parts, body) = req.into_parts();
+            let Ok(body) = to_bytes(body, BODY_LIMIT).await else {
+                return refuse(ApiError::bad_request(
+                    "request body unreadable or too large",
+                ));
+            };
+            if let Err(e) = super::ops::check_group_write(&app.engine, key, &body) {
+                return refuse(e);
+            }
+            req = Request::from_parts(parts, Body::from(body));
+        }
+    }
     match decision {
         Decision::Allow => next.run(req).await,
         Decision::Refuse(e) => refuse(e),
         Decision::Filter(kind) => filter_list(next.run(req).await, &claims, kind).await,
+        Decision::ScopedExplain => {
+            let tenant =
+                axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+                    req.uri(),
+                )
+                .ok()
+                .and_then(|q| q.0.get("tenant").cloned())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "default".to_owned());
+            if claims.sees(&tenant) {
+                next.run(req).await
+            } else {
+                // The answer a missing tenant gets: no existence leak.
+                refuse(ApiError::not_found(format!("Tenant {tenant} not found")))
+            }
+        }
+        Decision::ScopedStatus => {
+            let hosts: std::collections::BTreeSet<String> = app.engine.read(|st| {
+                st.endpoints
+                    .values()
+                    .filter(|e| {
+                        e.net_id
+                            .rsplit_once('.')
+                            .is_some_and(|(_, t)| claims.sees(t))
+                    })
+                    .map(|e| e.homing_host.clone())
+                    .collect()
+            });
+            scope_status(next.run(req).await, &hosts).await
+        }
     }
 }
 
@@ -246,6 +308,30 @@ async fn filter_list(resp: Response, who: &Claims, kind: ObjectKind) -> Response
     let mut parts = parts;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(Value::Array(kept).to_string()))
+}
+
+/// Keeps the hosts in `hosts` of a `policyStatus` answer, without their rule and element counts
+/// (those are summed over every tenant on the host).
+async fn scope_status(resp: Response, hosts: &std::collections::BTreeSet<String>) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, LIST_LIMIT).await else {
+        return ApiError::internal("reading the policy status").into_response_contiv();
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return ApiError::internal("decoding the policy status").into_response_contiv();
+    };
+    if let Some(list) = v.get_mut("hosts").and_then(Value::as_array_mut) {
+        list.retain(|h| h["hostname"].as_str().is_some_and(|n| hosts.contains(n)));
+        for h in list.iter_mut().filter_map(Value::as_object_mut) {
+            h.remove("rules");
+            h.remove("elements");
+        }
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
 }
 
 impl ApiError {
@@ -534,12 +620,16 @@ mod tests {
             iat: 0,
             exp: 0,
             kid: String::new(),
+            generation: None,
         }
     }
 
     fn status(d: Decision) -> u16 {
         match d {
-            Decision::Allow | Decision::Filter(_) => 200,
+            Decision::Allow
+            | Decision::Filter(_)
+            | Decision::ScopedStatus
+            | Decision::ScopedExplain => 200,
             Decision::Refuse(e) => e.kind.status(),
         }
     }
