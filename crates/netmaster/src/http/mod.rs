@@ -11,6 +11,7 @@ pub mod forward;
 pub mod limits;
 pub mod listen;
 mod objects;
+pub mod peer_uid;
 mod plugin;
 mod policy;
 mod reply;
