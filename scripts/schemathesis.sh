@@ -42,6 +42,13 @@ rc=0
   --max-examples "$examples" --max-time "${SCHEMATHESIS_MAX_TIME:-120}" --seed "${SCHEMATHESIS_SEED:-1}" \
   -H "Accept: application/problem+json" --workers 2 --request-timeout 10 --generation-database none --no-color \
   --report junit --report-dir "$work/report") || rc=$?
+if ((rc)) && tool_fault_only "$work/report"; then
+  # hypothesis (schemathesis' generator) on CPython 3.11 sometimes trips over its own source
+  # parsing ("SystemError: AST constructor recursion depth mismatch") while describing a
+  # strategy: a runtime error of the tool, not an answer of ours. Every check passed.
+  echo "schemathesis.sh: every check passed; ignoring the tool's own runtime error (hypothesis AST bug)" >&2
+  rc=0
+fi
 if ((rc)); then
   echo "--- netmaster log (last 80 lines)" >&2
   tail -n 80 "$work/netmaster.log" >&2

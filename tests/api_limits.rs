@@ -566,7 +566,8 @@ fn plain_loopback_listener_beside_tls_keeps_auth_and_refuses_agents() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Same auth rules as on TLS: no token, no API.
+    // Same auth rules as on TLS: no token, no API (even for root, when run as root: without
+    // --plain-loopback-root-admin the socket's owner is not looked at).
     assert_eq!(
         common::request(&base, "GET", "/api/v1/tenants/", None, false).0,
         401
@@ -593,6 +594,145 @@ fn plain_loopback_listener_beside_tls_keeps_auth_and_refuses_agents() {
     assert!(ok, "{out}");
     let (ok, out) = netctl(&home, plain, &["tenant", "ls"]);
     assert!(ok && out.contains("lm-plain"), "{out}");
+}
+
+/// `curl` on the plain listener as `uid` (the test's own when `None`), with a JSON body (none
+/// when empty) and an optional token; answers the HTTP status.
+fn curl_as(uid: Option<u32>, method: &str, url: &str, body: &str, token: Option<&str>) -> u16 {
+    // setpriv (util-linux) drops to another user with no supplementary groups.
+    let mut cmd = match uid {
+        Some(id) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={id}"))
+                .arg(format!("--regid={id}"))
+                .args(["--clear-groups", "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+        .args(["-H", "Content-Type: application/json"]);
+    if !body.is_empty() {
+        cmd.args(["-d", body]);
+    }
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("X-Auth-Token: {t}")]);
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    let code = String::from_utf8_lossy(&out.stdout);
+    code.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {method} {url}: {code:?}"))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn plain_loopback_root_admin_trusts_root_only_and_a_token_still_wins() {
+    const NOBODY: u32 = 65534;
+    const NOBODY_TENANT: &str = r#"{"tenantName": "rl-nobody"}"#;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    certs_in(dir);
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "rl-secret-pw\n").expect("password file");
+    let plain = free_port();
+    let child = netmaster_tls(
+        dir,
+        &format!("127.0.0.1:{plain}"),
+        &[
+            "--auth",
+            "--admin-password-file",
+            pw.to_str().expect("utf-8"),
+            "--plain-loopback-root-admin",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn netmaster");
+    let nm = TlsServer { child, plain };
+    let base = format!("http://127.0.0.1:{}", nm.plain);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::try_request(&base, "GET", "/version", None, false).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "plain loopback listener never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Root without a token: admin, a write included.
+    let tenant = json!({"tenantName": "rl-root"});
+    let (code, msg) = common::request(
+        &base,
+        "POST",
+        "/api/v1/tenants/rl-root/",
+        Some(&tenant),
+        false,
+    );
+    assert_eq!(code, 200, "{msg}");
+    // Another local user without a token: refused, and nothing written.
+    let url = format!("{base}/api/v1/tenants/rl-nobody/");
+    assert_eq!(
+        curl_as(Some(NOBODY), "POST", &url, NOBODY_TENANT, None),
+        401
+    );
+    assert_eq!(
+        curl_as(
+            Some(NOBODY),
+            "GET",
+            &format!("{base}/api/v1/tenants/"),
+            "",
+            None
+        ),
+        401
+    );
+    let (code, list) = common::request(&base, "GET", "/api/v1/tenants/", None, false);
+    assert!(code == 200 && !list.contains("rl-nobody"), "{code} {list}");
+    // A token, when sent, decides: a bad one is refused even from root; a good one is its user.
+    assert_eq!(
+        curl_as(None, "POST", &url, NOBODY_TENANT, Some("forged")),
+        401
+    );
+    let login = json!({"username": "admin", "password": "rl-secret-pw"});
+    let (code, msg) = common::request(
+        &base,
+        "POST",
+        "/api/v1/auth_proxy/login/",
+        Some(&login),
+        false,
+    );
+    assert_eq!(code, 200, "{msg}");
+    let token: Value = serde_json::from_str(&msg).expect("login answer");
+    let token = token["token"].as_str().expect("token");
+    assert_eq!(
+        curl_as(Some(NOBODY), "POST", &url, NOBODY_TENANT, Some(token)),
+        200
+    );
+    // Agents still never, root or not.
+    let node = json!({"hostname": "h1", "vtepIP": "", "datapath": "linux", "agentVersion": "x"});
+    assert_eq!(
+        common::request(&base, "POST", "/plugin/registerNode", Some(&node), false).0,
+        403
+    );
+    // The audit log names root's writes local-root with its address, the token's as admin.
+    let (code, log) = common::request(&base, "GET", "/api/v1/audit/", None, false);
+    assert_eq!(code, 200, "{log}");
+    let log: Vec<Value> = serde_json::from_str(&log).expect("audit list");
+    let find = |key: &str, result_ok: bool| {
+        log.iter()
+            .find(|e| e["key"] == key && e["method"] == "POST" && (e["status"] == 200) == result_ok)
+            .unwrap_or_else(|| panic!("no audit entry for {key}: {log:?}"))
+    };
+    let root = find("rl-root", true);
+    assert_eq!(root["user"], "local-root", "{root}");
+    assert!(
+        root["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("127.0.0.1:")),
+        "{root}"
+    );
+    assert_eq!(find("rl-nobody", false)["user"], "anonymous");
+    assert_eq!(find("rl-nobody", true)["user"], "admin");
 }
 
 #[test]

@@ -236,10 +236,16 @@ pub struct Flags {
     #[arg(long)]
     pub insecure_http: bool,
     /// With TLS on: also serve plain HTTP on this loopback address (e.g. 127.0.0.1:9999) for
-    /// clients on this host that cannot speak TLS, such as the original Go netctl. Same users
-    /// and tokens as the TLS listener; agent calls (`/plugin/*`) are refused there.
+    /// clients on this host that do not use TLS. Same users and tokens as the TLS listener
+    /// (the original Go netctl will not send a token over http: see
+    /// --plain-loopback-root-admin); agent calls (`/plugin/*`) are refused there.
     #[arg(long, requires = "tls_cert", env = "CONTIV_NETMASTER_PLAIN_LOOPBACK")]
     pub plain_loopback: Option<String>,
+    /// On the --plain-loopback listener, a client whose socket belongs to root (uid 0) on this
+    /// host acts as admin without a token (root here can read the store anyway); other local
+    /// users still need one. For the original Go netctl run as root with --auth on.
+    #[arg(long, requires = "plain_loopback")]
+    pub plain_loopback_root_admin: bool,
     #[command(flatten)]
     pub limits: LimitFlags,
     #[command(subcommand)]

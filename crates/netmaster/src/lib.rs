@@ -275,6 +275,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         tcp: listener,
         tls: tls.clone(),
         via: http::listen::Via::Main,
+        owner_lookup: false,
     }];
     if let Some(tcp) = plain_loopback {
         let at = tcp.local_addr().context("reading the listen address")?;
@@ -283,10 +284,20 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
              call the API there (with --auth, still only with a token); agent calls are refused"
         );
         app = app.layer(axum::middleware::from_fn(http::listen::agents_need_tls));
+        if flags.plain_loopback_root_admin {
+            tracing::warn!(
+                "!!! ROOT IS ADMIN on {at} (--plain-loopback-root-admin): any process of uid 0 \
+                 on this host calls the API there as admin without a token (audit user \
+                 {}) !!!",
+                http::listen::LOCAL_ROOT
+            );
+        }
         endpoints.push(http::serve::Endpoint {
             tcp,
             tls: None,
             via: http::listen::Via::PlainLoopback,
+            // Without --auth every caller may do everything: no need to know who.
+            owner_lookup: flags.plain_loopback_root_admin && flags.auth,
         });
     }
     info!(

@@ -453,11 +453,17 @@ pub async fn list(
 /// `GET /api/v1/audit/` in the OpenAPI document.
 pub fn openapi_path() -> Value {
     let s = |t: &str| serde_json::json!({ "type": t });
+    let any = |d: &str| serde_json::json!({ "description": d });
     let entry = serde_json::json!({ "type": "object", "required": ["time", "user", "source", "method", "path", "status"],
         "properties": { "time": { "type": "string", "format": "date-time" }, "user": s("string"),
             "source": s("string"), "method": s("string"), "path": s("string"), "kind": s("string"),
-            "key": s("string"), "tenant": s("string"), "before": s("object"), "after": s("object"),
-            "request": s("object"), "status": s("integer"), "error": s("string") } });
+            "key": s("string"), "tenant": s("string"),
+            // The object before and after (null when absent), and the body as the caller sent
+            // it (any JSON value, secrets redacted): no type to promise.
+            "before": any("the object before the call (null: none)"),
+            "after": any("the object after the call (null: none)"),
+            "request": any("the request body as sent (any JSON value), secrets redacted"),
+            "status": s("integer"), "error": s("string") } });
     let param = |name: &str, d: &str| serde_json::json!({ "name": name, "in": "query", "schema": { "type": "string" }, "description": d });
     serde_json::json!({ "get": { "operationId": "listAudit",
         "description": "the audit log, oldest first: every write and every refused call (admin; a tenant-admin sees its tenants' entries)",

@@ -1,7 +1,8 @@
 //! Where netmaster listens and what each listener may serve: the plain-HTTP policy (loopback, or
 //! `--insecure-http` with a loud warning), the plain loopback listener beside TLS
 //! (`--plain-loopback`, for clients on this host that cannot speak TLS) and the identity a TLS
-//! client certificate proved ([`Peer`], read by the auth layers through `ConnectInfo`).
+//! client certificate proved ([`Peer`], read by the auth layers through `ConnectInfo`), and with
+//! `--plain-loopback-root-admin` the local user owning the client socket there.
 //! Serving itself, with its limits, is [`super::serve`].
 
 use std::net::SocketAddr;
@@ -30,6 +31,21 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub identity: Option<PeerIdentity>,
     pub via: Via,
+    /// The uid owning the client's socket, looked up at accept time only on the plain loopback
+    /// listener with `--plain-loopback-root-admin` (`None` elsewhere or when not found).
+    pub local_uid: Option<u32>,
+}
+
+/// The name a token-less call of root on the plain loopback listener acts under (audit log).
+pub const LOCAL_ROOT: &str = "local-root";
+
+impl Peer {
+    /// Whether this connection is root on this host, trusted as `admin` without a token
+    /// (`--plain-loopback-root-admin`): root here can read the store anyway, the same trust a
+    /// root-only unix socket gives.
+    pub fn is_local_root(&self) -> bool {
+        self.via == Via::PlainLoopback && self.local_uid == Some(0)
+    }
 }
 
 /// Checks `--plain-loopback`: it must name a loopback address, since it serves without TLS.

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listen;
 mod objects;
 mod ops;
+pub mod peer_uid;
 mod plugin;
 mod policy;
 mod reply;

@@ -45,6 +45,8 @@ pub struct Endpoint {
     /// `None`: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub via: Via,
+    /// Look up the local owner of each client socket (`--plain-loopback-root-admin`).
+    pub owner_lookup: bool,
 }
 
 /// Serves `router` on every endpoint until `stop` resolves, then lets open connections finish
@@ -66,6 +68,7 @@ pub async fn serve(
                 limits: limits.clone(),
                 tls: ep.tls.map(TlsAcceptor::from),
                 via: ep.via,
+                owner_lookup: ep.owner_lookup,
                 stopped: stopped.clone(),
             };
             tokio::spawn(accept_loop(ep.tcp, conn, slots.clone()))
@@ -88,6 +91,7 @@ struct Conn {
     limits: ConnLimits,
     tls: Option<TlsAcceptor>,
     via: Via,
+    owner_lookup: bool,
     stopped: watch::Receiver<bool>,
 }
 
@@ -123,6 +127,7 @@ async fn accept_loop(tcp: TcpListener, conn: Conn, slots: Arc<Semaphore>) {
             addr,
             identity: None,
             via: conn.via,
+            local_uid: None,
         };
         tokio::spawn(conn.clone().run(stream, peer, slot));
     }
@@ -132,6 +137,9 @@ impl Conn {
     /// One connection, from the TLS handshake (if any) to its end; holds its slot throughout.
     async fn run(self, stream: tokio::net::TcpStream, mut peer: Peer, _slot: OwnedSemaphorePermit) {
         let Some(acceptor) = self.tls.clone() else {
+            if self.owner_lookup {
+                peer.local_uid = socket_owner(&stream, peer.addr).await;
+            }
             return self.http(stream, peer).await;
         };
         let addr = peer.addr;
@@ -178,6 +186,20 @@ impl Conn {
             tracing::debug!(%addr, "connection ended: {e}");
         }
     }
+}
+
+/// The local uid owning the client end of `stream`, read from /proc off the async threads (the
+/// tables grow with every open socket on the host).
+async fn socket_owner(stream: &tokio::net::TcpStream, client: std::net::SocketAddr) -> Option<u32> {
+    let server = stream.local_addr().ok()?;
+    let uid = tokio::task::spawn_blocking(move || super::peer_uid::owner_of(client, server))
+        .await
+        .ok()
+        .flatten();
+    if uid.is_none() {
+        tracing::debug!(%client, "owner of the client socket not found: not trusted as root");
+    }
+    uid
 }
 
 /// Raises the soft limit of open files to the hard one (allowed without privileges) and returns

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use contiv_model::ObjectKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::listen::{Peer, LOCAL_ROOT};
 use super::reply::{error_response, ErrorStyle};
 use super::AppState;
 use crate::error::{ApiError, ErrorKind};
@@ -195,15 +196,20 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         }
         resp
     };
-    let Some(tok) = token(req.headers()) else {
-        return refuse(ApiError::new(
-            ErrorKind::Unauthenticated,
-            "this call needs a token in X-Auth-Token (POST /api/v1/auth_proxy/login/)",
-        ));
-    };
-    let claims = match users.verify(tok).await {
-        Ok(c) => c,
-        Err(e) => return refuse(e.into()),
+    // A token, when sent, always decides: root on the plain loopback listener acts as admin
+    // only when it sends none.
+    let claims = match token(req.headers()) {
+        Some(tok) => match users.verify(tok).await {
+            Ok(c) => c,
+            Err(e) => return refuse(e.into()),
+        },
+        None if is_local_root(&req) => local_root_claims(),
+        None => {
+            return refuse(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "this call needs a token in X-Auth-Token (POST /api/v1/auth_proxy/login/)",
+            ))
+        }
     };
     // Refresh re-reads the user itself (a demoted user refreshes into its new role).
     if path != "/api/v1/auth_proxy/refresh" {
@@ -279,6 +285,31 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
             });
             scope_status(next.run(req).await, &hosts).await
         }
+    }
+}
+
+/// Whether the call came from root on this host over the plain loopback listener with
+/// `--plain-loopback-root-admin` (see [`super::listen::Peer::is_local_root`]).
+fn is_local_root(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<Peer>>()
+        .is_some_and(|c| c.0.is_local_root())
+}
+
+/// What local root acts as: an admin named [`LOCAL_ROOT`], valid for this one call.
+fn local_root_claims() -> Claims {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Claims {
+        username: LOCAL_ROOT.to_owned(),
+        role: Role::Admin,
+        tenants: Vec::new(),
+        iat: now,
+        exp: now,
+        kid: String::new(),
+        // No stored user behind it: nothing to compare (`Users::still_current`).
+        generation: None,
     }
 }
 
