@@ -18,11 +18,23 @@ pub struct Netmaster {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// A loopback port free now and never handed out before in this test process. The port is
+/// released before the server binds it, so the kernel may offer it again to a parallel test; two
+/// netmasters given one port meant one failed to bind and its test talked to (and lost, when
+/// that test ended) the other's: "connection reset by peer".
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Netmaster {

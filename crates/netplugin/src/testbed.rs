@@ -92,11 +92,22 @@ fn spawn(mut cmd: Command, log: &Path) -> Result<Proc, String> {
         .map_err(|e| format!("spawn: {e}"))
 }
 
+/// A loopback port free now and never handed out before by this process: it is released
+/// before netmaster binds it, and parallel tests must not be offered the same one (one
+/// netmaster would fail to bind and its test would talk to the other's).
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 const TMP_PREFIX: &str = "ctvnp-";
