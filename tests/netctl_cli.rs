@@ -5,12 +5,16 @@
 //! exit codes, stdout and stderr are checked exactly as a user's script would see them.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+
+// One port never handed out twice per test process (parallel tests, see its docs).
+use common::free_port;
 
 const NETCTL: &str = env!("CARGO_BIN_EXE_netctl");
 const NETMASTER: &str = env!("CARGO_BIN_EXE_netmaster");
@@ -158,13 +162,6 @@ fn netctl_at(url: &str, args: &str) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
 }
 
 /// Lines of `-q` output, sorted.
