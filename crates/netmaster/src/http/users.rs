@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use contiv_model::ObjectKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::listen::{Peer, LOCAL_ROOT};
@@ -377,11 +377,10 @@ fn users_of(app: &AppState) -> Result<&Arc<Users>, ApiError> {
         .ok_or_else(|| ApiError::not_found("users are off: start netmaster with --auth"))
 }
 
-fn reply(style: ErrorStyle, r: Result<Value, ApiError>) -> Response {
-    match r {
-        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Err(e) => error_response(style, &e),
-    }
+/// The answer of a users/keys/authorizations call: the value as JSON, or the error in the
+/// caller's style (the same [`Reply`](super::Reply) the object routes answer with).
+fn reply<T: Serialize>(style: ErrorStyle, r: Result<T, ApiError>) -> Response {
+    super::Reply::json(style, r).into_response()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -475,7 +474,7 @@ pub async fn list_authz(State(app): State<AppState>, headers: HeaderMap) -> Resp
         style,
         async {
             let all = users_of(&app)?.authz.list().await?;
-            serde_json::to_value(all).map_err(|e| ApiError::internal(e.to_string()))
+            Ok(all)
         }
         .await,
     )
@@ -494,7 +493,7 @@ pub async fn create_authz(
         async {
             let req: crate::authz::NewAuthorization = decode(&body)?;
             let a = users_of(&app)?.authz.create(req).await?;
-            serde_json::to_value(a).map_err(|e| ApiError::internal(e.to_string()))
+            Ok(a)
         }
         .await,
     )
@@ -511,7 +510,7 @@ pub async fn get_authz(
         style,
         async {
             let a = users_of(&app)?.authz.get(&id).await?;
-            serde_json::to_value(a).map_err(|e| ApiError::internal(e.to_string()))
+            Ok(a)
         }
         .await,
     )
