@@ -34,7 +34,7 @@ for v in REFERENCE_URL_1 REFERENCE_URL_3; do
   esac
 done
 
-cargo build --release -p contiv-netmaster -p contiv-bench
+cargo build --release -p contiv -p contiv-bench --bin netmaster --bin contiv-bench
 # 1,000 watch streams need more than the usual 1,024 descriptors (contiv-bench raises its soft
 # limit to the hard one too; the netmaster it spawns inherits it).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
