@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use contiv_openflow::{
-    ConnOptions, FlowMod, FlowModCommand, FlowStatsRequest, Message, MultipartReply,
+    ConnOptions, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest, Message, MultipartReply,
     MultipartRequest, Switch,
 };
 use contiv_ovsdb::vswitch::{BridgeSpec, PortSpec, Vswitch};
@@ -225,6 +225,11 @@ impl OvsSwitch {
 
     /// Every flow the switch holds now.
     pub async fn read_flows(&self) -> Result<Vec<FlowMod>, SwitchError> {
+        Ok(installed_from_stats(&self.flow_stats().await?))
+    }
+
+    /// Every flow the switch holds now, with its counters.
+    pub async fn flow_stats(&self) -> Result<Vec<FlowStats>, SwitchError> {
         let replies = self
             .sw
             .multipart(MultipartRequest::Flow(FlowStatsRequest::all()))
@@ -237,6 +242,6 @@ impl OvsSwitch {
                 _ => vec![],
             })
             .collect();
-        Ok(installed_from_stats(&stats))
+        Ok(stats)
     }
 }
