@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contiv_netplugin::testbed::{
-    eventually, ping, require_root, tcp_exchange, Cluster, TestDatapath, Workload,
+    eventually, ping, require_root, tcp_exchange, Cluster, TcpSession, TestDatapath, Workload,
 };
 use serde_json::Value;
 
@@ -173,6 +173,21 @@ fn datapath_mentions(c: &Cluster, h: usize, needle: &str) -> Vec<String> {
     }
 }
 
+/// The interface index of a workload's `eth0` (changes when it is re-made).
+fn eth0_index(w: &Workload) -> u64 {
+    let name = w
+        .netns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let o = Command::new("ip")
+        .args(["-j", "-n", name, "link", "show", "eth0"])
+        .output()
+        .expect("ip");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    v[0]["ifindex"].as_u64().unwrap_or(0)
+}
+
 fn inspect(c: &Cluster, w: &Workload) -> Value {
     c.get_json(&format!("/api/v1/inspect/endpoints/{}/", c.endpoint_id(w)))
         .expect("inspect endpoint")
@@ -278,6 +293,14 @@ fn routing_mode_cross_host(dp: TestDatapath) {
     assert_reaches(&c, &a, &a2);
     assert_tcp(&a, &b, 7003);
     assert_tcp(&b, &a2, 7004);
+    // Reconcile passes (every 3 s here) leave a routed workload alone: its interface is not
+    // re-made and an open connection carries on (they were torn down and re-plugged each pass
+    // on OVS while its driver reported the network as bridged).
+    let before = eth0_index(&a);
+    let mut session = TcpSession::open(&a.netns, &b.netns, b.ip, 7013).expect("tcp session a -> b");
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(eth0_index(&a), before, "a's interface was re-made");
+    assert_eq!(session.exchange("still-here").as_deref(), Ok("still-here"));
     // Logs written to a file carry no colour codes (they did: dockerd showed them in its log).
     let log = c.agent_log(0);
     assert!(!log.is_empty() && !log.contains('\x1b'), "{log:?}");
