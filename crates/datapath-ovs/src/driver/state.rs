@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{
-    DatapathError, FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
-    ObservedRemote, ObservedState, RemoteEndpoint,
+    DatapathError, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork, ObservedRemote,
+    ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
 use contiv_policy::HostPolicy;
@@ -114,7 +114,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contiv_datapath::{Encap, MacAddr};
+    use contiv_datapath::{Encap, FwdMode, MacAddr};
 
     fn net(mode: FwdMode) -> NetworkSpec {
         NetworkSpec {
