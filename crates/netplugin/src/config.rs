@@ -431,7 +431,11 @@ mod tests {
         assert_eq!(o.policy_kind().unwrap(), PolicyKind::Openflow);
         assert_eq!(o.services_kind().unwrap(), ServicesKind::None);
         o.policy = PolicyKind::Nftables;
-        assert!(o.check().unwrap_err().0.contains("--policy openflow or auto"));
+        assert!(o
+            .check()
+            .unwrap_err()
+            .0
+            .contains("--policy openflow or auto"));
         o.policy = PolicyKind::None;
         o.services = ServicesKind::Nftables;
         assert!(o.check().unwrap_err().0.contains("--services none or auto"));
