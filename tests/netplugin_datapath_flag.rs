@@ -63,6 +63,9 @@ fn openflow_policy_on_the_linux_datapath_is_refused_clearly() {
         .expect("run netplugin");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("--policy openflow needs --datapath ovs"), "{err}");
+    assert!(
+        err.contains("--policy openflow needs --datapath ovs"),
+        "{err}"
+    );
     assert!(!dir.path().join("cni.sock").exists());
 }
