@@ -154,6 +154,20 @@ impl OvsSwitch {
     /// of this run's round are deleted as usual).
     /// Returns how many flow-mods were sent.
     pub async fn apply(&mut self, r: &Rendered, prune: bool) -> Result<usize, SwitchError> {
+        self.apply_holding(r, prune, false).await
+    }
+
+    /// [`OvsSwitch::apply`], and with `hold` (only without `prune`) the older rounds' flows are
+    /// not replaced either: only flows of keys no older round holds go in. A restarted agent
+    /// whose policy is not declared yet keeps the old round judging traffic whole (its source
+    /// groups in VLAN, its policy tables) instead of replacing part of it by flows rendered
+    /// without policy.
+    pub async fn apply_holding(
+        &mut self,
+        r: &Rendered,
+        prune: bool,
+        hold: bool,
+    ) -> Result<usize, SwitchError> {
         let mut mods = diff(&self.installed, &r.flows);
         if !prune {
             // Only the old rounds' flows are held back; this run's own may go.
@@ -165,7 +179,7 @@ impl OvsSwitch {
                 .map(|f| key(f.table_id, f.priority, &f.r#match))
                 .collect();
             mods.retain(|m| {
-                m.command == FlowModCommand::Add
+                (m.command == FlowModCommand::Add && !hold)
                     || !old.contains(&key(m.table_id, m.priority, &m.r#match))
             });
         }

@@ -45,6 +45,37 @@ struct Inner {
     prune: bool,
     /// Policy members `admit` added, per tenant, kept until an applied policy includes them.
     pins: policy::Pins,
+    /// A policy driver enforces on this switch: flows of an earlier run stay whole until it
+    /// has declared the policy (see [`Inner::settled`]).
+    policy_on: bool,
+    /// Tenants whose policy was applied in this run.
+    applied: std::collections::BTreeSet<String>,
+    /// When the agent's full reconcile declared everything (`resync_local_endpoints`).
+    resynced_at: Option<std::time::Instant>,
+}
+
+/// How long after the agent's resync the previous run's flows may wait for the policy to be
+/// declared (a policy loop that never gets there must not keep stale flows forever).
+const POLICY_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Inner {
+    /// Whether the previous run's flows may go: the agent declared every endpoint (resync) and,
+    /// with policy on, applied the policy of every tenant with a network here (or
+    /// [`POLICY_HOLD_MAX`] passed). Until then a restarted agent renders without (all of) the
+    /// policy, and replacing the old round's flows by those would let new connections through
+    /// unjudged.
+    fn settled(&self) -> bool {
+        self.prune
+            && (!self.policy_on
+                || self
+                    .state
+                    .networks
+                    .values()
+                    .all(|n| self.applied.contains(&n.tenant))
+                || self
+                    .resynced_at
+                    .is_some_and(|t| t.elapsed() >= POLICY_HOLD_MAX))
+    }
 }
 
 /// The driver's thread and the state it owns, shared by [`OvsDatapath`] and [`OvsPolicy`]: one
@@ -87,6 +118,9 @@ impl OvsDatapath {
                 state: State::default(),
                 prune: false,
                 pins: policy::Pins::default(),
+                policy_on: false,
+                applied: Default::default(),
+                resynced_at: None,
             })
         });
         let inner = match inner {
@@ -106,6 +140,12 @@ impl OvsDatapath {
     /// The policy driver enforcing the agent's policy on this datapath's switch (stateful, in
     /// the same pipeline and under the same lock: see [`OvsPolicy`]).
     pub fn policy_driver(&self) -> Arc<OvsPolicy> {
+        let inner = self.core.inner.clone();
+        // The thread gone: every later call fails and says so.
+        let _ = self
+            .core
+            .worker
+            .run(async move { inner.lock().await.policy_on = true });
         Arc::new(OvsPolicy::new(self.core.clone()))
     }
 
@@ -143,8 +183,9 @@ async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
     for p in &rendered.pending {
         tracing::debug!(pending = %p, "ovs flows not rendered yet");
     }
+    let settled = i.settled();
     let n =
-        i.sw.apply(&rendered, i.prune)
+        i.sw.apply_holding(&rendered, settled, i.policy_on && !settled)
             .await
             .map_err(|e| backend(what, e))?;
     // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
@@ -370,13 +411,30 @@ impl Datapath for OvsDatapath {
         // are taken back, then from now on what is not desired goes (the previous round's
         // leftovers first, after the bundle holding the new round's flows of every endpoint).
         let eps = eps.to_vec();
-        self.change("resync".into(), move |i| {
+        let first = self.change("resync".into(), move |i| {
             Box::pin(async move {
                 adopt(i, &eps).await?;
+                let first = i.resynced_at.is_none();
+                i.resynced_at.get_or_insert_with(std::time::Instant::now);
                 i.prune = true;
-                Ok(())
+                Ok(first && !i.settled())
             })
-        })
+        })?;
+        if first {
+            // The previous run's flows wait for the policy; if it never comes, they go anyway
+            // once the hold is over.
+            let inner = self.core.inner.clone();
+            let _ = self.core.worker.run(async move {
+                tokio::spawn(async move {
+                    tokio::time::sleep(POLICY_HOLD_MAX).await;
+                    let mut i = inner.lock().await;
+                    if let Err(e) = converge(&mut i, "flows of the previous run").await {
+                        tracing::warn!("ovs: {e}");
+                    }
+                });
+            });
+        }
+        Ok(())
     }
 }
 

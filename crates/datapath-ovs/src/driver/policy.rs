@@ -104,6 +104,10 @@ impl PolicyDriver for OvsPolicy {
                         ..Default::default()
                     });
                 }
+                // The first apply of each tenant in this run may end the hold on the previous
+                // run's flows (see `Inner::settled`): converge then even when unchanged.
+                let was_settled = i.settled();
+                i.applied.insert(tenant.clone());
                 let policy = with_pins(&mut i.pins, &policy);
                 let stats = ApplyStats {
                     changed: false,
@@ -114,6 +118,9 @@ impl PolicyDriver for OvsPolicy {
                 // A policy without rules enforces nothing: the tenant simply has none.
                 let want = (!policy.is_empty()).then_some(policy);
                 if i.state.policy.get(&tenant) == want.as_ref() {
+                    if !was_settled && i.settled() {
+                        converge(i, &format!("policy of tenant {tenant}")).await?;
+                    }
                     return Ok(stats);
                 }
                 let sent = install(i, &tenant, want).await?;
