@@ -135,13 +135,10 @@ fn echo(c: &mut TcpStream, s: &mut TcpStream, what: &[u8]) -> bool {
     let timeout = Some(Duration::from_secs(2));
     let _ = c.set_read_timeout(timeout);
     let _ = s.set_read_timeout(timeout);
-    let mut buf = vec![0; what.len()];
-    c.write_all(what).is_ok()
-        && s.read_exact(&mut buf).is_ok()
-        && buf == what
-        && s.write_all(what).is_ok()
-        && c.read_exact(&mut buf).is_ok()
-        && buf == what
+    let (mut there, mut back) = (vec![0; what.len()], vec![0; what.len()]);
+    let sent = c.write_all(what).is_ok() && s.read_exact(&mut there).is_ok();
+    let answered = sent && s.write_all(&there).is_ok() && c.read_exact(&mut back).is_ok();
+    answered && back == what
 }
 
 /// Waits until ovs-vswitchd has revalidated its datapath flow caches against the tables: the
