@@ -42,8 +42,17 @@ pub enum SwitchError {
         port: u16,
         source: contiv_openflow::ConnError,
     },
-    #[error("ovs-vswitchd refused a flow change: {0}")]
+    #[error("ovs-vswitchd did not take a flow change: {0}{hint}", hint = lost_hint(.0))]
     Flows(contiv_openflow::ConnError),
+}
+
+/// For a connection that is gone (rather than a change the switch rejected), where to look.
+fn lost_hint(e: &contiv_openflow::ConnError) -> &'static str {
+    use contiv_openflow::ConnError::*;
+    match e {
+        Io { .. } | Closed | Timeout(_) => " (is ovs-vswitchd running?)",
+        _ => "",
+    }
 }
 
 /// The programmed switch.

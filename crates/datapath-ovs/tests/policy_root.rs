@@ -515,3 +515,39 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
     enforced("restarted, policy applied");
     drop((l7001, pol, dp));
 }
+
+/// ovs-vswitchd gone: a policy change and a counters read fail with an error naming what could
+/// not be done (no panic), and the driver does not record the refused policy as installed.
+#[test]
+#[ignore = "needs root"]
+fn policy_calls_fail_clearly_when_ovs_vswitchd_is_gone() {
+    let mut h = Host::start_named("pg");
+    h.start_vswitchd();
+    let phy = format!("opg{}", std::process::id() % 100_000);
+    let peer = format!("{phy}p");
+    h.exec(&[
+        "ip", "link", "add", &phy, "type", "veth", "peer", "name", &peer,
+    ]);
+    let (dp, _) = driver(&h, 1, &phy);
+    let pol = dp.policy_driver();
+    let _e2 = endpoint(&mut h, 2);
+    dp.ensure_network(&net()).unwrap();
+    let first = for_host(&input(base_rules()), "a");
+    assert!(pol.apply(&first).unwrap().changed);
+    let pid = h.pid("ovs-vswitchd").expect("ovs-vswitchd pidfile");
+    // SAFETY: kill on the pid of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(300));
+    let none = for_host(&input(vec![]), "a");
+    let err = pol.apply(&none).unwrap_err().to_string();
+    assert!(
+        err.contains("policy of tenant demo") && err.contains("is ovs-vswitchd running?"),
+        "{err}"
+    );
+    let err = pol.counters().unwrap_err().to_string();
+    assert!(err.contains("counters"), "{err}");
+    // The refused change is not taken as done: the same request is tried again (and fails
+    // again) rather than answered "already in place".
+    assert!(pol.apply(&none).is_err());
+    drop((pol, dp));
+}
