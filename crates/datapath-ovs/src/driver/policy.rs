@@ -198,3 +198,77 @@ impl PolicyDriver for OvsPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contiv_policy::{compile_tenant, GroupRef, Member, NetworkRef, PolicyInput, RuleSpec};
+
+    fn policy(members: &[(u8, &str)]) -> TenantPolicy {
+        let rule = contiv_model::Rule {
+            tenant_name: "demo".into(),
+            policy_name: "db-in".into(),
+            rule_id: "1".into(),
+            direction: "in".into(),
+            action: "deny".into(),
+            priority: 1,
+            ..Default::default()
+        };
+        let input = PolicyInput {
+            networks: vec![NetworkRef {
+                tenant: "demo".into(),
+                name: "app".into(),
+                subnet: "10.10.0.0/24".parse().unwrap(),
+            }],
+            groups: vec![GroupRef {
+                tenant: "demo".into(),
+                name: "db".into(),
+                policies: vec!["db-in".into()],
+            }],
+            rules: vec![RuleSpec::from_model(&rule).unwrap()],
+            endpoints: members
+                .iter()
+                .map(|(n, g)| Member {
+                    id: format!("ep{n}"),
+                    tenant: "demo".into(),
+                    group: g.to_string(),
+                    ip: Ipv4Addr::new(10, 10, 0, *n),
+                    host: "a".into(),
+                })
+                .collect(),
+        };
+        compile_tenant(&input, contiv_policy::Scope::Host("a"), "demo")
+    }
+
+    fn pin(n: u8, age: Duration) -> Pin {
+        Pin {
+            ip: Ipv4Addr::new(10, 10, 0, n),
+            group: "db".into(),
+            at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        }
+    }
+
+    #[test]
+    fn an_admitted_member_stays_until_a_policy_includes_it_or_its_pin_expires() {
+        let mut pins = Pins::new();
+        pins.insert(
+            "demo".into(),
+            vec![pin(3, Duration::ZERO), pin(4, PIN_TTL * 2)],
+        );
+        // A pass compiled before the ADD was recorded: the fresh pin's member is kept in, the
+        // expired one (its ADD failed long ago) is not.
+        let stale = policy(&[(2, "db")]);
+        let out = with_pins(&mut pins, &stale);
+        let ip = |n| Ipv4Addr::new(10, 10, 0, n);
+        assert_eq!(
+            out.ingress_members.get(&ip(3)).map(String::as_str),
+            Some("db")
+        );
+        assert!(!out.ingress_members.contains_key(&ip(4)));
+        assert_eq!(pins["demo"].len(), 1);
+        // A pass that includes it: the pin is done.
+        let fresh = policy(&[(2, "db"), (3, "db")]);
+        assert_eq!(with_pins(&mut pins, &fresh), fresh);
+        assert!(pins.is_empty());
+    }
+}
