@@ -65,6 +65,7 @@ fn ovs(flags: &Flags) -> Result<Drivers, RunError> {
         },
         host: flags.host_spec(),
         host_netns: flags.host_netns.clone(),
+        vlan_uplink: flags.vlan_uplink.clone(),
     })
     .map_err(|e| RunError::Datapath(e.to_string()))?;
     Ok(Drivers {

@@ -169,5 +169,6 @@ fn cfg(host: &Host) -> OvsConfig {
             underlay_mtu: 1500,
         },
         host_netns: Some(format!("/run/netns/{}", host.ns).into()),
+        vlan_uplink: None,
     }
 }

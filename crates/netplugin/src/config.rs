@@ -216,6 +216,11 @@ pub struct Flags {
     /// (`ptcp:PORT:127.0.0.1`), which the agent connects to.
     #[arg(long, default_value_t = 6653)]
     pub ovs_openflow_port: u16,
+    /// `--datapath ovs`: the trunk interface VLAN networks' traffic leaves and arrives by,
+    /// 802.1Q-tagged with each network's VLAN id (Contiv's `-vlan-if`). It becomes a port of
+    /// the bridge; without it VLAN networks are refused.
+    #[arg(long)]
+    pub vlan_uplink: Option<String>,
     /// Seconds between full reconcile passes (changes trigger one at once anyway).
     #[arg(long, default_value_t = 30)]
     pub reconcile_interval: u64,

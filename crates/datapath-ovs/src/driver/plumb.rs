@@ -99,6 +99,21 @@ pub async fn exists(h: &Handle, endpoint_id: &str) -> bool {
     index_of(h, &host_ifname(endpoint_id)).await.is_some()
 }
 
+/// Whether interface `name` exists in this (the host) namespace.
+pub async fn link_exists(h: &Handle, name: &str) -> bool {
+    index_of(h, name).await.is_some()
+}
+
+/// Brings interface `name` up.
+pub async fn set_up(h: &Handle, name: &str) -> Result<(), PlumbError> {
+    let up = LinkUnspec::new_with_name(name).up().build();
+    h.link()
+        .set(up)
+        .execute()
+        .await
+        .map_err(fail(format!("set {name} up")))
+}
+
 /// Inside the workload's namespace: interface up, its address, default route via the gateway.
 async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
     let ep = ep.clone();
