@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{
-    DatapathError, Encap, FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
+    DatapathError, Encap, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
     ObservedRemote, ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
@@ -144,7 +144,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::driver::tests::vlan_net;
-    use contiv_datapath::MacAddr;
+    use contiv_datapath::{FwdMode, MacAddr};
 
     #[test]
     fn a_vlan_id_another_network_has_is_refused_and_nothing_changes() {
