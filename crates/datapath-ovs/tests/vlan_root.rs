@@ -241,6 +241,30 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
         assert!(flows.contains(&want), "{want} not in\n{flows}");
     }
 
+    // An unknown tag arriving on the trunk goes nowhere (VLAN's default drop); a known one is
+    // taken in (OVS's own trace of the installed pipeline).
+    let trace = |vlan: u32| {
+        let flow = format!(
+            "in_port={up},dl_vlan={vlan},dl_src={},dl_dst={},ip,nw_src={},nw_dst={}",
+            rb.mac,
+            ra.mac,
+            rb.ip.addr(),
+            ra.ip.addr()
+        );
+        let out = common::run(&mut a.cmd(&a.ns, &["ovs-appctl", "ofproto/trace", "ovlbr", &flow]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let unknown = trace(300);
+    assert!(
+        unknown.contains("Datapath actions: drop"),
+        "VLAN 300 is no network here:\n{unknown}"
+    );
+    let known = trace(RED_VLAN);
+    assert!(
+        known.contains("pop_vlan") && known.contains("ct(zone=1"),
+        "VLAN 100 is red's:\n{known}"
+    );
+
     // Bad configuration: refused naming the network, nothing changed (flows, ports).
     let before = snapshot(&a, "ovlbr");
     let taken = net("green", RED_VLAN, 70);
