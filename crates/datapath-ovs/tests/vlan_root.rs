@@ -126,6 +126,34 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
         "{e}"
     );
     assert_eq!(vsctl(&a, &["list-br"]), "");
+    // An uplink that is a port of a bridge not ours: refused, and our bridge is not left behind.
+    let theirs = format!("ovl{pid}x");
+    a.exec(&[
+        "ip", "link", "add", &theirs, "type", "veth", "peer", "name", "ovlxpeer",
+    ]);
+    vsctl(
+        &a,
+        &[
+            "add-br",
+            "other",
+            "--",
+            "set",
+            "bridge",
+            "other",
+            "datapath_type=netdev",
+            "--",
+            "add-port",
+            "other",
+            &theirs,
+        ],
+    );
+    let e = OvsDatapath::start(cfg(&a, "ovlbr", Some(&theirs)))
+        .err()
+        .expect("someone else's port is refused")
+        .to_string();
+    assert!(e.contains(&format!("vlan uplink {theirs}")), "{e}");
+    assert_eq!(vsctl(&a, &["list-br"]), "other");
+    assert_eq!(vsctl(&a, &["list-ports", "other"]), theirs);
 
     let dpa = OvsDatapath::start(cfg(&a, "ovlbr", Some(&ta))).unwrap();
     let dpb = OvsDatapath::start(cfg(&b, "ovlbr", Some(&tb))).unwrap();

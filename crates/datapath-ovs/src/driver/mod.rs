@@ -92,7 +92,15 @@ impl OvsDatapath {
                 .map_err(|e| backend(&format!("ovs bridge {bridge}"), e))?;
             let mut state = State::default();
             if let Some(up) = &uplink {
-                state.ports.uplink = Some(add_uplink(&sw, &nl, up).await?);
+                match add_uplink(&sw, &nl, up).await {
+                    Ok(port) => state.ports.uplink = Some(port),
+                    Err(e) => {
+                        // E.g. a port of someone else's bridge: refused, and a bridge made just
+                        // now goes again.
+                        sw.abandon().await;
+                        return Err(e);
+                    }
+                }
             }
             Ok(Inner {
                 sw,
