@@ -7,9 +7,10 @@
 //! with the same assertions; where the Linux variant reads the tenant namespace's kernel
 //! objects, the OVS one reads the host's bridge (flows and ports) instead.
 
+#[macro_use]
 mod common;
 
-use common::bins;
+use common::{bins, ovs_mentions};
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,30 +21,6 @@ use contiv_netplugin::testbed::{
     eventually, ping, require_root, tcp_exchange, Cluster, TcpSession, TestDatapath, Workload,
 };
 use serde_json::Value;
-
-/// `linux::NAME` and `ovs::NAME` root tests calling `NAME(datapath)`.
-macro_rules! on_both_datapaths {
-    ($($test:ident),* $(,)?) => {
-        mod linux {
-            $(
-                #[test]
-                #[ignore = "needs root"]
-                fn $test() {
-                    super::$test(super::TestDatapath::Linux)
-                }
-            )*
-        }
-        mod ovs {
-            $(
-                #[test]
-                #[ignore = "needs root"]
-                fn $test() {
-                    super::$test(super::TestDatapath::Ovs)
-                }
-            )*
-        }
-    };
-}
 
 on_both_datapaths!(
     bridge_mode_same_host_cross_host_inspect_and_clean_delete,
@@ -129,33 +106,6 @@ fn mentions(ns: &Path, needle: &str) -> Vec<String> {
     kernel_objects(ns)
         .into_iter()
         .filter(|s| s.contains(&n))
-        .collect()
-}
-
-/// Whether `text` holds `needle` as a whole word (`10.1.1.4` is not in `10.1.1.40`).
-fn has_word(text: &str, needle: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '.';
-    text.match_indices(needle).any(|(i, _)| {
-        let before = text[..i].chars().next_back().is_none_or(|c| !word(c));
-        let after = text[i + needle.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !word(c));
-        before && after
-    })
-}
-
-/// Lines of host `h`'s bridge (flow dump and interface list) mentioning `needle`.
-fn ovs_mentions(c: &Cluster, h: usize, needle: &str) -> Vec<String> {
-    let ovs = c.ovs(h).expect("an OVS cluster");
-    let text = format!(
-        "{}\n{}",
-        ovs.dump_flows().expect("dump-flows"),
-        ovs.ports().expect("list interface")
-    );
-    text.lines()
-        .filter(|l| has_word(l, needle))
-        .map(str::to_string)
         .collect()
 }
 
