@@ -378,7 +378,7 @@ fn create_vlan_network(c: &Cluster, tenant: &str, name: &str, subnet: &str, gw: 
 #[ignore = "needs root"]
 fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
     require_root();
-    let c = cluster(TestDatapath::Ovs, 2, &[]);
+    let mut c = cluster(TestDatapath::Ovs, 2, &[]);
     for (t, subnet, gw, tag) in [
         ("va", "10.8.0.0/24", "10.8.0.1", 100),
         ("vb", "10.9.0.0/24", "10.9.0.1", 200),
@@ -386,9 +386,10 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
         c.create_tenant(t).expect("tenant");
         create_vlan_network(&c, t, "vl", subnet, gw, tag);
     }
-    let ovs0 = c.ovs(0).expect("ovs host 0");
     // The capture on host 0's trunk end, started before any workload exists.
-    let mut capture = ovs0
+    let mut capture = c
+        .ovs(0)
+        .expect("ovs host 0")
         .cmd(&[
             "tcpdump", "-e", "-nn", "-l", "-i", "tr0", "-c", "1000", "vlan",
         ])
@@ -428,6 +429,27 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
         }
     }
 
+    // A kill -9 of host 0's agent and its restart leave an open connection across the trunk
+    // alone, and the restarted agent's round replaces the old one whole (then the networks
+    // still reach their own and not the other).
+    let mut session = TcpSession::open(&a1.netns, &a2.netns, a2.ip, 7010).expect("tcp session");
+    assert_eq!(session.exchange("before").as_deref(), Ok("before"));
+    let first = cookie_rounds(&c, 0);
+    c.kill_agent(0);
+    assert_eq!(session.exchange("while-down").as_deref(), Ok("while-down"));
+    c.restart_agent(0).expect("restart agent 0");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let now = cookie_rounds(&c, 0);
+            now.len() == 1 && now != first
+        }),
+        "rounds on host 0: {:?}",
+        cookie_rounds(&c, 0)
+    );
+    assert_eq!(session.exchange("after").as_deref(), Ok("after"));
+    assert_reaches(&c, &b1, &b2);
+    assert!(!ping(&a1.netns, b2.ip, 2), "VLAN 100 reached VLAN 200");
+
     // Operators see each workload port's access tag.
     for (host, tags) in [(0, ["100", "200"]), (1, ["100", "200"])] {
         let listed = c
@@ -440,4 +462,16 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
             assert!(got.contains(t), "host {host} ports' tags: {listed}");
         }
     }
+}
+
+/// The cookie rounds (bits 48-63) of the flows on host `h`'s bridge.
+fn cookie_rounds(c: &Cluster, h: usize) -> BTreeSet<u64> {
+    let dump = c.ovs(h).expect("ovs").dump_flows().expect("dump-flows");
+    dump.lines()
+        .filter_map(|l| {
+            let hex = l.split("cookie=0x").nth(1)?.split(',').next()?;
+            u64::from_str_radix(hex, 16).ok()
+        })
+        .map(|cookie| cookie >> 48)
+        .collect()
 }
