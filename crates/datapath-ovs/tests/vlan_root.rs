@@ -208,6 +208,27 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
         "blue on A → blue on B over VLAN {BLUE_VLAN}"
     );
     assert!(b.ping(&wbb, ba.ip.addr(), None), "blue B → blue A");
+    // Full-size frames (MTU 1500, don't fragment) cross with the tag's 4 bytes on top.
+    let full = a
+        .cmd(
+            &wra,
+            &[
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "-M",
+                "do",
+                "-s",
+                "1472",
+                "-q",
+                &rb.ip.addr().to_string(),
+            ],
+        )
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(full, "a 1500-byte packet red A → red B over the trunk");
     assert!(a.tcp(&wrb, &wra, rb.ip.addr()), "TCP red A → red B");
     assert!(b.tcp(&wba, &wbb, ba.ip.addr()), "TCP blue B → blue A");
 
