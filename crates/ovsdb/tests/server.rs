@@ -303,6 +303,15 @@ async fn bridge_and_ports_created_updated_and_deleted() {
     );
     // A workload port's access VLAN is visible to operators.
     assert_eq!(s.vsctl(&["get", "port", "ovveth0", "tag"]).trim(), "42");
+    // Re-ensured, the tag converges too (another tag, then none).
+    for (tag, shown) in [(Some(43), "43"), (None, "[]")] {
+        let p = PortSpec {
+            tag,
+            ..PortSpec::new("ovbr0", "ovveth0", PortKind::System)
+        };
+        assert!(!v.ensure_port(&p).await.unwrap());
+        assert_eq!(s.vsctl(&["get", "port", "ovveth0", "tag"]).trim(), shown);
+    }
 
     // Re-ensuring a port updates it in place (a new remote, a fixed VNI).
     let moved = PortSpec::new(
