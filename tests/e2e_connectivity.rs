@@ -355,9 +355,17 @@ fn parallel_adds_and_vlan_refusal(dp: TestDatapath) {
     assert_eq!(code, 404, "nothing allocated for a refused ADD");
 }
 
-/// A VLAN network through the REST API (netmaster allocates `tag` from the global VLAN range).
-fn create_vlan_network(c: &Cluster, tenant: &str, name: &str, subnet: &str, gw: &str, tag: u32) {
-    let body = serde_json::json!({"tenantName": tenant, "networkName": name, "encap": "vlan",
+/// A network with `encap` (`vlan`, `vxlan`) and the packet tag asked for, through the REST API.
+fn create_tagged_network(
+    c: &Cluster,
+    tenant: &str,
+    name: &str,
+    encap: &str,
+    net: (&str, &str),
+    tag: u32,
+) {
+    let (subnet, gw) = net;
+    let body = serde_json::json!({"tenantName": tenant, "networkName": name, "encap": encap,
         "subnet": subnet, "gateway": gw, "pktTag": tag});
     let (code, text) = c
         .api(
@@ -384,8 +392,11 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
         ("vb", "10.9.0.0/24", "10.9.0.1", 200),
     ] {
         c.create_tenant(t).expect("tenant");
-        create_vlan_network(&c, t, "vl", subnet, gw, tag);
+        create_tagged_network(&c, t, "vl", "vlan", (subnet, gw), tag);
     }
+    // A VXLAN network whose VNI is VLAN 100's number: another network all the same.
+    c.create_tenant("vc").expect("tenant");
+    create_tagged_network(&c, "vc", "vx", "vxlan", ("10.11.0.0/24", "10.11.0.1"), 100);
     // The capture on host 0's trunk end, started before any workload exists.
     let mut capture = c
         .ovs(0)
@@ -411,6 +422,26 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
     assert_tcp(&b2, &b1, 7009);
     assert!(!ping(&a1.netns, b2.ip, 2), "VLAN 100 reached VLAN 200");
     assert!(!ping(&b1.netns, a2.ip, 2), "VLAN 200 reached VLAN 100");
+    // VXLAN VNI 100 beside VLAN 100: each reaches its own, and not even a frame sent straight to
+    // the other's MAC (an on-link route and a static neighbour entry) crosses, on one host or
+    // across hosts.
+    let x1 = add(&c, 0, "x1", "vc", "vx");
+    let x2 = add(&c, 1, "x2", "vc", "vx");
+    assert_reaches(&c, &x1, &x2);
+    assert_reaches(&c, &a1, &a2);
+    // Both ends pointed at each other first: a one-way leak would then show as an answer.
+    let pairs = [(&a1, &x1), (&a1, &x2), (&x1, &a1), (&x2, &a1)];
+    for (from, to) in pairs {
+        point_at(from, to);
+    }
+    for (from, to) in pairs {
+        assert!(
+            !ping(&from.netns, to.ip, 2),
+            "{} reached {} of another network by its MAC",
+            from.name,
+            to.name
+        );
+    }
 
     // The capture (a process this test started, stopped by its handle).
     let _ = capture.kill();
@@ -474,4 +505,26 @@ fn cookie_rounds(c: &Cluster, h: usize) -> BTreeSet<u64> {
         })
         .map(|cookie| cookie >> 48)
         .collect()
+}
+
+/// Makes `from` send to `to`'s address on its own link, to `to`'s MAC (Contiv's 02:02:<ip>):
+/// what a workload could do to reach another network's workload at layer 2.
+fn point_at(from: &Workload, to: &Workload) {
+    let ns = from
+        .netns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("netns name");
+    let o = to.ip.octets();
+    let mac = format!("02:02:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    let ip = to.ip.to_string();
+    for args in [
+        vec!["-n", ns, "route", "replace", &ip, "dev", "eth0"],
+        vec![
+            "-n", ns, "neigh", "replace", &ip, "lladdr", &mac, "dev", "eth0",
+        ],
+    ] {
+        let st = Command::new("ip").args(&args).status().expect("ip");
+        assert!(st.success(), "ip {args:?}");
+    }
 }
