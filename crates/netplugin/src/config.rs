@@ -257,10 +257,24 @@ impl Flags {
 
     /// Cross-flag checks.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.netmode == NetMode::Vlan {
-            return Err(ConfigError(
-                "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan".into(),
-            ));
+        match (self.datapath, self.netmode, &self.vlan_uplink) {
+            (DatapathKind::Linux, NetMode::Vlan, _) => {
+                return Err(ConfigError(
+                    "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan (or --datapath ovs with --vlan-uplink)".into(),
+                ));
+            }
+            (DatapathKind::Linux, _, Some(_)) => {
+                return Err(ConfigError(
+                    "--vlan-uplink is for --datapath ovs: the linux datapath has no VLAN mode here"
+                        .into(),
+                ));
+            }
+            (DatapathKind::Ovs, NetMode::Vlan, None) => {
+                return Err(ConfigError(
+                    "--netmode vlan on --datapath ovs needs --vlan-uplink IF, the trunk VLAN networks leave by".into(),
+                ));
+            }
+            _ => {}
         }
         for url in self
             .netmaster
@@ -395,6 +409,18 @@ mod tests {
         let mut v = f.clone();
         v.netmode = NetMode::Vlan;
         assert!(v.check().unwrap_err().0.contains("vlan"));
+        // VLAN on OVS: with a trunk uplink only; an uplink on the linux datapath is refused.
+        v.datapath = DatapathKind::Ovs;
+        assert!(v.check().unwrap_err().0.contains("--vlan-uplink IF"));
+        v.vlan_uplink = Some("eth1".into());
+        assert!(v.check().is_ok());
+        v.datapath = DatapathKind::Linux;
+        v.netmode = NetMode::Vxlan;
+        assert!(v
+            .check()
+            .unwrap_err()
+            .0
+            .contains("--vlan-uplink is for --datapath ovs"));
         assert!(
             Flags::try_parse_from(["netplugin"]).is_err(),
             "vtep ip is required"
