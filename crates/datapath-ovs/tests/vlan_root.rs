@@ -48,7 +48,8 @@ fn cfg(h: &Host, bridge: &str, uplink: Option<&str>) -> OvsConfig {
             // No VXLAN here: the VTEP is only the host's identity.
             vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
             underlay_ifname: "lo".into(),
-            underlay_mtu: 1500,
+            // Not the trunk's (1500): VLAN workloads must get the trunk's MTU, not this.
+            underlay_mtu: 9000,
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
         vlan_uplink: uplink.map(str::to_string),
@@ -171,7 +172,10 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
         dp.ensure_network(&blue).unwrap();
         for ep in eps {
             let att = dp.add_local_endpoint(ep).unwrap();
-            assert_eq!(att.mtu, 1500, "no encapsulation to leave room for");
+            assert_eq!(
+                att.mtu, 1500,
+                "the trunk's MTU: no encapsulation to leave room for"
+            );
         }
     }
     for (dp, r, bl) in [(&dpa, &rb, &bb), (&dpb, &ra, &ba)] {

@@ -48,6 +48,9 @@ struct Inner {
     /// everything once (its full reconcile's `resync_local_endpoints`): a restarted agent keeps
     /// the old round's flows carrying traffic until the new round covers them.
     prune: bool,
+    /// The VLAN uplink's MTU, read at start: what VLAN networks' workloads get by default (the
+    /// trunk, not the VXLAN underlay, carries their frames).
+    uplink_mtu: Option<u32>,
 }
 
 /// The OVS driver.
@@ -79,13 +82,15 @@ impl OvsDatapath {
                 .map_err(|e| backend("netlink", contiv_ovsdb::Error::Io(e)))?;
             tokio::spawn(conn);
             // The uplink is checked before OVS is touched: a missing one changes nothing.
+            let mut uplink_mtu = None;
             if let Some(up) = &uplink {
-                if !plumb::link_exists(&nl, up).await {
+                let Some(mtu) = plumb::link_mtu(&nl, up).await else {
                     return Err(DatapathError::Invalid {
                         object: format!("vlan uplink {up}"),
                         reason: "no such interface in the host namespace".into(),
                     });
-                }
+                };
+                uplink_mtu = Some(mtu).filter(|m| *m > 0);
             }
             let sw = OvsSwitch::start(cfg.switch)
                 .await
@@ -107,6 +112,7 @@ impl OvsDatapath {
                 nl,
                 state,
                 prune: false,
+                uplink_mtu,
             })
         });
         let inner = match inner {
@@ -213,10 +219,10 @@ impl Datapath for OvsDatapath {
                     .get(&ep.network_id)
                     .ok_or_else(|| DatapathError::NetworkNotFound(ep.network_id.clone()))?;
                 // A VLAN network has no encapsulation to leave room for (the 4-byte tag is
-                // not counted against the MTU, as on any 802.1Q link).
+                // not counted against the MTU, as on any 802.1Q link): the trunk's MTU.
                 let mtu = match (net.mtu, net.encap) {
                     (0, Encap::Vxlan) => host.workload_mtu(),
-                    (0, Encap::Vlan) => host.underlay_mtu,
+                    (0, Encap::Vlan) => i.uplink_mtu.unwrap_or(host.underlay_mtu),
                     (m, _) => m,
                 };
                 let tag = (net.encap == Encap::Vlan).then_some(net.vni as u16);

@@ -114,9 +114,17 @@ pub async fn host_end_exists(h: &Handle, endpoint_id: &str) -> Result<bool, rtne
     }
 }
 
-/// Whether interface `name` exists in this (the host) namespace.
-pub async fn link_exists(h: &Handle, name: &str) -> bool {
-    index_of(h, name).await.is_some()
+/// The MTU of interface `name` in this (the host) namespace; `None` if there is no such
+/// interface.
+pub async fn link_mtu(h: &Handle, name: &str) -> Option<u32> {
+    let mut s = h.link().get().match_name(name.to_string()).execute();
+    let msg = s.try_next().await.ok().flatten()?;
+    let mtu = msg.attributes.iter().find_map(|a| match a {
+        rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    });
+    // An interface without an MTU attribute still exists; 0 means "not known".
+    Some(mtu.unwrap_or(0))
 }
 
 /// Brings interface `name` up.
