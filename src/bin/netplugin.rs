@@ -68,6 +68,7 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
         },
         host: flags.host_spec(),
         host_netns: flags.host_netns.clone(),
+        vlan_uplink: flags.vlan_uplink.clone(),
     })
     .map_err(|e| RunError::Datapath(e.to_string()))?;
     let pol: Arc<dyn PolicyDriver> = match policy {

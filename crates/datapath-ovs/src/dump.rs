@@ -161,6 +161,8 @@ pub fn match_text(m: &Match) -> String {
             Field::EthDst(v, Some(m)) => format!("dl_dst={}/{}", mac(v), mac(m)),
             Field::EthSrc(v, None) => format!("dl_src={}", mac(v)),
             Field::EthSrc(v, Some(m)) => format!("dl_src={}/{}", mac(v), mac(m)),
+            // ovs-ofctl's spelling of an exact tagged id.
+            Field::VlanVid(v, None) if v & 0x1000 != 0 => format!("dl_vlan={}", v & 0xfff),
             Field::VlanVid(v, m) => format!("vlan_tci={}", hex_masked(*v, *m)),
             Field::Ipv4Src(a, m) => format!("nw_src={}", ip_masked(a, m)),
             Field::Ipv4Dst(a, m) => format!("nw_dst={}", ip_masked(a, m)),
@@ -195,6 +197,7 @@ fn set_field_text(f: &Field) -> String {
         Field::ArpOp(o) => format!("set_field:{o}->arp_op"),
         Field::ArpSha(m, _) => format!("set_field:{}->arp_sha", mac(m)),
         Field::ArpSpa(a, _) => format!("set_field:{a}->arp_spa"),
+        Field::VlanVid(v, _) => format!("set_field:{v}->vlan_vid"),
         other => format!("set_field:{}", match_text(&Match(vec![other.clone()]))),
     }
 }

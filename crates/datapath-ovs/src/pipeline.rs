@@ -94,13 +94,23 @@ impl MetaField {
     }
 }
 
-/// Metadata bits 0-23: the network, by its VNI (unique in the cluster, so stable).
+/// Metadata bits 0-23: the network, by its VNI (unique in the cluster, so stable), or for a
+/// VLAN network by its VLAN id (also unique in the cluster), told apart by [`META_NET_VLAN`].
 pub const META_NETWORK: MetaField = MetaField { ofs: 0, bits: 24 };
+/// Metadata bit 56: set when [`META_NETWORK`] is a VLAN id rather than a VNI (netmaster hands
+/// out both from 1 up, so VLAN 5 and VNI 5 are different networks). Always matched and written
+/// together with [`META_NETWORK`].
+pub const META_NET_VLAN: MetaField = MetaField { ofs: 56, bits: 1 };
 /// Metadata bits 24-39: the tenant's number (given by the agent; also its conntrack zone).
 pub const META_TENANT: MetaField = MetaField { ofs: 24, bits: 16 };
 /// Metadata bits 40-55: the source endpoint's group number within its tenant (0: no out-rules
 /// to check here, e.g. a source on another host: its own host checked them).
 pub const META_SRC_GROUP: MetaField = MetaField { ofs: 40, bits: 16 };
+
+/// OpenFlow 1.3's `OFPVID_PRESENT`: a `vlan_vid` value with this bit is a tagged frame's id.
+pub const VID_PRESENT: u16 = 0x1000;
+/// The ethertype pushed on frames leaving by the VLAN uplink (802.1Q).
+pub const ETH_8021Q: u16 = 0x8100;
 
 /// NXM register 0: the destination's group (0: none), set by DST_GRP.
 pub const REG_DST_GROUP: u8 = 0;
@@ -149,7 +159,7 @@ mod tests {
         for (i, t) in Table::ALL.iter().enumerate() {
             assert_eq!(usize::from(t.id()), i);
         }
-        let fields = [META_NETWORK, META_TENANT, META_SRC_GROUP];
+        let fields = [META_NETWORK, META_TENANT, META_SRC_GROUP, META_NET_VLAN];
         for (i, a) in fields.iter().enumerate() {
             for b in &fields[i + 1..] {
                 assert_eq!(a.mask() & b.mask(), 0);

@@ -65,6 +65,8 @@ pub struct OvsSwitch {
     /// What the switch holds (read on start, then kept as each bundle commits).
     installed: Vec<FlowMod>,
     next_bundle: u32,
+    /// Whether this start made the bridge (a start that fails later takes it away again).
+    created: bool,
 }
 
 impl OvsSwitch {
@@ -95,6 +97,7 @@ impl OvsSwitch {
             round: 0,
             installed: vec![],
             next_bundle: 1,
+            created,
         };
         s.installed = s.read_flows().await?;
         let last = s
@@ -126,6 +129,14 @@ impl OvsSwitch {
             port: cfg.openflow_port,
             source: last.unwrap_or(contiv_openflow::ConnError::Closed),
         })
+    }
+
+    /// Undoes [`OvsSwitch::start`] for a caller whose own start-up failed after it: the bridge
+    /// goes if this start made it (nothing changed, as if never started).
+    pub async fn abandon(self) {
+        if self.created {
+            let _ = self.vsw.delete_bridge(&self.cfg.bridge).await;
+        }
     }
 
     /// The round this run installs under.

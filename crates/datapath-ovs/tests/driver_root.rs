@@ -37,14 +37,18 @@ fn the_trait_drives_ports_flows_and_tunnels() {
     let dp = OvsDatapath::start(cfg(&host)).unwrap();
     assert_eq!(dp.round(), 1);
 
+    // No --vlan-uplink: a VLAN network is refused, naming it and what to do.
     let vlan = NetworkSpec {
         id: "demo:v".into(),
+        vni: 100,
         ..net(Encap::Vlan)
     };
-    assert!(matches!(
-        dp.ensure_network(&vlan),
-        Err(DatapathError::Unsupported { .. })
-    ));
+    let e = dp.ensure_network(&vlan).unwrap_err();
+    assert!(matches!(e, DatapathError::Invalid { .. }), "{e}");
+    assert!(
+        e.to_string().contains("network demo:v") && e.to_string().contains("--vlan-uplink"),
+        "{e}"
+    );
     let ep = |n: u8| {
         let wns = format!("{}-w{n}", host.ns);
         let a = Ipv4Addr::new(10, 10, 0, n);
@@ -169,5 +173,6 @@ fn cfg(host: &Host) -> OvsConfig {
             underlay_mtu: 1500,
         },
         host_netns: Some(format!("/run/netns/{}", host.ns).into()),
+        vlan_uplink: None,
     }
 }

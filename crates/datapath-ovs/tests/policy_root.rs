@@ -72,6 +72,7 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
             underlay_mtu: 1500,
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
+        vlan_uplink: None,
     })
     .unwrap();
     (dp, vtep)
@@ -482,6 +483,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
                 underlay_mtu: 1500,
             },
             host_netns: Some(format!("/run/netns/{}", h.ns).into()),
+            vlan_uplink: None,
         })
         .unwrap();
         (dp, ())

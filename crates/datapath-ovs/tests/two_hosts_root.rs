@@ -64,6 +64,7 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
             underlay_mtu: 1500,
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
+        vlan_uplink: None,
     })
     .unwrap();
     (dp, vtep)

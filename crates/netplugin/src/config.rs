@@ -223,6 +223,11 @@ pub struct Flags {
     /// (`ptcp:PORT:127.0.0.1`), which the agent connects to.
     #[arg(long, default_value_t = 6653)]
     pub ovs_openflow_port: u16,
+    /// `--datapath ovs`: the trunk interface VLAN networks' traffic leaves and arrives by,
+    /// 802.1Q-tagged with each network's VLAN id (Contiv's `-vlan-if`). It becomes a port of
+    /// the bridge; without it VLAN networks are refused.
+    #[arg(long)]
+    pub vlan_uplink: Option<String>,
     /// Seconds between full reconcile passes (changes trigger one at once anyway).
     #[arg(long, default_value_t = 30)]
     pub reconcile_interval: u64,
@@ -289,10 +294,24 @@ impl Flags {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.policy_kind()?;
         self.services_kind()?;
-        if self.netmode == NetMode::Vlan {
-            return Err(ConfigError(
-                "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan".into(),
-            ));
+        match (self.datapath, self.netmode, &self.vlan_uplink) {
+            (DatapathKind::Linux, NetMode::Vlan, _) => {
+                return Err(ConfigError(
+                    "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan (or --datapath ovs with --vlan-uplink)".into(),
+                ));
+            }
+            (DatapathKind::Linux, _, Some(_)) => {
+                return Err(ConfigError(
+                    "--vlan-uplink is for --datapath ovs: the linux datapath has no VLAN mode here"
+                        .into(),
+                ));
+            }
+            (DatapathKind::Ovs, NetMode::Vlan, None) => {
+                return Err(ConfigError(
+                    "--netmode vlan on --datapath ovs needs --vlan-uplink IF, the trunk VLAN networks leave by".into(),
+                ));
+            }
+            _ => {}
         }
         for url in self
             .netmaster
@@ -445,6 +464,18 @@ mod tests {
         let mut v = f.clone();
         v.netmode = NetMode::Vlan;
         assert!(v.check().unwrap_err().0.contains("vlan"));
+        // VLAN on OVS: with a trunk uplink only; an uplink on the linux datapath is refused.
+        v.datapath = DatapathKind::Ovs;
+        assert!(v.check().unwrap_err().0.contains("--vlan-uplink IF"));
+        v.vlan_uplink = Some("eth1".into());
+        assert!(v.check().is_ok());
+        v.datapath = DatapathKind::Linux;
+        v.netmode = NetMode::Vxlan;
+        assert!(v
+            .check()
+            .unwrap_err()
+            .0
+            .contains("--vlan-uplink is for --datapath ovs"));
         assert!(
             Flags::try_parse_from(["netplugin"]).is_err(),
             "vtep ip is required"

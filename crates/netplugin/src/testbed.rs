@@ -343,9 +343,18 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let mut ovs = Vec::new();
         if datapath == TestDatapath::Ovs {
+            let hub = tb
+                .hosts
+                .first()
+                .and_then(|h| h.netns.parent())
+                .map(|d| d.join(format!("{}-hub", tb.prefix)));
             for (i, h) in tb.hosts.iter().enumerate() {
                 let dir = tmp.path().join(host_name(i)).join("ovs");
                 ovs.push(OvsHost::start(&h.netns, &dir, h.vtep)?);
+                // Every OVS host also gets a VLAN trunk to the others (`--vlan-uplink`).
+                if let Some(hub) = &hub {
+                    ovs::add_trunk(hub, &h.netns, i)?;
+                }
             }
         }
         let port = free_port()?;
@@ -483,6 +492,7 @@ impl Cluster {
                 cmd.args(["--ovs-bridge", ovs::BRIDGE]);
                 cmd.arg("--ovs-openflow-port")
                     .arg(ovs::OPENFLOW_PORT.to_string());
+                cmd.arg("--vlan-uplink").arg(ovs::TRUNK_IF);
                 // Policy is the pipeline's own (`--policy auto` = openflow); service balancing
                 // is not in the pipeline yet, switched off here in this one place.
                 cmd.args(["--services", "none"]);

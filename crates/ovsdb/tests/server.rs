@@ -256,7 +256,10 @@ async fn bridge_and_ports_created_updated_and_deleted() {
                 peer: "ovpatch1".into(),
             },
         ),
-        PortSpec::new("ovbr0", "ovveth0", PortKind::System),
+        PortSpec {
+            tag: Some(42),
+            ..PortSpec::new("ovbr0", "ovveth0", PortKind::System)
+        },
     ];
     for p in &ports {
         assert!(v.ensure_port(p).await.unwrap(), "{}", p.name);
@@ -298,6 +301,17 @@ async fn bridge_and_ports_created_updated_and_deleted() {
         s.vsctl(&["get", "interface", "ovveth0", "type"]).trim(),
         r#""""#
     );
+    // A workload port's access VLAN is visible to operators.
+    assert_eq!(s.vsctl(&["get", "port", "ovveth0", "tag"]).trim(), "42");
+    // Re-ensured, the tag converges too (another tag, then none).
+    for (tag, shown) in [(Some(43), "43"), (None, "[]")] {
+        let p = PortSpec {
+            tag,
+            ..PortSpec::new("ovbr0", "ovveth0", PortKind::System)
+        };
+        assert!(!v.ensure_port(&p).await.unwrap());
+        assert_eq!(s.vsctl(&["get", "port", "ovveth0", "tag"]).trim(), shown);
+    }
 
     // Re-ensuring a port updates it in place (a new remote, a fixed VNI).
     let moved = PortSpec::new(
@@ -474,6 +488,10 @@ async fn what_is_not_ours_is_refused_and_unchanged() {
         PortSpec {
             ofport_request: Some(0),
             ..PortSpec::new("ovours", "ovp2", PortKind::Internal)
+        },
+        PortSpec {
+            tag: Some(4095),
+            ..PortSpec::new("ovours", "ovp4", PortKind::System)
         },
         PortSpec::new(
             "ovours",

@@ -32,7 +32,14 @@ pub struct OvsConfig {
     pub host: HostSpec,
     /// The namespace ovs-vswitchd runs in (default: the agent's).
     pub host_netns: Option<PathBuf>,
+    /// The trunk interface VLAN networks leave and arrive by (`--vlan-uplink`, Contiv's
+    /// `-vlan-if`): made a port of the bridge, marked ours. Without one, VLAN networks are
+    /// refused.
+    pub vlan_uplink: Option<String>,
 }
+
+/// The `external_ids` key marking the bridge's VLAN uplink port.
+const UPLINK_ID: &str = "contiv-uplink";
 
 /// Everything the worker thread owns.
 struct Inner {
@@ -52,6 +59,9 @@ struct Inner {
     applied: std::collections::BTreeSet<String>,
     /// When the agent's full reconcile declared everything (`resync_local_endpoints`).
     resynced_at: Option<std::time::Instant>,
+    /// The VLAN uplink's MTU, read at start: what VLAN networks' workloads get by default (the
+    /// trunk, not the VXLAN underlay, carries their frames).
+    uplink_mtu: Option<u32>,
 }
 
 /// How long after the agent's resync the previous run's flows may wait for the policy to be
@@ -90,6 +100,7 @@ struct Core {
 pub struct OvsDatapath {
     core: Core,
     host: HostSpec,
+    vlan_uplink: Option<String>,
 }
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(object: &str, e: E) -> DatapathError {
@@ -107,25 +118,52 @@ impl OvsDatapath {
         let worker =
             Worker::start(cfg.host_netns.clone()).map_err(|e| backend("ovs driver thread", e))?;
         let bridge = cfg.switch.bridge.clone();
+        let uplink = cfg.vlan_uplink.clone();
         let inner = worker.run(async move {
-            let sw = OvsSwitch::start(cfg.switch).await?;
             let (conn, nl, _) = rtnetlink::new_connection()
-                .map_err(|e| crate::switch::SwitchError::Ovsdb(contiv_ovsdb::Error::Io(e)))?;
+                .map_err(|e| backend("netlink", contiv_ovsdb::Error::Io(e)))?;
             tokio::spawn(conn);
-            Ok::<_, crate::switch::SwitchError>(Inner {
+            // The uplink is checked before OVS is touched: a missing one changes nothing.
+            let mut uplink_mtu = None;
+            if let Some(up) = &uplink {
+                let Some(mtu) = plumb::link_mtu(&nl, up).await else {
+                    return Err(DatapathError::Invalid {
+                        object: format!("vlan uplink {up}"),
+                        reason: "no such interface in the host namespace".into(),
+                    });
+                };
+                uplink_mtu = Some(mtu).filter(|m| *m > 0);
+            }
+            let sw = OvsSwitch::start(cfg.switch)
+                .await
+                .map_err(|e| backend(&format!("ovs bridge {bridge}"), e))?;
+            let mut state = State::default();
+            if let Some(up) = &uplink {
+                match add_uplink(&sw, &nl, up).await {
+                    Ok(port) => state.ports.uplink = Some(port),
+                    Err(e) => {
+                        // E.g. a port of someone else's bridge: refused, and a bridge made just
+                        // now goes again.
+                        sw.abandon().await;
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(Inner {
                 sw,
                 nl,
-                state: State::default(),
+                state,
                 prune: false,
                 pins: policy::Pins::default(),
                 policy_on: false,
                 applied: Default::default(),
                 resynced_at: None,
+                uplink_mtu,
             })
         });
         let inner = match inner {
             Some(Ok(i)) => i,
-            Some(Err(e)) => return Err(backend(&format!("ovs bridge {bridge}"), e)),
+            Some(Err(e)) => return Err(e),
             None => return Err(backend("ovs driver thread", std::io::Error::other("ended"))),
         };
         Ok(OvsDatapath {
@@ -134,6 +172,7 @@ impl OvsDatapath {
                 inner: Arc::new(Mutex::new(inner)),
             },
             host: cfg.host,
+            vlan_uplink: cfg.vlan_uplink,
         })
     }
 
@@ -240,16 +279,12 @@ impl Core {
 impl Datapath for OvsDatapath {
     fn validate(&self, net: &NetworkSpec) -> Result<(), DatapathError> {
         validate_common(net)?;
-        if net.encap == Encap::Vlan {
-            return Err(DatapathError::Unsupported {
-                network: net.id.clone(),
-                reason: "VLAN encapsulation is not in the OVS pipeline yet".into(),
-            });
-        }
-        Ok(())
+        validate_vlan(net, self.vlan_uplink.as_deref())
     }
 
     fn ensure_network(&self, net: &NetworkSpec) -> Result<(), DatapathError> {
+        // Checked before anything changes; a VLAN id taken by another network is refused by
+        // `State::add_network`, also before anything is rendered.
         self.validate(net)?;
         let net = net.clone();
         self.change(format!("network {}", net.id), move |i| {
@@ -294,11 +329,14 @@ impl Datapath for OvsDatapath {
                     .networks
                     .get(&ep.network_id)
                     .ok_or_else(|| DatapathError::NetworkNotFound(ep.network_id.clone()))?;
-                let mtu = if net.mtu == 0 {
-                    host.workload_mtu()
-                } else {
-                    net.mtu
+                // A VLAN network has no encapsulation to leave room for (the 4-byte tag is
+                // not counted against the MTU, as on any 802.1Q link): the trunk's MTU.
+                let mtu = match (net.mtu, net.encap) {
+                    (0, Encap::Vxlan) => host.workload_mtu(),
+                    (0, Encap::Vlan) => i.uplink_mtu.unwrap_or(host.underlay_mtu),
+                    (m, _) => m,
                 };
+                let tag = (net.encap == Encap::Vlan).then_some(net.vni as u16);
                 let object = format!("endpoint {}", ep.id);
                 let name = plumb::plug(&i.nl, &ep, mtu)
                     .await
@@ -314,6 +352,7 @@ impl Datapath for OvsDatapath {
                 ]
                 .into_iter()
                 .collect();
+                spec.tag = tag;
                 let ofport = match i.sw.ensure_port(&spec).await {
                     Ok(p) => p,
                     Err(e) => {
@@ -438,6 +477,26 @@ impl Datapath for OvsDatapath {
     }
 }
 
+/// VLAN networks need a tag in 1-4094 and an uplink to carry it.
+fn validate_vlan(net: &NetworkSpec, uplink: Option<&str>) -> Result<(), DatapathError> {
+    if net.encap != Encap::Vlan {
+        return Ok(());
+    }
+    let invalid = |reason: String| DatapathError::Invalid {
+        object: format!("network {}", net.id),
+        reason,
+    };
+    if !(1..=4094).contains(&net.vni) {
+        return Err(invalid(format!("VLAN id {} outside 1-4094", net.vni)));
+    }
+    if uplink.is_none() {
+        return Err(invalid(
+            "a VLAN network needs a trunk uplink: start netplugin with --vlan-uplink IF".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Endpoints of `eps` this run has not plugged but whose port a previous run left on the
 /// bridge (marked with the endpoint's id) are declared again, with that port's ofport: a
 /// restarted agent does not re-plug a live workload, and without this the new round would hold
@@ -468,6 +527,31 @@ async fn adopt(i: &mut Inner, eps: &[LocalEndpoint]) -> Result<(), DatapathError
         }
     }
     Ok(())
+}
+
+/// Makes `name` the bridge's trunk port (marked ours, up); returns its ofport.
+async fn add_uplink(
+    sw: &OvsSwitch,
+    nl: &rtnetlink::Handle,
+    name: &str,
+) -> Result<u32, DatapathError> {
+    let object = format!("vlan uplink {name}");
+    let mut spec = contiv_ovsdb::vswitch::PortSpec::new(
+        sw.bridge(),
+        name,
+        contiv_ovsdb::vswitch::PortKind::System,
+    );
+    spec.external_ids = [(UPLINK_ID.to_string(), "true".to_string())]
+        .into_iter()
+        .collect();
+    let port = sw
+        .ensure_port(&spec)
+        .await
+        .map_err(|e| backend(&object, e))?;
+    plumb::set_up(nl, name)
+        .await
+        .map_err(|e| backend(&object, e))?;
+    Ok(port)
 }
 
 async fn remove_endpoint(i: &mut Inner, id: &str) -> Result<(), DatapathError> {
@@ -512,4 +596,53 @@ async fn sync_tunnels(i: &mut Inner) -> Result<(), DatapathError> {
         i.state.ports.tunnels.insert(*vtep, port);
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use contiv_datapath::FwdMode;
+
+    pub(crate) fn vlan_net(id: &str, tag: u32) -> NetworkSpec {
+        NetworkSpec {
+            id: id.into(),
+            tenant: "t".into(),
+            vni: tag,
+            subnet: "10.1.0.0/24".parse().unwrap(),
+            gateway: "10.1.0.1".parse().unwrap(),
+            fwd_mode: FwdMode::Bridge,
+            encap: Encap::Vlan,
+            mtu: 0,
+        }
+    }
+
+    #[test]
+    fn vlan_ids_outside_the_range_or_without_an_uplink_are_refused_naming_the_network() {
+        for tag in [0, 4095, 5000] {
+            let e = validate_vlan(&vlan_net("t:red", tag), Some("trunk0")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                DatapathError::Invalid {
+                    object: "network t:red".into(),
+                    reason: format!("VLAN id {tag} outside 1-4094"),
+                }
+                .to_string()
+            );
+        }
+        for tag in [1, 100, 4094] {
+            validate_vlan(&vlan_net("t:red", tag), Some("trunk0")).unwrap();
+        }
+        let e = validate_vlan(&vlan_net("t:red", 100), None).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("network t:red") && text.contains("--vlan-uplink"),
+            "{text}"
+        );
+        // VXLAN networks need no uplink, and their VNI is not a VLAN id.
+        let vx = NetworkSpec {
+            encap: Encap::Vxlan,
+            ..vlan_net("t:vx", 5000)
+        };
+        validate_vlan(&vx, None).unwrap();
+    }
 }

@@ -114,6 +114,29 @@ pub async fn host_end_exists(h: &Handle, endpoint_id: &str) -> Result<bool, rtne
     }
 }
 
+/// The MTU of interface `name` in this (the host) namespace; `None` if there is no such
+/// interface.
+pub async fn link_mtu(h: &Handle, name: &str) -> Option<u32> {
+    let mut s = h.link().get().match_name(name.to_string()).execute();
+    let msg = s.try_next().await.ok().flatten()?;
+    let mtu = msg.attributes.iter().find_map(|a| match a {
+        rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    });
+    // An interface without an MTU attribute still exists; 0 means "not known".
+    Some(mtu.unwrap_or(0))
+}
+
+/// Brings interface `name` up.
+pub async fn set_up(h: &Handle, name: &str) -> Result<(), PlumbError> {
+    let up = LinkUnspec::new_with_name(name).up().build();
+    h.link()
+        .set(up)
+        .execute()
+        .await
+        .map_err(fail(format!("set {name} up")))
+}
+
 /// Inside the workload's namespace: interface up, its address, default route via the gateway.
 async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
     let ep = ep.clone();

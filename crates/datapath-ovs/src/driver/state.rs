@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{
-    DatapathError, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork, ObservedRemote,
-    ObservedState, RemoteEndpoint,
+    DatapathError, Encap, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
+    ObservedRemote, ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
 use contiv_policy::{HostPolicy, RuleId};
@@ -37,7 +37,25 @@ pub(super) fn tunnel_name(vtep: Ipv4Addr) -> String {
 }
 
 impl State {
+    /// Takes network `net` in (a new one, or a new spec of one known). Refused, changing
+    /// nothing: a VLAN id another network of this host already has (the tag names the network
+    /// on the trunk, so two networks sharing one would see each other's traffic).
     pub fn add_network(&mut self, net: NetworkSpec) -> Result<(), DatapathError> {
+        if net.encap == Encap::Vlan {
+            if let Some(other) = self
+                .networks
+                .values()
+                .find(|o| o.id != net.id && o.encap == Encap::Vlan && o.vni == net.vni)
+            {
+                return Err(DatapathError::Invalid {
+                    object: format!("network {}", net.id),
+                    reason: format!(
+                        "VLAN id {} is already used by network {} on this host",
+                        net.vni, other.id
+                    ),
+                });
+            }
+        }
         if !self.tenants.contains_key(&net.tenant) {
             let used: BTreeSet<u16> = self.tenants.values().copied().collect();
             let n = (1..=u16::MAX).find(|n| !used.contains(n)).ok_or_else(|| {
@@ -63,9 +81,20 @@ impl State {
         self.groups.assign(&self.policy);
     }
 
-    /// Remote VTEPs some network's endpoints need a tunnel to.
+    /// Remote VTEPs some VXLAN network's endpoints need a tunnel to (VLAN networks go by the
+    /// trunk uplink).
     pub fn vteps(&self) -> Vec<Ipv4Addr> {
-        let set: BTreeSet<Ipv4Addr> = self.remotes.values().flatten().map(|r| r.vtep).collect();
+        let set: BTreeSet<Ipv4Addr> = self
+            .remotes
+            .iter()
+            .filter(|(id, _)| {
+                self.networks
+                    .get(*id)
+                    .is_some_and(|n| n.encap == Encap::Vxlan)
+            })
+            .flat_map(|(_, eps)| eps)
+            .map(|r| r.vtep)
+            .collect();
         set.into_iter().collect()
     }
 
@@ -130,7 +159,50 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contiv_datapath::{Encap, FwdMode, MacAddr};
+    use crate::driver::tests::vlan_net;
+    use contiv_datapath::{FwdMode, MacAddr};
+
+    #[test]
+    fn a_vlan_id_another_network_has_is_refused_and_nothing_changes() {
+        let mut s = State::default();
+        s.add_network(vlan_net("t:red", 100)).unwrap();
+        let before = (s.networks.clone(), s.tenants.clone());
+        let mut blue = vlan_net("t:blue", 100);
+        blue.tenant = "u".into();
+        let e = s.add_network(blue).unwrap_err().to_string();
+        assert!(
+            e.contains("network t:blue")
+                && e.contains("VLAN id 100 is already used by network t:red"),
+            "{e}"
+        );
+        // No network, no tenant number taken.
+        assert_eq!((s.networks.clone(), s.tenants.clone()), before);
+        // The same network again (a repeated ensure) is fine, so is another id, and a VXLAN
+        // network whose VNI equals the VLAN id.
+        s.add_network(vlan_net("t:red", 100)).unwrap();
+        s.add_network(vlan_net("t:blue", 101)).unwrap();
+        s.add_network(NetworkSpec {
+            encap: Encap::Vxlan,
+            ..vlan_net("t:vx", 100)
+        })
+        .unwrap();
+        assert_eq!(s.networks.len(), 3);
+    }
+
+    #[test]
+    fn vlan_networks_need_no_tunnels() {
+        let mut s = State::default();
+        s.add_network(vlan_net("t:red", 100)).unwrap();
+        let r = |vtep: [u8; 4]| RemoteEndpoint {
+            id: "r".into(),
+            network_id: "t:red".into(),
+            ip: "10.1.0.9".parse().unwrap(),
+            mac: Default::default(),
+            vtep: vtep.into(),
+        };
+        s.remotes.insert("t:red".into(), vec![r([192, 0, 2, 2])]);
+        assert!(s.vteps().is_empty());
+    }
 
     fn net(mode: FwdMode) -> NetworkSpec {
         NetworkSpec {

@@ -104,7 +104,11 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
         let Some(zone) = zone_of(out, d, n) else {
             continue;
         };
-        let own = (Category::Network, u64::from(n.vni));
+        // A VLAN network's cookie id is its VLAN id above bit 24, apart from the VNIs.
+        let own = (
+            Category::Network,
+            u64::from(n.vni) | u64::from(n.encap == Encap::Vlan) << 24,
+        );
         out.flow(
             Table::Input,
             PRIO_PUNT,
@@ -118,20 +122,42 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
             punt(),
         );
         let tenant = (META_TENANT, u64::from(zone));
-        let net = (META_NETWORK, u64::from(n.vni));
-        arp_reply(out, own, n.vni, n.gateway, ROUTER_MAC);
-        for &port in d.ports.tunnels.values() {
-            out.flow(
-                Table::Vlan,
-                PRIO_HIGH,
-                own,
-                // OVS's field order (tunnel metadata first), so dumps compare line for line.
-                vec![Field::TunnelId(u64::from(n.vni), None), Field::InPort(port)],
-                vec![
-                    write_meta(&[tenant, net]),
-                    Instruction::GotoTable(Table::Conntrack.id()),
-                ],
-            );
+        let [net, kind] = net_meta(n);
+        arp_reply(out, own, n, n.gateway, ROUTER_MAC);
+        match n.encap {
+            Encap::Vxlan => {
+                for &port in d.ports.tunnels.values() {
+                    out.flow(
+                        Table::Vlan,
+                        PRIO_HIGH,
+                        own,
+                        // OVS's field order (tunnel metadata first), so dumps compare line for
+                        // line.
+                        vec![Field::TunnelId(u64::from(n.vni), None), Field::InPort(port)],
+                        vec![
+                            write_meta(&[tenant, net, kind]),
+                            Instruction::GotoTable(Table::Conntrack.id()),
+                        ],
+                    );
+                }
+            }
+            // Tagged frames from the trunk: the tag names the network; popped here, so the rest
+            // of the pipeline sees the frame as a workload sent it. Unknown tags meet the
+            // table's default drop.
+            Encap::Vlan => match d.ports.uplink {
+                Some(port) => out.flow(
+                    Table::Vlan,
+                    PRIO_HIGH,
+                    own,
+                    vec![Field::InPort(port), Field::VlanVid(vid(n), None)],
+                    vec![
+                        Instruction::ApplyActions(vec![Action::PopVlan]),
+                        write_meta(&[tenant, net, kind]),
+                        Instruction::GotoTable(Table::Conntrack.id()),
+                    ],
+                ),
+                None => out.pending(format!("network {}: VLAN without an uplink", n.id)),
+            },
         }
         let t_own = (Category::Network, u64::from(zone));
         out.flow(
@@ -156,7 +182,7 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
             ],
         );
     }
-    for &port in d.ports.tunnels.values() {
+    for &port in d.ports.tunnels.values().chain(d.ports.uplink.iter()) {
         out.flow(
             Table::Input,
             PRIO_PASS,
@@ -167,14 +193,20 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
     }
 }
 
+/// The network's metadata: its number (VNI or VLAN id) and whether that is a VLAN id.
+pub(super) fn net_meta(n: &NetworkSpec) -> [(MetaField, u64); 2] {
+    [
+        (META_NETWORK, u64::from(n.vni)),
+        (META_NET_VLAN, u64::from(n.encap == Encap::Vlan)),
+    ]
+}
+
+/// The `vlan_vid` of a VLAN network's tagged frames (its tag is `vni` in the spec).
+fn vid(n: &NetworkSpec) -> u16 {
+    VID_PRESENT | (n.vni & 0xfff) as u16
+}
+
 fn zone_of(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec) -> Option<u16> {
-    if n.encap == Encap::Vlan {
-        out.pending(format!(
-            "network {}: VLAN encapsulation is not rendered yet",
-            n.id
-        ));
-        return None;
-    }
     let z = d.tenants.get(&n.tenant).copied();
     if z.is_none() {
         out.pending(format!(
@@ -216,11 +248,22 @@ pub(super) fn endpoints(out: &mut Out, d: &Desired<'_>) {
         });
     }
     for ep in d.remote_endpoints {
-        let Some(&port) = d.ports.tunnels.get(&ep.vtep) else {
-            out.pending(format!(
-                "remote endpoint {}: no tunnel to {} yet",
-                ep.id, ep.vtep
-            ));
+        // A VLAN network reaches every remote host through the trunk; a VXLAN one through the
+        // tunnel to the endpoint's host.
+        let vlan = nets
+            .get(ep.network_id.as_str())
+            .is_some_and(|n| n.encap == Encap::Vlan);
+        let port = if vlan {
+            d.ports.uplink
+        } else {
+            d.ports.tunnels.get(&ep.vtep).copied()
+        };
+        let Some(port) = port else {
+            out.pending(if vlan {
+                format!("remote endpoint {}: no VLAN uplink", ep.id)
+            } else {
+                format!("remote endpoint {}: no tunnel to {} yet", ep.id, ep.vtep)
+            });
             continue;
         };
         dests.push(Dest {
@@ -240,7 +283,7 @@ pub(super) fn endpoints(out: &mut Out, d: &Desired<'_>) {
             ));
             continue;
         };
-        let Some(&zone) = d.tenants.get(&n.tenant).filter(|_| n.encap == Encap::Vxlan) else {
+        let Some(&zone) = d.tenants.get(&n.tenant) else {
             continue; // reported once per network
         };
         endpoint(out, d, n, zone, dst);
@@ -249,7 +292,7 @@ pub(super) fn endpoints(out: &mut Out, d: &Desired<'_>) {
 
 fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &Dest) {
     let tenant = (META_TENANT, u64::from(zone));
-    let net = (META_NETWORK, u64::from(n.vni));
+    let [net, kind] = net_meta(n);
     if !dst.remote {
         // The source guard: only the endpoint's own MAC and IPv4 address get in.
         // Its group's number if its group has out-rules (0: none to check). A group without a
@@ -282,7 +325,7 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
                 Field::Ipv4Src(dst.ip, None),
             ],
             vec![
-                write_meta(&[tenant, net, (META_SRC_GROUP, u64::from(group))]),
+                write_meta(&[tenant, net, kind, (META_SRC_GROUP, u64::from(group))]),
                 Instruction::GotoTable(Table::Conntrack.id()),
             ],
         );
@@ -299,31 +342,34 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
                 Field::ArpSha(dst.mac, None),
             ],
             vec![
-                write_meta(&[tenant, net]),
+                write_meta(&[tenant, net, kind]),
                 Instruction::GotoTable(Table::ArpResp.id()),
             ],
         );
     }
-    arp_reply(out, dst.owner, n.vni, dst.ip, dst.mac);
-    let deliver = if dst.remote {
-        vec![
+    arp_reply(out, dst.owner, n, dst.ip, dst.mac);
+    let output = Action::Output {
+        port: dst.port,
+        max_len: 0,
+    };
+    let deliver = match (dst.remote, n.encap) {
+        (false, _) => vec![output],
+        (true, Encap::Vxlan) => vec![
             Action::SetField(Field::TunnelId(u64::from(n.vni), None)),
-            Action::Output {
-                port: dst.port,
-                max_len: 0,
-            },
-        ]
-    } else {
-        vec![Action::Output {
-            port: dst.port,
-            max_len: 0,
-        }]
+            output,
+        ],
+        // Out of the trunk with the network's 802.1Q tag.
+        (true, Encap::Vlan) => vec![
+            Action::PushVlan(ETH_8021Q),
+            Action::SetField(Field::VlanVid(vid(n), None)),
+            output,
+        ],
     };
     out.flow(
         Table::MacDest,
         PRIO_HIGH,
         dst.owner,
-        vec![meta(&[net]), Field::EthDst(dst.mac, None)],
+        vec![meta(&[net, kind]), Field::EthDst(dst.mac, None)],
         vec![Instruction::ApplyActions(deliver)],
     );
     // Routed to it from any network of its tenant (sent to the gateway's MAC).
@@ -343,7 +389,7 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
                 Action::SetField(Field::EthDst(dst.mac, None)),
                 Action::DecNwTtl,
             ]),
-            write_meta(&[net]),
+            write_meta(&[net, kind]),
             Instruction::GotoTable(Table::MacDest.id()),
         ],
     );
@@ -368,17 +414,17 @@ fn mv(src: (u16, u8, u8), dst: (u16, u8, u8)) -> Action {
     }
 }
 
-/// ARP_RESP: a request in network `vni` for `ip` becomes the reply "`ip` is at `mac`", sent back
+/// ARP_RESP: a request in network `n` for `ip` becomes the reply "`ip` is at `mac`", sent back
 /// out of the port it came in on. Nothing is flooded and nothing learned: an address the agent
 /// does not know gets no answer (the table's default drops it).
-fn arp_reply(out: &mut Out, owner: (Category, u64), vni: u32, ip: Ipv4Addr, mac: Mac) {
+fn arp_reply(out: &mut Out, owner: (Category, u64), n: &NetworkSpec, ip: Ipv4Addr, mac: Mac) {
     out.flow(
         Table::ArpResp,
         PRIO_HIGH,
         owner,
         // OVS's field order (metadata, then the ARP fields), so dumps compare line for line.
         vec![
-            meta(&[(META_NETWORK, u64::from(vni))]),
+            meta(&net_meta(n)),
             Field::EthType(ETH_ARP),
             Field::ArpTpa(ip, None),
             Field::ArpOp(ARP_REQUEST),

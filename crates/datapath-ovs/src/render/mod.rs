@@ -24,6 +24,9 @@ pub struct Ports {
     pub endpoints: BTreeMap<String, u32>,
     /// Remote host VTEP → the ofport of the VXLAN port to it (`key=flow`).
     pub tunnels: BTreeMap<Ipv4Addr, u32>,
+    /// The VLAN trunk uplink's ofport (`--vlan-uplink`), if the agent has one: VLAN networks
+    /// reach their remote endpoints through it, tagged.
+    pub uplink: Option<u32>,
 }
 
 /// Everything one host's flows are rendered from.

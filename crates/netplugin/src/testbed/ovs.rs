@@ -23,7 +23,36 @@ pub const BRIDGE: &str = "contivbr";
 /// The bridge's OpenFlow target on the host's own loopback (one per netns: no clash).
 pub const OPENFLOW_PORT: u16 = 6653;
 
+/// Each host's end of the VLAN trunk, the agents' `--vlan-uplink`.
+pub const TRUNK_IF: &str = "tr0";
+/// The Linux bridge in the hub joining the hosts' trunk ends: without VLAN filtering it passes
+/// 802.1Q frames untouched, like a trunk switch (this kernel has no 8021q module, none needed).
+pub const TRUNK_BRIDGE: &str = "tr";
+
 const DAEMONS: [&str; 2] = ["ovs-vswitchd", "ovsdb-server"];
+
+/// Host `i`'s trunk: a veth `t<i>` in the hub's bridge [`TRUNK_BRIDGE`] (made on first use)
+/// whose peer [`TRUNK_IF`] is in `host_netns`. The namespaces' removal takes both away.
+pub fn add_trunk(hub: &Path, host_netns: &Path, i: usize) -> Result<(), String> {
+    let name = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("netns path {}", p.display()))
+    };
+    let (hub, host) = (name(hub)?, name(host_netns)?);
+    let ip = |args: &[&str]| run(Command::new("ip").arg("-n").arg(&hub).args(args));
+    if ip(&["link", "show", TRUNK_BRIDGE]).is_err() {
+        ip(&["link", "add", TRUNK_BRIDGE, "type", "bridge"])?;
+        ip(&["link", "set", TRUNK_BRIDGE, "up"])?;
+    }
+    let port = format!("t{i}");
+    ip(&[
+        "link", "add", &port, "type", "veth", "peer", "name", TRUNK_IF, "netns", &host,
+    ])?;
+    ip(&["link", "set", &port, "master", TRUNK_BRIDGE, "up"])?;
+    Ok(())
+}
 
 /// One host's running OVS (see the module docs).
 pub struct OvsHost {

@@ -75,6 +75,9 @@ pub struct PortSpec {
     pub ofport_request: Option<u16>,
     /// Written on both the port and its interface, beside the owner mark.
     pub external_ids: BTreeMap<String, String>,
+    /// The port's access VLAN (`tag`, 1-4094): what an operator sees in `ovs-vsctl show`; it
+    /// only steers OVS's NORMAL action, which Contiv's pipeline never uses.
+    pub tag: Option<u16>,
 }
 
 impl PortSpec {
@@ -85,6 +88,7 @@ impl PortSpec {
             kind,
             ofport_request: None,
             external_ids: BTreeMap::new(),
+            tag: None,
         }
     }
 
@@ -103,6 +107,14 @@ impl PortSpec {
                 return Err(Error::Invalid {
                     what: format!("port {}", self.name),
                     why: format!("VXLAN key {k} is not a 24-bit VNI"),
+                });
+            }
+        }
+        if let Some(t) = self.tag {
+            if !(1..=4094).contains(&t) {
+                return Err(Error::Invalid {
+                    what: format!("port {}", self.name),
+                    why: format!("VLAN tag {t} outside 1-4094"),
                 });
             }
         }
@@ -142,6 +154,7 @@ impl Vswitch {
         let opts = ops::string_map(options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let req = ops::set(spec.ofport_request.map(|p| json!(p)).into_iter().collect());
         let ids = self.owned_ids(&spec.external_ids);
+        let tag = ops::set(spec.tag.map(|t| json!(t)).into_iter().collect());
         let iface_cols = |ids: Value| {
             [
                 ("name", json!(spec.name)),
@@ -162,6 +175,7 @@ impl Vswitch {
                         ("name", json!(spec.name)),
                         ("interfaces", ops::named("iface")),
                         ("external_ids", ids),
+                        ("tag", tag),
                     ],
                 ),
                 Op::Mutate {
@@ -195,9 +209,12 @@ impl Vswitch {
             Op::Update {
                 table: "Port".into(),
                 conditions: vec![cond("_uuid", "==", ops::uuid(&port_uuid))],
-                row: [("external_ids".to_string(), ids.clone())]
-                    .into_iter()
-                    .collect(),
+                row: [
+                    ("external_ids".to_string(), ids.clone()),
+                    ("tag".to_string(), tag),
+                ]
+                .into_iter()
+                .collect(),
             },
             Op::Update {
                 table: "Interface".into(),
