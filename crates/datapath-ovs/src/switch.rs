@@ -44,6 +44,9 @@ pub enum SwitchError {
     },
     #[error("ovs-vswitchd refused a flow change: {0}")]
     Flows(contiv_openflow::ConnError),
+    /// The switch's view could not be kept (a flow-mod the model cannot follow).
+    #[error("flows sent, but {0}")]
+    Model(crate::diff::UnmodeledCommand),
 }
 
 /// The programmed switch.
@@ -185,7 +188,7 @@ impl OvsSwitch {
         self.installed = if prune {
             r.flows.clone()
         } else {
-            crate::diff::apply(&self.installed, &mods)
+            crate::diff::apply(&self.installed, &mods).map_err(SwitchError::Model)?
         };
         if stale {
             // The diff above already replaced or deleted every old flow it knew of; this catches
