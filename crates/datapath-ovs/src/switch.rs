@@ -103,15 +103,25 @@ impl OvsSwitch {
     }
 
     /// vswitchd opens the bridge's OpenFlow target a moment after the bridge appears: retry
-    /// for a few seconds before calling it not running.
+    /// for a few seconds before calling it not running. The bridge's `ptcp:` target first, then
+    /// its management socket beside ovsdb-server's ([`mgmt_socket`]): a vswitchd started with
+    /// `other_config:flow-restore-wait=true` opens only the latter until the flag is cleared.
     async fn connect(cfg: &SwitchConfig) -> Result<Switch, SwitchError> {
         let addr = format!("127.0.0.1:{}", cfg.openflow_port);
+        let mgmt = mgmt_socket(cfg);
+        let opts = ConnOptions::default();
         let mut last = None;
         for _ in 0..50 {
-            match contiv_openflow::connect(&addr, &ConnOptions::default()).await {
-                // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
+            // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
+            match contiv_openflow::connect(&addr, &opts).await {
                 Ok((sw, _events)) => return Ok(sw),
                 Err(e) => last = Some(e),
+            }
+            if let Some(path) = mgmt.as_deref().filter(|p| p.exists()) {
+                match contiv_openflow::connect_unix(path, &opts).await {
+                    Ok((sw, _events)) => return Ok(sw),
+                    Err(e) => last = Some(e),
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -120,6 +130,27 @@ impl OvsSwitch {
             port: cfg.openflow_port,
             source: last.unwrap_or(contiv_openflow::ConnError::Closed),
         })
+    }
+
+    /// Whether the OpenFlow connection is known dead (ovs-vswitchd exited or restarted).
+    pub fn is_disconnected(&self) -> bool {
+        self.sw.is_closed()
+    }
+
+    /// Connects again (after ovs-vswitchd restarted) and reads what the switch holds now (a
+    /// restarted vswitchd holds nothing): the next [`OvsSwitch::apply`] sends every flow again,
+    /// as one bundle, under this run's round.
+    pub async fn reconnect(&mut self) -> Result<(), SwitchError> {
+        self.sw = Self::connect(&self.cfg).await?;
+        self.installed = self.read_flows().await?;
+        Ok(())
+    }
+
+    /// Clears `other_config:flow-restore-wait` if set (a start script sets it before starting
+    /// ovs-vswitchd so it forwards nothing until the agent's flows are in). Returns whether it
+    /// was set.
+    pub async fn clear_flow_restore_wait(&self) -> Result<bool, SwitchError> {
+        Ok(self.vsw.clear_flow_restore_wait().await?)
     }
 
     /// The round this run installs under.
@@ -241,5 +272,33 @@ impl OvsSwitch {
             })
             .collect();
         Ok(installed_from_stats(&stats))
+    }
+}
+
+/// ovs-vswitchd's management socket for the bridge, `<rundir>/<bridge>.mgmt`, where the rundir
+/// is the directory of ovsdb-server's unix socket (OVS puts both there); `None` over TCP.
+pub fn mgmt_socket(cfg: &SwitchConfig) -> Option<std::path::PathBuf> {
+    let sock = std::path::Path::new(cfg.ovsdb.strip_prefix("unix:")?);
+    Some(sock.parent()?.join(format!("{}.mgmt", cfg.bridge)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_management_socket_sits_beside_ovsdb_servers() {
+        let mut cfg = SwitchConfig {
+            ovsdb: "unix:/var/run/openvswitch/db.sock".into(),
+            bridge: "contivbr".into(),
+            openflow_port: 6653,
+            owner: "netplugin".into(),
+        };
+        assert_eq!(
+            mgmt_socket(&cfg),
+            Some("/var/run/openvswitch/contivbr.mgmt".into())
+        );
+        cfg.ovsdb = "tcp:127.0.0.1:6640".into();
+        assert_eq!(mgmt_socket(&cfg), None);
     }
 }

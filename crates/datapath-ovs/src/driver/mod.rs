@@ -41,6 +41,11 @@ struct Inner {
     /// everything once (its full reconcile's `resync_local_endpoints`): a restarted agent keeps
     /// the old round's flows carrying traffic until the new round covers them.
     prune: bool,
+    /// The tenant and group numbers as last written to the bridge's `external_ids`.
+    saved_numbers: std::collections::BTreeMap<String, String>,
+    /// `other_config:flow-restore-wait` may be set (on start, after vswitchd restarted): cleared
+    /// after the first complete apply, once every flow is in.
+    restore_wait: bool,
 }
 
 /// The OVS driver.
@@ -70,21 +75,36 @@ impl OvsDatapath {
             let (conn, nl, _) = rtnetlink::new_connection()
                 .map_err(|e| crate::switch::SwitchError::Ovsdb(contiv_ovsdb::Error::Io(e)))?;
             tokio::spawn(conn);
-            Ok::<_, crate::switch::SwitchError>(Inner {
+            // The numbers a previous run gave tenants and groups: the same zones again.
+            let kept = sw.vswitch().bridge_external_ids(sw.bridge()).await?;
+            let mut state = State::default();
+            if let Err(e) = state.restore_numbers(&kept) {
+                return Ok(Err(e));
+            }
+            let saved_numbers = state.numbers();
+            Ok::<_, crate::switch::SwitchError>(Ok(Inner {
                 sw,
                 nl,
-                state: State::default(),
+                state,
                 prune: false,
-            })
+                saved_numbers,
+                restore_wait: true,
+            }))
         });
         let inner = match inner {
-            Some(Ok(i)) => i,
+            Some(Ok(Ok(i))) => i,
+            Some(Ok(Err(e))) => return Err(backend(&format!("ovs bridge {bridge}"), e)),
             Some(Err(e)) => return Err(backend(&format!("ovs bridge {bridge}"), e)),
             None => return Err(backend("ovs driver thread", std::io::Error::other("ended"))),
         };
+        let inner = Arc::new(Mutex::new(inner));
+        let weak = Arc::downgrade(&inner);
+        worker.run(async move {
+            tokio::spawn(watch(weak));
+        });
         Ok(OvsDatapath {
             worker,
-            inner: Arc::new(Mutex::new(inner)),
+            inner,
             host: cfg.host,
         })
     }
@@ -113,13 +133,7 @@ impl OvsDatapath {
             let mut guard = inner.lock().await;
             let i = &mut *guard;
             let out = f(i).await?;
-            let rendered = i.state.render(i.sw.round());
-            for p in &rendered.pending {
-                tracing::debug!(pending = %p, "ovs flows not rendered yet");
-            }
-            i.sw.apply(&rendered, i.prune)
-                .await
-                .map_err(|e| backend(&what, e))?;
+            converge(i).await.map_err(|e| backend(&what, e))?;
             Ok(out)
         });
         out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
@@ -302,6 +316,74 @@ impl Datapath for OvsDatapath {
             })
         })
     }
+}
+
+/// Makes the switch hold the rendering of the state (numbers saved first); once the agent has
+/// declared everything, also lets a vswitchd held by flow-restore-wait forward again.
+async fn converge(i: &mut Inner) -> Result<(), crate::switch::SwitchError> {
+    save_numbers(i).await?;
+    let rendered = i.state.render(i.sw.round());
+    for p in &rendered.pending {
+        tracing::debug!(pending = %p, "ovs flows not rendered yet");
+    }
+    i.sw.apply(&rendered, i.prune).await?;
+    if i.prune && i.restore_wait {
+        if i.sw.clear_flow_restore_wait().await? {
+            tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+        }
+        i.restore_wait = false;
+    }
+    Ok(())
+}
+
+/// How often the OpenFlow connection is checked.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Watches the OpenFlow connection for the driver's lifetime: when ovs-vswitchd goes away (a
+/// restart, an upgrade), connects again as soon as it is back and sends every flow again, then
+/// clears flow-restore-wait, without the agent doing anything.
+async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
+    let mut down = false;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut guard = inner.lock().await;
+        let i = &mut *guard;
+        if !i.sw.is_disconnected() && !down {
+            continue;
+        }
+        if !down {
+            tracing::warn!(bridge = %i.sw.bridge(), "openflow connection to ovs-vswitchd lost, reconnecting");
+            down = true;
+        }
+        let r = async {
+            i.sw.reconnect().await?;
+            i.restore_wait = true;
+            converge(i).await
+        }
+        .await;
+        match r {
+            Ok(()) => {
+                tracing::info!(bridge = %i.sw.bridge(), "ovs-vswitchd reprogrammed after reconnecting");
+                down = false;
+            }
+            Err(e) => tracing::warn!(error = %e, "ovs-vswitchd not reprogrammed yet, retrying"),
+        }
+    }
+}
+
+/// Writes the tenant and group numbers to the bridge when they changed, before any flow that
+/// uses them goes in: a run killed after this point finds them; one killed before installed
+/// nothing that uses them.
+async fn save_numbers(i: &mut Inner) -> Result<(), crate::switch::SwitchError> {
+    let now = i.state.numbers();
+    if now != i.saved_numbers {
+        i.sw.vswitch()
+            .set_bridge_external_ids(i.sw.bridge(), &now)
+            .await?;
+        i.saved_numbers = now;
+    }
+    Ok(())
 }
 
 async fn remove_endpoint(i: &mut Inner, id: &str) -> Result<(), DatapathError> {
