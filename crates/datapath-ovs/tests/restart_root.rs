@@ -373,3 +373,84 @@ fn an_agent_killed_mid_stream_drops_no_packet_of_an_established_connection() {
     assert_eq!(rounds(&host), ["2"]);
     assert_eq!(forwarding(&host), before);
 }
+
+/// `ovs-vsctl get Open_vSwitch . other_config` in the host.
+fn other_config(host: &Host) -> String {
+    let out = run(&mut host.cmd(
+        &host.ns,
+        &[
+            "ovs-vsctl",
+            "--no-wait",
+            "get",
+            "Open_vSwitch",
+            ".",
+            "other_config",
+        ],
+    ));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_restarted_vswitchd_is_reprogrammed_by_the_running_driver() {
+    let host = host("v");
+    let dp = OvsDatapath::start(cfg(&host.ns, &host.sock())).unwrap();
+    declare(&dp, &host.ns, &["demo", "other"]);
+    let before = host.dump_flows(BRIDGE);
+    let (w2, w3) = (host.workloads[0].clone(), host.workloads[1].clone());
+    let w3_ip = Ipv4Addr::new(10, 10, 0, 3);
+    assert!(host.ping(&w2, w3_ip, None));
+
+    // What a start script does around an upgrade: flow-restore-wait first, so the new
+    // vswitchd forwards nothing until the agent's flows are back.
+    host.exec(&[
+        "ovs-vsctl",
+        "--no-wait",
+        "set",
+        "Open_vSwitch",
+        ".",
+        "other_config:flow-restore-wait=true",
+    ]);
+    let old = host.pid("ovs-vswitchd").unwrap();
+    host.exec(&["ovs-appctl", "-t", "ovs-vswitchd", "exit"]);
+    let t = Instant::now();
+    // SAFETY: kill with signal 0 only asks whether our own daemon's pid is still there.
+    while unsafe { libc::kill(old, 0) } == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "vswitchd did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    host.start_vswitchd();
+    let t = Instant::now();
+
+    // The driver notices, reconnects through the management socket (the only one open while
+    // flow-restore-wait holds), sends every flow again, then clears the flag.
+    while other_config(&host).contains("flow-restore-wait") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the driver never cleared flow-restore-wait: {}",
+            host.dump_flows(BRIDGE)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("reprogrammed {:?} after vswitchd started", t.elapsed());
+    let lines = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("cookie="))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(lines(&host.dump_flows(BRIDGE)), lines(&before));
+    assert!(host.ping(&w2, w3_ip, None), "traffic resumes");
+    assert!(host.tcp(&w3, &w2, w3_ip), "a new TCP connection works");
+
+    // The driver goes on over the new connection.
+    dp.remove_local_endpoint(&ep(3, &host.ns)).unwrap();
+    assert!(!host.dump_flows(BRIDGE).contains("10.10.0.3"));
+    assert!(!host.ping(&w2, w3_ip, None));
+}

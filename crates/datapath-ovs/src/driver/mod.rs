@@ -358,6 +358,7 @@ async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
         }
         let r = async {
             i.sw.reconnect().await?;
+            refresh_ofports(i).await;
             i.restore_wait = true;
             converge(i).await
         }
@@ -368,6 +369,25 @@ async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
                 down = false;
             }
             Err(e) => tracing::warn!(error = %e, "ovs-vswitchd not reprogrammed yet, retrying"),
+        }
+    }
+}
+
+/// Reads every port's ofport again: a restarted vswitchd normally gives each the number the
+/// database remembers, but flows must follow if it did not.
+async fn refresh_ofports(i: &mut Inner) {
+    let ids: Vec<String> = i.state.ports.endpoints.keys().cloned().collect();
+    for id in ids {
+        let name = plumb::host_ifname(&id);
+        // Best effort: a port vswitchd cannot open keeps its number (its flows go nowhere).
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&name).await {
+            i.state.ports.endpoints.insert(id, p);
+        }
+    }
+    let vteps: Vec<Ipv4Addr> = i.state.ports.tunnels.keys().copied().collect();
+    for vtep in vteps {
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&state::tunnel_name(vtep)).await {
+            i.state.ports.tunnels.insert(vtep, p);
         }
     }
 }
