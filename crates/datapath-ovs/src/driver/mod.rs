@@ -6,6 +6,7 @@
 //! inside the host namespace, so the trait's synchronous calls never block the caller's runtime.
 
 pub mod plumb;
+mod policy;
 mod state;
 mod worker;
 
@@ -20,6 +21,7 @@ use contiv_datapath::{
 use tokio::sync::Mutex;
 
 use crate::switch::{OvsSwitch, SwitchConfig};
+pub use policy::OvsPolicy;
 use state::State;
 use worker::Worker;
 
@@ -46,12 +48,52 @@ struct Inner {
     /// `other_config:flow-restore-wait` may be set (on start, after vswitchd restarted): cleared
     /// after the first complete apply, once every flow is in.
     restore_wait: bool,
+    /// Policy members `admit` added, per tenant, kept until an applied policy includes them.
+    pins: policy::Pins,
+    /// A policy driver enforces on this switch: flows of an earlier run stay whole until it
+    /// has declared the policy (see [`Inner::settled`]).
+    policy_on: bool,
+    /// Tenants whose policy was applied in this run.
+    applied: std::collections::BTreeSet<String>,
+    /// When the agent's full reconcile declared everything (`resync_local_endpoints`).
+    resynced_at: Option<std::time::Instant>,
+}
+
+/// How long after the agent's resync the previous run's flows may wait for the policy to be
+/// declared (a policy loop that never gets there must not keep stale flows forever).
+const POLICY_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Inner {
+    /// Whether the previous run's flows may go: the agent declared every endpoint (resync) and,
+    /// with policy on, applied the policy of every tenant with a network here (or
+    /// [`POLICY_HOLD_MAX`] passed). Until then a restarted agent renders without (all of) the
+    /// policy, and replacing the old round's flows by those would let new connections through
+    /// unjudged.
+    fn settled(&self) -> bool {
+        self.prune
+            && (!self.policy_on
+                || self
+                    .state
+                    .networks
+                    .values()
+                    .all(|n| self.applied.contains(&n.tenant))
+                || self
+                    .resynced_at
+                    .is_some_and(|t| t.elapsed() >= POLICY_HOLD_MAX))
+    }
+}
+
+/// The driver's thread and the state it owns, shared by [`OvsDatapath`] and [`OvsPolicy`]: one
+/// state, one switch, so forwarding and policy changes are rendered together and never race.
+#[derive(Clone)]
+struct Core {
+    worker: Worker,
+    inner: Arc<Mutex<Inner>>,
 }
 
 /// The OVS driver.
 pub struct OvsDatapath {
-    worker: Worker,
-    inner: Arc<Mutex<Inner>>,
+    core: Core,
     host: HostSpec,
 }
 
@@ -89,6 +131,10 @@ impl OvsDatapath {
                 prune: false,
                 saved_numbers,
                 restore_wait: true,
+                pins: policy::Pins::default(),
+                policy_on: false,
+                applied: Default::default(),
+                resynced_at: None,
             }))
         });
         let inner = match inner {
@@ -103,20 +149,82 @@ impl OvsDatapath {
             tokio::spawn(watch(weak));
         });
         Ok(OvsDatapath {
-            worker,
-            inner,
+            core: Core { worker, inner },
             host: cfg.host,
         })
     }
 
+    /// The policy driver enforcing the agent's policy on this datapath's switch (stateful, in
+    /// the same pipeline and under the same lock: see [`OvsPolicy`]).
+    pub fn policy_driver(&self) -> Arc<OvsPolicy> {
+        let inner = self.core.inner.clone();
+        // The thread gone: every later call fails and says so.
+        let _ = self
+            .core
+            .worker
+            .run(async move { inner.lock().await.policy_on = true });
+        Arc::new(OvsPolicy::new(self.core.clone()))
+    }
+
     /// The cookie round this run installs under.
     pub fn round(&self) -> u16 {
-        let inner = self.inner.clone();
-        self.worker
+        let inner = self.core.inner.clone();
+        self.core
+            .worker
             .run(async move { inner.lock().await.sw.round() })
             .unwrap_or(0)
     }
 
+    fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Inner,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        self.core.change(what, f)
+    }
+}
+
+fn thread_gone() -> DatapathError {
+    backend("ovs driver thread", std::io::Error::other("ended"))
+}
+
+/// Renders the whole desired state and makes the switch hold it (one bundle). Returns how many
+/// flow-mods were sent.
+async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
+    // Numbers first: a run killed after this finds them, one killed before installed nothing
+    // that uses them.
+    save_numbers(i).await.map_err(|e| backend(what, e))?;
+    let rendered = i.state.render(i.sw.round());
+    for p in &rendered.pending {
+        tracing::debug!(pending = %p, "ovs flows not rendered yet");
+    }
+    let settled = i.settled();
+    let n =
+        i.sw.apply_holding(&rendered, settled, i.policy_on && !settled)
+            .await
+            .map_err(|e| backend(what, e))?;
+    // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
+    i.state.rules = rendered.rules;
+    // Everything is in: a vswitchd held by flow-restore-wait may forward again.
+    if settled && i.restore_wait {
+        let cleared =
+            i.sw.clear_flow_restore_wait()
+                .await
+                .map_err(|e| backend(what, e))?;
+        if cleared {
+            tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+        }
+        i.restore_wait = false;
+    }
+    Ok(n)
+}
+
+impl Core {
     /// Runs `f` with the driver's state on its thread, then converges the switch on the result.
     fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
     where
@@ -133,10 +241,30 @@ impl OvsDatapath {
             let mut guard = inner.lock().await;
             let i = &mut *guard;
             let out = f(i).await?;
-            converge(i).await.map_err(|e| backend(&what, e))?;
+            converge(i, &what).await?;
             Ok(out)
         });
-        out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
+        out.unwrap_or_else(|| Err(thread_gone()))
+    }
+
+    /// Runs `f` with the driver's state on its thread (it converges the switch itself if it
+    /// changes anything).
+    fn with<F, T>(&self, f: F) -> Result<T, DatapathError>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Inner,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let out = self.worker.run(async move {
+            let mut guard = inner.lock().await;
+            f(&mut guard).await
+        });
+        out.unwrap_or_else(|| Err(thread_gone()))
     }
 }
 
@@ -266,8 +394,8 @@ impl Datapath for OvsDatapath {
     }
 
     fn observe(&self) -> Result<ObservedState, DatapathError> {
-        let inner = self.inner.clone();
-        let out = self.worker.run(async move {
+        let inner = self.core.inner.clone();
+        let out = self.core.worker.run(async move {
             let i = inner.lock().await;
             let ports = i.sw.vswitch().ports(i.sw.bridge()).await?;
             Ok::<_, contiv_ovsdb::Error>(i.state.observed(&ports))
@@ -280,60 +408,65 @@ impl Datapath for OvsDatapath {
     }
 
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
-        // Ends the driver plumbed in this run are known alive; for the others it cannot tell
-        // where the workload end is, so it claims nothing is gone (the agent removes nothing).
-        let inner = self.inner.clone();
+        // A host end that is gone means the workload is (a veth goes with its namespace): its
+        // port is a leftover. Ends the driver plumbed in this run are known; for an end alive
+        // but not plumbed in this run the driver cannot tell which namespace holds it, so it
+        // claims it alive and unnamed (the agent removes nothing).
+        let inner = self.core.inner.clone();
         let eps = eps.to_vec();
-        self.worker
-            .run(async move {
-                let i = inner.lock().await;
-                let mut out = vec![];
-                for ep in eps {
-                    out.push(match i.state.locals.get(&ep.id) {
-                        Some(l) if plumb::exists(&i.nl, &l.id).await => {
-                            WorkloadEnd::Found(contiv_datapath::WorkloadInterface {
-                                netns_path: l.netns_path.clone(),
-                                ifname: l.ifname.clone(),
-                                mac: l.mac,
-                                mtu: 0,
-                            })
-                        }
-                        _ => WorkloadEnd::Unnamed,
-                    });
-                }
-                out
-            })
-            .ok_or_else(|| backend("ovs driver thread", std::io::Error::other("ended")))
+        let out = self.core.worker.run(async move {
+            let i = inner.lock().await;
+            let mut out = vec![];
+            for ep in eps {
+                let exists = plumb::host_end_exists(&i.nl, &ep.id)
+                    .await
+                    .map_err(|e| backend(&format!("endpoint {}", ep.id), e))?;
+                out.push(match (exists, i.state.locals.get(&ep.id)) {
+                    (false, _) => WorkloadEnd::Gone,
+                    (true, Some(l)) => WorkloadEnd::Found(contiv_datapath::WorkloadInterface {
+                        netns_path: l.netns_path.clone(),
+                        ifname: l.ifname.clone(),
+                        mac: l.mac,
+                        mtu: 0,
+                    }),
+                    (true, None) => WorkloadEnd::Unnamed,
+                });
+            }
+            Ok(out)
+        });
+        out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
     }
 
-    fn resync_local_endpoints(&self, _eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
-        // The agent's full reconcile has declared everything: from now on what is not desired
-        // goes (the previous round's leftovers first).
-        self.change("resync".into(), |i| {
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        // The agent's full reconcile has declared everything: endpoints a previous run plugged
+        // are taken back, then from now on what is not desired goes (the previous round's
+        // leftovers first, after the bundle holding the new round's flows of every endpoint).
+        let eps = eps.to_vec();
+        let first = self.change("resync".into(), move |i| {
             Box::pin(async move {
+                adopt(i, &eps).await?;
+                let first = i.resynced_at.is_none();
+                i.resynced_at.get_or_insert_with(std::time::Instant::now);
                 i.prune = true;
-                Ok(())
+                Ok(first && !i.settled())
             })
-        })
-    }
-}
-
-/// Makes the switch hold the rendering of the state (numbers saved first); once the agent has
-/// declared everything, also lets a vswitchd held by flow-restore-wait forward again.
-async fn converge(i: &mut Inner) -> Result<(), crate::switch::SwitchError> {
-    save_numbers(i).await?;
-    let rendered = i.state.render(i.sw.round());
-    for p in &rendered.pending {
-        tracing::debug!(pending = %p, "ovs flows not rendered yet");
-    }
-    i.sw.apply(&rendered, i.prune).await?;
-    if i.prune && i.restore_wait {
-        if i.sw.clear_flow_restore_wait().await? {
-            tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+        })?;
+        if first {
+            // The previous run's flows wait for the policy; if it never comes, they go anyway
+            // once the hold is over.
+            let inner = self.core.inner.clone();
+            let _ = self.core.worker.run(async move {
+                tokio::spawn(async move {
+                    tokio::time::sleep(POLICY_HOLD_MAX).await;
+                    let mut i = inner.lock().await;
+                    if let Err(e) = converge(&mut i, "flows of the previous run").await {
+                        tracing::warn!("ovs: {e}");
+                    }
+                });
+            });
         }
-        i.restore_wait = false;
+        Ok(())
     }
-    Ok(())
 }
 
 /// How often the OpenFlow connection is checked.
@@ -357,14 +490,16 @@ async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
             down = true;
         }
         let r = async {
-            i.sw.reconnect().await?;
+            i.sw.reconnect()
+                .await
+                .map_err(|e| backend("ovs reconnect", e))?;
             refresh_ofports(i).await;
             i.restore_wait = true;
-            converge(i).await
+            converge(i, "ovs reconnect").await
         }
         .await;
         match r {
-            Ok(()) => {
+            Ok(_) => {
                 tracing::info!(bridge = %i.sw.bridge(), "ovs-vswitchd reprogrammed after reconnecting");
                 down = false;
             }
@@ -402,6 +537,38 @@ async fn save_numbers(i: &mut Inner) -> Result<(), crate::switch::SwitchError> {
             .set_bridge_external_ids(i.sw.bridge(), &now)
             .await?;
         i.saved_numbers = now;
+    }
+    Ok(())
+}
+
+/// Endpoints of `eps` this run has not plugged but whose port a previous run left on the
+/// bridge (marked with the endpoint's id) are declared again, with that port's ofport: a
+/// restarted agent does not re-plug a live workload, and without this the new round would hold
+/// no flows for it (its traffic stopped once the old round was deleted).
+async fn adopt(i: &mut Inner, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+    let missing: Vec<&LocalEndpoint> = eps
+        .iter()
+        .filter(|e| !i.state.locals.contains_key(&e.id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let ports =
+        i.sw.vswitch()
+            .ports(i.sw.bridge())
+            .await
+            .map_err(|e| backend("ovs ports", e))?;
+    for ep in missing {
+        let ofport = ports
+            .iter()
+            .filter(|p| p.ours)
+            .find(|p| p.external_ids.get("contiv-endpoint") == Some(&ep.id))
+            .and_then(|p| p.ofport);
+        if let Some(ofport) = ofport {
+            tracing::debug!(endpoint = %ep.id, ofport, "ovs: endpoint of an earlier run taken back");
+            i.state.ports.endpoints.insert(ep.id.clone(), ofport);
+            i.state.locals.insert(ep.id.clone(), ep.clone());
+        }
     }
     Ok(())
 }

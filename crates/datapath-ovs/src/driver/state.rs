@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{
-    DatapathError, FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
+    DatapathError, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork, ObservedRemote,
     ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
-use contiv_policy::HostPolicy;
+use contiv_policy::{HostPolicy, RuleId};
 
 use crate::groups::GroupNumbers;
 use crate::render::{render, Desired, Ports, Rendered};
@@ -24,8 +24,14 @@ pub(super) struct State {
     /// the bridge's `external_ids` ([`State::numbers`]), so a restarted agent (even after
     /// kill -9) gives every tenant the zone its open connections are tracked in.
     tenants: BTreeMap<String, u16>,
-    /// Policy group numbers, kept beside the tenants' for the same reason.
+    /// The policy applied per tenant (what [`super::OvsPolicy`] installed, admitted members
+    /// included); tenants without rules are absent.
+    pub policy: HostPolicy,
+    /// Each policy group's number, kept while the policy names the group; kept on the bridge
+    /// beside the tenants' numbers for the same reason.
     groups: GroupNumbers,
+    /// The rule of each policy cookie's object id, from the last rendering (for counters).
+    pub rules: BTreeMap<u64, RuleId>,
 }
 
 /// The bridge `external_ids` key holding the tenant numbers (JSON: tenant → number).
@@ -119,6 +125,17 @@ impl State {
         self.tenants.get(tenant).copied()
     }
 
+    /// Whether `tenant` has a number (one of its networks was ensured on this host this run).
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(tenant)
+    }
+
+    /// Numbers the groups `self.policy` names (kept for groups that stay, released for groups
+    /// gone), after every change of it.
+    pub fn assign_groups(&mut self) {
+        self.groups.assign(&self.policy);
+    }
+
     /// Remote VTEPs some network's endpoints need a tunnel to.
     pub fn vteps(&self) -> Vec<Ipv4Addr> {
         let set: BTreeSet<Ipv4Addr> = self.remotes.values().flatten().map(|r| r.vtep).collect();
@@ -133,7 +150,7 @@ impl State {
             networks: &networks,
             local_endpoints: &locals,
             remote_endpoints: &remotes,
-            policy: &HostPolicy::new(),
+            policy: &self.policy,
             ports: &self.ports,
             tenants: &self.tenants,
             groups: &self.groups,
@@ -141,7 +158,11 @@ impl State {
         })
     }
 
-    /// Networks as declared this run; endpoints from the bridge's ports marked with one.
+    /// Networks (with the forwarding mode they were declared with) and remote endpoints as
+    /// declared this run; local endpoints from the bridge's ports marked with one. Reporting
+    /// what was declared matters: the agent rebuilds a network whose observed mode differs, and
+    /// sets again remote endpoints it does not see (a routing network was torn down and every
+    /// workload re-plugged on each reconcile pass while this said "bridge").
     pub fn observed(&self, ports: &[PortInfo]) -> ObservedState {
         ObservedState {
             networks: self
@@ -150,7 +171,7 @@ impl State {
                 .map(|n| ObservedNetwork {
                     id: n.id.clone(),
                     vni: n.vni,
-                    fwd_mode: FwdMode::Bridge,
+                    fwd_mode: n.fwd_mode,
                 })
                 .collect(),
             local_endpoints: ports
@@ -164,7 +185,17 @@ impl State {
                     })
                 })
                 .collect(),
-            remote_endpoints: vec![],
+            remote_endpoints: self
+                .remotes
+                .iter()
+                .flat_map(|(net, rs)| {
+                    rs.iter().map(move |r| ObservedRemote {
+                        network_id: net.clone(),
+                        ip: r.ip,
+                        vtep: r.vtep,
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -172,34 +203,43 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contiv_datapath::Encap;
+    use contiv_datapath::{Encap, FwdMode, MacAddr};
 
-    fn net(id: &str, tenant: &str) -> NetworkSpec {
+    fn net(mode: FwdMode) -> NetworkSpec {
+        NetworkSpec {
+            id: "t:r".into(),
+            tenant: "t".into(),
+            vni: 7,
+            subnet: "10.5.0.0/24".parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 5, 0, 1),
+            fwd_mode: mode,
+            encap: Encap::Vxlan,
+            mtu: 0,
+        }
+    }
+
+    /// Network `id` of `tenant` (bridge mode).
+    fn tnet(id: &str, tenant: &str) -> NetworkSpec {
         NetworkSpec {
             id: id.into(),
             tenant: tenant.into(),
-            vni: 5000,
-            subnet: "10.10.0.0/24".parse().unwrap(),
-            gateway: "10.10.0.1".parse().unwrap(),
-            fwd_mode: FwdMode::Bridge,
-            encap: Encap::Vxlan,
-            mtu: 0,
+            ..net(FwdMode::Bridge)
         }
     }
 
     #[test]
     fn tenant_numbers_survive_a_restart_that_declares_tenants_in_another_order() {
         let mut a = State::default();
-        a.add_network(net("t1:n", "t1")).unwrap();
-        a.add_network(net("t2:n", "t2")).unwrap();
-        a.add_network(net("t3:n", "t3")).unwrap();
+        a.add_network(tnet("t1:n", "t1")).unwrap();
+        a.add_network(tnet("t2:n", "t2")).unwrap();
+        a.add_network(tnet("t3:n", "t3")).unwrap();
         let kept = a.numbers();
 
         // Without the kept numbers, t3 first would take 1 (t1's zone).
         let mut b = State::default();
         b.restore_numbers(&kept).unwrap();
-        b.add_network(net("t3:n", "t3")).unwrap();
-        b.add_network(net("t4:n", "t4")).unwrap();
+        b.add_network(tnet("t3:n", "t3")).unwrap();
+        b.add_network(tnet("t4:n", "t4")).unwrap();
         for t in ["t1", "t2", "t3"] {
             assert_eq!(b.tenant_number(t), a.tenant_number(t), "{t}");
         }
@@ -217,7 +257,7 @@ mod tests {
     #[test]
     fn bad_kept_numbers_are_refused_and_change_nothing() {
         let mut s = State::default();
-        s.add_network(net("t1:n", "t1")).unwrap();
+        s.add_network(tnet("t1:n", "t1")).unwrap();
         let before = s.numbers();
         for (key, text, want) in [
             (TENANTS_KEY, "[", "not valid JSON"),
@@ -231,5 +271,34 @@ mod tests {
             assert!(e.contains(want) && e.contains(key), "{text}: {e}");
             assert_eq!(s.numbers(), before);
         }
+    }
+
+    /// The agent compares these with what it wants: a mode or remote set reported wrong makes
+    /// every reconcile pass rebuild the network (regression: routing networks were).
+    #[test]
+    fn observed_reports_the_declared_mode_and_remote_endpoints() {
+        let mut s = State::default();
+        s.add_network(net(FwdMode::Routing)).unwrap();
+        let ip = Ipv4Addr::new(10, 5, 0, 3);
+        s.remotes.insert(
+            "t:r".into(),
+            vec![RemoteEndpoint {
+                id: "e3".into(),
+                network_id: "t:r".into(),
+                ip,
+                mac: MacAddr::from_ipv4(ip),
+                vtep: Ipv4Addr::new(192, 0, 2, 2),
+            }],
+        );
+        let o = s.observed(&[]);
+        assert_eq!(o.networks[0].fwd_mode, FwdMode::Routing);
+        assert_eq!(
+            o.remote_endpoints,
+            vec![ObservedRemote {
+                network_id: "t:r".into(),
+                ip,
+                vtep: Ipv4Addr::new(192, 0, 2, 2),
+            }]
+        );
     }
 }
