@@ -67,7 +67,11 @@ fn networks() -> Vec<NetworkSpec> {
 
 /// Slot `n`: even slots on `app`, odd ones on `db`.
 fn ep(n: u8, ns: &str) -> LocalEndpoint {
-    let (net, b) = if n % 2 == 0 { ("app", 10) } else { ("db", 20) };
+    let (net, b) = if n.is_multiple_of(2) {
+        ("app", 10)
+    } else {
+        ("db", 20)
+    };
     let a = Ipv4Addr::new(10, b, 0, n);
     LocalEndpoint {
         id: format!("ep{n}"),
