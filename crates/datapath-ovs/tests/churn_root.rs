@@ -426,7 +426,14 @@ impl Drop for Churner {
 #[test]
 #[ignore = "needs root"]
 fn churn_converges_after_a_kill_9_in_the_middle_and_a_restart() {
-    let host = host("x");
+    // Early (mostly adds), middle, late (mostly deletes and policy): each on a fresh host.
+    for kill_at in [25, 70, 120] {
+        kill_then_restart(kill_at);
+    }
+}
+
+fn kill_then_restart(kill_at: usize) {
+    let host = host(&format!("x{kill_at}"));
     let steps = steps();
     let progress = host.dir.path().join("progress");
     let child = Command::new(std::env::current_exe().unwrap())
@@ -450,7 +457,7 @@ fn churn_converges_after_a_kill_9_in_the_middle_and_a_restart() {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        if done >= 70 {
+        if done >= kill_at {
             break;
         }
         if let Ok(Some(status)) = churner.0.try_wait() {

@@ -454,3 +454,30 @@ fn a_restarted_vswitchd_is_reprogrammed_by_the_running_driver() {
     assert!(!host.dump_flows(BRIDGE).contains("10.10.0.3"));
     assert!(!host.ping(&w2, w3_ip, None));
 }
+
+#[test]
+#[ignore = "needs root"]
+fn numbers_on_the_bridge_that_cannot_be_used_stop_the_start_and_change_nothing() {
+    let host = host("b");
+    let dp = OvsDatapath::start(cfg(&host.ns, &host.sock())).unwrap();
+    declare(&dp, &host.ns, &["demo"]);
+    drop(dp);
+    host.exec(&[
+        "ovs-vsctl",
+        "--no-wait",
+        "set",
+        "Bridge",
+        BRIDGE,
+        r#"external_ids:contiv-tenant-numbers={"demo":1,"other":1}"#,
+    ]);
+    let before = host.dump_flows(BRIDGE);
+    let e = OvsDatapath::start(cfg(&host.ns, &host.sock()))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("external_ids:contiv-tenant-numbers") && e.contains("number 1 given to two"),
+        "{e}"
+    );
+    assert_eq!(host.dump_flows(BRIDGE), before);
+}
