@@ -116,21 +116,11 @@ impl OvsSwitch {
     /// its management socket beside ovsdb-server's ([`mgmt_socket`]): a vswitchd started with
     /// `other_config:flow-restore-wait=true` opens only the latter until the flag is cleared.
     async fn connect(cfg: &SwitchConfig) -> Result<Switch, SwitchError> {
-        let addr = format!("127.0.0.1:{}", cfg.openflow_port);
-        let mgmt = mgmt_socket(cfg);
-        let opts = ConnOptions::default();
         let mut last = None;
         for _ in 0..50 {
-            // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
-            match contiv_openflow::connect(&addr, &opts).await {
-                Ok((sw, _events)) => return Ok(sw),
+            match Self::connect_once(cfg).await {
+                Ok(sw) => return Ok(sw),
                 Err(e) => last = Some(e),
-            }
-            if let Some(path) = mgmt.as_deref().filter(|p| p.exists()) {
-                match contiv_openflow::connect_unix(path, &opts).await {
-                    Ok((sw, _events)) => return Ok(sw),
-                    Err(e) => last = Some(e),
-                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -141,16 +131,39 @@ impl OvsSwitch {
         })
     }
 
+    /// One attempt: the `ptcp:` target, then the management socket if it exists.
+    async fn connect_once(cfg: &SwitchConfig) -> Result<Switch, contiv_openflow::ConnError> {
+        let addr = format!("127.0.0.1:{}", cfg.openflow_port);
+        let opts = ConnOptions::default();
+        // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
+        let tcp = match contiv_openflow::connect(&addr, &opts).await {
+            Ok((sw, _events)) => return Ok(sw),
+            Err(e) => e,
+        };
+        match mgmt_socket(cfg).filter(|p| p.exists()) {
+            Some(path) => contiv_openflow::connect_unix(&path, &opts)
+                .await
+                .map(|(sw, _events)| sw),
+            None => Err(tcp),
+        }
+    }
+
     /// Whether the OpenFlow connection is known dead (ovs-vswitchd exited or restarted).
     pub fn is_disconnected(&self) -> bool {
         self.sw.is_closed()
     }
 
-    /// Connects again (after ovs-vswitchd restarted) and reads what the switch holds now (a
-    /// restarted vswitchd holds nothing): the next [`OvsSwitch::apply`] sends every flow again,
-    /// as one bundle, under this run's round.
+    /// Connects again (after ovs-vswitchd restarted; one attempt, the caller retries) and reads
+    /// what the switch holds now (a restarted vswitchd holds nothing): the next
+    /// [`OvsSwitch::apply`] sends every flow again, as one bundle, under this run's round.
     pub async fn reconnect(&mut self) -> Result<(), SwitchError> {
-        self.sw = Self::connect(&self.cfg).await?;
+        self.sw = Self::connect_once(&self.cfg)
+            .await
+            .map_err(|source| SwitchError::OpenFlow {
+                bridge: self.cfg.bridge.clone(),
+                port: self.cfg.openflow_port,
+                source,
+            })?;
         self.installed = self.read_flows().await?;
         Ok(())
     }

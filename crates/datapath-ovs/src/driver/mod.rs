@@ -477,6 +477,9 @@ const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// clears flow-restore-wait, without the agent doing anything.
 async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
     let mut down = false;
+    // Failed attempts since the connection dropped: the first is a warning, the rest (every
+    // WATCH_EVERY while vswitchd is away) debug.
+    let mut failed = 0u32;
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let Some(inner) = inner.upgrade() else { return };
@@ -502,8 +505,16 @@ async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
             Ok(_) => {
                 tracing::info!(bridge = %i.sw.bridge(), "ovs-vswitchd reprogrammed after reconnecting");
                 down = false;
+                failed = 0;
             }
-            Err(e) => tracing::warn!(error = %e, "ovs-vswitchd not reprogrammed yet, retrying"),
+            Err(e) if failed == 0 => {
+                failed += 1;
+                tracing::warn!(error = %e, "ovs-vswitchd not reprogrammed yet, retrying");
+            }
+            Err(e) => {
+                failed = failed.saturating_add(1);
+                tracing::debug!(error = %e, failed, "ovs-vswitchd still not reprogrammed");
+            }
         }
     }
 }
