@@ -64,9 +64,20 @@ pub fn diff(installed: &[FlowMod], desired: &[FlowMod]) -> Vec<FlowMod> {
     out
 }
 
-/// What a switch holding `installed` holds after `mods` (a model of OVS's flow table, for
-/// tests of [`diff`]): adds replace by identity, strict deletes remove by identity.
-pub fn apply(installed: &[FlowMod], mods: &[FlowMod]) -> Vec<FlowMod> {
+/// A flow-mod [`apply`] cannot model: only what [`diff`] makes (add, strict delete) is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot model flow-mod {command:?} (table {table}, priority {priority}): only add and delete-strict are")]
+pub struct UnmodeledCommand {
+    pub command: FlowModCommand,
+    pub table: u8,
+    pub priority: u16,
+}
+
+/// What a switch holding `installed` holds after `mods` (a model of OVS's flow table, used to
+/// keep the switch's view after a bundle and by tests of [`diff`]): adds replace by identity,
+/// strict deletes remove by identity. Any other command is an error (nothing is returned for a
+/// guess: a model that guessed would hide a mistake).
+pub fn apply(installed: &[FlowMod], mods: &[FlowMod]) -> Result<Vec<FlowMod>, UnmodeledCommand> {
     let mut table: BTreeMap<Key, FlowMod> = installed
         .iter()
         .map(|f| (key(f.table_id, f.priority, &f.r#match), f.clone()))
@@ -80,9 +91,40 @@ pub fn apply(installed: &[FlowMod], mods: &[FlowMod]) -> Vec<FlowMod> {
             FlowModCommand::DeleteStrict => {
                 table.remove(&k);
             }
-            // diff makes neither; a model that guessed would hide a mistake.
-            other => panic!("apply models add and delete-strict only, not {other:?}"),
+            command => {
+                return Err(UnmodeledCommand {
+                    command,
+                    table: m.table_id,
+                    priority: m.priority,
+                })
+            }
         }
     }
-    table.into_values().collect()
+    Ok(table.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contiv_openflow::{Field, Match};
+
+    fn flow(priority: u16, port: u32) -> FlowMod {
+        FlowMod::add(0, priority, Match(vec![Field::InPort(port)]), vec![])
+    }
+
+    #[test]
+    fn apply_refuses_commands_diff_never_makes_instead_of_panicking() {
+        let have = vec![flow(10, 1)];
+        let mut del = flow(10, 1);
+        del.command = FlowModCommand::DeleteStrict;
+        assert_eq!(apply(&have, &[del]).unwrap(), vec![]);
+        assert_eq!(apply(&have, &[flow(10, 2)]).unwrap().len(), 2);
+        for command in [FlowModCommand::Delete, FlowModCommand::Modify] {
+            let mut m = flow(10, 1);
+            m.command = command;
+            let e = apply(&have, &[flow(20, 3), m]).unwrap_err();
+            assert_eq!(e.command, command);
+            assert!(e.to_string().contains("only add and delete-strict"), "{e}");
+        }
+    }
 }

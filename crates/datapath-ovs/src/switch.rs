@@ -44,6 +44,9 @@ pub enum SwitchError {
     },
     #[error("ovs-vswitchd did not take a flow change: {0}{hint}", hint = lost_hint(.0))]
     Flows(contiv_openflow::ConnError),
+    /// The switch's view could not be kept (a flow-mod the model cannot follow).
+    #[error("flows sent, but {0}")]
+    Model(crate::diff::UnmodeledCommand),
 }
 
 /// For a connection that is gone (rather than a change the switch rejected), where to look.
@@ -112,14 +115,14 @@ impl OvsSwitch {
     }
 
     /// vswitchd opens the bridge's OpenFlow target a moment after the bridge appears: retry
-    /// for a few seconds before calling it not running.
+    /// for a few seconds before calling it not running. The bridge's `ptcp:` target first, then
+    /// its management socket beside ovsdb-server's ([`mgmt_socket`]): a vswitchd started with
+    /// `other_config:flow-restore-wait=true` opens only the latter until the flag is cleared.
     async fn connect(cfg: &SwitchConfig) -> Result<Switch, SwitchError> {
-        let addr = format!("127.0.0.1:{}", cfg.openflow_port);
         let mut last = None;
         for _ in 0..50 {
-            match contiv_openflow::connect(&addr, &ConnOptions::default()).await {
-                // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
-                Ok((sw, _events)) => return Ok(sw),
+            match Self::connect_once(cfg).await {
+                Ok(sw) => return Ok(sw),
                 Err(e) => last = Some(e),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -137,6 +140,50 @@ impl OvsSwitch {
         if self.created {
             let _ = self.vsw.delete_bridge(&self.cfg.bridge).await;
         }
+    }
+
+    /// One attempt: the `ptcp:` target, then the management socket if it exists.
+    async fn connect_once(cfg: &SwitchConfig) -> Result<Switch, contiv_openflow::ConnError> {
+        let addr = format!("127.0.0.1:{}", cfg.openflow_port);
+        let opts = ConnOptions::default();
+        // Unsolicited messages (packet-ins) are not used: nothing is punted but DNS.
+        let tcp = match contiv_openflow::connect(&addr, &opts).await {
+            Ok((sw, _events)) => return Ok(sw),
+            Err(e) => e,
+        };
+        match mgmt_socket(cfg).filter(|p| p.exists()) {
+            Some(path) => contiv_openflow::connect_unix(&path, &opts)
+                .await
+                .map(|(sw, _events)| sw),
+            None => Err(tcp),
+        }
+    }
+
+    /// Whether the OpenFlow connection is known dead (ovs-vswitchd exited or restarted).
+    pub fn is_disconnected(&self) -> bool {
+        self.sw.is_closed()
+    }
+
+    /// Connects again (after ovs-vswitchd restarted; one attempt, the caller retries) and reads
+    /// what the switch holds now (a restarted vswitchd holds nothing): the next
+    /// [`OvsSwitch::apply`] sends every flow again, as one bundle, under this run's round.
+    pub async fn reconnect(&mut self) -> Result<(), SwitchError> {
+        self.sw = Self::connect_once(&self.cfg)
+            .await
+            .map_err(|source| SwitchError::OpenFlow {
+                bridge: self.cfg.bridge.clone(),
+                port: self.cfg.openflow_port,
+                source,
+            })?;
+        self.installed = self.read_flows().await?;
+        Ok(())
+    }
+
+    /// Clears `other_config:flow-restore-wait` if set (a start script sets it before starting
+    /// ovs-vswitchd so it forwards nothing until the agent's flows are in). Returns whether it
+    /// was set.
+    pub async fn clear_flow_restore_wait(&self) -> Result<bool, SwitchError> {
+        Ok(self.vsw.clear_flow_restore_wait().await?)
     }
 
     /// The round this run installs under.
@@ -219,7 +266,7 @@ impl OvsSwitch {
         self.installed = if prune {
             r.flows.clone()
         } else {
-            crate::diff::apply(&self.installed, &mods)
+            crate::diff::apply(&self.installed, &mods).map_err(SwitchError::Model)?
         };
         if stale {
             // The diff above already replaced or deleted every old flow it knew of; this catches
@@ -277,5 +324,33 @@ impl OvsSwitch {
             })
             .collect();
         Ok(stats)
+    }
+}
+
+/// ovs-vswitchd's management socket for the bridge, `<rundir>/<bridge>.mgmt`, where the rundir
+/// is the directory of ovsdb-server's unix socket (OVS puts both there); `None` over TCP.
+pub fn mgmt_socket(cfg: &SwitchConfig) -> Option<std::path::PathBuf> {
+    let sock = std::path::Path::new(cfg.ovsdb.strip_prefix("unix:")?);
+    Some(sock.parent()?.join(format!("{}.mgmt", cfg.bridge)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_management_socket_sits_beside_ovsdb_servers() {
+        let mut cfg = SwitchConfig {
+            ovsdb: "unix:/var/run/openvswitch/db.sock".into(),
+            bridge: "contivbr".into(),
+            openflow_port: 6653,
+            owner: "netplugin".into(),
+        };
+        assert_eq!(
+            mgmt_socket(&cfg),
+            Some("/var/run/openvswitch/contivbr.mgmt".into())
+        );
+        cfg.ovsdb = "tcp:127.0.0.1:6640".into();
+        assert_eq!(mgmt_socket(&cfg), None);
     }
 }

@@ -1,4 +1,4 @@
-//! A connection to one switch over TCP (tokio): hello/features handshake, echo keep-alive and
+//! A connection to one switch over TCP or a unix socket (tokio): hello/features handshake, echo keep-alive and
 //! answering the switch's echo requests, requests matched to replies by xid, batches confirmed by
 //! a barrier, ONF bundles. The codec stays in `message`; this module only frames and routes.
 //!
@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::message::{
@@ -63,6 +62,11 @@ impl Default for ConnOptions {
         }
     }
 }
+
+/// The read side of a connection (TCP or unix socket).
+type OwnedReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The write side of a connection (TCP or unix socket).
+type OwnedWriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 type Waiters = Arc<std::sync::Mutex<Option<HashMap<u32, mpsc::UnboundedSender<Envelope>>>>>;
 
@@ -120,6 +124,23 @@ pub async fn connect(
     Switch::handshake(stream, opts).await
 }
 
+/// Connects to a switch's unix socket (ovs-vswitchd's `<rundir>/<bridge>.mgmt`) and
+/// handshakes. Unlike a `ptcp:` controller target, the management socket is there while
+/// `other_config:flow-restore-wait` holds vswitchd's controller connections back, so an agent
+/// can program a restarted vswitchd before it forwards anything.
+pub async fn connect_unix(
+    path: &std::path::Path,
+    opts: &ConnOptions,
+) -> Result<(Switch, mpsc::UnboundedReceiver<Envelope>), ConnError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ConnError::Io {
+            addr: format!("unix:{}", path.display()),
+            source,
+        })?;
+    Switch::handshake(stream, opts).await
+}
+
 /// [`connect`], retried with a doubling delay (100 ms up to `max_delay`) until it succeeds.
 pub async fn connect_retry(
     addr: &str,
@@ -142,12 +163,16 @@ pub async fn connect_retry(
 impl Switch {
     /// Hello (version bitmap: 1.3 only), then features; either side may also be the listener, so
     /// this works for an accepted stream too.
-    pub async fn handshake(
-        stream: TcpStream,
+    pub async fn handshake<S>(
+        stream: S,
         opts: &ConnOptions,
-    ) -> Result<(Switch, mpsc::UnboundedReceiver<Envelope>), ConnError> {
-        let (mut r, w) = stream.into_split();
-        let writer = Arc::new(Mutex::new(w));
+    ) -> Result<(Switch, mpsc::UnboundedReceiver<Envelope>), ConnError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (r, w) = tokio::io::split(stream);
+        let mut r: OwnedReadHalf = Box::new(r);
+        let writer: Arc<Mutex<OwnedWriteHalf>> = Arc::new(Mutex::new(Box::new(w)));
         let t = opts.timeout;
         write_msg(
             &writer,

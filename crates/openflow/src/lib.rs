@@ -17,7 +17,7 @@ mod message;
 pub mod oxm;
 
 pub use action::*;
-pub use conn::{connect, connect_retry, ConnError, ConnOptions, Switch};
+pub use conn::{connect, connect_retry, connect_unix, ConnError, ConnOptions, Switch};
 pub use error::DecodeError;
 pub use flow::*;
 pub use message::*;

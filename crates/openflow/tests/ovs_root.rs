@@ -25,8 +25,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 impl Ovs {
-    fn start() -> Ovs {
-        let ns = format!("of-rt-{}", std::process::id());
+    /// `tag` tells apart the hosts of tests of one binary running in parallel.
+    fn start(tag: &str) -> Ovs {
+        let ns = format!("of-rt-{}{tag}", std::process::id());
         run(Command::new("ip").args(["netns", "add", &ns]));
         let ovs = Ovs {
             ns,
@@ -152,7 +153,7 @@ fn flow(table: u8, prio: u16, cookie: u64, port: u32, next: Option<u8>) -> Messa
 #[tokio::test]
 #[ignore = "needs root"]
 async fn bundle_install_dump_and_delete_by_cookie_mask() {
-    let ovs = Ovs::start();
+    let ovs = Ovs::start("b");
     let br = format!("ofbr{}", std::process::id() % 100_000);
     let port = 16653;
     let target = format!("ptcp:{port}:127.0.0.1");
@@ -238,4 +239,48 @@ async fn bundle_install_dump_and_delete_by_cookie_mask() {
         })
         .sum();
     assert_eq!(n, 1);
+}
+
+/// The bridge's management socket (`<rundir>/<bridge>.mgmt`) speaks OpenFlow too, with no
+/// controller configured: what an agent uses while `flow-restore-wait` holds controllers back.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn the_management_socket_takes_a_bundle_without_any_controller() {
+    let ovs = Ovs::start("m");
+    let br = format!("ofmg{}", std::process::id() % 100_000);
+    ovs.vsctl(&[
+        "add-br",
+        &br,
+        "--",
+        "set",
+        "bridge",
+        &br,
+        "datapath_type=netdev",
+        "protocols=OpenFlow13",
+        "fail_mode=secure",
+    ]);
+    let path = ovs.dir().join(format!("{br}.mgmt"));
+    let mut sw = None;
+    for _ in 0..50 {
+        if let Ok((s, _events)) =
+            contiv_openflow::connect_unix(&path, &ConnOptions::default()).await
+        {
+            sw = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sw = sw.expect("vswitchd's management socket");
+    sw.bundle(1, &[flow(0, 100, 0x1_0000_0000, 1, None)])
+        .await
+        .unwrap();
+    assert_eq!(ovs.flows(&br).len(), 1);
+
+    let missing = ovs.dir().join("nobr.mgmt");
+    let e = contiv_openflow::connect_unix(&missing, &ConnOptions::default())
+        .await
+        .err()
+        .expect("no socket there")
+        .to_string();
+    assert!(e.contains("nobr.mgmt"), "{e}");
 }

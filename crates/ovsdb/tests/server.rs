@@ -629,3 +629,63 @@ async fn server_echo_probes_are_answered_so_an_idle_connection_stays_up() {
     let log = std::fs::read_to_string(s.path().join("ovsdb-server.log")).unwrap_or_default();
     assert!(!log.contains("no response to inactivity probe"), "{log}");
 }
+
+#[tokio::test]
+async fn bridge_external_ids_are_merged_into_ours_and_refused_on_others() {
+    let s = OvsdbServer::start();
+    let v = vswitch(&s).await;
+    v.ensure_bridge(&BridgeSpec::netdev("ovids")).await.unwrap();
+    s.vsctl(&["add-br", "ovidsforeign"]);
+    let ids = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    v.set_bridge_external_ids("ovids", &ids(&[("a", "1"), ("b", "{\"x\":2}")]))
+        .await
+        .unwrap();
+    // A second write replaces one key's value and keeps the rest (and the owner mark).
+    v.set_bridge_external_ids("ovids", &ids(&[("a", "3")]))
+        .await
+        .unwrap();
+    let got = v.bridge_external_ids("ovids").await.unwrap();
+    assert_eq!(
+        got,
+        ids(&[
+            ("a", "3"),
+            ("b", "{\"x\":2}"),
+            ("contiv-owner", "netplugin")
+        ])
+    );
+    assert_eq!(
+        unquote(s.vsctl(&["get", "Bridge", "ovids", "external_ids:a"])),
+        "3"
+    );
+
+    // Ensuring the bridge again (every agent start does) keeps keys its spec does not name.
+    v.ensure_bridge(&BridgeSpec::netdev("ovids").controller("ptcp:16999:127.0.0.1"))
+        .await
+        .unwrap();
+    assert_eq!(v.bridge_external_ids("ovids").await.unwrap(), got);
+
+    // Refusals change nothing.
+    let before = s.show();
+    for (bridge, set) in [
+        ("ovidsforeign", ids(&[("a", "1")])),
+        ("ovids", ids(&[("contiv-owner", "someone")])),
+        ("ovnone", ids(&[("a", "1")])),
+    ] {
+        let e = v.set_bridge_external_ids(bridge, &set).await.unwrap_err();
+        assert!(
+            matches!(e, Error::NotOurs { .. } | Error::Invalid { .. }),
+            "{bridge}: {e}"
+        );
+    }
+    assert!(matches!(
+        v.bridge_external_ids("ovidsforeign").await,
+        Err(Error::NotOurs { .. })
+    ));
+    assert_eq!(s.show(), before);
+    assert_eq!(v.bridge_external_ids("ovids").await.unwrap(), got);
+}

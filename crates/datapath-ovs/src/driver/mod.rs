@@ -50,6 +50,11 @@ struct Inner {
     /// everything once (its full reconcile's `resync_local_endpoints`): a restarted agent keeps
     /// the old round's flows carrying traffic until the new round covers them.
     prune: bool,
+    /// The tenant and group numbers as last written to the bridge's `external_ids`.
+    saved_numbers: std::collections::BTreeMap<String, String>,
+    /// `other_config:flow-restore-wait` may be set (on start, after vswitchd restarted): cleared
+    /// after the first complete apply, once every flow is in.
+    restore_wait: bool,
     /// Policy members `admit` added, per tenant, kept until an applied policy includes them.
     pins: policy::Pins,
     /// A policy driver enforces on this switch: flows of an earlier run stay whole until it
@@ -137,7 +142,21 @@ impl OvsDatapath {
             let sw = OvsSwitch::start(cfg.switch)
                 .await
                 .map_err(|e| backend(&format!("ovs bridge {bridge}"), e))?;
+            // The numbers a previous run gave tenants and groups: the same zones again.
             let mut state = State::default();
+            let kept = sw.vswitch().bridge_external_ids(sw.bridge()).await;
+            if let Err(e) = kept
+                .map_err(|e| backend(&format!("ovs bridge {bridge}"), e))
+                .and_then(|kept| {
+                    state
+                        .restore_numbers(&kept)
+                        .map_err(|e| backend(&format!("ovs bridge {bridge}"), e))
+                })
+            {
+                sw.abandon().await;
+                return Err(e);
+            }
+            let saved_numbers = state.numbers();
             if let Some(up) = &uplink {
                 match add_uplink(&sw, &nl, up).await {
                     Ok(port) => state.ports.uplink = Some(port),
@@ -154,6 +173,8 @@ impl OvsDatapath {
                 nl,
                 state,
                 prune: false,
+                saved_numbers,
+                restore_wait: true,
                 pins: policy::Pins::default(),
                 policy_on: false,
                 applied: Default::default(),
@@ -166,11 +187,13 @@ impl OvsDatapath {
             Some(Err(e)) => return Err(e),
             None => return Err(backend("ovs driver thread", std::io::Error::other("ended"))),
         };
+        let inner = Arc::new(Mutex::new(inner));
+        let weak = Arc::downgrade(&inner);
+        worker.run(async move {
+            tokio::spawn(watch(weak));
+        });
         Ok(OvsDatapath {
-            core: Core {
-                worker,
-                inner: Arc::new(Mutex::new(inner)),
-            },
+            core: Core { worker, inner },
             host: cfg.host,
             vlan_uplink: cfg.vlan_uplink,
         })
@@ -218,6 +241,9 @@ fn thread_gone() -> DatapathError {
 /// Renders the whole desired state and makes the switch hold it (one bundle). Returns how many
 /// flow-mods were sent.
 async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
+    // Numbers first: a run killed after this finds them, one killed before installed nothing
+    // that uses them.
+    save_numbers(i).await.map_err(|e| backend(what, e))?;
     let rendered = i.state.render(i.sw.round());
     for p in &rendered.pending {
         tracing::debug!(pending = %p, "ovs flows not rendered yet");
@@ -229,6 +255,17 @@ async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
             .map_err(|e| backend(what, e))?;
     // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
     i.state.rules = rendered.rules;
+    // Everything is in: a vswitchd held by flow-restore-wait may forward again.
+    if settled && i.restore_wait {
+        let cleared =
+            i.sw.clear_flow_restore_wait()
+                .await
+                .map_err(|e| backend(what, e))?;
+        if cleared {
+            tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+        }
+        i.restore_wait = false;
+    }
     Ok(n)
 }
 
@@ -493,6 +530,89 @@ fn validate_vlan(net: &NetworkSpec, uplink: Option<&str>) -> Result<(), Datapath
         return Err(invalid(
             "a VLAN network needs a trunk uplink: start netplugin with --vlan-uplink IF".into(),
         ));
+    }
+    Ok(())
+}
+
+/// How often the OpenFlow connection is checked.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Watches the OpenFlow connection for the driver's lifetime: when ovs-vswitchd goes away (a
+/// restart, an upgrade), connects again as soon as it is back and sends every flow again, then
+/// clears flow-restore-wait, without the agent doing anything.
+async fn watch(inner: std::sync::Weak<Mutex<Inner>>) {
+    let mut down = false;
+    // Failed attempts since the connection dropped: the first is a warning, the rest (every
+    // WATCH_EVERY while vswitchd is away) debug.
+    let mut failed = 0u32;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut guard = inner.lock().await;
+        let i = &mut *guard;
+        if !i.sw.is_disconnected() && !down {
+            continue;
+        }
+        if !down {
+            tracing::warn!(bridge = %i.sw.bridge(), "openflow connection to ovs-vswitchd lost, reconnecting");
+            down = true;
+        }
+        let r = async {
+            i.sw.reconnect()
+                .await
+                .map_err(|e| backend("ovs reconnect", e))?;
+            refresh_ofports(i).await;
+            i.restore_wait = true;
+            converge(i, "ovs reconnect").await
+        }
+        .await;
+        match r {
+            Ok(_) => {
+                tracing::info!(bridge = %i.sw.bridge(), "ovs-vswitchd reprogrammed after reconnecting");
+                down = false;
+                failed = 0;
+            }
+            Err(e) if failed == 0 => {
+                failed += 1;
+                tracing::warn!(error = %e, "ovs-vswitchd not reprogrammed yet, retrying");
+            }
+            Err(e) => {
+                failed = failed.saturating_add(1);
+                tracing::debug!(error = %e, failed, "ovs-vswitchd still not reprogrammed");
+            }
+        }
+    }
+}
+
+/// Reads every port's ofport again: a restarted vswitchd normally gives each the number the
+/// database remembers, but flows must follow if it did not.
+async fn refresh_ofports(i: &mut Inner) {
+    let ids: Vec<String> = i.state.ports.endpoints.keys().cloned().collect();
+    for id in ids {
+        let name = plumb::host_ifname(&id);
+        // Best effort: a port vswitchd cannot open keeps its number (its flows go nowhere).
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&name).await {
+            i.state.ports.endpoints.insert(id, p);
+        }
+    }
+    let vteps: Vec<Ipv4Addr> = i.state.ports.tunnels.keys().copied().collect();
+    for vtep in vteps {
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&state::tunnel_name(vtep)).await {
+            i.state.ports.tunnels.insert(vtep, p);
+        }
+    }
+}
+
+/// Writes the tenant and group numbers to the bridge when they changed, before any flow that
+/// uses them goes in: a run killed after this point finds them; one killed before installed
+/// nothing that uses them.
+async fn save_numbers(i: &mut Inner) -> Result<(), crate::switch::SwitchError> {
+    let now = i.state.numbers();
+    if now != i.saved_numbers {
+        i.sw.vswitch()
+            .set_bridge_external_ids(i.sw.bridge(), &now)
+            .await?;
+        i.saved_numbers = now;
     }
     Ok(())
 }

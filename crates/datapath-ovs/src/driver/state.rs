@@ -20,20 +20,52 @@ pub(super) struct State {
     /// Network → its endpoints on other hosts.
     pub remotes: BTreeMap<String, Vec<RemoteEndpoint>>,
     pub ports: Ports,
-    /// Tenant → number (metadata, conntrack zone): given on first sight, kept for the run.
+    /// Tenant → number (metadata, conntrack zone): given on first sight, never moved. Kept in
+    /// the bridge's `external_ids` ([`State::numbers`]), so a restarted agent (even after
+    /// kill -9) gives every tenant the zone its open connections are tracked in.
     tenants: BTreeMap<String, u16>,
     /// The policy applied per tenant (what [`super::OvsPolicy`] installed, admitted members
     /// included); tenants without rules are absent.
     pub policy: HostPolicy,
-    /// Each policy group's number, kept while the policy names the group (in-process only).
+    /// Each policy group's number, kept while the policy names the group; kept on the bridge
+    /// beside the tenants' numbers for the same reason.
     groups: GroupNumbers,
     /// The rule of each policy cookie's object id, from the last rendering (for counters).
     pub rules: BTreeMap<u64, RuleId>,
 }
 
+/// The bridge `external_ids` key holding the tenant numbers (JSON: tenant → number).
+pub(super) const TENANTS_KEY: &str = "contiv-tenant-numbers";
+/// The bridge `external_ids` key holding the group numbers (JSON: tenant → group → number).
+pub(super) const GROUPS_KEY: &str = "contiv-group-numbers";
+
+/// Numbers kept on the bridge that cannot be used as they are.
+#[derive(Debug, thiserror::Error)]
+#[error("bridge external_ids:{key}: {why} (remove the key to let the agent number afresh)")]
+pub struct NumbersError {
+    pub key: &'static str,
+    pub why: String,
+}
+
 /// The VXLAN port to `vtep`'s name (fits IFNAMSIZ).
 pub(super) fn tunnel_name(vtep: Ipv4Addr) -> String {
     format!("vx{:08x}", u32::from(vtep))
+}
+
+/// Tenant → number, checked: 1-65535, no number given twice.
+fn parse_tenants(text: &str) -> Result<BTreeMap<String, u16>, String> {
+    let map: BTreeMap<String, u16> = serde_json::from_str(text)
+        .map_err(|e| format!("not valid JSON of tenant → number (1-65535): {e}"))?;
+    let mut seen = BTreeSet::new();
+    for (tenant, &n) in &map {
+        if n == 0 {
+            return Err(format!("tenant {tenant} has the number 0 (reserved)"));
+        }
+        if !seen.insert(n) {
+            return Err(format!("number {n} given to two tenants"));
+        }
+    }
+    Ok(map)
 }
 
 impl State {
@@ -68,6 +100,47 @@ impl State {
         }
         self.networks.insert(net.id.clone(), net);
         Ok(())
+    }
+
+    /// The numbers to keep on the bridge, as `external_ids` entries.
+    pub fn numbers(&self) -> BTreeMap<String, String> {
+        // Maps of strings to numbers always serialize.
+        let tenants = serde_json::to_string(&self.tenants).unwrap_or_default();
+        let groups = serde_json::to_string(&self.groups).unwrap_or_default();
+        [
+            (TENANTS_KEY.to_string(), tenants),
+            (GROUPS_KEY.to_string(), groups),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Takes the numbers a previous run kept on the bridge (absent keys: nothing kept yet).
+    /// Bad ones are refused whole, leaving the state as it was.
+    pub fn restore_numbers(&mut self, ids: &BTreeMap<String, String>) -> Result<(), NumbersError> {
+        let tenants = match ids.get(TENANTS_KEY) {
+            Some(text) => parse_tenants(text).map_err(|why| NumbersError {
+                key: TENANTS_KEY,
+                why,
+            })?,
+            None => BTreeMap::new(),
+        };
+        let groups = match ids.get(GROUPS_KEY) {
+            Some(text) => GroupNumbers::from_json(text).map_err(|e| NumbersError {
+                key: GROUPS_KEY,
+                why: e.to_string(),
+            })?,
+            None => GroupNumbers::default(),
+        };
+        self.tenants = tenants;
+        self.groups = groups;
+        Ok(())
+    }
+
+    /// The number of `tenant`, if it has one.
+    #[cfg(test)]
+    pub fn tenant_number(&self, tenant: &str) -> Option<u16> {
+        self.tenants.get(tenant).copied()
     }
 
     /// Whether `tenant` has a number (one of its networks was ensured on this host this run).
@@ -214,6 +287,61 @@ mod tests {
             fwd_mode: mode,
             encap: Encap::Vxlan,
             mtu: 0,
+        }
+    }
+
+    /// Network `id` of `tenant` (bridge mode).
+    fn tnet(id: &str, tenant: &str) -> NetworkSpec {
+        NetworkSpec {
+            id: id.into(),
+            tenant: tenant.into(),
+            ..net(FwdMode::Bridge)
+        }
+    }
+
+    #[test]
+    fn tenant_numbers_survive_a_restart_that_declares_tenants_in_another_order() {
+        let mut a = State::default();
+        a.add_network(tnet("t1:n", "t1")).unwrap();
+        a.add_network(tnet("t2:n", "t2")).unwrap();
+        a.add_network(tnet("t3:n", "t3")).unwrap();
+        let kept = a.numbers();
+
+        // Without the kept numbers, t3 first would take 1 (t1's zone).
+        let mut b = State::default();
+        b.restore_numbers(&kept).unwrap();
+        b.add_network(tnet("t3:n", "t3")).unwrap();
+        b.add_network(tnet("t4:n", "t4")).unwrap();
+        for t in ["t1", "t2", "t3"] {
+            assert_eq!(b.tenant_number(t), a.tenant_number(t), "{t}");
+        }
+        assert_eq!(
+            b.tenant_number("t4"),
+            Some(4),
+            "a new tenant takes a free number"
+        );
+        // Nothing kept yet: nothing restored, no error.
+        let mut c = State::default();
+        c.restore_numbers(&BTreeMap::new()).unwrap();
+        assert_eq!(c.numbers(), State::default().numbers());
+    }
+
+    #[test]
+    fn bad_kept_numbers_are_refused_and_change_nothing() {
+        let mut s = State::default();
+        s.add_network(tnet("t1:n", "t1")).unwrap();
+        let before = s.numbers();
+        for (key, text, want) in [
+            (TENANTS_KEY, "[", "not valid JSON"),
+            (TENANTS_KEY, r#"{"a":0}"#, "number 0"),
+            (TENANTS_KEY, r#"{"a":70000}"#, "not valid JSON"),
+            (TENANTS_KEY, r#"{"a":2,"b":2}"#, "two tenants"),
+            (GROUPS_KEY, r#"{"t":{"a":2,"b":2}}"#, "two groups"),
+        ] {
+            let ids = [(key.to_string(), text.to_string())].into_iter().collect();
+            let e = s.restore_numbers(&ids).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains(key), "{text}: {e}");
+            assert_eq!(s.numbers(), before);
         }
     }
 

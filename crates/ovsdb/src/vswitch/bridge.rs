@@ -70,7 +70,7 @@ const BRIDGE_COLUMNS: &[&str] = &[
 impl Vswitch {
     /// Makes bridge `spec.name` exist with `spec`'s settings. A new bridge gets its local
     /// (internal) port like `ovs-vsctl add-br` makes; an existing one of ours gets only the columns
-    /// that differ (changing `fail_mode` wipes the flow table, so an equal one is never rewritten).
+    /// that differ (`external_ids`: only the keys the spec names; others are kept) (changing `fail_mode` wipes the flow table, so an equal one is never rewritten).
     /// Returns whether the bridge was created. A bridge of that name that is not ours: [`Error::NotOurs`].
     pub async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<bool, Error> {
         check_name("bridge", &spec.name)?;
@@ -109,6 +109,63 @@ impl Vswitch {
         ];
         guarded(self.client.transact(DB, &ops).await, "bridge", name)?;
         Ok(true)
+    }
+
+    /// The `external_ids` of our bridge `name` (the owner mark included). A bridge that is not
+    /// ours: [`Error::NotOurs`]; no bridge of that name: [`Error::Invalid`].
+    pub async fn bridge_external_ids(&self, name: &str) -> Result<BTreeMap<String, String>, Error> {
+        let row = self.our_bridge(name).await?;
+        Ok(row
+            .get("external_ids")
+            .map(ops::as_string_map)
+            .unwrap_or_default())
+    }
+
+    /// Sets `ids` in our bridge's `external_ids` (other keys kept; the owner mark cannot be
+    /// set), in one transaction guarded like every change: a bridge someone else marked since
+    /// it was read is not touched ([`Error::Changed`]).
+    pub async fn set_bridge_external_ids(
+        &self,
+        name: &str,
+        ids: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        if ids.contains_key(super::OWNER_KEY) {
+            return Err(Error::Invalid {
+                what: format!("external_ids of bridge {name}"),
+                why: format!("{} is the owner mark, not a value to set", super::OWNER_KEY),
+            });
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let row = self.our_bridge(name).await?;
+        let uuid = row_uuid(&row)?;
+        let keys = ops::set(ids.keys().map(|k| json!(k)).collect());
+        let pairs = ops::string_map(ids.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // A map's `insert` keeps a key already present: its old value is deleted first.
+        let ops = [
+            still_as_read("Bridge", &uuid, &row),
+            Op::Mutate {
+                table: "Bridge".into(),
+                conditions: vec![cond("_uuid", "==", ops::uuid(&uuid))],
+                mutations: vec![
+                    mutation("external_ids", "delete", keys),
+                    mutation("external_ids", "insert", pairs),
+                ],
+            },
+        ];
+        guarded(self.client.transact(DB, &ops).await, "bridge", name)?;
+        Ok(())
+    }
+
+    async fn our_bridge(&self, name: &str) -> Result<Row, Error> {
+        check_name("bridge", name)?;
+        let row = self.bridge_row(name).await?.ok_or_else(|| Error::Invalid {
+            what: format!("bridge {name}"),
+            why: "no such bridge".into(),
+        })?;
+        self.check_ours("bridge", name, &row)?;
+        Ok(row)
     }
 
     /// Names of every bridge in the database (ours or not).
@@ -199,11 +256,18 @@ impl Vswitch {
             want.sort_by_key(|v| v.to_string());
             have != want
         };
+        // external_ids: the spec's keys are set, keys it does not name are kept (the agent
+        // keeps its tenant numbers there; a restart must not wipe them).
+        let mut ids = row
+            .get("external_ids")
+            .map(ops::as_string_map)
+            .unwrap_or_default();
+        ids.extend(spec.external_ids.clone());
         for (col, want) in [
             ("datapath_type", json!(spec.datapath_type)),
             ("fail_mode", json!(spec.fail_mode.as_str())),
             ("protocols", protocols(spec)),
-            ("external_ids", self.owned_ids(&spec.external_ids)),
+            ("external_ids", self.owned_ids(&ids)),
         ] {
             let same = if col == "external_ids" {
                 row.get(col).map(ops::as_string_map) == Some(ops::as_string_map(&want))

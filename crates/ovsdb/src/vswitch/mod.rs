@@ -68,6 +68,41 @@ impl Vswitch {
         }
     }
 
+    /// Removes `other_config:flow-restore-wait` from the `Open_vSwitch` row (what a start
+    /// script sets so a restarting ovs-vswitchd forwards nothing until its flows are back);
+    /// returns whether it was set. Not an owned row: only this one key is touched.
+    pub async fn clear_flow_restore_wait(&self) -> Result<bool, Error> {
+        const KEY: &str = "flow-restore-wait";
+        let r = self
+            .client
+            .transact(DB, &[Op::select(DB, vec![], &["_uuid", "other_config"])])
+            .await?;
+        let rows = ops::rows(&r[0]);
+        let Some(row) = rows.first() else {
+            return Err(Error::NoRoot);
+        };
+        let set = row
+            .get("other_config")
+            .map(ops::as_string_map)
+            .unwrap_or_default()
+            .contains_key(KEY);
+        if !set {
+            return Ok(false);
+        }
+        let uuid = row_uuid(row)?;
+        let op = Op::Mutate {
+            table: DB.into(),
+            conditions: vec![cond("_uuid", "==", ops::uuid(&uuid))],
+            mutations: vec![ops::mutation(
+                "other_config",
+                "delete",
+                ops::set(vec![json!(KEY)]),
+            )],
+        };
+        self.client.transact(DB, &[op]).await?;
+        Ok(true)
+    }
+
     /// The uuid of the `Open_vSwitch` row.
     async fn root(&self) -> Result<String, Error> {
         let r = self
