@@ -206,3 +206,37 @@ pub fn reap(run_dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead run's daemons (here: shells named after its directory) are stopped by their
+    /// pidfiles; a pidfile naming a process of something else (a reused PID) is left alone.
+    #[test]
+    fn reap_stops_a_dead_runs_daemons_and_nothing_else() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join("h1").join("ovs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let spawn = |arg0: &Path| {
+            Command::new("sh")
+                .args(["-c", "sleep 600"])
+                .arg(arg0)
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn(&dir.join("conf.db"));
+        let mut other = spawn(Path::new("/elsewhere"));
+        std::fs::write(dir.join("ovsdb-server.pid"), format!("{}\n", ours.id())).unwrap();
+        std::fs::write(dir.join("ovs-vswitchd.pid"), format!("{}\n", other.id())).unwrap();
+        reap(run.path());
+        let status = ours.wait().unwrap();
+        assert!(!status.success(), "stopped by a signal");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a foreign PID was killed"
+        );
+        other.kill().unwrap();
+        let _ = other.wait();
+    }
+}
