@@ -23,6 +23,9 @@ pub const BRIDGE: &str = "contivbr";
 /// The bridge's OpenFlow target on the host's own loopback (one per netns: no clash).
 pub const OPENFLOW_PORT: u16 = 6653;
 
+/// A stuck daemon fails the test bed's OVS commands instead of hanging the test.
+const TIMEOUT: &str = "--timeout=10";
+
 const DAEMONS: [&str; 2] = ["ovs-vswitchd", "ovsdb-server"];
 
 /// One host's running OVS (see the module docs).
@@ -56,12 +59,13 @@ impl OvsHost {
             "--log-file",
             "--detach",
         ])?;
-        h.exec(&["ovs-vsctl", "--no-wait", "init"])?;
+        h.exec(&["ovs-vsctl", TIMEOUT, "--no-wait", "init"])?;
         let db = h.db();
         h.exec(&["ovs-vswitchd", &db, "--pidfile", "--log-file", "--detach"])?;
         let cidr = format!("{vtep}/24");
         h.exec(&[
             "ovs-vsctl",
+            TIMEOUT,
             "add-br",
             PHY_BRIDGE,
             "--",
@@ -112,6 +116,7 @@ impl OvsHost {
     pub fn dump_flows(&self) -> Result<String, String> {
         self.exec(&[
             "ovs-ofctl",
+            TIMEOUT,
             "-O",
             "OpenFlow13",
             "--no-stats",
@@ -121,11 +126,12 @@ impl OvsHost {
         ])
     }
 
-    /// Every port of the integration bridge with its interface's columns (`ovs-vsctl list
-    /// interface` of its ports), as text.
+    /// Every interface this OVS has (of every bridge) with its name, MAC, external ids and
+    /// options (`ovs-vsctl list interface`), as text.
     pub fn ports(&self) -> Result<String, String> {
         self.exec(&[
             "ovs-vsctl",
+            TIMEOUT,
             "--columns=name,mac_in_use,external_ids,options",
             "list",
             "interface",
