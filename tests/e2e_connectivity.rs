@@ -123,6 +123,31 @@ fn datapath_mentions(c: &Cluster, h: usize, needle: &str) -> Vec<String> {
     }
 }
 
+/// The MAC of a workload's own interface, from its CNI result.
+fn sandbox_mac(w: &Workload) -> String {
+    w.result["interfaces"]
+        .as_array()
+        .and_then(|i| i.iter().find(|x| x.get("sandbox").is_some()))
+        .and_then(|x| x["mac"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The MAC workload `w` has resolved `ip` to (its neighbour table).
+fn neighbour_mac(w: &Workload, ip: std::net::Ipv4Addr) -> Option<String> {
+    let name = w
+        .netns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let o = Command::new("ip")
+        .args(["-j", "-n", name, "neigh", "show", &ip.to_string()])
+        .output()
+        .expect("ip");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    v[0]["lladdr"].as_str().map(str::to_string)
+}
+
 /// The interface index of a workload's `eth0` (changes when it is re-made).
 fn eth0_index(w: &Workload) -> u64 {
     let name = w
@@ -243,6 +268,13 @@ fn routing_mode_cross_host(dp: TestDatapath) {
     assert_reaches(&c, &a, &a2);
     assert_tcp(&a, &b, 7003);
     assert_tcp(&b, &a2, 7004);
+    // Routed, not bridged: a reaches b, in its own subnet, through a router's MAC, not b's.
+    let b_mac = sandbox_mac(&b);
+    let a_sees = neighbour_mac(&a, b.ip);
+    assert!(
+        a_sees.is_some() && a_sees.as_deref() != Some(b_mac.as_str()),
+        "a resolves b ({b_mac}) to {a_sees:?}"
+    );
     // Reconcile passes (every 3 s here) leave a routed workload alone: its interface is not
     // re-made and an open connection carries on (they were torn down and re-plugged each pass
     // on OVS while its driver reported the network as bridged).

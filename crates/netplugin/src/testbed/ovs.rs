@@ -28,6 +28,8 @@ pub const TRUNK_IF: &str = "tr0";
 /// The Linux bridge in the hub joining the hosts' trunk ends: without VLAN filtering it passes
 /// 802.1Q frames untouched, like a trunk switch (this kernel has no 8021q module, none needed).
 pub const TRUNK_BRIDGE: &str = "tr";
+/// A stuck daemon fails the test bed's OVS commands instead of hanging the test.
+const TIMEOUT: &str = "--timeout=10";
 
 const DAEMONS: [&str; 2] = ["ovs-vswitchd", "ovsdb-server"];
 
@@ -85,12 +87,13 @@ impl OvsHost {
             "--log-file",
             "--detach",
         ])?;
-        h.exec(&["ovs-vsctl", "--no-wait", "init"])?;
+        h.exec(&["ovs-vsctl", TIMEOUT, "--no-wait", "init"])?;
         let db = h.db();
         h.exec(&["ovs-vswitchd", &db, "--pidfile", "--log-file", "--detach"])?;
         let cidr = format!("{vtep}/24");
         h.exec(&[
             "ovs-vsctl",
+            TIMEOUT,
             "add-br",
             PHY_BRIDGE,
             "--",
@@ -141,6 +144,7 @@ impl OvsHost {
     pub fn dump_flows(&self) -> Result<String, String> {
         self.exec(&[
             "ovs-ofctl",
+            TIMEOUT,
             "-O",
             "OpenFlow13",
             "--no-stats",
@@ -150,11 +154,12 @@ impl OvsHost {
         ])
     }
 
-    /// Every port of the integration bridge with its interface's columns (`ovs-vsctl list
-    /// interface` of its ports), as text.
+    /// Every interface this OVS has (of every bridge) with its name, MAC, external ids and
+    /// options (`ovs-vsctl list interface`), as text.
     pub fn ports(&self) -> Result<String, String> {
         self.exec(&[
             "ovs-vsctl",
+            TIMEOUT,
             "--columns=name,mac_in_use,external_ids,options",
             "list",
             "interface",
@@ -233,5 +238,39 @@ pub fn reap(run_dir: &Path) {
         if dir.is_dir() {
             stop_daemons(&dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead run's daemons (here: shells named after its directory) are stopped by their
+    /// pidfiles; a pidfile naming a process of something else (a reused PID) is left alone.
+    #[test]
+    fn reap_stops_a_dead_runs_daemons_and_nothing_else() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join("h1").join("ovs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let spawn = |arg0: &Path| {
+            Command::new("sh")
+                .args(["-c", "sleep 600"])
+                .arg(arg0)
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn(&dir.join("conf.db"));
+        let mut other = spawn(Path::new("/elsewhere"));
+        std::fs::write(dir.join("ovsdb-server.pid"), format!("{}\n", ours.id())).unwrap();
+        std::fs::write(dir.join("ovs-vswitchd.pid"), format!("{}\n", other.id())).unwrap();
+        reap(run.path());
+        let status = ours.wait().unwrap();
+        assert!(!status.success(), "stopped by a signal");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a foreign PID was killed"
+        );
+        other.kill().unwrap();
+        let _ = other.wait();
     }
 }
