@@ -99,7 +99,8 @@ down() {
       pid=$(cat "$pidfile")
       kill "$pid" 2>/dev/null
       for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null
+      # Only if still there: a pid that exited may already be someone else's.
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null; fi
       rm -f "$pidfile"
     done
     ovs_down
@@ -164,7 +165,7 @@ ovs_down() { # the OVS daemons ovs_up started, by their pid files (only while th
     say "stopping $(basename "$pf" .pid) of $(basename "$(dirname "$(dirname "$pf")")")"
     kill "$pid" 2>/dev/null
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null; fi
   done
 }
 

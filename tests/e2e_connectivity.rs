@@ -437,10 +437,10 @@ fn ovs_vlan_networks_cross_a_trunk_tagged_and_stay_apart() {
             "tcpdump", "-e", "-nn", "-l", "-i", "tr0", "-c", "1000", "vlan",
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(1500));
+    common::wait_capturing(&mut capture);
 
     let a1 = add(&c, 0, "a1", "va", "vl");
     let a2 = add(&c, 1, "a2", "va", "vl");

@@ -214,7 +214,7 @@ fn agent_kill9_and_restart_drop_no_packet(dp: TestDatapath) {
         .unwrap_or_default();
     let pinger = Command::new("ip")
         .args([
-            "netns", "exec", ns, "ping", "-q", "-i", "0.02", "-c", "300", "-W", "1",
+            "netns", "exec", ns, "ping", "-q", "-i", "0.02", "-c", "500", "-W", "1",
         ])
         .arg(b.ip.to_string())
         .stdout(std::process::Stdio::piped())
@@ -227,10 +227,17 @@ fn agent_kill9_and_restart_drop_no_packet(dp: TestDatapath) {
     // Ready once its start-up reconcile is done: on OVS the new round replaced the old one
     // while the pings went on.
     c.restart_agent(0).expect("restart agent 1");
+    // The 10 s of pings must cover the whole restart, or the test would prove nothing.
+    let mut pinger = pinger;
+    assert!(
+        pinger.try_wait().ok().flatten().is_none(),
+        "the agent took longer to restart than the ping window (10 s)\n{}",
+        c.agent_log(0)
+    );
     let out = pinger.wait_with_output().expect("ping output");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("300 packets transmitted, 300 received"),
+        text.contains("500 packets transmitted, 500 received"),
         "{text}\n{}",
         c.agent_log(0)
     );

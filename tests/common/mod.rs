@@ -276,3 +276,29 @@ pub fn host_knows(c: &Cluster, h: usize, tenant: &str, ip: &str) -> bool {
         TestDatapath::Ovs => !ovs_mentions(c, h, ip).is_empty(),
     }
 }
+
+/// Waits until a `tcpdump` spawned with `stderr(Stdio::piped())` says it is capturing
+/// ("listening on"), at most 10 s: a packet sent after this is in the capture (a fixed sleep
+/// is not enough on a loaded machine). Its stderr is drained until it exits.
+pub fn wait_capturing(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let err = child
+        .stderr
+        .take()
+        .expect("tcpdump spawned with stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(err);
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            line.clear();
+        }
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
+        "tcpdump did not start capturing within 10 s"
+    );
+}

@@ -1,12 +1,12 @@
 //! Group numbers, allocated and kept: a group's number is carried in metadata (source group) and
 //! reg0 (destination group) by every flow of its members and rules, so it must not move when
 //! other groups come and go, or one new group would rewrite every other group's flows. Numbers
-//! are per tenant (1-65535; 0 means "no group"); the agent keeps this map in its state directory
-//! (as JSON) so a restart renders the same numbers.
+//! are per tenant (1-65535; 0 means "no group"); the OVS driver keeps this map in its bridge's
+//! `external_ids` (as JSON) so a restart renders the same numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use contiv_policy::HostPolicy;
+use contiv_policy::{HostPolicy, TenantPolicy};
 use serde::{Deserialize, Serialize};
 
 /// Tenant → group → number.
@@ -38,31 +38,47 @@ impl GroupNumbers {
     /// flows leave in the same change. A tenant with all 65535 numbers taken leaves the rest
     /// without one (rendering reports them as pending).
     pub fn assign(&mut self, policy: &HostPolicy) {
-        let mut next = BTreeMap::new();
-        for (tenant, tp) in policy {
-            let named: BTreeSet<&String> = tp
-                .groups
-                .keys()
-                .chain(tp.ingress_members.values())
-                .chain(tp.egress_members.values())
-                .collect();
-            let old = self.0.remove(tenant).unwrap_or_default();
-            let mut kept: BTreeMap<String, u16> =
-                old.into_iter().filter(|(g, _)| named.contains(g)).collect();
-            let used: BTreeSet<u16> = kept.values().copied().collect();
-            let mut free = (1..=u16::MAX).filter(|n| !used.contains(n));
-            for g in named {
-                if kept.contains_key(g.as_str()) {
-                    continue;
-                }
-                let Some(n) = free.next() else { break };
-                kept.insert(g.clone(), n);
-            }
-            if !kept.is_empty() {
-                next.insert(tenant.clone(), kept);
-            }
+        let gone: Vec<String> = self
+            .0
+            .keys()
+            .filter(|t| !policy.contains_key(*t))
+            .cloned()
+            .collect();
+        for t in gone {
+            self.0.remove(&t);
         }
-        self.0 = next;
+        for (tenant, tp) in policy {
+            self.assign_tenant(tenant, Some(tp));
+        }
+    }
+
+    /// [`GroupNumbers::assign`] for one tenant only (`None`: it has no policy here any more, its
+    /// numbers are released); every other tenant's numbers stay as they are. The agent changes
+    /// one tenant's policy at a time, and after a restart the tenants not applied yet must keep
+    /// the numbers restored from the switch (their flows are still carrying traffic).
+    pub fn assign_tenant(&mut self, tenant: &str, policy: Option<&TenantPolicy>) {
+        let old = self.0.remove(tenant).unwrap_or_default();
+        let Some(tp) = policy else { return };
+        let named: BTreeSet<&String> = tp
+            .groups
+            .keys()
+            .chain(tp.ingress_members.values())
+            .chain(tp.egress_members.values())
+            .collect();
+        let mut kept: BTreeMap<String, u16> =
+            old.into_iter().filter(|(g, _)| named.contains(g)).collect();
+        let used: BTreeSet<u16> = kept.values().copied().collect();
+        let mut free = (1..=u16::MAX).filter(|n| !used.contains(n));
+        for g in named {
+            if kept.contains_key(g.as_str()) {
+                continue;
+            }
+            let Some(n) = free.next() else { break };
+            kept.insert(g.clone(), n);
+        }
+        if !kept.is_empty() {
+            self.0.insert(tenant.to_string(), kept);
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -164,6 +180,25 @@ mod tests {
         assert_eq!((g.get("t", "a"), g.get("t", "c")), (Some(3), Some(2)));
         g.assign(&HostPolicy::new());
         assert_eq!(g, GroupNumbers::default());
+    }
+
+    /// After a restart the agent applies one tenant at a time: the first must not release the
+    /// numbers restored for the others (their flows still carry traffic and would all be
+    /// rewritten, or lost for good by a kill between two applies).
+    #[test]
+    fn one_tenant_assigned_leaves_the_other_tenants_numbers_alone() {
+        let mut g = GroupNumbers::from_json(r#"{"u":{"x":7,"y":3},"t":{"b":5}}"#).unwrap();
+        let p = policy(&["a", "b"]);
+        g.assign_tenant("t", p.get("t"));
+        assert_eq!((g.get("t", "b"), g.get("t", "a")), (Some(5), Some(1)));
+        assert_eq!((g.get("u", "x"), g.get("u", "y")), (Some(7), Some(3)));
+        g.assign_tenant("t", None);
+        assert_eq!(
+            g.get("t", "b"),
+            None,
+            "a tenant without policy releases its own"
+        );
+        assert_eq!(g.get("u", "x"), Some(7));
     }
 
     #[test]

@@ -9,7 +9,6 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{ip, Host};
 use contiv_datapath::{
@@ -127,6 +126,19 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
         "{e}"
     );
     assert_eq!(vsctl(&a, &["list-br"]), "");
+    // An uplink carrying the host's addresses (the underlay, a management NIC): refused before
+    // OVS is touched, the interface keeps its address and stays out of any bridge.
+    a.exec(&["ip", "addr", "add", "192.0.2.77/24", "dev", &ta]);
+    let e = OvsDatapath::start(cfg(&a, "ovlbr", Some(&ta)))
+        .err()
+        .expect("an addressed uplink is refused")
+        .to_string();
+    assert!(
+        e.contains(&format!("vlan uplink {ta}")) && e.contains("192.0.2.77"),
+        "{e}"
+    );
+    assert_eq!(vsctl(&a, &["list-br"]), "");
+    a.exec(&["ip", "addr", "del", "192.0.2.77/24", "dev", &ta]);
     // An uplink that is a port of a bridge not ours: refused, and our bridge is not left behind.
     let theirs = format!("ovl{pid}x");
     a.exec(&[
@@ -190,16 +202,16 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
     assert!(!vsctl(&a, &["list-ports", "ovlbr"]).contains("vx"));
 
     // The capture on host A's trunk end, started before any traffic.
-    let capture = a
+    let mut capture = a
         .cmd(
             &a.ns,
             &["tcpdump", "-e", "-nn", "-l", "-i", &ta, "-c", "500", "vlan"],
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(1500));
+    common::wait_capturing(&mut capture);
 
     let (wra, wrb, wba, wbb) = (wns_of(&ra), wns_of(&rb), wns_of(&ba), wns_of(&bb));
     assert!(

@@ -311,6 +311,11 @@ impl Flags {
                     "--netmode vlan on --datapath ovs needs --vlan-uplink IF, the trunk VLAN networks leave by".into(),
                 ));
             }
+            (DatapathKind::Ovs, _, Some(up)) if *up == self.underlay_if => {
+                return Err(ConfigError(format!(
+                    "--vlan-uplink {up} is also --underlay-if: the trunk must be an interface of its own (as a port of the pipeline the underlay's VXLAN and host traffic would drop)"
+                )));
+            }
             _ => {}
         }
         for url in self
@@ -469,6 +474,10 @@ mod tests {
         assert!(v.check().unwrap_err().0.contains("--vlan-uplink IF"));
         v.vlan_uplink = Some("eth1".into());
         assert!(v.check().is_ok());
+        // The underlay as the trunk would cut the host's VXLAN and own traffic.
+        let mut u = v.clone();
+        u.vlan_uplink = Some(u.underlay_if.clone());
+        assert!(u.check().unwrap_err().0.contains("interface of its own"));
         v.datapath = DatapathKind::Linux;
         v.netmode = NetMode::Vxlan;
         assert!(v

@@ -67,6 +67,8 @@ struct Inner {
     /// The VLAN uplink's MTU, read at start: what VLAN networks' workloads get by default (the
     /// trunk, not the VXLAN underlay, carries their frames).
     uplink_mtu: Option<u32>,
+    /// The VLAN uplink's interface name (`--vlan-uplink`), for re-reading its ofport.
+    uplink: Option<String>,
 }
 
 /// How long after the agent's resync the previous run's flows may wait for the policy to be
@@ -128,16 +130,36 @@ impl OvsDatapath {
             let (conn, nl, _) = rtnetlink::new_connection()
                 .map_err(|e| backend("netlink", contiv_ovsdb::Error::Io(e)))?;
             tokio::spawn(conn);
-            // The uplink is checked before OVS is touched: a missing one changes nothing.
+            // The uplink is checked before OVS is touched: a missing one, or one carrying the
+            // host's own addresses (the underlay, a management NIC: as a port of the pipeline
+            // its untagged traffic would drop), changes nothing.
             let mut uplink_mtu = None;
             if let Some(up) = &uplink {
-                let Some(mtu) = plumb::link_mtu(&nl, up).await else {
+                let object = format!("vlan uplink {up}");
+                let facts = plumb::link_facts(&nl, up)
+                    .await
+                    .map_err(|e| backend(&object, e))?;
+                let Some(facts) = facts else {
                     return Err(DatapathError::Invalid {
-                        object: format!("vlan uplink {up}"),
+                        object,
                         reason: "no such interface in the host namespace".into(),
                     });
                 };
-                uplink_mtu = Some(mtu).filter(|m| *m > 0);
+                if !facts.ipv4.is_empty() {
+                    return Err(DatapathError::Invalid {
+                        object,
+                        reason: format!(
+                            "it has IPv4 addresses ({}): a trunk for VLAN networks must carry no host traffic (give it a NIC or veth of its own)",
+                            facts
+                                .ipv4
+                                .iter()
+                                .map(|a| a.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                }
+                uplink_mtu = Some(facts.mtu).filter(|m| *m > 0);
             }
             let sw = OvsSwitch::start(cfg.switch)
                 .await
@@ -180,6 +202,7 @@ impl OvsDatapath {
                 applied: Default::default(),
                 resynced_at: None,
                 uplink_mtu,
+                uplink,
             })
         });
         let inner = match inner {
@@ -256,15 +279,21 @@ async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
     // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
     i.state.rules = rendered.rules;
     // Everything is in: a vswitchd held by flow-restore-wait may forward again.
+    // The flows are committed whatever happens here: a failure to clear is logged and tried
+    // again by the next converge, never reported as a failed change (the caller would roll its
+    // state back while the switch holds the new flows).
     if settled && i.restore_wait {
-        let cleared =
-            i.sw.clear_flow_restore_wait()
-                .await
-                .map_err(|e| backend(what, e))?;
-        if cleared {
-            tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+        match i.sw.clear_flow_restore_wait().await {
+            Ok(cleared) => {
+                if cleared {
+                    tracing::info!("every flow is in: ovs-vswitchd's flow-restore-wait cleared");
+                }
+                i.restore_wait = false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "flow-restore-wait not cleared yet; trying again at the next change")
+            }
         }
-        i.restore_wait = false;
     }
     Ok(n)
 }
@@ -601,6 +630,12 @@ async fn refresh_ofports(i: &mut Inner) {
             i.state.ports.tunnels.insert(vtep, p);
         }
     }
+    // The trunk too: VLAN flows name its number in three tables.
+    if let Some(up) = i.uplink.clone() {
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&up).await {
+            i.state.ports.uplink = Some(p);
+        }
+    }
 }
 
 /// Writes the tenant and group numbers to the bridge when they changed, before any flow that
@@ -664,14 +699,11 @@ async fn add_uplink(
     spec.external_ids = [(UPLINK_ID.to_string(), "true".to_string())]
         .into_iter()
         .collect();
-    let port = sw
-        .ensure_port(&spec)
-        .await
-        .map_err(|e| backend(&object, e))?;
+    // Up first: a failure then leaves no port behind on a bridge that was already there.
     plumb::set_up(nl, name)
         .await
         .map_err(|e| backend(&object, e))?;
-    Ok(port)
+    sw.ensure_port(&spec).await.map_err(|e| backend(&object, e))
 }
 
 async fn remove_endpoint(i: &mut Inner, id: &str) -> Result<(), DatapathError> {

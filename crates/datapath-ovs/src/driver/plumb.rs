@@ -114,17 +114,62 @@ pub async fn host_end_exists(h: &Handle, endpoint_id: &str) -> Result<bool, rtne
     }
 }
 
-/// The MTU of interface `name` in this (the host) namespace; `None` if there is no such
-/// interface.
-pub async fn link_mtu(h: &Handle, name: &str) -> Option<u32> {
+/// What the driver checks of an interface before making it the VLAN uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// 0 when the kernel reports none.
+    pub mtu: u32,
+    /// Its IPv4 addresses: an addressed interface carries the host's own traffic, which a
+    /// bridge port of our pipeline would drop (untagged frames on the trunk go nowhere).
+    pub ipv4: Vec<Ipv4Addr>,
+}
+
+/// The MTU and IPv4 addresses of interface `name` in this (the host) namespace; `Ok(None)`
+/// only when the kernel says there is no such interface (ENODEV).
+pub async fn link_facts(h: &Handle, name: &str) -> Result<Option<LinkFacts>, PlumbError> {
     let mut s = h.link().get().match_name(name.to_string()).execute();
-    let msg = s.try_next().await.ok().flatten()?;
-    let mtu = msg.attributes.iter().find_map(|a| match a {
-        rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
-        _ => None,
-    });
-    // An interface without an MTU attribute still exists; 0 means "not known".
-    Some(mtu.unwrap_or(0))
+    let msg = match s.try_next().await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(None),
+        Err(rtnetlink::Error::NetlinkError(m))
+            if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(fail(format!("look up link {name}"))(e)),
+    };
+    let mtu = msg
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let index = msg.header.index;
+    let addrs: Vec<rtnetlink::packet_route::address::AddressMessage> = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(fail(format!("list addresses of {name}")))?;
+    let ipv4 = addrs
+        .iter()
+        .filter(|m| m.header.index == index)
+        .flat_map(|m| m.attributes.iter())
+        .filter_map(|a| match a {
+            rtnetlink::packet_route::address::AddressAttribute::Local(std::net::IpAddr::V4(ip))
+            | rtnetlink::packet_route::address::AddressAttribute::Address(std::net::IpAddr::V4(
+                ip,
+            )) => Some(*ip),
+            _ => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(Some(LinkFacts { mtu, ipv4 }))
 }
 
 /// Brings interface `name` up.

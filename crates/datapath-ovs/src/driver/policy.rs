@@ -76,7 +76,7 @@ async fn install(
         Some(p) => i.state.policy.insert(tenant.to_string(), p),
         None => i.state.policy.remove(tenant),
     };
-    i.state.assign_groups();
+    i.state.assign_groups(tenant);
     match converge(i, &format!("policy of tenant {tenant}")).await {
         Ok(n) => Ok(n),
         Err(e) => {
@@ -84,7 +84,7 @@ async fn install(
                 Some(p) => i.state.policy.insert(tenant.to_string(), p),
                 None => i.state.policy.remove(tenant),
             };
-            i.state.assign_groups();
+            i.state.assign_groups(tenant);
             Err(e)
         }
     }
@@ -107,7 +107,6 @@ impl PolicyDriver for OvsPolicy {
                 // The first apply of each tenant in this run may end the hold on the previous
                 // run's flows (see `Inner::settled`): converge then even when unchanged.
                 let was_settled = i.settled();
-                i.applied.insert(tenant.clone());
                 let policy = with_pins(&mut i.pins, &policy);
                 let stats = ApplyStats {
                     changed: false,
@@ -118,12 +117,30 @@ impl PolicyDriver for OvsPolicy {
                 // A policy without rules enforces nothing: the tenant simply has none.
                 let want = (!policy.is_empty()).then_some(policy);
                 if i.state.policy.get(&tenant) == want.as_ref() {
+                    // Counted as applied only once in force: a failed pass must not end the
+                    // hold, or the previous run's policy flows would go with nothing in place.
+                    i.applied.insert(tenant.clone());
                     if !was_settled && i.settled() {
-                        converge(i, &format!("policy of tenant {tenant}")).await?;
+                        if let Err(e) = converge(i, &format!("policy of tenant {tenant}")).await {
+                            i.applied.remove(&tenant);
+                            return Err(e);
+                        }
                     }
                     return Ok(stats);
                 }
-                let sent = install(i, &tenant, want).await?;
+                // As above: applied once installed. The install's own converge already sees
+                // this tenant as applied, so it ends the hold in the same bundle when it is the
+                // last one; it fails whole, and then the hold stays.
+                let newly = i.applied.insert(tenant.clone());
+                let sent = match install(i, &tenant, want).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if newly {
+                            i.applied.remove(&tenant);
+                        }
+                        return Err(e);
+                    }
+                };
                 Ok(ApplyStats {
                     changed: sent > 0,
                     ..stats

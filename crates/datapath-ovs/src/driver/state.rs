@@ -148,10 +148,10 @@ impl State {
         self.tenants.contains_key(tenant)
     }
 
-    /// Numbers the groups `self.policy` names (kept for groups that stay, released for groups
-    /// gone), after every change of it.
-    pub fn assign_groups(&mut self) {
-        self.groups.assign(&self.policy);
+    /// Numbers the groups `tenant`'s policy names (kept for groups that stay, released for
+    /// groups gone), after every change of it; other tenants' numbers are left alone.
+    pub fn assign_groups(&mut self, tenant: &str) {
+        self.groups.assign_tenant(tenant, self.policy.get(tenant));
     }
 
     /// Remote VTEPs some VXLAN network's endpoints need a tunnel to (VLAN networks go by the
