@@ -187,6 +187,11 @@ fn fixture() -> Fixture {
                 .collect(),
             tunnels: [(vtep2, 1)].into_iter().collect(),
             uplink: None,
+            // Each tenant's DNS port.
+            dns: [("demo", 7), ("other", 8)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         },
         tenants: [("demo".to_string(), 1), ("other".to_string(), 2)]
             .into_iter()
@@ -265,6 +270,7 @@ fn vlan_fixture() -> Fixture {
                 .collect(),
             tunnels: Default::default(),
             uplink: Some(2),
+            dns: Default::default(),
         },
         tenants: [("demo".to_string(), 1)].into_iter().collect(),
     }
