@@ -37,6 +37,7 @@ fn cfg(ns: &str, sock: &str) -> OvsConfig {
         },
         host_netns: Some(format!("/run/netns/{ns}").into()),
         vlan_uplink: None,
+        dns: None,
     }
 }
 
