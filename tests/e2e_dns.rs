@@ -1,7 +1,12 @@
 //! End-to-end DNS service discovery: netmaster + one netplugin per simulated host, workloads
 //! attached through contivk8s, and `dig` (apt dnsutils) run inside workload namespaces against
 //! the nameserver their CNI result names. Root only.
+//!
+//! Every test runs against both datapaths (`linux::…` and `ovs::…`, see [`on_both_datapaths`])
+//! with the same assertions: on Linux the server listens in the tenant's router namespace, on
+//! OVS in the tenant DNS namespace the driver makes, reached through the pipeline.
 
+#[macro_use]
 mod common;
 
 use common::bins;
@@ -12,11 +17,13 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use contiv_netplugin::testbed::{eventually, require_root, Cluster, Workload};
+use contiv_netplugin::testbed::{eventually, require_root, Cluster, TestDatapath, Workload};
 use serde_json::{json, Value};
+
+on_both_datapaths!(dns_answers_services_groups_and_pods_per_tenant);
 
 /// What the test's own upstream resolver answers for every name.
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -90,6 +97,20 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The one upstream of this test binary: the agents take it from the environment, which the
+/// tests running in parallel (one per datapath) share, so it is set once, before any agent.
+fn upstream() -> &'static Upstream {
+    static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
+    UPSTREAM.get_or_init(|| {
+        let u = Upstream::start();
+        std::env::set_var(
+            "CONTIV_NETPLUGIN_DNS_UPSTREAM",
+            format!("127.0.0.1:{}", u.port),
+        );
+        u
+    })
 }
 
 /// `dig +short` of `name` (A) at `server`, run in the workload namespace `ns`; the addresses.
@@ -194,17 +215,11 @@ fn add_pod(
     }
 }
 
-#[test]
-#[ignore = "needs root"]
-fn dns_answers_services_groups_and_pods_per_tenant() {
+fn dns_answers_services_groups_and_pods_per_tenant(dp: TestDatapath) {
     require_root();
-    let upstream = Upstream::start();
-    // The agents inherit it: misses go to the resolver this test runs.
-    std::env::set_var(
-        "CONTIV_NETPLUGIN_DNS_UPSTREAM",
-        format!("127.0.0.1:{}", upstream.port),
-    );
-    let c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    // The agents inherit it: misses go to the resolver this test binary runs.
+    let upstream = upstream();
+    let c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     let gw = "10.31.0.1";
     for t in ["t1", "t2"] {
         c.create_tenant(t).unwrap_or_else(|e| panic!("{e}"));
@@ -251,6 +266,8 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
     assert_eq!(b1.result["dns"]["search"], json!(["t2.contiv"]));
 
     let one = |ip: Ipv4Addr| set(&[ip]);
+    // A name no tenant owns, its own per datapath (both tests share the upstream).
+    let miss = format!("unknown-{dp:?}.example.test").to_lowercase();
     let want_t1: Vec<(&str, BTreeSet<String>)> = vec![
         ("web", set(&[a1.ip, a2.ip])),
         ("web.t1.contiv", set(&[a1.ip, a2.ip])),
@@ -260,7 +277,7 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
         ("alpha", one(a1.ip)),
         ("bravo.prod", one(a2.ip)),
         ("charlie.prod.t1.contiv", one(a3.ip)),
-        ("unknown.example.test", one(UPSTREAM_ANSWER)),
+        (miss.as_str(), one(UPSTREAM_ANSWER)),
     ];
     // From a workload on each host (each host's agent answers its own workloads), UDP and TCP.
     for w in [&a1, &a2] {
@@ -271,10 +288,7 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
             }
         }
     }
-    assert!(
-        upstream.saw("unknown.example.test"),
-        "the miss reached the upstream"
-    );
+    assert!(upstream.saw(&miss), "the miss reached the upstream");
     // Same group names in another tenant: its own members; t1's service and pods are unknown.
     for w in [&b1, &b2] {
         assert_eq!(
