@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use contiv_netplugin::testbed::{eventually, require_root, Cluster, TestDatapath, Workload};
+use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, TestDatapath, Workload};
 use serde_json::{json, Value};
 
 on_both_datapaths!(dns_answers_services_groups_and_pods_per_tenant);
@@ -332,6 +332,44 @@ fn dns_answers_services_groups_and_pods_per_tenant(dp: TestDatapath) {
             .is_ok_and(|g| g == set(&[a1.ip, a2.ip]))),
         "a removed member leaves the answer"
     );
+
+    // DNS to the gateway passes whatever the policy denies (on Linux the gateway is a local
+    // address of the router namespace and policy hooks only forwarded traffic; the OVS pipeline
+    // sends DNS to the gateway out before policy): db's out-rules deny everything, charlie
+    // reaches no one and still resolves, over UDP and TCP.
+    assert!(
+        ping(&a3.netns, a1.ip, 3),
+        "charlie reaches alpha before the policy"
+    );
+    post(
+        &c,
+        "/api/v1/policys/t1:db-out/",
+        json!({"tenantName": "t1", "policyName": "db-out"}),
+    );
+    post(
+        &c,
+        "/api/v1/rules/t1:db-out:deny-all/",
+        json!({"tenantName": "t1", "policyName": "db-out", "ruleId": "deny-all",
+            "direction": "out", "action": "deny", "priority": 1}),
+    );
+    post(
+        &c,
+        "/api/v1/endpointGroups/t1:db/",
+        json!({"tenantName": "t1", "groupName": "db", "networkName": "net",
+            "policies": ["db-out"]}),
+    );
+    assert!(
+        eventually(Duration::from_secs(8), || !ping(&a3.netns, a1.ip, 1)),
+        "db's out-rules are in force"
+    );
+    let web = set(&[a1.ip, a2.ip]);
+    for tcp in [false, true] {
+        assert_eq!(
+            eventually_dig(&a3.netns, gw, "web", tcp, &web),
+            web,
+            "from charlie (tcp {tcp}) under a deny-all out-rule"
+        );
+    }
 }
 
 /// `dig` until it answers `want` (listeners start with the tenant's namespace), up to 3 s; the
