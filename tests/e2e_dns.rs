@@ -219,7 +219,7 @@ fn dns_answers_services_groups_and_pods_per_tenant(dp: TestDatapath) {
     require_root();
     // The agents inherit it: misses go to the resolver this test binary runs.
     let upstream = upstream();
-    let c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let mut c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     let gw = "10.31.0.1";
     for t in ["t1", "t2"] {
         c.create_tenant(t).unwrap_or_else(|e| panic!("{e}"));
@@ -370,6 +370,18 @@ fn dns_answers_services_groups_and_pods_per_tenant(dp: TestDatapath) {
             "from charlie (tcp {tcp}) under a deny-all out-rule"
         );
     }
+
+    // An agent killed with SIGKILL and started again serves its workloads again (on OVS the
+    // tenant DNS namespace and port of the previous run are taken back, not made twice).
+    c.kill_agent(0);
+    c.restart_agent(0).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        eventually(Duration::from_secs(15), || dig(&a1.netns, gw, "web", false)
+            .is_ok_and(|g| g == web)),
+        "alpha resolves after its agent restarted\n{}",
+        c.agent_log(0)
+    );
+    assert_eq!(dig(&b1.netns, gw, "web", true), Ok(set(&[b1.ip, b2.ip])));
 }
 
 /// `dig` until it answers `want` (listeners start with the tenant's namespace), up to 3 s; the
