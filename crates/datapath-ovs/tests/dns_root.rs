@@ -260,11 +260,16 @@ fn each_tenant_reaches_its_own_dns_server_on_its_gateway() {
     // A restarted driver keeps red's namespace and port (its server still answers once the
     // network is declared again); its resync removes blue's, no longer declared.
     drop(dp);
+    // A namespace a killed run made but never gave a port (left between the two) goes too.
+    let stray = PathBuf::from(format!("/run/netns/{prefix}-d-0000beef"));
+    ip(&["netns", "add", stray.file_name().unwrap().to_str().unwrap()]);
     let dp = OvsDatapath::start(cfg(&host, &prefix)).unwrap();
     dp.ensure_network(&nets[1]).unwrap();
     dp.resync_local_endpoints(&eps[1..]).unwrap();
     assert_eq!(dig(&host, &wr, "web.red.contiv", false), "10.99.0.2");
     assert!(!blue_ns.exists(), "blue's dns namespace is pruned");
+    assert!(!stray.exists(), "a dns namespace without a port is pruned");
+    assert!(red_ns.exists());
     let ports = dns_ports(&host);
     assert!(
         ports.len() == 1 && ports[0].contains("red"),

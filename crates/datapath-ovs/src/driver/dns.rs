@@ -274,7 +274,7 @@ async fn remove(i: &mut Inner, cfg: &DnsNetns, tenant: &str) -> Result<(), Datap
     DatapathError::from_list(errors)
 }
 
-/// After the agent's full reconcile: DNS ports (and namespaces) an earlier run left for tenants
+/// After the agent's full reconcile: DNS ports and namespaces an earlier run left for tenants
 /// with no network here any more go.
 pub(super) async fn prune(i: &mut Inner) -> Result<(), DatapathError> {
     let Some(cfg) = i.dns.clone() else {
@@ -299,6 +299,22 @@ pub(super) async fn prune(i: &mut Inner) -> Result<(), DatapathError> {
         i.dns_addrs.remove(&t);
         if let Err(e) = remove(i, &cfg, &t).await {
             errors.push(e);
+        }
+    }
+    // A namespace whose port never made it to the bridge (a run killed between the two): its
+    // veth goes with it.
+    let keep: BTreeSet<String> = i
+        .state
+        .networks
+        .values()
+        .map(|n| cfg.name(&n.tenant))
+        .collect();
+    let names = netns::list_named(&cfg.dir, &format!("{}-d-", cfg.prefix))
+        .map_err(|e| backend("dns namespaces", e))?;
+    for name in names.into_iter().filter(|n| !keep.contains(n)) {
+        tracing::debug!(netns = %name, "ovs: dns namespace without a tenant removed");
+        if let Err(e) = netns::delete_named(&cfg.dir.join(&name)) {
+            errors.push(backend("dns namespaces", e));
         }
     }
     DatapathError::from_list(errors)
