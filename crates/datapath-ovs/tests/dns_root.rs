@@ -2,7 +2,8 @@
 //! tenant's DNS namespace holds its gateways, a tiny DNS server bound there answers `dig` from
 //! the tenant's workloads over UDP and TCP; two tenants reusing one subnet and gateway each
 //! reach their own server; the namespace and port go with the tenant's last network, a
-//! restarted driver keeps them, and its resync removes those of tenants no longer declared.
+//! restarted driver keeps them, and its resync removes those of tenants no longer declared. A
+//! VLAN network resolves the same way.
 
 mod common;
 
@@ -283,4 +284,58 @@ fn each_tenant_reaches_its_own_dns_server_on_its_gateway() {
     assert!(dns_ports(&host).is_empty(), "{:?}", dns_ports(&host));
     assert_ne!(dig(&host, &wr, "web.red.contiv", false), "10.99.0.2");
     drop(red_srv);
+}
+
+/// VLAN bridge mode: a workload of a VLAN network resolves through its gateway too (its
+/// network is a VLAN id in the metadata, the answers come back into it).
+#[test]
+#[ignore = "needs root"]
+fn a_vlan_network_resolves_through_its_gateway() {
+    let mut host = Host::start_named("dnsv");
+    host.start_vswitchd();
+    let prefix = format!("{}-x", host.ns);
+    let _guard = NsGuard(prefix.clone());
+    // The trunk uplink: one end of a veth in the host namespace (nothing beyond it here).
+    host.exec(&[
+        "ip", "link", "add", "trunk0", "type", "veth", "peer", "name", "trunk0p",
+    ]);
+    let mut c = cfg(&host, &prefix);
+    c.vlan_uplink = Some("trunk0".into());
+    let dp = OvsDatapath::start(c).unwrap();
+    let spec = NetworkSpec {
+        id: "green:v".into(),
+        encap: Encap::Vlan,
+        vni: 100,
+        ..net("green", 100, FwdMode::Bridge)
+    };
+    dp.ensure_network(&spec).unwrap();
+    let wns = format!("{}-w0", host.ns);
+    ip(&["netns", "add", &wns]);
+    host.workloads.push(wns.clone());
+    let a = Ipv4Addr::new(10, 10, 0, 2);
+    dp.add_local_endpoint(&LocalEndpoint {
+        id: "green-ep".into(),
+        network_id: spec.id.clone(),
+        netns_path: format!("/run/netns/{wns}").into(),
+        ifname: "eth0".into(),
+        ip: format!("{a}/24").parse().unwrap(),
+        mac: MacAddr::from_ipv4(a),
+        gateway: GW,
+        plumbing: Plumbing::InWorkload,
+    })
+    .unwrap();
+    let dns = DnsNetns {
+        dir: "/run/netns".into(),
+        prefix,
+    };
+    let _srv = tiny_dns(&dns.path("green"), Ipv4Addr::new(10, 99, 0, 3));
+    for tcp in [false, true] {
+        assert_eq!(
+            dig(&host, &wns, "db.green.contiv", tcp),
+            "10.99.0.3",
+            "tcp {tcp}"
+        );
+    }
+    dp.remove_network(&spec.id).unwrap();
+    assert!(!dns.path("green").exists());
 }
