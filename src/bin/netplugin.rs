@@ -8,7 +8,7 @@ use contiv_datapath_linux::lb::LinuxServices;
 use contiv_datapath_linux::{names, netns, LinuxConfig, LinuxDatapath, LinuxQos, NftPolicy};
 use contiv_datapath_ovs::switch::SwitchConfig;
 use contiv_datapath_ovs::{DnsNetns, OvsConfig, OvsDatapath};
-use contiv_netplugin::config::{DatapathKind, Flags, PolicyKind, ServicesKind};
+use contiv_netplugin::config::{DatapathKind, DnsMode, Flags, PolicyKind, ServicesKind};
 use contiv_netplugin::dns::NetnsBinder;
 use contiv_netplugin::run::{Drivers, RunError};
 
@@ -74,7 +74,8 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
         host: flags.host_spec(),
         host_netns: flags.host_netns.clone(),
         vlan_uplink: flags.vlan_uplink.clone(),
-        dns: Some(dns_ns.clone()),
+        // `--dns off`: no namespaces nor ports for a server that does not run.
+        dns: (flags.dns == DnsMode::On).then(|| dns_ns.clone()),
     })
     .map_err(|e| RunError::Datapath(e.to_string()))?;
     let pol: Arc<dyn PolicyDriver> = match policy {
