@@ -3,7 +3,7 @@
 //! the tenant's workloads over UDP and TCP; two tenants reusing one subnet and gateway each
 //! reach their own server; the namespace and port go with the tenant's last network, a
 //! restarted driver keeps them, and its resync removes those of tenants no longer declared. A
-//! VLAN network resolves the same way.
+//! VLAN network resolves the same way, and again after ovs-vswitchd restarts.
 
 mod common;
 
@@ -336,6 +336,17 @@ fn a_vlan_network_resolves_through_its_gateway() {
             "tcp {tcp}"
         );
     }
+    // A restarted ovs-vswitchd is programmed again by the driver's watcher, the DNS port's
+    // flows with the rest.
+    host.restart_vswitchd();
+    let t = std::time::Instant::now();
+    while dig(&host, &wns, "db.green.contiv", false) != "10.99.0.3" {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no answer after vswitchd restarted"
+        );
+    }
+    eprintln!("answered {:?} after vswitchd restarted", t.elapsed());
     dp.remove_network(&spec.id).unwrap();
     assert!(!dns.path("green").exists());
 }
