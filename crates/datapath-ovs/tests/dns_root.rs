@@ -350,3 +350,45 @@ fn a_vlan_network_resolves_through_its_gateway() {
     dp.remove_network(&spec.id).unwrap();
     assert!(!dns.path("green").exists());
 }
+
+/// A DNS namespace that cannot be made (its directory unusable) costs the network nothing: the
+/// network and its workloads work, no DNS port is left on the bridge, and removing the network
+/// succeeds.
+#[test]
+#[ignore = "needs root"]
+fn an_unusable_dns_directory_leaves_networks_working() {
+    let mut host = Host::start_named("dnsb");
+    host.start_vswitchd();
+    let file = host.dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let mut c = cfg(&host, "unused");
+    c.dns = Some(DnsNetns {
+        dir: file.join("netns"),
+        prefix: "x".into(),
+    });
+    let dp = OvsDatapath::start(c).unwrap();
+    let spec = net("blue", 5000, FwdMode::Bridge);
+    dp.ensure_network(&spec).unwrap();
+    let mut eps = vec![];
+    for n in [2u8, 3] {
+        let wns = format!("{}-w{n}", host.ns);
+        ip(&["netns", "add", &wns]);
+        host.workloads.push(wns.clone());
+        let a = Ipv4Addr::new(10, 10, 0, n);
+        let ep = LocalEndpoint {
+            id: format!("ep{n}"),
+            network_id: spec.id.clone(),
+            netns_path: format!("/run/netns/{wns}").into(),
+            ifname: "eth0".into(),
+            ip: format!("{a}/24").parse().unwrap(),
+            mac: MacAddr::from_ipv4(a),
+            gateway: GW,
+            plumbing: Plumbing::InWorkload,
+        };
+        dp.add_local_endpoint(&ep).unwrap();
+        eps.push(ep);
+    }
+    assert!(host.ping(&host.workloads[0], eps[1].ip.addr(), None));
+    assert!(dns_ports(&host).is_empty(), "{:?}", dns_ports(&host));
+    dp.remove_network(&spec.id).unwrap();
+}

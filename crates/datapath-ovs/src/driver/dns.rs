@@ -268,8 +268,12 @@ async fn remove(i: &mut Inner, cfg: &DnsNetns, tenant: &str) -> Result<(), Datap
     if let Err(e) = delete_link(&i.nl, &host).await {
         errors.push(backend(&object, e));
     }
-    if let Err(e) = netns::delete_named(&cfg.path(tenant)) {
-        errors.push(backend(&object, e));
+    // Only what is there: a namespace never made (its directory unusable) is nothing to remove.
+    let path = cfg.path(tenant);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        if let Err(e) = netns::delete_named(&path) {
+            errors.push(backend(&object, e));
+        }
     }
     DatapathError::from_list(errors)
 }
