@@ -1,7 +1,12 @@
 //! End-to-end DNS service discovery: netmaster + one netplugin per simulated host, workloads
 //! attached through contivk8s, and `dig` (apt dnsutils) run inside workload namespaces against
 //! the nameserver their CNI result names. Root only.
+//!
+//! Every test runs against both datapaths (`linux::…` and `ovs::…`, see [`on_both_datapaths`])
+//! with the same assertions: on Linux the server listens in the tenant's router namespace, on
+//! OVS in the tenant DNS namespace the driver makes, reached through the pipeline.
 
+#[macro_use]
 mod common;
 
 use common::bins;
@@ -12,11 +17,13 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use contiv_netplugin::testbed::{eventually, require_root, Cluster, Workload};
+use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, TestDatapath, Workload};
 use serde_json::{json, Value};
+
+on_both_datapaths!(dns_answers_services_groups_and_pods_per_tenant);
 
 /// What the test's own upstream resolver answers for every name.
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -90,6 +97,20 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The one upstream of this test binary: the agents take it from the environment, which the
+/// tests running in parallel (one per datapath) share, so it is set once, before any agent.
+fn upstream() -> &'static Upstream {
+    static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
+    UPSTREAM.get_or_init(|| {
+        let u = Upstream::start();
+        std::env::set_var(
+            "CONTIV_NETPLUGIN_DNS_UPSTREAM",
+            format!("127.0.0.1:{}", u.port),
+        );
+        u
+    })
 }
 
 /// `dig +short` of `name` (A) at `server`, run in the workload namespace `ns`; the addresses.
@@ -194,17 +215,11 @@ fn add_pod(
     }
 }
 
-#[test]
-#[ignore = "needs root"]
-fn dns_answers_services_groups_and_pods_per_tenant() {
+fn dns_answers_services_groups_and_pods_per_tenant(dp: TestDatapath) {
     require_root();
-    let upstream = Upstream::start();
-    // The agents inherit it: misses go to the resolver this test runs.
-    std::env::set_var(
-        "CONTIV_NETPLUGIN_DNS_UPSTREAM",
-        format!("127.0.0.1:{}", upstream.port),
-    );
-    let c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    // The agents inherit it: misses go to the resolver this test binary runs.
+    let upstream = upstream();
+    let mut c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     let gw = "10.31.0.1";
     for t in ["t1", "t2"] {
         c.create_tenant(t).unwrap_or_else(|e| panic!("{e}"));
@@ -251,6 +266,8 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
     assert_eq!(b1.result["dns"]["search"], json!(["t2.contiv"]));
 
     let one = |ip: Ipv4Addr| set(&[ip]);
+    // A name no tenant owns, its own per datapath (both tests share the upstream).
+    let miss = format!("unknown-{dp:?}.example.test").to_lowercase();
     let want_t1: Vec<(&str, BTreeSet<String>)> = vec![
         ("web", set(&[a1.ip, a2.ip])),
         ("web.t1.contiv", set(&[a1.ip, a2.ip])),
@@ -260,7 +277,7 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
         ("alpha", one(a1.ip)),
         ("bravo.prod", one(a2.ip)),
         ("charlie.prod.t1.contiv", one(a3.ip)),
-        ("unknown.example.test", one(UPSTREAM_ANSWER)),
+        (miss.as_str(), one(UPSTREAM_ANSWER)),
     ];
     // From a workload on each host (each host's agent answers its own workloads), UDP and TCP.
     for w in [&a1, &a2] {
@@ -271,10 +288,7 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
             }
         }
     }
-    assert!(
-        upstream.saw("unknown.example.test"),
-        "the miss reached the upstream"
-    );
+    assert!(upstream.saw(&miss), "the miss reached the upstream");
     // Same group names in another tenant: its own members; t1's service and pods are unknown.
     for w in [&b1, &b2] {
         assert_eq!(
@@ -318,6 +332,56 @@ fn dns_answers_services_groups_and_pods_per_tenant() {
             .is_ok_and(|g| g == set(&[a1.ip, a2.ip]))),
         "a removed member leaves the answer"
     );
+
+    // DNS to the gateway passes whatever the policy denies (on Linux the gateway is a local
+    // address of the router namespace and policy hooks only forwarded traffic; the OVS pipeline
+    // sends DNS to the gateway out before policy): db's out-rules deny everything, charlie
+    // reaches no one and still resolves, over UDP and TCP.
+    assert!(
+        ping(&a3.netns, a1.ip, 3),
+        "charlie reaches alpha before the policy"
+    );
+    post(
+        &c,
+        "/api/v1/policys/t1:db-out/",
+        json!({"tenantName": "t1", "policyName": "db-out"}),
+    );
+    post(
+        &c,
+        "/api/v1/rules/t1:db-out:deny-all/",
+        json!({"tenantName": "t1", "policyName": "db-out", "ruleId": "deny-all",
+            "direction": "out", "action": "deny", "priority": 1}),
+    );
+    post(
+        &c,
+        "/api/v1/endpointGroups/t1:db/",
+        json!({"tenantName": "t1", "groupName": "db", "networkName": "net",
+            "policies": ["db-out"]}),
+    );
+    assert!(
+        eventually(Duration::from_secs(8), || !ping(&a3.netns, a1.ip, 1)),
+        "db's out-rules are in force"
+    );
+    let web = set(&[a1.ip, a2.ip]);
+    for tcp in [false, true] {
+        assert_eq!(
+            eventually_dig(&a3.netns, gw, "web", tcp, &web),
+            web,
+            "from charlie (tcp {tcp}) under a deny-all out-rule"
+        );
+    }
+
+    // An agent killed with SIGKILL and started again serves its workloads again (on OVS the
+    // tenant DNS namespace and port of the previous run are taken back, not made twice).
+    c.kill_agent(0);
+    c.restart_agent(0).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        eventually(Duration::from_secs(15), || dig(&a1.netns, gw, "web", false)
+            .is_ok_and(|g| g == web)),
+        "alpha resolves after its agent restarted\n{}",
+        c.agent_log(0)
+    );
+    assert_eq!(dig(&b1.netns, gw, "web", true), Ok(set(&[b1.ip, b2.ip])));
 }
 
 /// `dig` until it answers `want` (listeners start with the tenant's namespace), up to 3 s; the

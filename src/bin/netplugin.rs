@@ -7,8 +7,8 @@ use contiv_datapath::{NoPolicy, NoQos, NoServices, PolicyDriver, ServiceDriver};
 use contiv_datapath_linux::lb::LinuxServices;
 use contiv_datapath_linux::{names, netns, LinuxConfig, LinuxDatapath, LinuxQos, NftPolicy};
 use contiv_datapath_ovs::switch::SwitchConfig;
-use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
-use contiv_netplugin::config::{DatapathKind, Flags, PolicyKind, ServicesKind};
+use contiv_datapath_ovs::{DnsNetns, OvsConfig, OvsDatapath};
+use contiv_netplugin::config::{DatapathKind, DnsMode, Flags, PolicyKind, ServicesKind};
 use contiv_netplugin::dns::NetnsBinder;
 use contiv_netplugin::run::{Drivers, RunError};
 
@@ -59,6 +59,11 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
             "--datapath ovs balances no services yet: serviceLB VIPs are not reachable on this host"
         );
     }
+    // Each tenant's DNS server binds in the tenant DNS namespace the driver makes.
+    let dns_ns = DnsNetns {
+        dir: flags.netns_dir.clone(),
+        prefix: flags.ns_prefix.clone(),
+    };
     let dp = OvsDatapath::start(OvsConfig {
         switch: SwitchConfig {
             ovsdb: flags.ovsdb.clone(),
@@ -69,6 +74,8 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
         host: flags.host_spec(),
         host_netns: flags.host_netns.clone(),
         vlan_uplink: flags.vlan_uplink.clone(),
+        // `--dns off`: no namespaces nor ports for a server that does not run.
+        dns: (flags.dns == DnsMode::On).then(|| dns_ns.clone()),
     })
     .map_err(|e| RunError::Datapath(e.to_string()))?;
     let pol: Arc<dyn PolicyDriver> = match policy {
@@ -82,7 +89,9 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
         qos: Arc::new(NoQos),
         svc: Arc::new(NoServices),
         netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),
-        dns: None,
+        dns: Some(Arc::new(NetnsBinder {
+            path: Arc::new(move |t: &str| dns_ns.path(t)),
+        })),
     })
 }
 

@@ -8,11 +8,12 @@ use contiv_openflow::Mac;
 /// A table of the pipeline, in packet order (ARP_RESP, a side branch, last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
-    /// ARP and DNS to the gateway are punted to the agent; known ports go on, the rest drops.
+    /// Known ports (workloads, tunnels, the uplink, tenant DNS ports) go on, the rest drops.
     Input,
     /// Port (and VNI for tunnels) to metadata: tenant, network, source group; source guard.
     Vlan,
-    /// Sends IP traffic through conntrack in its tenant's zone.
+    /// DNS to a network's gateway goes out of its tenant's DNS port; other IP traffic goes
+    /// through conntrack in its tenant's zone.
     Conntrack,
     /// Established and related traffic skips policy; invalid drops; new goes on.
     CtState,
@@ -130,6 +131,9 @@ pub enum Category {
     RemoteEndpoint = 4,
     /// Policy rules; the object id is a key of `Rendered::rules`.
     Policy = 5,
+    /// A tenant's DNS port (the agent's DNS server for that tenant); the object id is its
+    /// ofport.
+    Dns = 6,
 }
 
 /// The cookie of a flow of `category`, object `id`, agent round `round`.

@@ -46,6 +46,7 @@ fn cfg(ns: &str, sock: &str) -> OvsConfig {
         },
         host_netns: Some(format!("/run/netns/{ns}").into()),
         vlan_uplink: None,
+        dns: None,
     }
 }
 

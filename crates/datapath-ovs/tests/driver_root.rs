@@ -174,5 +174,6 @@ fn cfg(host: &Host) -> OvsConfig {
         },
         host_netns: Some(format!("/run/netns/{}", host.ns).into()),
         vlan_uplink: None,
+        dns: None,
     }
 }

@@ -73,6 +73,7 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
         vlan_uplink: None,
+        dns: None,
     })
     .unwrap();
     (dp, vtep)
@@ -484,6 +485,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
             },
             host_netns: Some(format!("/run/netns/{}", h.ns).into()),
             vlan_uplink: None,
+            dns: None,
         })
         .unwrap();
         (dp, ())

@@ -37,6 +37,7 @@ fn cfg(ns: &str, sock: &str) -> OvsConfig {
         },
         host_netns: Some(format!("/run/netns/{ns}").into()),
         vlan_uplink: None,
+        dns: None,
     }
 }
 
@@ -377,23 +378,6 @@ fn an_agent_killed_mid_stream_drops_no_packet_of_an_established_connection() {
     assert_eq!(forwarding(&host), before);
 }
 
-/// Stops the host's ovs-vswitchd (ours, by `ovs-appctl exit`, then waits for its pid to go)
-/// and starts a new one on the same database.
-fn restart_vswitchd(host: &Host) {
-    let old = host.pid("ovs-vswitchd").unwrap();
-    host.exec(&["ovs-appctl", "-t", "ovs-vswitchd", "exit"]);
-    let t = Instant::now();
-    // SAFETY: kill with signal 0 only asks whether our own daemon's pid is still there.
-    while unsafe { libc::kill(old, 0) } == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "vswitchd did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    host.start_vswitchd();
-}
-
 /// `ovs-vsctl get Open_vSwitch . other_config` in the host.
 fn other_config(host: &Host) -> String {
     let out = run(&mut host.cmd(
@@ -431,7 +415,7 @@ fn a_restarted_vswitchd_is_reprogrammed_by_the_running_driver() {
         ".",
         "other_config:flow-restore-wait=true",
     ]);
-    restart_vswitchd(&host);
+    host.restart_vswitchd();
     let t = Instant::now();
 
     // The driver notices, reconnects through the management socket (the only one open while
@@ -460,7 +444,7 @@ fn a_restarted_vswitchd_is_reprogrammed_by_the_running_driver() {
 
     // Without flow-restore-wait the new vswitchd opens the bridge's ptcp: target and drops
     // everything (fail mode secure, empty table) until the driver is back in.
-    restart_vswitchd(&host);
+    host.restart_vswitchd();
     let t = Instant::now();
     while !host.ping(&w2, w3_ip, None) {
         assert!(

@@ -65,6 +65,7 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
         vlan_uplink: None,
+        dns: None,
     })
     .unwrap();
     (dp, vtep)

@@ -52,6 +52,7 @@ fn cfg(h: &Host, bridge: &str, uplink: Option<&str>) -> OvsConfig {
         },
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
         vlan_uplink: uplink.map(str::to_string),
+        dns: None,
     }
 }
 

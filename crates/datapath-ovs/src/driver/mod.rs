@@ -5,6 +5,7 @@
 //! (`key=flow`: the pipeline sets the VNI). All I/O runs on one thread of the driver's own,
 //! inside the host namespace, so the trait's synchronous calls never block the caller's runtime.
 
+mod dns;
 pub mod plumb;
 mod policy;
 mod state;
@@ -21,6 +22,7 @@ use contiv_datapath::{
 use tokio::sync::Mutex;
 
 use crate::switch::{OvsSwitch, SwitchConfig};
+pub use dns::DnsNetns;
 pub use policy::OvsPolicy;
 use state::State;
 use worker::Worker;
@@ -36,6 +38,9 @@ pub struct OvsConfig {
     /// `-vlan-if`): made a port of the bridge, marked ours. Without one, VLAN networks are
     /// refused.
     pub vlan_uplink: Option<String>,
+    /// Where tenant DNS namespaces are made (the agent's DNS server serves each tenant there,
+    /// on its networks' gateways); `None`: no DNS on this host.
+    pub dns: Option<DnsNetns>,
 }
 
 /// The `external_ids` key marking the bridge's VLAN uplink port.
@@ -69,6 +74,12 @@ struct Inner {
     uplink_mtu: Option<u32>,
     /// The VLAN uplink's interface name (`--vlan-uplink`), for re-reading its ofport.
     uplink: Option<String>,
+    /// Where tenant DNS namespaces are made (`None`: none are).
+    dns: Option<DnsNetns>,
+    /// The MTU of the DNS namespaces' veths (the workloads' default).
+    dns_mtu: u32,
+    /// The addresses each tenant's DNS namespace was given in this run.
+    dns_addrs: std::collections::BTreeMap<String, std::collections::BTreeSet<ipnet::Ipv4Net>>,
 }
 
 /// How long after the agent's resync the previous run's flows may wait for the policy to be
@@ -126,6 +137,7 @@ impl OvsDatapath {
             Worker::start(cfg.host_netns.clone()).map_err(|e| backend("ovs driver thread", e))?;
         let bridge = cfg.switch.bridge.clone();
         let uplink = cfg.vlan_uplink.clone();
+        let (dns, dns_mtu) = (cfg.dns.clone(), cfg.host.workload_mtu());
         let inner = worker.run(async move {
             let (conn, nl, _) = rtnetlink::new_connection()
                 .map_err(|e| backend("netlink", contiv_ovsdb::Error::Io(e)))?;
@@ -203,6 +215,9 @@ impl OvsDatapath {
                 resynced_at: None,
                 uplink_mtu,
                 uplink,
+                dns,
+                dns_mtu,
+                dns_addrs: Default::default(),
             })
         });
         let inner = match inner {
@@ -354,7 +369,15 @@ impl Datapath for OvsDatapath {
         self.validate(net)?;
         let net = net.clone();
         self.change(format!("network {}", net.id), move |i| {
-            Box::pin(async move { i.state.add_network(net) })
+            Box::pin(async move {
+                i.state.add_network(net.clone())?;
+                // The network works without its DNS; a failure here is retried by the
+                // agent's next ensure (the tenant has no DNS port yet).
+                if let Err(e) = dns::sync(i, &net.tenant).await {
+                    tracing::warn!(network = %net.id, "ovs: tenant dns not ready: {e}");
+                }
+                Ok(())
+            })
         })
     }
 
@@ -376,7 +399,12 @@ impl Datapath for OvsDatapath {
                     }
                 }
                 i.state.remotes.remove(&id);
-                i.state.networks.remove(&id);
+                if let Some(net) = i.state.networks.remove(&id) {
+                    // The gateway's address goes; with the tenant's last network, all of it.
+                    if let Err(e) = dns::sync(i, &net.tenant).await {
+                        errors.push(e);
+                    }
+                }
                 if let Err(e) = sync_tunnels(i).await {
                     errors.push(e);
                 }
@@ -519,6 +547,9 @@ impl Datapath for OvsDatapath {
         let first = self.change("resync".into(), move |i| {
             Box::pin(async move {
                 adopt(i, &eps).await?;
+                if let Err(e) = dns::prune(i).await {
+                    tracing::warn!("ovs: {e}");
+                }
                 let first = i.resynced_at.is_none();
                 i.resynced_at.get_or_insert_with(std::time::Instant::now);
                 i.prune = true;
@@ -622,6 +653,12 @@ async fn refresh_ofports(i: &mut Inner) {
         // Best effort: a port vswitchd cannot open keeps its number (its flows go nowhere).
         if let Ok(Some(p)) = i.sw.vswitch().ofport(&name).await {
             i.state.ports.endpoints.insert(id, p);
+        }
+    }
+    let tenants: Vec<String> = i.state.ports.dns.keys().cloned().collect();
+    for t in tenants {
+        if let Ok(Some(p)) = i.sw.vswitch().ofport(&dns::host_ifname(&t)).await {
+            i.state.ports.dns.insert(t, p);
         }
     }
     let vteps: Vec<Ipv4Addr> = i.state.ports.tunnels.keys().copied().collect();

@@ -21,7 +21,7 @@ pub struct PlumbError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn fail<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn fail<E: std::error::Error + Send + Sync + 'static>(
     step: String,
 ) -> impl FnOnce(E) -> PlumbError {
     move |e| PlumbError {
@@ -39,7 +39,7 @@ pub fn host_ifname(endpoint_id: &str) -> String {
     format!("vo{:012x}", h & 0xffff_ffff_ffff)
 }
 
-async fn index_of(h: &Handle, name: &str) -> Option<u32> {
+pub(super) async fn index_of(h: &Handle, name: &str) -> Option<u32> {
     let mut s = h.link().get().match_name(name.to_string()).execute();
     s.try_next().await.ok().flatten().map(|m| m.header.index)
 }
@@ -220,7 +220,7 @@ async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
 /// tx off` does. A veth leaves checksums to offload and the userspace datapath never fills them
 /// in, so without this TCP from the workload arrives with bad checksums (ICMP, checksummed by
 /// the stack, would still pass and hide it).
-fn tx_checksum_off(ifname: &str) -> std::io::Result<()> {
+pub(super) fn tx_checksum_off(ifname: &str) -> std::io::Result<()> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,

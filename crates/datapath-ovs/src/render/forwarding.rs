@@ -1,5 +1,5 @@
-//! Forwarding flows: the fixed pipeline (table defaults, conntrack state), per network (DNS punt,
-//! tunnel ingress, conntrack zone and commit per tenant, ARP for the gateway) and per endpoint
+//! Forwarding flows: the fixed pipeline (table defaults, conntrack state), per network (tunnel
+//! ingress, conntrack zone and commit per tenant, ARP for the gateway) and per endpoint
 //! (port to metadata with the source guard, ARP answered for it, L2 delivery, routing to it).
 
 use std::collections::BTreeMap;
@@ -8,27 +8,19 @@ use std::net::Ipv4Addr;
 use contiv_datapath::{Encap, FwdMode, NetworkSpec};
 use contiv_openflow::oxm::{header, NXM_1};
 use contiv_openflow::{
-    ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE,
-    OFPP_CONTROLLER, OFPP_IN_PORT,
+    ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE, OFPP_IN_PORT,
 };
 
 use super::{Desired, Out};
 use crate::pipeline::*;
 
-const ETH_IP: u16 = 0x0800;
-const ETH_ARP: u16 = 0x0806;
+pub(super) const ETH_IP: u16 = 0x0800;
+pub(super) const ETH_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
-fn goto(t: Table) -> Vec<Instruction> {
+pub(super) fn goto(t: Table) -> Vec<Instruction> {
     vec![Instruction::GotoTable(t.id())]
-}
-
-fn punt() -> Vec<Instruction> {
-    vec![Instruction::ApplyActions(vec![Action::Output {
-        port: OFPP_CONTROLLER,
-        max_len: 0xffff,
-    }])]
 }
 
 /// Metadata match on the given fields' values.
@@ -39,7 +31,7 @@ pub(super) fn meta(fields: &[(MetaField, u64)]) -> Field {
     Field::Metadata(v, Some(m))
 }
 
-fn write_meta(fields: &[(MetaField, u64)]) -> Instruction {
+pub(super) fn write_meta(fields: &[(MetaField, u64)]) -> Instruction {
     let (value, mask) = fields
         .iter()
         .fold((0, 0), |(v, m), (f, x)| (v | f.value(*x), m | f.mask()));
@@ -98,7 +90,7 @@ pub(super) fn pipeline(out: &mut Out) {
     );
 }
 
-/// Per network and tenant: DNS punt, tunnel ingress, conntrack zone and commit.
+/// Per network and tenant: tunnel ingress, conntrack zone and commit.
 pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
     for n in d.networks {
         let Some(zone) = zone_of(out, d, n) else {
@@ -108,18 +100,6 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
         let own = (
             Category::Network,
             u64::from(n.vni) | u64::from(n.encap == Encap::Vlan) << 24,
-        );
-        out.flow(
-            Table::Input,
-            PRIO_PUNT,
-            own,
-            vec![
-                Field::EthType(ETH_IP),
-                Field::IpProto(17),
-                Field::Ipv4Dst(n.gateway, None),
-                Field::UdpDst(53),
-            ],
-            punt(),
         );
         let tenant = (META_TENANT, u64::from(zone));
         let [net, kind] = net_meta(n);

@@ -4,6 +4,7 @@
 //! No I/O; the same input always gives the same flows, so what is installed can be diffed
 //! against it. Forwarding is in [`forwarding`], policy in [`policy`].
 
+mod dns;
 mod forwarding;
 mod policy;
 
@@ -27,6 +28,10 @@ pub struct Ports {
     /// The VLAN trunk uplink's ofport (`--vlan-uplink`), if the agent has one: VLAN networks
     /// reach their remote endpoints through it, tagged.
     pub uplink: Option<u32>,
+    /// Tenant → the ofport of its DNS port: a veth whose other end, in a namespace of its
+    /// own, holds the gateway address of each of the tenant's networks here (where the agent's
+    /// DNS server listens). DNS to a gateway goes there; its answers come back from there.
+    pub dns: BTreeMap<String, u32>,
 }
 
 /// Everything one host's flows are rendered from.
@@ -67,6 +72,7 @@ pub fn render(d: &Desired<'_>) -> Rendered {
     forwarding::pipeline(&mut out);
     forwarding::networks(&mut out, d);
     forwarding::endpoints(&mut out, d);
+    dns::tenants(&mut out, d);
     for tp in d.policy.values() {
         match d.tenants.get(&tp.tenant) {
             Some(&zone) => policy::tenant(&mut out, tp, zone, d.groups),

@@ -187,6 +187,11 @@ fn fixture() -> Fixture {
                 .collect(),
             tunnels: [(vtep2, 1)].into_iter().collect(),
             uplink: None,
+            // Each tenant's DNS port.
+            dns: [("demo", 7), ("other", 8)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         },
         tenants: [("demo".to_string(), 1), ("other".to_string(), 2)]
             .into_iter()
@@ -265,6 +270,7 @@ fn vlan_fixture() -> Fixture {
                 .collect(),
             tunnels: Default::default(),
             uplink: Some(2),
+            dns: Default::default(),
         },
         tenants: [("demo".to_string(), 1)].into_iter().collect(),
     }
@@ -552,4 +558,32 @@ fn routing_mode_answers_arp_with_the_router_mac() {
         .find(|l| l.contains("arp_tpa=10.20.0.5,"))
         .expect("ARP reply for 10.20.0.5");
     assert!(db.contains("set_field:02:02:0a:14:00:05->arp_sha"), "{db}");
+}
+
+/// DNS: each tenant's queries to its gateway go to its own DNS port ahead of conntrack (the
+/// same gateway address in two tenants included); a DNS port of a tenant without a network
+/// here gets no flow; without DNS ports nothing mentions port 53.
+#[test]
+fn dns_to_a_gateway_goes_to_its_tenants_port_ahead_of_conntrack() {
+    let mut f = fixture();
+    f.ports.dns.insert("gone".into(), 9);
+    let text = dump(&render(&desired(&f, 1)).flows);
+    let conntrack = |port: u32| -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.contains("table=2,") && l.ends_with(&format!("actions=output:{port}")))
+            .collect()
+    };
+    // demo: two networks × udp/tcp; other (same subnet, same gateway): its own port.
+    assert_eq!(conntrack(7).len(), 4, "{text}");
+    assert_eq!(conntrack(8).len(), 2, "{text}");
+    assert!(conntrack(8)
+        .iter()
+        .all(|l| l.contains("priority=200,") && l.contains("metadata=0x2001770/")));
+    assert!(
+        !text.contains("in_port=9") && !text.contains("output:9"),
+        "{text}"
+    );
+    f.ports.dns.clear();
+    let text = dump(&render(&desired(&f, 1)).flows);
+    assert!(!text.contains("tp_dst=53"), "{text}");
 }

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use contiv_datapath::MacAddr;
 
@@ -219,6 +220,23 @@ impl Host {
         let sent = send.status().is_ok_and(|s| s.success());
         let out = listener.wait_with_output().expect("nc -l output");
         sent && String::from_utf8_lossy(&out.stdout).contains("over-tcp")
+    }
+
+    /// Stops the host's ovs-vswitchd (ours, by `ovs-appctl exit`, then waits for its pid to go)
+    /// and starts a new one on the same database.
+    pub fn restart_vswitchd(&self) {
+        let old = self.pid("ovs-vswitchd").unwrap();
+        self.exec(&["ovs-appctl", "-t", "ovs-vswitchd", "exit"]);
+        let t = Instant::now();
+        // SAFETY: kill with signal 0 only asks whether our own daemon's pid is still there.
+        while unsafe { libc::kill(old, 0) } == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "vswitchd did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.start_vswitchd();
     }
 
     pub fn pid(&self, name: &str) -> Option<i32> {
