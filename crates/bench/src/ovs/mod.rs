@@ -1,0 +1,58 @@
+//! `contiv-bench ovs ...`: the Open vSwitch datapath's benchmarks of docs/BENCHMARKS.md ("Open
+//! vSwitch datapath"), root only. Each figure is measured against its reference in the same run:
+//!
+//! - `flows`: N flows through our OpenFlow codec vs `ovs-ofctl add-flows` ([`flows`]);
+//! - `iperf`: iperf3 through our pipeline vs a plain OVS NORMAL bridge ([`iperf`]);
+//!
+//! Every simulated host is a namespace `ovb-<pid>-…` with its own ovsdb-server and ovs-vswitchd
+//! ([`host::OvsHost`]), stopped by PID and removed when its guard drops, also on error.
+
+mod flows;
+pub(crate) mod host;
+mod iperf;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use contiv_netplugin::testbed::is_root;
+
+use crate::policy::{render, Row};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "contiv-bench ovs",
+    about = "Open vSwitch datapath benchmarks (root only)"
+)]
+struct OvsArgs {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Write the result table (Markdown) to this file.
+    #[arg(long, global = true)]
+    markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// N flows through our codec (bundle; flow-mods + barrier) vs ovs-ofctl add-flows.
+    Flows(flows::Args),
+    /// iperf3 through our pipeline vs a plain OVS NORMAL bridge, same hosts and workloads.
+    Iperf(iperf::Args),
+}
+
+pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
+    let args = OvsArgs::parse_from(std::iter::once("contiv-bench ovs".to_string()).chain(argv));
+    if !is_root() {
+        bail!("contiv-bench ovs needs root (network namespaces, ovs-vswitchd)");
+    }
+    let rows: Vec<Row> = match &args.cmd {
+        Cmd::Flows(a) => flows::run(a)?,
+        Cmd::Iperf(a) => iperf::run_bench(a)?,
+    };
+    let table = render(&rows);
+    println!("{table}");
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &table)?;
+    }
+    Ok(())
+}
