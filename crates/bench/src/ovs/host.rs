@@ -90,6 +90,11 @@ impl OvsHost {
         Ok(())
     }
 
+    /// The PID `daemon` (`ovs-vswitchd`, `ovsdb-server`) wrote at start.
+    pub fn pid(&self, daemon: &str) -> Option<i32> {
+        self.pids.iter().find(|(d, _)| d == daemon).map(|(_, p)| *p)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -236,4 +241,22 @@ where
     })
     .map_err(|e| anyhow!(e))?
     .context("tokio runtime")
+}
+
+/// CPU seconds (user + system) process `pid` has used so far, from `/proc/PID/stat`.
+pub fn cpu_secs(pid: i32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> anyhow::Result<f64> {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("/proc/{pid}/stat: no field {}", i + 3))
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((tick(11)? + tick(12)?) / hz)
 }
