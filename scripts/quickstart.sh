@@ -12,8 +12,15 @@
 #                                     (left running). Everything runs over TLS: `netmaster certs init`
 #                                     makes a CA and certificates in $QS_DIR/pki; each agent proves its
 #                                     host with its own.
-#   bash scripts/quickstart.sh down   stop everything and remove what `up` created
+#   bash scripts/quickstart.sh --datapath ovs
+#                                     the same hosts on Open vSwitch: an ovsdb-server + ovs-vswitchd
+#                                     per host (userspace datapath), the agents programming Contiv's
+#                                     OpenFlow pipeline (docs/ovs-pipeline.md); workloads and their
+#                                     connectivity matrix, then the flows of qs-h1 (left running;
+#                                     policy, services and the scale-out demo run on the Linux datapath)
+#   bash scripts/quickstart.sh down   stop everything and remove what `up` created (OVS daemons included)
 #
+# QS_BIN=DIR uses the binaries in DIR (netmaster, netplugin, netctl, contivk8s) instead of building.
 # Needs root (network namespaces). Everything it makes is named qs-* (namespaces) and lives under
 # $QS_DIR (default /tmp/contiv-quickstart); only 127.0.0.1 and these namespaces see traffic.
 set -euo pipefail
@@ -41,8 +48,14 @@ ADMIN_PW="$QS_DIR/admin-password"
 NM_AUTH=(--auth --admin-password-file "$ADMIN_PW")
 NETCTL_HOME="$QS_DIR/home"
 https_get() { curl -sf --cacert "$PKI/ca.pem" "$@"; }
-# Where cargo puts the release binaries (CARGO_TARGET_DIR when set).
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+# Where cargo puts the release binaries (CARGO_TARGET_DIR when set), unless QS_BIN names others.
+BIN="${QS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
+# linux (default) or ovs: `--datapath ovs`.
+DATAPATH=linux
+# OVS: the netdev bridge holding each host's underlay veth and VTEP address (userspace VXLAN
+# sends from an address OVS owns), and the integration bridge the agent makes and programs.
+OVS_PHY=qsphy
+OVS_BR=contivbr
 HOSTS=(qs-h1 qs-h2)
 VTEPS=(172.30.99.1 172.30.99.2)
 # workload: name host-index group
@@ -88,6 +101,7 @@ down() {
       kill -9 "$pid" 2>/dev/null
       rm -f "$pidfile"
     done
+    ovs_down
   fi
   say "removing namespaces"
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(qs-|qs[12]-)'); do
@@ -114,6 +128,45 @@ hosts_up() {
   done
 }
 
+ovs_dir() { echo "$QS_DIR/h$(($1 + 1))/ovs"; }
+
+ovs_in() { # ovs_in host-index command...: in the host's netns, with its OVS's files
+  local i=$1 d
+  d=$(ovs_dir "$1"); shift
+  ip netns exec "${HOSTS[$i]}" env OVS_RUNDIR="$d" OVS_LOGDIR="$d" OVS_DBDIR="$d" "$@"
+}
+
+ovs_up() {
+  say "Open vSwitch per host: its own ovsdb-server + ovs-vswitchd (userspace datapath), ul0 in netdev bridge $OVS_PHY holding the VTEP address"
+  local i d
+  for i in 0 1; do
+    d=$(ovs_dir "$i")
+    mkdir -p "$d"
+    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+    # Their logs go to files in $d only (-vconsole:off).
+    ovs_in "$i" ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile --log-file --detach -vconsole:off
+    ovs_in "$i" ovs-vsctl --no-wait init
+    ovs_in "$i" ovs-vswitchd "unix:$d/db.sock" --pidfile --log-file --detach -vconsole:off
+    ovs_in "$i" ovs-vsctl add-br "$OVS_PHY" -- set bridge "$OVS_PHY" datapath_type=netdev -- add-port "$OVS_PHY" ul0
+    ip -n "${HOSTS[$i]}" addr del "${VTEPS[$i]}/24" dev ul0
+    ip -n "${HOSTS[$i]}" addr add "${VTEPS[$i]}/24" dev "$OVS_PHY"
+    ip -n "${HOSTS[$i]}" link set "$OVS_PHY" up
+  done
+}
+
+ovs_down() { # the OVS daemons ovs_up started, by their pid files (only while the pid is still theirs)
+  local pf pid
+  for pf in "$QS_DIR"/h*/ovs/ovs-vswitchd.pid "$QS_DIR"/h*/ovs/ovsdb-server.pid; do
+    [[ -f $pf ]] || continue
+    pid=$(cat "$pf")
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$QS_DIR/" || continue
+    say "stopping $(basename "$pf" .pid) of $(basename "$(dirname "$(dirname "$pf")")")"
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  done
+}
+
 stop_pid() { # stop_pid name [signal]: ends a process this script started, by its pid file
   local f="$QS_DIR/$1.pid" pid
   [[ -f $f ]] || return 0
@@ -129,10 +182,16 @@ stop_pid() { # stop_pid name [signal]: ends a process this script started, by it
 
 start_netplugin() { # start_netplugin host-index netmaster-urls
   local i=$1 d="$QS_DIR/h$(($1 + 1))"
+  local dp=(--underlay-if ul0)
+  if [[ $DATAPATH == ovs ]]; then
+    # The OVS pipeline enforces no policy and balances no services yet: both off, said so.
+    dp=(--underlay-if "$OVS_PHY" --datapath ovs --ovsdb "unix:$(ovs_dir "$i")/db.sock"
+      --ovs-bridge "$OVS_BR" --policy none --services none)
+  fi
   mkdir -p "$d"
   start "netplugin-h$((i + 1))" "$d/netplugin.log" "$BIN/netplugin" --host "${HOSTS[$i]}" \
     --vtep-ip "${VTEPS[$i]}" --netmaster "$2" --host-netns "/run/netns/${HOSTS[$i]}" \
-    --underlay-if ul0 --state-dir "$d/state" --cni-socket "$d/cni.sock" --cni-pending-dir "$d/pending" \
+    "${dp[@]}" --state-dir "$d/state" --cni-socket "$d/cni.sock" --cni-pending-dir "$d/pending" \
     --ns-prefix "qs$((i + 1))" --tls-ca "$PKI/ca.pem" \
     --tls-cert "$PKI/host-${HOSTS[$i]}.pem" --tls-key "$PKI/host-${HOSTS[$i]}-key.pem"
   wait_for "netplugin ${HOSTS[$i]}" test -S "$d/cni.sock"
@@ -327,6 +386,18 @@ policy_up() {
   echo
 }
 
+ovs_flows() { # the end of `--datapath ovs`: what the agent of qs-h1 programmed
+  say "the flows of qs-h1 (ovs-ofctl dump-flows $OVS_BR; the tables are in docs/ovs-pipeline.md)"
+  ovs_in 0 ovs-ofctl -O OpenFlow13 --no-stats dump-flows "$OVS_BR"
+  echo
+  say "the ports of qs-h1's bridge: one per workload, one VXLAN port per other host"
+  ovs_in 0 ovs-vsctl list-ports "$OVS_BR"
+  echo
+  echo "Try:  ip netns exec qs-h1 env OVS_RUNDIR=$(ovs_dir 0) ovs-ofctl -O OpenFlow13 dump-flows $OVS_BR   (with packet counters)"
+  echo "      ip netns exec qs-w1 ping $(cat "$QS_DIR/qs-w3.ip")               (qs-w1 on qs-h1 to qs-w3 on qs-h2, over VXLAN)"
+  echo "Stop: bash scripts/quickstart.sh down"
+}
+
 up() {
   [[ $(id -u) == 0 ]] || { echo "quickstart needs root (network namespaces)" >&2; exit 1; }
   if [[ -d $QS_DIR ]] || ip netns list 2>/dev/null | grep -qE '^qs-'; then
@@ -334,11 +405,14 @@ up() {
     down
   fi
   bash scripts/install-deps.sh
-  say "building (release)"
-  cargo build --release --bin netmaster --bin netctl --bin netplugin
-  cargo build-contivk8s   # statically linked: see .cargo/config.toml
+  if [[ -z ${QS_BIN:-} ]]; then
+    say "building (release)"
+    cargo build --release --bin netmaster --bin netctl --bin netplugin
+    cargo build-contivk8s   # statically linked: see .cargo/config.toml
+  fi
   mkdir -p "$QS_DIR"
   hosts_up
+  [[ $DATAPATH == ovs ]] && ovs_up
   control_plane_up
   config_up
   workloads_up
@@ -347,12 +421,21 @@ up() {
   echo
   netctl group ls -t demo
   echo
+  if [[ $DATAPATH == ovs ]]; then
+    # Userspace VXLAN drops the first packet to a VTEP whose MAC it has not resolved yet.
+    wait_for "OVS to resolve the other host's VTEP" ip netns exec qs-w1 ping -c 1 -W 1 "$(cat "$QS_DIR/qs-w3.ip")"
+    wait_for "OVS to resolve the other host's VTEP" ip netns exec qs-w3 ping -c 1 -W 1 "$(cat "$QS_DIR/qs-w1.ip")"
+  fi
   if matrix; then
     say "all workloads reach each other (same host and across hosts over VXLAN)"
   else
     say "some pings failed: see $QS_DIR/*.log" && exit 1
   fi
   echo
+  if [[ $DATAPATH == ovs ]]; then
+    ovs_flows
+    return
+  fi
   policy_up
   if matrix policy; then
     say "policy enforced on both hosts: db (qs-w2, qs-w4) answers web only; everything else unchanged"
@@ -390,8 +473,19 @@ up() {
   echo "Stop: bash scripts/quickstart.sh down"
 }
 
-case "${1:-up}" in
+usage() { echo "usage: $0 [up|down] [--datapath linux|ovs]" >&2; exit 2; }
+CMD=up
+while (($#)); do
+  case $1 in
+    up | down) CMD=$1 ;;
+    --datapath) DATAPATH=${2:-}; shift ;;
+    --datapath=*) DATAPATH=${1#*=} ;;
+    *) usage ;;
+  esac
+  shift
+done
+[[ $DATAPATH == linux || $DATAPATH == ovs ]] || usage
+case $CMD in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 [up|down]" >&2; exit 2 ;;
 esac

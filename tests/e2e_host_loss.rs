@@ -1,15 +1,22 @@
 //! End-to-end: a host that goes silent. Past netmaster's `--node-grace` its node and endpoints are
 //! reclaimed (addresses free, other hosts stop programming them); a host that comes back with its
 //! workloads still running announces them again and they are reachable again. Root only.
+//! Every test runs on both datapaths (`linux::…`, `ovs::…`).
 
+#[macro_use]
 mod common;
 
-use common::{bins, neigh_has};
+use common::{bins, host_knows};
 
 use std::time::Duration;
 
-use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, Workload};
+use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, TestDatapath, Workload};
 use serde_json::json;
+
+on_both_datapaths!(
+    a_vanished_host_loses_its_endpoints_after_the_grace_period,
+    a_host_that_comes_back_reannounces_its_running_workloads,
+);
 
 /// Grace given to silent nodes in these tests (netmaster checks every 5 s).
 const GRACE: &str = "5";
@@ -30,11 +37,9 @@ fn node_registered(c: &Cluster, host: usize) -> bool {
             .contains(&c.tb.hosts[host].vtep.to_string())
 }
 
-#[test]
-#[ignore = "needs root"]
-fn a_vanished_host_loses_its_endpoints_after_the_grace_period() {
+fn a_vanished_host_loses_its_endpoints_after_the_grace_period(dp: TestDatapath) {
     require_root();
-    let mut c = Cluster::start(bins(), 2, &["--node-grace", GRACE])
+    let mut c = Cluster::start_on(bins(), dp, 2, &["--node-grace", GRACE])
         .unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "hl", "10.62.0.0/24", "10.62.0.1")
         .expect("network");
@@ -44,8 +49,10 @@ fn a_vanished_host_loses_its_endpoints_after_the_grace_period() {
         eventually(Duration::from_secs(8), || ping(&a.netns, b.ip, 1)),
         "a -> b"
     );
-    let tns = c.tenant_ns(0, "default");
-    assert!(neigh_has(&tns, &b.ip.to_string()), "host 0 programs b");
+    assert!(
+        host_knows(&c, 0, "default", &b.ip.to_string()),
+        "host 0 programs b"
+    );
     // Host 1 vanishes: its agent and its workload.
     c.kill_agent(1);
     c.remove_workload_netns(&b).expect("remove b's namespace");
@@ -55,8 +62,10 @@ fn a_vanished_host_loses_its_endpoints_after_the_grace_period() {
     );
     assert!(!node_registered(&c, 1), "host 1's node record is gone");
     assert!(
-        eventually(Duration::from_secs(10), || !neigh_has(
-            &tns,
+        eventually(Duration::from_secs(10), || !host_knows(
+            &c,
+            0,
+            "default",
             &b.ip.to_string()
         )),
         "host 0 still programs b"
@@ -76,11 +85,9 @@ fn a_vanished_host_loses_its_endpoints_after_the_grace_period() {
     assert!(endpoint_exists(&c, &a));
 }
 
-#[test]
-#[ignore = "needs root"]
-fn a_host_that_comes_back_reannounces_its_running_workloads() {
+fn a_host_that_comes_back_reannounces_its_running_workloads(dp: TestDatapath) {
     require_root();
-    let mut c = Cluster::start(bins(), 2, &["--node-grace", GRACE])
+    let mut c = Cluster::start_on(bins(), dp, 2, &["--node-grace", GRACE])
         .unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "hb", "10.63.0.0/24", "10.63.0.1")
         .expect("network");

@@ -2,18 +2,28 @@
 //! (the agent never flushes), and what changed while it was down is applied when it is back:
 //! a workload added and one removed on another host, a network deleted, a DEL the CNI plugin
 //! spooled, a workload whose namespace vanished. Root only: `#[ignore = "needs root"]`, run as root
-//! with `--include-ignored`.
+//! with `--include-ignored`. Every test runs on both datapaths (`linux::…`, `ovs::…`): where
+//! the Linux variant reads the tenant namespace's kernel objects, the OVS one reads the host's
+//! bridge.
 
+#[macro_use]
 mod common;
 
-use common::{bins, neigh_has};
+use common::{bins, host_knows};
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use contiv_netplugin::testbed::{eventually, ping, require_root, Cluster, TcpSession, Workload};
+use contiv_netplugin::testbed::{
+    eventually, ping, require_root, Cluster, TcpSession, TestDatapath, Workload,
+};
 use serde_json::Value;
+
+on_both_datapaths!(
+    agent_kill9_keeps_traffic_and_catches_up_on_restart,
+    netmaster_restart_agents_reconnect_and_resume,
+);
 
 fn add(c: &Cluster, host: usize, name: &str, net: &str) -> Workload {
     c.add_workload(host, name, "default", net)
@@ -35,16 +45,49 @@ fn vxlan_devices(ns: &Path) -> Vec<String> {
         .collect()
 }
 
+/// How many networks of tenant `default` host `h` forwards for: VXLAN devices in its tenant
+/// namespace (Linux), networks whose gateway ARP is answered on its bridge (OVS: the ARP_RESP
+/// table's network flows, cookie category 2).
+fn networks_on(c: &Cluster, h: usize) -> usize {
+    match c.datapath() {
+        TestDatapath::Linux => vxlan_devices(&c.tenant_ns(h, "default")).len(),
+        TestDatapath::Ovs => {
+            let dump = c.ovs(h).expect("ovs").dump_flows().expect("dump-flows");
+            let nets: std::collections::BTreeSet<u64> = dump
+                .lines()
+                .filter(|l| l.contains("table=11,"))
+                .filter_map(|l| {
+                    let hex = l.split("cookie=0x").nth(1)?.split(',').next()?;
+                    u64::from_str_radix(hex, 16).ok()
+                })
+                .filter(|cookie| (cookie >> 40) & 0xff == 2)
+                .map(|cookie| cookie & 0xff_ffff_ffff)
+                .collect();
+            nets.len()
+        }
+    }
+}
+
+/// The cookie rounds (bits 48-63) of the flows on host `h`'s bridge.
+fn rounds_on(c: &Cluster, h: usize) -> std::collections::BTreeSet<u64> {
+    let dump = c.ovs(h).expect("ovs").dump_flows().expect("dump-flows");
+    dump.lines()
+        .filter_map(|l| {
+            let hex = l.split("cookie=0x").nth(1)?.split(',').next()?;
+            u64::from_str_radix(hex, 16).ok()
+        })
+        .map(|cookie| cookie >> 48)
+        .collect()
+}
+
 fn endpoint_exists(c: &Cluster, w: &Workload) -> bool {
     let path = format!("/api/v1/inspect/endpoints/{}/", c.endpoint_id(w));
     matches!(c.api("GET", &path, None), Ok((200, _)))
 }
 
-#[test]
-#[ignore = "needs root"]
-fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
+fn agent_kill9_keeps_traffic_and_catches_up_on_restart(dp: TestDatapath) {
     require_root();
-    let mut c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let mut c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "net1", "10.4.1.0/24", "10.4.1.1")
         .expect("net1");
     c.create_network("default", "net2", "10.4.2.0/24", "10.4.2.1")
@@ -55,7 +98,6 @@ fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
     let b = add(&c, 1, "b", "net1");
     let d = add(&c, 1, "d", "net1");
     let n2w = add(&c, 1, "n2w", "net2");
-    let tns = c.tenant_ns(0, "default");
     assert!(
         eventually(Duration::from_secs(8), || ping(&a.netns, b.ip, 1)),
         "a -> b\n{}",
@@ -65,12 +107,14 @@ fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
         eventually(Duration::from_secs(8), || ping(&a.netns, n2w.ip, 1)),
         "a -> n2w through the gateway"
     );
-    assert!(eventually(Duration::from_secs(5), || neigh_has(
-        &tns,
+    assert!(eventually(Duration::from_secs(5), || host_knows(
+        &c,
+        0,
+        "default",
         &d.ip.to_string()
     )));
     assert_eq!(
-        vxlan_devices(&tns).len(),
+        networks_on(&c, 0),
         2,
         "both networks of the tenant on host 1"
     );
@@ -105,16 +149,18 @@ fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
         c.agent_log(0)
     );
     assert!(
-        eventually(Duration::from_secs(5), || !neigh_has(
-            &tns,
+        eventually(Duration::from_secs(5), || !host_knows(
+            &c,
+            0,
+            "default",
             &d.ip.to_string()
         )),
         "d's entry left"
     );
     assert!(
-        eventually(Duration::from_secs(5), || vxlan_devices(&tns).len() == 1),
-        "net2 left: {:?}",
-        vxlan_devices(&tns)
+        eventually(Duration::from_secs(5), || networks_on(&c, 0) == 1),
+        "net2 left: {}",
+        networks_on(&c, 0)
     );
     assert!(
         eventually(Duration::from_secs(5), || !endpoint_exists(&c, &spooled)),
@@ -122,9 +168,10 @@ fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
     );
     assert!(
         eventually(Duration::from_secs(5), || !endpoint_exists(&c, &gone)),
-        "stale endpoint kept"
+        "stale endpoint kept\n{}",
+        c.agent_log(0)
     );
-    assert!(!neigh_has(&tns, &gone.ip.to_string()));
+    assert!(!host_knows(&c, 0, "default", &gone.ip.to_string()));
     assert_eq!(
         std::fs::read_dir(c.pending_dir(0))
             .map(|d| d.count())
@@ -132,6 +179,14 @@ fn agent_kill9_keeps_traffic_and_catches_up_on_restart() {
         0,
         "spool emptied"
     );
+    if dp == TestDatapath::Ovs {
+        // The restarted agent's round replaced the previous one whole: one round left.
+        assert!(
+            eventually(Duration::from_secs(5), || rounds_on(&c, 0).len() == 1),
+            "rounds on host 1: {:?}",
+            rounds_on(&c, 0)
+        );
+    }
     assert!(endpoint_exists(&c, &a), "live endpoint kept");
     assert!(ping(&a.netns, b.ip, 3));
     assert_eq!(session.exchange("end").as_deref(), Ok("end"));
@@ -152,11 +207,9 @@ fn status_code(c: &Cluster, h: usize) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-#[test]
-#[ignore = "needs root"]
-fn netmaster_restart_agents_reconnect_and_resume() {
+fn netmaster_restart_agents_reconnect_and_resume(dp: TestDatapath) {
     require_root();
-    let mut c = Cluster::start(bins(), 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let mut c = Cluster::start_on(bins(), dp, 2, &[]).unwrap_or_else(|e| panic!("cluster: {e}"));
     c.create_network("default", "net1", "10.8.1.0/24", "10.8.1.1")
         .expect("net1");
     let a = add(&c, 0, "a", "net1");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contiv_netplugin::testbed::Binaries;
+use contiv_netplugin::testbed::{Binaries, Cluster, TestDatapath};
 use serde_json::Value;
 
 pub struct Netmaster {
@@ -211,4 +211,68 @@ pub fn neigh_has(ns: &Path, ip: &str) -> bool {
         .output()
         .expect("ip");
     String::from_utf8_lossy(&o.stdout).contains(&format!("\"{ip}\""))
+}
+
+/// `linux::NAME` and `ovs::NAME` root tests calling `NAME(datapath)`.
+#[allow(unused_macros)] // used by the e2e suites run on both datapaths
+macro_rules! on_both_datapaths {
+    ($($test:ident),* $(,)?) => {
+        mod linux {
+            $(
+                #[test]
+                #[ignore = "needs root"]
+                fn $test() {
+                    super::$test(contiv_netplugin::testbed::TestDatapath::Linux)
+                }
+            )*
+        }
+        mod ovs {
+            $(
+                #[test]
+                #[ignore = "needs root"]
+                fn $test() {
+                    super::$test(contiv_netplugin::testbed::TestDatapath::Ovs)
+                }
+            )*
+        }
+    };
+}
+
+/// Lines of host `h`'s OVS (its integration bridge's flow dump and the interface list) that
+/// hold `needle` as a whole word (`10.1.1.4` is not in `10.1.1.40`).
+pub fn ovs_mentions(c: &Cluster, h: usize, needle: &str) -> Vec<String> {
+    let Some(ovs) = c.ovs(h) else {
+        return vec![];
+    };
+    let text = format!(
+        "{}\n{}",
+        ovs.dump_flows().expect("dump-flows"),
+        ovs.ports().expect("list interface")
+    );
+    text.lines()
+        .filter(|l| has_word(l, needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `text` holds `needle` as a whole word.
+pub fn has_word(text: &str, needle: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '.';
+    text.match_indices(needle).any(|(i, _)| {
+        let before = text[..i].chars().next_back().is_none_or(|c| !word(c));
+        let after = text[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !word(c));
+        before && after
+    })
+}
+
+/// Whether host `h` holds forwarding state for address `ip` in tenant `tenant`: a neighbour
+/// entry in its tenant namespace (Linux), flows on its bridge (OVS).
+pub fn host_knows(c: &Cluster, h: usize, tenant: &str, ip: &str) -> bool {
+    match c.datapath() {
+        TestDatapath::Linux => neigh_has(&c.tenant_ns(h, tenant), ip),
+        TestDatapath::Ovs => !ovs_mentions(c, h, ip).is_empty(),
+    }
 }

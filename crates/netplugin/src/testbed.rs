@@ -14,6 +14,7 @@
 //! Netmaster runs with TLS, client certificates and `--auth` unless a test asks for
 //! [`Security::Plain`] (see [`security`]): the harness' own calls carry an admin token.
 
+mod ovs;
 mod security;
 
 use std::io::{Read, Write};
@@ -32,6 +33,7 @@ pub use contiv_datapath_linux::testbed::{
     connect_named, in_netns, is_root, ping, require_root, tally_named, tcp_exchange, NamedServer,
 };
 pub use contiv_datapath_linux::{names, traffic};
+pub use ovs::OvsHost;
 pub use security::{login, Credentials, Security};
 
 use security::host_name;
@@ -130,9 +132,11 @@ pub fn dead_run_dirs(prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Removes temp dirs of earlier runs whose process is gone.
+/// Removes temp dirs of earlier runs whose process is gone, stopping the OVS daemons such a
+/// run left (their pidfiles are there).
 fn reap_tmp() {
     for dir in dead_run_dirs(TMP_PREFIX) {
+        ovs::reap(&dir);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
@@ -185,6 +189,10 @@ pub struct Cluster {
     nm_args: Vec<String>,
     pub url: String,
     pub bins: Binaries,
+    /// Each host's OVS ([`TestDatapath::Ovs`]), stopped after the agents, before the
+    /// namespaces go.
+    ovs: Vec<OvsHost>,
+    datapath: TestDatapath,
     /// Declared after the processes so it is dropped after them.
     pub tb: Testbed,
     tmp: tempfile::TempDir,
@@ -208,10 +216,12 @@ pub struct Options {
     /// Netmasters sharing one store (more than one: the netmaster arguments must name it).
     pub netmasters: usize,
     pub security: Security,
+    /// The datapath the agents drive.
+    pub datapath: TestDatapath,
 }
 
 impl Options {
-    /// `hosts` hosts, test agents, one netmaster, TLS and tokens on.
+    /// `hosts` hosts, test agents, one netmaster, TLS and tokens on, the Linux datapath.
     pub fn hosts(hosts: usize) -> Options {
         Options {
             hosts,
@@ -219,8 +229,25 @@ impl Options {
             start_agents: true,
             netmasters: 1,
             security: Security::TlsAuth,
+            datapath: TestDatapath::Linux,
         }
     }
+
+    /// The same options on datapath `datapath`.
+    pub fn on(self, datapath: TestDatapath) -> Options {
+        Options { datapath, ..self }
+    }
+}
+
+/// Which datapath driver the test bed's agents run (`netplugin --datapath`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TestDatapath {
+    /// The Linux kernel driver (tenant router namespaces, bridges, kernel VXLAN).
+    #[default]
+    Linux,
+    /// Open vSwitch: an ovsdb-server + ovs-vswitchd per host (userspace datapath), the
+    /// underlay on a netdev bridge, the agent programming its own integration bridge.
+    Ovs,
 }
 
 /// How the test bed runs its agents.
@@ -268,6 +295,16 @@ impl Cluster {
         Self::start_opts(bins, &[], opts)
     }
 
+    /// [`Cluster::start`] with the agents on `datapath`.
+    pub fn start_on(
+        bins: Binaries,
+        datapath: TestDatapath,
+        hosts: usize,
+        netmaster_args: &[&str],
+    ) -> Result<Cluster, String> {
+        Self::start_opts(bins, netmaster_args, Options::hosts(hosts).on(datapath))
+    }
+
     /// `netmasters` netmasters sharing one store (`netmaster_args` must name it: `--etcd ...`),
     /// every agent given all their URLs (`--netmaster A,B,...`). REST calls of the test bed go to
     /// netmaster 0 until [`Cluster::use_netmaster`] says otherwise.
@@ -296,6 +333,7 @@ impl Cluster {
             start_agents,
             netmasters,
             security,
+            datapath,
         } = opts;
         reap_tmp();
         let tb = Testbed::new(hosts).map_err(|e| format!("testbed: {e}"))?;
@@ -303,6 +341,13 @@ impl Cluster {
             .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| e.to_string())?;
+        let mut ovs = Vec::new();
+        if datapath == TestDatapath::Ovs {
+            for (i, h) in tb.hosts.iter().enumerate() {
+                let dir = tmp.path().join(host_name(i)).join("ovs");
+                ovs.push(OvsHost::start(&h.netns, &dir, h.vtep)?);
+            }
+        }
         let port = free_port()?;
         let mut nm_args: Vec<String> = netmaster_args.iter().map(|a| a.to_string()).collect();
         let mut http = ureq::Agent::config_builder()
@@ -333,6 +378,8 @@ impl Cluster {
             nm_args,
             url: format!("{scheme}://127.0.0.1:{port}"),
             bins,
+            ovs,
+            datapath,
             tb,
             tmp,
             http,
@@ -429,7 +476,21 @@ impl Cluster {
         cmd.arg("--vtep-ip").arg(h.vtep.to_string());
         cmd.arg("--netmaster").arg(self.netmaster_urls().join(","));
         cmd.arg("--host-netns").arg(&h.netns);
-        cmd.arg("--underlay-if").arg("ul0");
+        match self.ovs.get(i) {
+            Some(host_ovs) => {
+                cmd.arg("--underlay-if").arg(ovs::PHY_BRIDGE);
+                cmd.args(["--datapath", "ovs", "--ovsdb", &host_ovs.db()]);
+                cmd.args(["--ovs-bridge", ovs::BRIDGE]);
+                cmd.arg("--ovs-openflow-port")
+                    .arg(ovs::OPENFLOW_PORT.to_string());
+                // What the OVS pipeline does not enforce yet is switched off here, in this one
+                // place (branch ovs-policy turns policy on).
+                cmd.args(["--policy", "none", "--services", "none"]);
+            }
+            None => {
+                cmd.arg("--underlay-if").arg("ul0");
+            }
+        }
         cmd.arg("--state-dir").arg(self.state_dir(i));
         cmd.arg("--cni-socket").arg(self.socket(i));
         cmd.arg("--cni-pending-dir").arg(self.pending_dir(i));
@@ -453,7 +514,7 @@ impl Cluster {
             // Our crates at debug for test diagnostics; third-party crates (ureq, hyper,
             // netlink) at info: their debug output was ~25 lines per CNI ADD.
             cmd.arg("--log-level").arg(
-                "info,contiv_netplugin=debug,contiv_datapath_linux=debug,contiv_datapath=debug",
+                "info,contiv_netplugin=debug,contiv_datapath_linux=debug,contiv_datapath=debug,contiv_datapath_ovs=debug",
             );
         }
         spawn(cmd, &dir.join("agent.log"))
@@ -865,6 +926,16 @@ impl Cluster {
     /// Deletes a workload's namespace (the container died without a CNI DEL).
     pub fn remove_workload_netns(&self, w: &Workload) -> Result<(), String> {
         contiv_datapath_linux::netns::delete_named(&w.netns).map_err(|e| e.to_string())
+    }
+
+    /// The datapath the agents run.
+    pub fn datapath(&self) -> TestDatapath {
+        self.datapath
+    }
+
+    /// Host `host`'s OVS, in a cluster on [`TestDatapath::Ovs`].
+    pub fn ovs(&self, host: usize) -> Option<&OvsHost> {
+        self.ovs.get(host)
     }
 
     /// Path of `tenant`'s router namespace on host `host`.

@@ -266,42 +266,80 @@ impl Datapath for OvsDatapath {
     }
 
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
-        // Ends the driver plumbed in this run are known alive; for the others it cannot tell
-        // where the workload end is, so it claims nothing is gone (the agent removes nothing).
+        // A host end that is gone means the workload is (a veth goes with its namespace): its
+        // port is a leftover. Ends the driver plumbed in this run are known; for an end alive
+        // but not plumbed in this run the driver cannot tell which namespace holds it, so it
+        // claims it alive and unnamed (the agent removes nothing).
         let inner = self.inner.clone();
         let eps = eps.to_vec();
-        self.worker
-            .run(async move {
-                let i = inner.lock().await;
-                let mut out = vec![];
-                for ep in eps {
-                    out.push(match i.state.locals.get(&ep.id) {
-                        Some(l) if plumb::exists(&i.nl, &l.id).await => {
-                            WorkloadEnd::Found(contiv_datapath::WorkloadInterface {
-                                netns_path: l.netns_path.clone(),
-                                ifname: l.ifname.clone(),
-                                mac: l.mac,
-                                mtu: 0,
-                            })
-                        }
-                        _ => WorkloadEnd::Unnamed,
-                    });
-                }
-                out
-            })
-            .ok_or_else(|| backend("ovs driver thread", std::io::Error::other("ended")))
+        let out = self.worker.run(async move {
+            let i = inner.lock().await;
+            let mut out = vec![];
+            for ep in eps {
+                let exists = plumb::host_end_exists(&i.nl, &ep.id)
+                    .await
+                    .map_err(|e| backend(&format!("endpoint {}", ep.id), e))?;
+                out.push(match (exists, i.state.locals.get(&ep.id)) {
+                    (false, _) => WorkloadEnd::Gone,
+                    (true, Some(l)) => WorkloadEnd::Found(contiv_datapath::WorkloadInterface {
+                        netns_path: l.netns_path.clone(),
+                        ifname: l.ifname.clone(),
+                        mac: l.mac,
+                        mtu: 0,
+                    }),
+                    (true, None) => WorkloadEnd::Unnamed,
+                });
+            }
+            Ok(out)
+        });
+        out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
     }
 
-    fn resync_local_endpoints(&self, _eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
-        // The agent's full reconcile has declared everything: from now on what is not desired
-        // goes (the previous round's leftovers first).
-        self.change("resync".into(), |i| {
+    fn resync_local_endpoints(&self, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+        // The agent's full reconcile has declared everything: endpoints a previous run plugged
+        // are taken back, then from now on what is not desired goes (the previous round's
+        // leftovers first, after the bundle holding the new round's flows of every endpoint).
+        let eps = eps.to_vec();
+        self.change("resync".into(), move |i| {
             Box::pin(async move {
+                adopt(i, &eps).await?;
                 i.prune = true;
                 Ok(())
             })
         })
     }
+}
+
+/// Endpoints of `eps` this run has not plugged but whose port a previous run left on the
+/// bridge (marked with the endpoint's id) are declared again, with that port's ofport: a
+/// restarted agent does not re-plug a live workload, and without this the new round would hold
+/// no flows for it (its traffic stopped once the old round was deleted).
+async fn adopt(i: &mut Inner, eps: &[LocalEndpoint]) -> Result<(), DatapathError> {
+    let missing: Vec<&LocalEndpoint> = eps
+        .iter()
+        .filter(|e| !i.state.locals.contains_key(&e.id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let ports =
+        i.sw.vswitch()
+            .ports(i.sw.bridge())
+            .await
+            .map_err(|e| backend("ovs ports", e))?;
+    for ep in missing {
+        let ofport = ports
+            .iter()
+            .filter(|p| p.ours)
+            .find(|p| p.external_ids.get("contiv-endpoint") == Some(&ep.id))
+            .and_then(|p| p.ofport);
+        if let Some(ofport) = ofport {
+            tracing::debug!(endpoint = %ep.id, ofport, "ovs: endpoint of an earlier run taken back");
+            i.state.ports.endpoints.insert(ep.id.clone(), ofport);
+            i.state.locals.insert(ep.id.clone(), ep.clone());
+        }
+    }
+    Ok(())
 }
 
 async fn remove_endpoint(i: &mut Inner, id: &str) -> Result<(), DatapathError> {

@@ -94,9 +94,24 @@ pub async fn unplug(h: &Handle, endpoint_id: &str) -> Result<(), PlumbError> {
         .map_err(fail(format!("delete {host}")))
 }
 
-/// Whether the host end of `endpoint_id` exists.
-pub async fn exists(h: &Handle, endpoint_id: &str) -> bool {
-    index_of(h, &host_ifname(endpoint_id)).await.is_some()
+/// Whether the host end of `endpoint_id` exists: `Ok(false)` only when the kernel says there
+/// is no such link (ENODEV), an error when it could not tell (the caller must not take that
+/// for "gone").
+pub async fn host_end_exists(h: &Handle, endpoint_id: &str) -> Result<bool, rtnetlink::Error> {
+    let mut s = h
+        .link()
+        .get()
+        .match_name(host_ifname(endpoint_id))
+        .execute();
+    match s.try_next().await {
+        Ok(m) => Ok(m.is_some()),
+        Err(rtnetlink::Error::NetlinkError(m))
+            if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Inside the workload's namespace: interface up, its address, default route via the gateway.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use contiv_datapath::{
-    DatapathError, FwdMode, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork,
+    DatapathError, LocalEndpoint, NetworkSpec, ObservedEndpoint, ObservedNetwork, ObservedRemote,
     ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
@@ -69,7 +69,11 @@ impl State {
         })
     }
 
-    /// Networks as declared this run; endpoints from the bridge's ports marked with one.
+    /// Networks (with the forwarding mode they were declared with) and remote endpoints as
+    /// declared this run; local endpoints from the bridge's ports marked with one. Reporting
+    /// what was declared matters: the agent rebuilds a network whose observed mode differs, and
+    /// sets again remote endpoints it does not see (a routing network was torn down and every
+    /// workload re-plugged on each reconcile pass while this said "bridge").
     pub fn observed(&self, ports: &[PortInfo]) -> ObservedState {
         ObservedState {
             networks: self
@@ -78,7 +82,7 @@ impl State {
                 .map(|n| ObservedNetwork {
                     id: n.id.clone(),
                     vni: n.vni,
-                    fwd_mode: FwdMode::Bridge,
+                    fwd_mode: n.fwd_mode,
                 })
                 .collect(),
             local_endpoints: ports
@@ -92,7 +96,65 @@ impl State {
                     })
                 })
                 .collect(),
-            remote_endpoints: vec![],
+            remote_endpoints: self
+                .remotes
+                .iter()
+                .flat_map(|(net, rs)| {
+                    rs.iter().map(move |r| ObservedRemote {
+                        network_id: net.clone(),
+                        ip: r.ip,
+                        vtep: r.vtep,
+                    })
+                })
+                .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contiv_datapath::{Encap, FwdMode, MacAddr};
+
+    fn net(mode: FwdMode) -> NetworkSpec {
+        NetworkSpec {
+            id: "t:r".into(),
+            tenant: "t".into(),
+            vni: 7,
+            subnet: "10.5.0.0/24".parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 5, 0, 1),
+            fwd_mode: mode,
+            encap: Encap::Vxlan,
+            mtu: 0,
+        }
+    }
+
+    /// The agent compares these with what it wants: a mode or remote set reported wrong makes
+    /// every reconcile pass rebuild the network (regression: routing networks were).
+    #[test]
+    fn observed_reports_the_declared_mode_and_remote_endpoints() {
+        let mut s = State::default();
+        s.add_network(net(FwdMode::Routing)).unwrap();
+        let ip = Ipv4Addr::new(10, 5, 0, 3);
+        s.remotes.insert(
+            "t:r".into(),
+            vec![RemoteEndpoint {
+                id: "e3".into(),
+                network_id: "t:r".into(),
+                ip,
+                mac: MacAddr::from_ipv4(ip),
+                vtep: Ipv4Addr::new(192, 0, 2, 2),
+            }],
+        );
+        let o = s.observed(&[]);
+        assert_eq!(o.networks[0].fwd_mode, FwdMode::Routing);
+        assert_eq!(
+            o.remote_endpoints,
+            vec![ObservedRemote {
+                network_id: "t:r".into(),
+                ip,
+                vtep: Ipv4Addr::new(192, 0, 2, 2),
+            }]
+        );
     }
 }

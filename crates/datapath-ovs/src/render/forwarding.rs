@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use contiv_datapath::{Encap, NetworkSpec};
+use contiv_datapath::{Encap, FwdMode, NetworkSpec};
 use contiv_openflow::oxm::{header, NXM_1};
 use contiv_openflow::{
     ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE,
@@ -304,7 +304,14 @@ fn endpoint(out: &mut Out, d: &Desired<'_>, n: &NetworkSpec, zone: u16, dst: &De
             ],
         );
     }
-    arp_reply(out, dst.owner, n.vni, dst.ip, dst.mac);
+    // Routing mode: every endpoint is behind the one router MAC, so even a neighbour in the
+    // same subnet is reached through IP (a /32 per endpoint, TTL decremented), as Contiv's
+    // routing mode; bridge mode answers with the endpoint's own MAC.
+    let answer = match n.fwd_mode {
+        FwdMode::Routing => ROUTER_MAC,
+        FwdMode::Bridge => dst.mac,
+    };
+    arp_reply(out, dst.owner, n.vni, dst.ip, answer);
     let deliver = if dst.remote {
         vec![
             Action::SetField(Field::TunnelId(u64::from(n.vni), None)),

@@ -445,3 +445,31 @@ fn a_new_group_changes_only_its_own_flows() {
         "{text}"
     );
 }
+
+/// Routing mode: ARP for any endpoint, local or remote, is answered with the router MAC (so
+/// traffic within the subnet is routed too); bridge mode answers with the endpoint's MAC.
+#[test]
+fn routing_mode_answers_arp_with_the_router_mac() {
+    let mut f = fixture();
+    f.networks[0].fwd_mode = FwdMode::Routing;
+    let text = dump(&render(&desired(&f, 1)).flows);
+    let replies: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("table=11,") && l.contains("arp_op=1"))
+        .collect();
+    let answer_of = |ip: &str| {
+        replies
+            .iter()
+            .find(|l| l.contains("metadata=0x1388/") && l.contains(&format!("arp_tpa={ip},")))
+            .map(|l| l.contains("set_field:00:00:11:11:11:11->arp_sha"))
+            .unwrap_or_else(|| panic!("no ARP reply for {ip}"))
+    };
+    assert!(answer_of("10.10.0.2"), "local endpoint in routing mode");
+    assert!(answer_of("10.10.0.4"), "remote endpoint in routing mode");
+    // demo:db stays in bridge mode: its endpoint answers for itself.
+    let db = replies
+        .iter()
+        .find(|l| l.contains("arp_tpa=10.20.0.5,"))
+        .expect("ARP reply for 10.20.0.5");
+    assert!(db.contains("set_field:02:02:0a:14:00:05->arp_sha"), "{db}");
+}
