@@ -3,10 +3,12 @@
 //!
 //! - `flows`: N flows through our OpenFlow codec vs `ovs-ofctl add-flows` ([`flows`]);
 //! - `iperf`: iperf3 through our pipeline vs a plain OVS NORMAL bridge ([`iperf`]);
+//! - `cni`: CNI ADD/DEL p50/p99 on the OVS datapath vs the Linux datapath ([`cni`]);
 //!
 //! Every simulated host is a namespace `ovb-<pid>-…` with its own ovsdb-server and ovs-vswitchd
 //! ([`host::OvsHost`]), stopped by PID and removed when its guard drops, also on error.
 
+mod cni;
 mod flows;
 pub(crate) mod host;
 mod iperf;
@@ -38,6 +40,8 @@ enum Cmd {
     Flows(flows::Args),
     /// iperf3 through our pipeline vs a plain OVS NORMAL bridge, same hosts and workloads.
     Iperf(iperf::Args),
+    /// CNI ADD/DEL latency on the OVS datapath vs the Linux datapath, same run.
+    Cni(cni::Args),
 }
 
 pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
     let rows: Vec<Row> = match &args.cmd {
         Cmd::Flows(a) => flows::run(a)?,
         Cmd::Iperf(a) => iperf::run_bench(a)?,
+        Cmd::Cni(a) => cni::run(a)?,
     };
     let table = render(&rows);
     println!("{table}");
