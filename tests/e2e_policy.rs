@@ -3,7 +3,12 @@
 //! pair after each change. Every scenario asserts the whole matrix three ways: against cells
 //! stated by hand, against the policy compiler's verdicts (computed here from the objects
 //! netmaster serves), and against netmaster's `policyExplain` answer. Root only.
+//!
+//! Every test runs against both datapaths (`linux::…` and `ovs::…`, see [`on_both_datapaths`])
+//! with the same assertions: nftables in the tenant namespaces, or the OpenFlow pipeline's
+//! policy tables on each host's bridge (failure messages then show its flow dump).
 
+#[macro_use]
 mod common;
 
 use common::bins;
@@ -12,7 +17,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use contiv_netplugin::probe::{probe_all, Probe, Responder};
-use contiv_netplugin::testbed::{eventually, require_root, Cluster, TcpSession, Workload};
+use contiv_netplugin::testbed::{
+    eventually, require_root, Cluster, TcpSession, TestDatapath, Workload,
+};
 use contiv_policy::{
     compile_tenant, Action, Flow, GroupRef, Member, NetworkRef, PolicyInput, Protocol, RuleSpec,
     Scope,
@@ -42,12 +49,13 @@ fn probe_name(p: Probe) -> Protocol {
 }
 
 impl Bed {
-    fn new(hosts: usize) -> Bed {
-        Bed::with_netmaster_args(hosts, &[])
+    fn new(dp: TestDatapath, hosts: usize) -> Bed {
+        Bed::with_netmaster_args(dp, hosts, &[])
     }
 
-    fn with_netmaster_args(hosts: usize, args: &[&str]) -> Bed {
-        let c = Cluster::start(bins(), hosts, args).unwrap_or_else(|e| panic!("cluster: {e}"));
+    fn with_netmaster_args(dp: TestDatapath, hosts: usize, args: &[&str]) -> Bed {
+        let c =
+            Cluster::start_on(bins(), dp, hosts, args).unwrap_or_else(|e| panic!("cluster: {e}"));
         Bed {
             c,
             w: BTreeMap::new(),
@@ -258,12 +266,23 @@ impl Bed {
         out
     }
 
-    /// The policy table of every tenant on every host (for failure messages).
+    /// The policy table of every tenant on every host (for failure messages); on OVS the
+    /// policy tables of each host's bridge.
     fn rulesets(&self) -> String {
         let mut out = String::new();
+        if self.c.datapath() == TestDatapath::Ovs {
+            for h in 0..2 {
+                let flows = match self.c.ovs(h).map(|o| o.dump_flows()) {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => e,
+                    None => "no ovs".into(),
+                };
+                out.push_str(&format!("--- host {h} bridge flows\n{flows}\n"));
+            }
+        }
         let tenants: std::collections::BTreeSet<&str> =
             self.w.values().map(|w| w.tenant.as_str()).collect();
-        for h in 0..2 {
+        for h in (0..2).filter(|_| self.c.datapath() == TestDatapath::Linux) {
             for t in &tenants {
                 let ns = self.c.tenant_ns(h, t);
                 let o = std::process::Command::new("ip")
@@ -354,14 +373,18 @@ const T80: Probe = Probe::Tcp(80);
 const T81: Probe = Probe::Tcp(81);
 const U53: Probe = Probe::Udp(53);
 
+on_both_datapaths!(
+    policy_reachability_matrix_follows_every_change,
+    established_connections_survive_changes_and_agent_restart,
+    policy_attached_before_the_first_workload_is_enforced_in_routing_mode,
+);
+
 /// 3 groups over 2 hosts (web on both, db on both, app on its own network), a workload without
 /// group, and a second tenant reusing the subnet and the group names: the scenarios of the
 /// issue's acceptance list, each checked on the whole matrix.
-#[test]
-#[ignore = "needs root"]
-fn policy_reachability_matrix_follows_every_change() {
+fn policy_reachability_matrix_follows_every_change(dp: TestDatapath) {
     require_root();
-    let mut bed = Bed::new(2);
+    let mut bed = Bed::new(dp, 2);
     let t = "default";
     bed.network(t, "net", "10.1.0.0/24", "10.1.0.1");
     bed.network(t, "net2", "10.2.0.0/24", "10.2.0.1");
@@ -674,11 +697,9 @@ fn policy_reachability_matrix_follows_every_change() {
 
 /// Established connections survive unrelated changes and an agent kill -9 + restart; a new
 /// deny blocks new connections while the established one keeps flowing (stateful).
-#[test]
-#[ignore = "needs root"]
-fn established_connections_survive_changes_and_agent_restart() {
+fn established_connections_survive_changes_and_agent_restart(dp: TestDatapath) {
     require_root();
-    let mut bed = Bed::new(2);
+    let mut bed = Bed::new(dp, 2);
     let t = "default";
     bed.network(t, "net", "10.1.0.0/24", "10.1.0.1");
     bed.group(t, "web", "net", &[]);
@@ -757,11 +778,9 @@ fn established_connections_survive_changes_and_agent_restart() {
 /// The policy exists before any workload: each host installs it when its first workload of the
 /// tenant arrives (its tenant namespace is made then). Routing mode (every endpoint a /32 route):
 /// the other suites run in bridge mode.
-#[test]
-#[ignore = "needs root"]
-fn policy_attached_before_the_first_workload_is_enforced_in_routing_mode() {
+fn policy_attached_before_the_first_workload_is_enforced_in_routing_mode(dp: TestDatapath) {
     require_root();
-    let mut bed = Bed::with_netmaster_args(2, &["--fwdmode", "routing"]);
+    let mut bed = Bed::with_netmaster_args(dp, 2, &["--fwdmode", "routing"]);
     let t = "default";
     bed.network(t, "net", "10.1.0.0/24", "10.1.0.1");
     bed.group(t, "web", "net", &[]);

@@ -1,6 +1,7 @@
 //! `netplugin --datapath ovs` is chosen by the binary's one factory: it refuses to start, with
-//! a message saying what to do, when OVS is not running or policy/services were asked of it
-//! (not in its pipeline yet), and touches nothing (no state written).
+//! a message saying what to do, when OVS is not running or a driver of the other datapath was
+//! asked for (nftables policy or services on ovs, openflow policy on linux), and touches nothing
+//! (no state written). Policy defaults to the datapath's own (`auto`).
 
 use std::process::Command;
 
@@ -25,12 +26,46 @@ fn netplugin(dir: &std::path::Path, extra: &[&str]) -> (bool, String, bool) {
 }
 
 #[test]
-fn ovs_datapath_without_ovs_or_with_policy_is_refused_clearly() {
+fn ovs_datapath_without_ovs_or_with_another_datapaths_driver_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    // Defaults (policy and services `auto`): the OVS drivers, so only OVS itself is missing.
     let (ok, err, sock) = netplugin(dir.path(), &[]);
     assert!(!ok && !sock);
-    assert!(err.contains("add --policy none --services none"), "{err}");
-    let (ok, err, sock) = netplugin(dir.path(), &["--policy", "none", "--services", "none"]);
-    assert!(!ok && !sock);
     assert!(err.contains("is ovsdb-server running?"), "{err}");
+    let (ok, err, sock) = netplugin(dir.path(), &["--policy", "nftables"]);
+    assert!(!ok && !sock);
+    assert!(err.contains("--policy openflow or auto"), "{err}");
+    let (ok, err, sock) = netplugin(dir.path(), &["--services", "nftables"]);
+    assert!(!ok && !sock);
+    assert!(err.contains("balances no services yet"), "{err}");
+    // The command lines that worked before still parse and get as far as OVS.
+    for extra in [
+        &["--policy", "none", "--services", "none"][..],
+        &["--policy", "openflow"],
+    ] {
+        let (ok, err, sock) = netplugin(dir.path(), extra);
+        assert!(!ok && !sock);
+        assert!(err.contains("is ovsdb-server running?"), "{extra:?}: {err}");
+    }
+    assert!(!dir.path().join("state").exists(), "nothing written");
+}
+
+#[test]
+fn openflow_policy_on_the_linux_datapath_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netplugin"))
+        .args(["--vtep-ip", "127.0.0.1", "--policy", "openflow"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--cni-socket")
+        .arg(dir.path().join("cni.sock"))
+        .output()
+        .expect("run netplugin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--policy openflow needs --datapath ovs"),
+        "{err}"
+    );
+    assert!(!dir.path().join("cni.sock").exists());
 }

@@ -14,6 +14,8 @@ use contiv_netplugin::run::{Drivers, RunError};
 
 /// The datapath, policy, QoS, service and DNS drivers the flags ask for.
 fn drivers(flags: &Flags) -> Result<Drivers, RunError> {
+    // Checked before anything is touched: a driver of the other datapath is refused.
+    let (policy, services) = (flags.policy_kind()?, flags.services_kind()?);
     match flags.datapath {
         DatapathKind::Linux => {
             let cfg = LinuxConfig {
@@ -22,13 +24,14 @@ fn drivers(flags: &Flags) -> Result<Drivers, RunError> {
                 netns_dir: flags.netns_dir.clone(),
                 ns_prefix: flags.ns_prefix.clone(),
             };
-            let pol: Arc<dyn PolicyDriver> = match flags.policy {
+            // `kinds` resolved `auto` and refused the other datapath's drivers.
+            let pol: Arc<dyn PolicyDriver> = match policy {
                 PolicyKind::Nftables => Arc::new(NftPolicy::new(&cfg)),
-                PolicyKind::None => Arc::new(NoPolicy),
+                _ => Arc::new(NoPolicy),
             };
-            let svc: Arc<dyn ServiceDriver> = match flags.services {
+            let svc: Arc<dyn ServiceDriver> = match services {
                 ServicesKind::Nftables => Arc::new(LinuxServices::new(&cfg)),
-                ServicesKind::None => Arc::new(NoServices),
+                _ => Arc::new(NoServices),
             };
             let (netns_dir, ns_prefix) = (cfg.netns_dir.clone(), cfg.ns_prefix.clone());
             let dp = Arc::new(LinuxDatapath::new(cfg));
@@ -44,17 +47,17 @@ fn drivers(flags: &Flags) -> Result<Drivers, RunError> {
                 })),
             })
         }
-        DatapathKind::Ovs => ovs(flags),
+        DatapathKind::Ovs => ovs(flags, policy),
     }
 }
 
-/// The OVS datapath: forwarding only so far (issue 14). Policy and service balancing are not
-/// in its pipeline yet, so asking for them is refused rather than silently not enforced.
-fn ovs(flags: &Flags) -> Result<Drivers, RunError> {
-    if flags.policy != PolicyKind::None || flags.services != ServicesKind::None {
-        return Err(RunError::Datapath(
-            "--datapath ovs enforces no policy and balances no services yet: add --policy none --services none".into(),
-        ));
+/// The OVS datapath with its policy driver (flows in the same pipeline). Service balancing is
+/// not in its pipeline yet: none, said in the log.
+fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
+    if flags.services == ServicesKind::Auto {
+        tracing::warn!(
+            "--datapath ovs balances no services yet: serviceLB VIPs are not reachable on this host"
+        );
     }
     let dp = OvsDatapath::start(OvsConfig {
         switch: SwitchConfig {
@@ -67,10 +70,14 @@ fn ovs(flags: &Flags) -> Result<Drivers, RunError> {
         host_netns: flags.host_netns.clone(),
     })
     .map_err(|e| RunError::Datapath(e.to_string()))?;
+    let pol: Arc<dyn PolicyDriver> = match policy {
+        PolicyKind::Openflow => dp.policy_driver(),
+        _ => Arc::new(NoPolicy),
+    };
     Ok(Drivers {
         name: "ovs",
         dp: Arc::new(dp),
-        pol: Arc::new(NoPolicy),
+        pol,
         qos: Arc::new(NoQos),
         svc: Arc::new(NoServices),
         netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use contiv_openflow::{
-    ConnOptions, FlowMod, FlowModCommand, FlowStatsRequest, Message, MultipartReply,
+    ConnOptions, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest, Message, MultipartReply,
     MultipartRequest, Switch,
 };
 use contiv_ovsdb::vswitch::{BridgeSpec, PortSpec, Vswitch};
@@ -42,8 +42,17 @@ pub enum SwitchError {
         port: u16,
         source: contiv_openflow::ConnError,
     },
-    #[error("ovs-vswitchd refused a flow change: {0}")]
+    #[error("ovs-vswitchd did not take a flow change: {0}{hint}", hint = lost_hint(.0))]
     Flows(contiv_openflow::ConnError),
+}
+
+/// For a connection that is gone (rather than a change the switch rejected), where to look.
+fn lost_hint(e: &contiv_openflow::ConnError) -> &'static str {
+    use contiv_openflow::ConnError::*;
+    match e {
+        Io { .. } | Closed | Timeout(_) => " (is ovs-vswitchd running?)",
+        _ => "",
+    }
 }
 
 /// The programmed switch.
@@ -154,6 +163,20 @@ impl OvsSwitch {
     /// of this run's round are deleted as usual).
     /// Returns how many flow-mods were sent.
     pub async fn apply(&mut self, r: &Rendered, prune: bool) -> Result<usize, SwitchError> {
+        self.apply_holding(r, prune, false).await
+    }
+
+    /// [`OvsSwitch::apply`], and with `hold` (only without `prune`) the older rounds' flows are
+    /// not replaced either: only flows of keys no older round holds go in. A restarted agent
+    /// whose policy is not declared yet keeps the old round judging traffic whole (its source
+    /// groups in VLAN, its policy tables) instead of replacing part of it by flows rendered
+    /// without policy.
+    pub async fn apply_holding(
+        &mut self,
+        r: &Rendered,
+        prune: bool,
+        hold: bool,
+    ) -> Result<usize, SwitchError> {
         let mut mods = diff(&self.installed, &r.flows);
         if !prune {
             // Only the old rounds' flows are held back; this run's own may go.
@@ -165,7 +188,7 @@ impl OvsSwitch {
                 .map(|f| key(f.table_id, f.priority, &f.r#match))
                 .collect();
             mods.retain(|m| {
-                m.command == FlowModCommand::Add
+                (m.command == FlowModCommand::Add && !hold)
                     || !old.contains(&key(m.table_id, m.priority, &m.r#match))
             });
         }
@@ -225,6 +248,11 @@ impl OvsSwitch {
 
     /// Every flow the switch holds now.
     pub async fn read_flows(&self) -> Result<Vec<FlowMod>, SwitchError> {
+        Ok(installed_from_stats(&self.flow_stats().await?))
+    }
+
+    /// Every flow the switch holds now, with its counters.
+    pub async fn flow_stats(&self) -> Result<Vec<FlowStats>, SwitchError> {
         let replies = self
             .sw
             .multipart(MultipartRequest::Flow(FlowStatsRequest::all()))
@@ -237,6 +265,6 @@ impl OvsSwitch {
                 _ => vec![],
             })
             .collect();
-        Ok(installed_from_stats(&stats))
+        Ok(stats)
     }
 }

@@ -37,8 +37,12 @@ pub enum DatapathKind {
 /// Which driver enforces policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PolicyKind {
+    /// The datapath's own: nftables on linux, openflow on ovs.
+    Auto,
     /// nftables in each tenant namespace (the Linux datapath's).
     Nftables,
+    /// Flows in the OVS pipeline, stateful through conntrack (the OVS datapath's).
+    Openflow,
     /// Enforce nothing (every connection allowed, as with Contiv's policy off).
     None,
 }
@@ -46,6 +50,9 @@ pub enum PolicyKind {
 /// Which driver balances serviceLB VIPs over their providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServicesKind {
+    /// The datapath's own: nftables on linux; none on ovs (its pipeline balances no services
+    /// yet: VIPs are not reachable, and the agent logs a warning).
+    Auto,
     /// nftables DNAT in each tenant namespace (the Linux datapath's).
     Nftables,
     /// No balancing: VIPs are not reachable.
@@ -119,20 +126,20 @@ pub struct Flags {
         env = "CONTIV_NETPLUGIN_DATAPATH"
     )]
     pub datapath: DatapathKind,
-    /// Policy driver.
+    /// Policy driver (a driver of another datapath is refused).
     #[arg(
         long,
         value_enum,
-        default_value = "nftables",
+        default_value = "auto",
         env = "CONTIV_NETPLUGIN_POLICY"
     )]
     pub policy: PolicyKind,
     /// Service load balancing driver (serviceLB VIPs balanced per connection on the client's
-    /// host).
+    /// host; none on ovs yet).
     #[arg(
         long,
         value_enum,
-        default_value = "nftables",
+        default_value = "auto",
         env = "CONTIV_NETPLUGIN_SERVICES"
     )]
     pub services: ServicesKind,
@@ -250,8 +257,38 @@ impl Flags {
         }
     }
 
+    /// The policy driver in force: `auto` resolved to the datapath's own; a driver that does
+    /// not fit the datapath is refused (it would enforce nothing where the traffic flows).
+    pub fn policy_kind(&self) -> Result<PolicyKind, ConfigError> {
+        match (self.datapath, self.policy) {
+            (DatapathKind::Linux, PolicyKind::Auto) => Ok(PolicyKind::Nftables),
+            (DatapathKind::Ovs, PolicyKind::Auto) => Ok(PolicyKind::Openflow),
+            (DatapathKind::Linux, PolicyKind::Openflow) => Err(ConfigError(
+                "--policy openflow needs --datapath ovs; the linux datapath enforces policy with nftables (--policy nftables or auto)".into(),
+            )),
+            (DatapathKind::Ovs, PolicyKind::Nftables) => Err(ConfigError(
+                "--policy nftables needs --datapath linux; the ovs datapath enforces policy in its OpenFlow pipeline (--policy openflow or auto)".into(),
+            )),
+            (_, p) => Ok(p),
+        }
+    }
+
+    /// The service driver in force: `auto` resolved to the datapath's own (none on ovs).
+    pub fn services_kind(&self) -> Result<ServicesKind, ConfigError> {
+        match (self.datapath, self.services) {
+            (DatapathKind::Linux, ServicesKind::Auto) => Ok(ServicesKind::Nftables),
+            (DatapathKind::Ovs, ServicesKind::Auto) => Ok(ServicesKind::None),
+            (DatapathKind::Ovs, ServicesKind::Nftables) => Err(ConfigError(
+                "--services nftables needs --datapath linux; the ovs datapath balances no services yet (--services none or auto)".into(),
+            )),
+            (_, s) => Ok(s),
+        }
+    }
+
     /// Cross-flag checks.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.policy_kind()?;
+        self.services_kind()?;
         if self.netmode == NetMode::Vlan {
             return Err(ConfigError(
                 "--netmode vlan needs 802.1q support the linux datapath does not have here; use vxlan".into(),
@@ -387,6 +424,24 @@ mod tests {
         assert_eq!(f.fwd_mode(), FwdMode::Routing);
         assert_eq!(f.hostname(), "h1");
         assert!(f.check().is_ok());
+        assert_eq!(f.policy_kind().unwrap(), PolicyKind::Nftables);
+        assert_eq!(f.services_kind().unwrap(), ServicesKind::Nftables);
+        let mut o = f.clone();
+        o.datapath = DatapathKind::Ovs;
+        assert_eq!(o.policy_kind().unwrap(), PolicyKind::Openflow);
+        assert_eq!(o.services_kind().unwrap(), ServicesKind::None);
+        o.policy = PolicyKind::Nftables;
+        assert!(o
+            .check()
+            .unwrap_err()
+            .0
+            .contains("--policy openflow or auto"));
+        o.policy = PolicyKind::None;
+        o.services = ServicesKind::Nftables;
+        assert!(o.check().unwrap_err().0.contains("--services none or auto"));
+        let mut l = f.clone();
+        l.policy = PolicyKind::Openflow;
+        assert!(l.check().unwrap_err().0.contains("needs --datapath ovs"));
         let mut v = f.clone();
         v.netmode = NetMode::Vlan;
         assert!(v.check().unwrap_err().0.contains("vlan"));

@@ -483,9 +483,9 @@ impl Cluster {
                 cmd.args(["--ovs-bridge", ovs::BRIDGE]);
                 cmd.arg("--ovs-openflow-port")
                     .arg(ovs::OPENFLOW_PORT.to_string());
-                // What the OVS pipeline does not enforce yet is switched off here, in this one
-                // place (branch ovs-policy turns policy on).
-                cmd.args(["--policy", "none", "--services", "none"]);
+                // Policy is the pipeline's own (`--policy auto` = openflow); service balancing
+                // is not in the pipeline yet, switched off here in this one place.
+                cmd.args(["--services", "none"]);
             }
             None => {
                 cmd.arg("--underlay-if").arg("ul0");

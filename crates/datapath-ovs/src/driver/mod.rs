@@ -6,6 +6,7 @@
 //! inside the host namespace, so the trait's synchronous calls never block the caller's runtime.
 
 pub mod plumb;
+mod policy;
 mod state;
 mod worker;
 
@@ -20,6 +21,7 @@ use contiv_datapath::{
 use tokio::sync::Mutex;
 
 use crate::switch::{OvsSwitch, SwitchConfig};
+pub use policy::OvsPolicy;
 use state::State;
 use worker::Worker;
 
@@ -41,12 +43,52 @@ struct Inner {
     /// everything once (its full reconcile's `resync_local_endpoints`): a restarted agent keeps
     /// the old round's flows carrying traffic until the new round covers them.
     prune: bool,
+    /// Policy members `admit` added, per tenant, kept until an applied policy includes them.
+    pins: policy::Pins,
+    /// A policy driver enforces on this switch: flows of an earlier run stay whole until it
+    /// has declared the policy (see [`Inner::settled`]).
+    policy_on: bool,
+    /// Tenants whose policy was applied in this run.
+    applied: std::collections::BTreeSet<String>,
+    /// When the agent's full reconcile declared everything (`resync_local_endpoints`).
+    resynced_at: Option<std::time::Instant>,
+}
+
+/// How long after the agent's resync the previous run's flows may wait for the policy to be
+/// declared (a policy loop that never gets there must not keep stale flows forever).
+const POLICY_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Inner {
+    /// Whether the previous run's flows may go: the agent declared every endpoint (resync) and,
+    /// with policy on, applied the policy of every tenant with a network here (or
+    /// [`POLICY_HOLD_MAX`] passed). Until then a restarted agent renders without (all of) the
+    /// policy, and replacing the old round's flows by those would let new connections through
+    /// unjudged.
+    fn settled(&self) -> bool {
+        self.prune
+            && (!self.policy_on
+                || self
+                    .state
+                    .networks
+                    .values()
+                    .all(|n| self.applied.contains(&n.tenant))
+                || self
+                    .resynced_at
+                    .is_some_and(|t| t.elapsed() >= POLICY_HOLD_MAX))
+    }
+}
+
+/// The driver's thread and the state it owns, shared by [`OvsDatapath`] and [`OvsPolicy`]: one
+/// state, one switch, so forwarding and policy changes are rendered together and never race.
+#[derive(Clone)]
+struct Core {
+    worker: Worker,
+    inner: Arc<Mutex<Inner>>,
 }
 
 /// The OVS driver.
 pub struct OvsDatapath {
-    worker: Worker,
-    inner: Arc<Mutex<Inner>>,
+    core: Core,
     host: HostSpec,
 }
 
@@ -75,6 +117,10 @@ impl OvsDatapath {
                 nl,
                 state: State::default(),
                 prune: false,
+                pins: policy::Pins::default(),
+                policy_on: false,
+                applied: Default::default(),
+                resynced_at: None,
             })
         });
         let inner = match inner {
@@ -83,20 +129,71 @@ impl OvsDatapath {
             None => return Err(backend("ovs driver thread", std::io::Error::other("ended"))),
         };
         Ok(OvsDatapath {
-            worker,
-            inner: Arc::new(Mutex::new(inner)),
+            core: Core {
+                worker,
+                inner: Arc::new(Mutex::new(inner)),
+            },
             host: cfg.host,
         })
     }
 
+    /// The policy driver enforcing the agent's policy on this datapath's switch (stateful, in
+    /// the same pipeline and under the same lock: see [`OvsPolicy`]).
+    pub fn policy_driver(&self) -> Arc<OvsPolicy> {
+        let inner = self.core.inner.clone();
+        // The thread gone: every later call fails and says so.
+        let _ = self
+            .core
+            .worker
+            .run(async move { inner.lock().await.policy_on = true });
+        Arc::new(OvsPolicy::new(self.core.clone()))
+    }
+
     /// The cookie round this run installs under.
     pub fn round(&self) -> u16 {
-        let inner = self.inner.clone();
-        self.worker
+        let inner = self.core.inner.clone();
+        self.core
+            .worker
             .run(async move { inner.lock().await.sw.round() })
             .unwrap_or(0)
     }
 
+    fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Inner,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        self.core.change(what, f)
+    }
+}
+
+fn thread_gone() -> DatapathError {
+    backend("ovs driver thread", std::io::Error::other("ended"))
+}
+
+/// Renders the whole desired state and makes the switch hold it (one bundle). Returns how many
+/// flow-mods were sent.
+async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
+    let rendered = i.state.render(i.sw.round());
+    for p in &rendered.pending {
+        tracing::debug!(pending = %p, "ovs flows not rendered yet");
+    }
+    let settled = i.settled();
+    let n =
+        i.sw.apply_holding(&rendered, settled, i.policy_on && !settled)
+            .await
+            .map_err(|e| backend(what, e))?;
+    // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
+    i.state.rules = rendered.rules;
+    Ok(n)
+}
+
+impl Core {
     /// Runs `f` with the driver's state on its thread, then converges the switch on the result.
     fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
     where
@@ -113,16 +210,30 @@ impl OvsDatapath {
             let mut guard = inner.lock().await;
             let i = &mut *guard;
             let out = f(i).await?;
-            let rendered = i.state.render(i.sw.round());
-            for p in &rendered.pending {
-                tracing::debug!(pending = %p, "ovs flows not rendered yet");
-            }
-            i.sw.apply(&rendered, i.prune)
-                .await
-                .map_err(|e| backend(&what, e))?;
+            converge(i, &what).await?;
             Ok(out)
         });
-        out.unwrap_or_else(|| Err(backend("ovs driver thread", std::io::Error::other("ended"))))
+        out.unwrap_or_else(|| Err(thread_gone()))
+    }
+
+    /// Runs `f` with the driver's state on its thread (it converges the switch itself if it
+    /// changes anything).
+    fn with<F, T>(&self, f: F) -> Result<T, DatapathError>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Inner,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let out = self.worker.run(async move {
+            let mut guard = inner.lock().await;
+            f(&mut guard).await
+        });
+        out.unwrap_or_else(|| Err(thread_gone()))
     }
 }
 
@@ -252,8 +363,8 @@ impl Datapath for OvsDatapath {
     }
 
     fn observe(&self) -> Result<ObservedState, DatapathError> {
-        let inner = self.inner.clone();
-        let out = self.worker.run(async move {
+        let inner = self.core.inner.clone();
+        let out = self.core.worker.run(async move {
             let i = inner.lock().await;
             let ports = i.sw.vswitch().ports(i.sw.bridge()).await?;
             Ok::<_, contiv_ovsdb::Error>(i.state.observed(&ports))
@@ -270,9 +381,9 @@ impl Datapath for OvsDatapath {
         // port is a leftover. Ends the driver plumbed in this run are known; for an end alive
         // but not plumbed in this run the driver cannot tell which namespace holds it, so it
         // claims it alive and unnamed (the agent removes nothing).
-        let inner = self.inner.clone();
+        let inner = self.core.inner.clone();
         let eps = eps.to_vec();
-        let out = self.worker.run(async move {
+        let out = self.core.worker.run(async move {
             let i = inner.lock().await;
             let mut out = vec![];
             for ep in eps {
@@ -300,13 +411,30 @@ impl Datapath for OvsDatapath {
         // are taken back, then from now on what is not desired goes (the previous round's
         // leftovers first, after the bundle holding the new round's flows of every endpoint).
         let eps = eps.to_vec();
-        self.change("resync".into(), move |i| {
+        let first = self.change("resync".into(), move |i| {
             Box::pin(async move {
                 adopt(i, &eps).await?;
+                let first = i.resynced_at.is_none();
+                i.resynced_at.get_or_insert_with(std::time::Instant::now);
                 i.prune = true;
-                Ok(())
+                Ok(first && !i.settled())
             })
-        })
+        })?;
+        if first {
+            // The previous run's flows wait for the policy; if it never comes, they go anyway
+            // once the hold is over.
+            let inner = self.core.inner.clone();
+            let _ = self.core.worker.run(async move {
+                tokio::spawn(async move {
+                    tokio::time::sleep(POLICY_HOLD_MAX).await;
+                    let mut i = inner.lock().await;
+                    if let Err(e) = converge(&mut i, "flows of the previous run").await {
+                        tracing::warn!("ovs: {e}");
+                    }
+                });
+            });
+        }
+        Ok(())
     }
 }
 

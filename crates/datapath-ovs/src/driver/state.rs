@@ -8,7 +8,7 @@ use contiv_datapath::{
     ObservedState, RemoteEndpoint,
 };
 use contiv_ovsdb::vswitch::PortInfo;
-use contiv_policy::HostPolicy;
+use contiv_policy::{HostPolicy, RuleId};
 
 use crate::groups::GroupNumbers;
 use crate::render::{render, Desired, Ports, Rendered};
@@ -22,8 +22,13 @@ pub(super) struct State {
     pub ports: Ports,
     /// Tenant → number (metadata, conntrack zone): given on first sight, kept for the run.
     tenants: BTreeMap<String, u16>,
-    /// No policy driver on OVS yet: no groups.
+    /// The policy applied per tenant (what [`super::OvsPolicy`] installed, admitted members
+    /// included); tenants without rules are absent.
+    pub policy: HostPolicy,
+    /// Each policy group's number, kept while the policy names the group (in-process only).
     groups: GroupNumbers,
+    /// The rule of each policy cookie's object id, from the last rendering (for counters).
+    pub rules: BTreeMap<u64, RuleId>,
 }
 
 /// The VXLAN port to `vtep`'s name (fits IFNAMSIZ).
@@ -47,6 +52,17 @@ impl State {
         Ok(())
     }
 
+    /// Whether `tenant` has a number (one of its networks was ensured on this host this run).
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(tenant)
+    }
+
+    /// Numbers the groups `self.policy` names (kept for groups that stay, released for groups
+    /// gone), after every change of it.
+    pub fn assign_groups(&mut self) {
+        self.groups.assign(&self.policy);
+    }
+
     /// Remote VTEPs some network's endpoints need a tunnel to.
     pub fn vteps(&self) -> Vec<Ipv4Addr> {
         let set: BTreeSet<Ipv4Addr> = self.remotes.values().flatten().map(|r| r.vtep).collect();
@@ -61,7 +77,7 @@ impl State {
             networks: &networks,
             local_endpoints: &locals,
             remote_endpoints: &remotes,
-            policy: &HostPolicy::new(),
+            policy: &self.policy,
             ports: &self.ports,
             tenants: &self.tenants,
             groups: &self.groups,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+#[derive(Clone)]
 pub(super) struct Worker {
     jobs: mpsc::UnboundedSender<Job>,
 }
