@@ -3,7 +3,8 @@
 # release, prints the machine and load, then runs `contiv-bench ovs SUBCOMMAND` (crates/bench/src/ovs/):
 # `flows` (10,000 flows through our OpenFlow codec vs ovs-ofctl add-flows), `iperf` (iperf3 through
 # our pipeline vs a plain OVS NORMAL bridge), `cni` (CNI ADD/DEL on --datapath ovs vs linux; needs
-# release netmaster, netplugin and contivk8s next to contiv-bench: built here too). Root only: it creates network namespaces (all named
+# release netmaster, netplugin and contivk8s next to contiv-bench: built here too), `policy` (one
+# rule change enforced on 10 hosts, by probes, on OVS then on the Linux datapath). Root only: it creates network namespaces (all named
 # ovb-<pid>-..., removed at the end) and starts its own ovsdb-server/ovs-vswitchd per simulated host
 # (stopped by PID). Extra arguments go to the subcommand (`contiv-bench ovs flows --help`).
 #
@@ -15,10 +16,10 @@ cd "$(dirname "$0")/.."
 for c in ovs-vswitchd ovsdb-server ovs-ofctl iperf3 ethtool; do
   command -v "$c" >/dev/null || { echo "bench-ovs.sh: $c missing (scripts/install-deps.sh)" >&2; exit 2; }
 done
-[[ $# -ge 1 ]] || { echo "usage: bench-ovs.sh flows|iperf|cni [args...]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: bench-ovs.sh flows|iperf|cni|policy [args...]" >&2; exit 2; }
 
 cargo build --release -p contiv-bench
-if [[ $1 == cni ]]; then
+if [[ $1 == cni || $1 == policy ]]; then
   cargo build --release -p contiv --bin netmaster --bin netplugin
   cargo build-contivk8s   # the plugin as installed: statically linked (.cargo/config.toml)
 fi

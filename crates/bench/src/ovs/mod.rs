@@ -4,6 +4,7 @@
 //! - `flows`: N flows through our OpenFlow codec vs `ovs-ofctl add-flows` ([`flows`]);
 //! - `iperf`: iperf3 through our pipeline vs a plain OVS NORMAL bridge ([`iperf`]);
 //! - `cni`: CNI ADD/DEL p50/p99 on the OVS datapath vs the Linux datapath ([`cni`]);
+//! - `policy`: one rule change enforced on 10 hosts, by probes, OVS vs Linux ([`policy`]);
 //!
 //! Every simulated host is a namespace `ovb-<pid>-…` with its own ovsdb-server and ovs-vswitchd
 //! ([`host::OvsHost`]), stopped by PID and removed when its guard drops, also on error.
@@ -12,6 +13,7 @@ mod cni;
 mod flows;
 pub(crate) mod host;
 mod iperf;
+mod policy;
 
 use std::path::PathBuf;
 
@@ -42,6 +44,8 @@ enum Cmd {
     Iperf(iperf::Args),
     /// CNI ADD/DEL latency on the OVS datapath vs the Linux datapath, same run.
     Cni(cni::Args),
+    /// One policy change enforced on 10 hosts (probes), OVS then the Linux datapath.
+    Policy(policy::Args),
 }
 
 pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
@@ -49,12 +53,17 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
     if !is_root() {
         bail!("contiv-bench ovs needs root (network namespaces, ovs-vswitchd)");
     }
-    let rows: Vec<Row> = match &args.cmd {
-        Cmd::Flows(a) => flows::run(a)?,
-        Cmd::Iperf(a) => iperf::run_bench(a)?,
-        Cmd::Cni(a) => cni::run(a)?,
+    let (rows, notes): (Vec<Row>, Vec<String>) = match &args.cmd {
+        Cmd::Flows(a) => (flows::run(a)?, vec![]),
+        Cmd::Iperf(a) => (iperf::run_bench(a)?, vec![]),
+        Cmd::Cni(a) => (cni::run(a)?, vec![]),
+        Cmd::Policy(a) => policy::run(a)?,
     };
-    let table = render(&rows);
+    let table = format!(
+        "{}\n{}",
+        render(&rows),
+        notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
+    );
     println!("{table}");
     if let Some(p) = &args.markdown {
         std::fs::write(p, &table)?;
