@@ -84,10 +84,11 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<Row>> {
     let mut del: [Vec<Duration>; 2] = [vec![], vec![]];
     let load0 = loadavg();
     for (cmd, out) in [("ADD", &mut add), ("DEL", &mut del)] {
-        for i in 0..n {
+        for (i, pair) in measured[0].iter().zip(&measured[1]).enumerate() {
+            let pods = [pair.0, pair.1];
             let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
             for k in order {
-                let (cid, ns) = &measured[k][i];
+                let (cid, ns) = pods[k];
                 out[k].push(plugins[k].call(cmd, cid, ns)?);
             }
         }

@@ -164,9 +164,9 @@ impl Bed {
             "netns",
             &self.hosts[1].ns,
         ]))?;
-        for i in 0..2 {
+        for (i, name) in names.iter().enumerate() {
             let h = &self.hosts[i];
-            h.exec(&["ip", "link", "set", &names[i], "up"])?;
+            h.exec(&["ip", "link", "set", name, "up"])?;
             h.exec(&[
                 "ovs-vsctl",
                 "add-br",
@@ -179,7 +179,7 @@ impl Bed {
                 "--",
                 "add-port",
                 "br-phy",
-                &names[i],
+                name,
             ])?;
             let cidr = format!("{}/24", self.vteps[i]);
             h.exec(&["ip", "addr", "add", &cidr, "dev", "br-phy"])?;
