@@ -16,10 +16,10 @@ cd "$(dirname "$0")/.."
 for c in ovs-vswitchd ovsdb-server ovs-ofctl iperf3 ethtool; do
   command -v "$c" >/dev/null || { echo "bench-ovs.sh: $c missing (scripts/install-deps.sh)" >&2; exit 2; }
 done
-[[ $# -ge 1 ]] || { echo "usage: bench-ovs.sh flows|iperf|cni|policy [args...]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: bench-ovs.sh flows|iperf|cni|policy|all [args...]" >&2; exit 2; }
 
 cargo build --release -p contiv-bench
-if [[ $1 == cni || $1 == policy ]]; then
+if [[ $1 == cni || $1 == policy || $1 == all ]]; then
   cargo build --release -p contiv --bin netmaster --bin netplugin
   cargo build-contivk8s   # the plugin as installed: statically linked (.cargo/config.toml)
 fi

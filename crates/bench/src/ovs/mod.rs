@@ -5,6 +5,7 @@
 //! - `iperf`: iperf3 through our pipeline vs a plain OVS NORMAL bridge ([`iperf`]);
 //! - `cni`: CNI ADD/DEL p50/p99 on the OVS datapath vs the Linux datapath ([`cni`]);
 //! - `policy`: one rule change enforced on 10 hosts, by probes, OVS vs Linux ([`policy`]);
+//! - `all`: the four with their defaults, one table.
 //!
 //! Every simulated host is a namespace `ovb-<pid>-…` with its own ovsdb-server and ovs-vswitchd
 //! ([`host::OvsHost`]), stopped by PID and removed when its guard drops, also on error.
@@ -46,6 +47,8 @@ enum Cmd {
     Cni(cni::Args),
     /// One policy change enforced on 10 hosts (probes), OVS then the Linux datapath.
     Policy(policy::Args),
+    /// All four with their defaults, one after the other, one table.
+    All,
 }
 
 pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
@@ -58,6 +61,15 @@ pub fn main(argv: Vec<String>) -> anyhow::Result<()> {
         Cmd::Iperf(a) => (iperf::run_bench(a)?, vec![]),
         Cmd::Cni(a) => (cni::run(a)?, vec![]),
         Cmd::Policy(a) => policy::run(a)?,
+        Cmd::All => {
+            let parse = |sub: &str| vec![format!("contiv-bench ovs {sub}")];
+            let mut rows = flows::run(&flows::Args::parse_from(parse("flows")))?;
+            rows.extend(iperf::run_bench(&iperf::Args::parse_from(parse("iperf")))?);
+            rows.extend(cni::run(&cni::Args::parse_from(parse("cni")))?);
+            let (more, notes) = policy::run(&policy::Args::parse_from(parse("policy")))?;
+            rows.extend(more);
+            (rows, notes)
+        }
     };
     let table = format!(
         "{}\n{}",
