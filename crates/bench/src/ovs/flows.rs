@@ -331,3 +331,25 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<Row>> {
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark's flow set is exactly N distinct flows of the agent's rendering, and the
+    /// text given to ovs-ofctl has one line per flow.
+    #[test]
+    fn flows_are_exactly_n_distinct() {
+        for n in [1, 100, 10_000] {
+            let f = flows(n, 1).unwrap();
+            assert_eq!(f.len(), n);
+            let text = dump::dump(&f);
+            let lines: std::collections::BTreeSet<&str> = text.lines().collect();
+            assert_eq!(lines.len(), n, "duplicate flows for n = {n}");
+            assert!(
+                f.iter().all(|m| m.cookie >> 48 == 1),
+                "round 1 in every cookie"
+            );
+        }
+    }
+}
