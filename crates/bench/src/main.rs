@@ -22,7 +22,8 @@
 //! ...` the agent's DNS against dnsmasq (see `dns.rs`), `services ...` service load balancing
 //! (VIP vs direct, provider changes on 10 hosts; see `services.rs`),
 //! `contiv-bench auth ...` what TLS and tokens cost (see `auth.rs`),
-//! `contiv-bench policy ...` the policy benchmarks (see `policy/mod.rs`), `contiv-bench failover
+//! `contiv-bench policy ...` the policy benchmarks (see `policy/mod.rs`), `contiv-bench ovs ...`
+//! the Open vSwitch datapath benchmarks (see `ovs/mod.rs`), `contiv-bench failover
 //! ...` and `contiv-bench fanout ...` the several-netmasters benchmarks (see `ha.rs`).
 
 mod audit;
@@ -31,6 +32,7 @@ mod cni;
 mod dns;
 mod ha;
 mod load;
+mod ovs;
 mod policy;
 mod server;
 mod services;
@@ -760,6 +762,10 @@ fn main() -> anyhow::Result<()> {
     // `contiv-bench dns ...`: the agent's DNS against dnsmasq (crates/bench/src/dns.rs).
     if std::env::args().nth(1).as_deref() == Some("dns") {
         return dns::main(std::env::args().skip(2).collect());
+    }
+    // `contiv-bench ovs ...`: the Open vSwitch datapath benchmarks (crates/bench/src/ovs/).
+    if std::env::args().nth(1).as_deref() == Some("ovs") {
+        return ovs::main(std::env::args().skip(2).collect());
     }
     // `contiv-bench policy ...`: the policy benchmarks (crates/bench/src/policy/).
     if std::env::args().nth(1).as_deref() == Some("policy") {

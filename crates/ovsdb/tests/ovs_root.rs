@@ -241,6 +241,25 @@ async fn ports_get_the_ofports_asked_for_and_read_back() {
         "{e}"
     );
 
+    // wait_ofport waits inside ovsdb-server (an RFC 7047 wait on the ofport column) for
+    // vswitchd's answer: a device that fails ends the wait with vswitchd's reason (asked right
+    // after the port was added, before vswitchd has looked at it), and a name without an
+    // interface row fails at once rather than waiting out the timeout.
+    v.ensure_port(&PortSpec::new("ovint", "ovnope2", PortKind::System))
+        .await
+        .unwrap();
+    let e = v
+        .wait_ofport("ovnope2", Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Interface { .. }), "{e}");
+    let e = v
+        .wait_ofport("ovnone", Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e}");
+    assert!(v.remove_port("ovint", "ovnope2").await.unwrap());
+
     // Removed ports leave the OpenFlow bridge; a deleted bridge leaves vswitchd.
     assert!(v.remove_port("ovint", "ovnope").await.unwrap());
     assert!(v.remove_port("ovint", "ovv1").await.unwrap());

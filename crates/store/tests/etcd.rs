@@ -273,8 +273,13 @@ async fn fail_over_to_the_next_member() {
     cluster
         .wait_healthy([0, 1, 2], Duration::from_secs(20))
         .unwrap();
-    // Requests now go to member 1: freeze it.
+    // Requests now go to member 1: freeze it. If it led, 0 and 2 must elect a leader before
+    // any commit can succeed (etcd's business, not the store's failover, which is what is timed
+    // here): wait for that, or a loaded machine's slow election fails the commits below.
     cluster.stop(1).unwrap();
+    cluster
+        .wait_healthy([0, 2], Duration::from_secs(20))
+        .unwrap();
     let started = Instant::now();
     assert!(s.get("/x").await.unwrap().is_some());
     assert!(

@@ -25,14 +25,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use contiv_netplugin::probe::{probe, Probe, Responder};
-use contiv_netplugin::testbed::{eventually, AgentSettings, Binaries, Cluster, Options, Security};
+use contiv_netplugin::testbed::{
+    eventually, AgentSettings, Binaries, Cluster, Options, Security, TestDatapath,
+};
 use serde_json::json;
 
 use super::{fmt, ms, pct, Api, Row};
 
-#[derive(Debug, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(name = "contiv-bench policy converge")]
 pub struct Args {
+    /// The agents' datapath: `linux` (nftables policy) or `ovs` (the OpenFlow pipeline's policy;
+    /// an ovsdb-server + ovs-vswitchd per host).
+    #[arg(long, value_enum, default_value = "linux")]
+    pub(crate) datapath: Dp,
     /// Simulated hosts.
     #[arg(long, default_value_t = 10)]
     hosts: usize,
@@ -49,6 +55,27 @@ pub struct Args {
     /// a tenant on each host get the policy installed); by default it is attached after them.
     #[arg(long)]
     attach_first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Dp {
+    Linux,
+    Ovs,
+}
+
+impl Dp {
+    fn testbed(self) -> TestDatapath {
+        match self {
+            Dp::Linux => TestDatapath::Linux,
+            Dp::Ovs => TestDatapath::Ovs,
+        }
+    }
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Dp::Linux => "linux",
+            Dp::Ovs => "ovs",
+        }
+    }
 }
 
 const T: &str = "default";
@@ -115,7 +142,8 @@ pub fn run(
         agents: AgentSettings::Defaults,
         security: Security::Plain,
         ..Options::hosts(h)
-    };
+    }
+    .on(args.datapath.testbed());
     let c = Cluster::start_opts(bins.clone(), &[], opts).map_err(|e| anyhow!("cluster: {e}"))?;
     let api = Api(&c);
     c.create_network(T, "net", "10.60.0.0/16", "10.60.0.1")
@@ -174,8 +202,9 @@ pub fn run(
         }
         bail!("the deny-all is not in force on every host (allowed: {got:?}; {status})");
     }
+    let dp = args.datapath.name();
     notes.push(format!(
-        "converge: {h} hosts, {} workloads, set up in {:.1} s",
+        "converge ({dp}): {h} hosts, {} workloads, set up in {:.1} s",
         2 * h,
         t_start.elapsed().as_secs_f64()
     ));
@@ -238,7 +267,7 @@ pub fn run(
     rows.push(
         Row::new(
             "converge",
-            format!("rule change → enforced on all {h} hosts, p99 of per-change max ({n} changes)"),
+            format!("rule change → enforced on all {h} hosts ({dp}), p99 of per-change max ({n} changes)"),
             "ms",
             p99,
         )
@@ -246,29 +275,34 @@ pub fn run(
         .target("≤ 100 ms", p99 <= 100.0 && failures == 0),
     );
     rows.push(
-        Row::new("converge", "same, p50", "ms", pct(&per_change, 50.0))
-            .vs("OVN-Kubernetes: 3.3 s p50 (cited)", 3300.0),
+        Row::new(
+            "converge",
+            format!("same ({dp}), p50"),
+            "ms",
+            pct(&per_change, 50.0),
+        )
+        .vs("OVN-Kubernetes: 3.3 s p50 (cited)", 3300.0),
     );
     rows.push(Row::new(
         "converge",
-        "same, max",
+        format!("same ({dp}), max"),
         "ms",
         pct(&per_change, 100.0),
     ));
     rows.push(Row::new(
         "converge",
-        "single host (all hosts × changes), p50",
+        format!("single host (all hosts × changes) ({dp}), p50"),
         "ms",
         pct(&all_hosts, 50.0),
     ));
     rows.push(Row::new(
         "converge",
-        "REST call (rule create/delete) p50",
+        format!("REST call (rule create/delete) ({dp}) p50"),
         "ms",
         pct(&api_ms, 50.0),
     ));
     notes.push(format!(
-        "converge: per-change max p50/p99 deny→allow (rule created) {} / {} ms, allow→deny (rule deleted) {} / {} ms; {failures} change(s) not converged within {limit:?}; {probes_total} probes; probe resolution: deny→allow ≤ {} ms (a denied connect waits that long), allow→deny ~1-2 ms; REST call p99 {} ms",
+        "converge ({dp}): per-change max p50/p99 deny→allow (rule created) {} / {} ms, allow→deny (rule deleted) {} / {} ms; {failures} change(s) not converged within {limit:?}; {probes_total} probes; probe resolution: deny→allow ≤ {} ms (a denied connect waits that long), allow→deny ~1-2 ms; REST call p99 {} ms",
         fmt(pct(&allow_ms, 50.0)),
         fmt(pct(&allow_ms, 99.0)),
         fmt(pct(&deny_ms, 50.0)),

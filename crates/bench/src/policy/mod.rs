@@ -15,7 +15,7 @@
 //! Every namespace is made under the test bed's per-run prefix (`ctvtb-<pid>-…`) and removed when
 //! its guard drops, also on error; every process is the test bed's, killed by PID.
 
-mod converge;
+pub(crate) mod converge;
 pub(crate) mod dataplane;
 mod install;
 

@@ -302,7 +302,29 @@ impl Vswitch {
                     format!("an ofport for interface {name}"),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Block in ovsdb-server until vswitchd writes the interface's ofport (RFC 7047
+            // "wait" until the column differs from empty), at most 200 ms per round, instead of
+            // sleeping a fixed period: a CNI ADD waits for this, and a 20 ms poll made it wait
+            // ~20 ms for an ofport vswitchd assigns in ~1 ms. A timed-out wait is an error
+            // result; either way the ofport is read again above.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut unset = Row::new();
+            unset.insert("ofport".into(), json!(["set", []]));
+            let wait = Op::Wait {
+                table: "Interface".into(),
+                conditions: vec![cond("name", "==", json!(name))],
+                columns: vec!["ofport".into()],
+                equal: false,
+                rows: vec![unset],
+                timeout_ms: Some(left.min(Duration::from_millis(200)).as_millis() as u64),
+            };
+            let asked = tokio::time::Instant::now();
+            if self.client.transact(DB, &[wait]).await.is_err()
+                && asked.elapsed() < Duration::from_millis(10)
+            {
+                // Refused at once, not timed out: keep a polling pace rather than spin.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
