@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use contiv_openflow::{
     ct_state, Action, Ct, Field, FlowMod, FlowModCommand, Instruction, Mac, Match, NX_CT_F_COMMIT,
-    NX_CT_RECIRC_NONE, OFPP_CONTROLLER, OFPP_IN_PORT,
+    NX_CT_RECIRC_NONE, NX_NAT_F_DST, NX_NAT_F_SRC, OFPP_CONTROLLER, OFPP_IN_PORT,
 };
 
 const ETH_IP: u16 = 0x0800;
@@ -215,10 +215,64 @@ fn ct_text(ct: &Ct) -> String {
     } else {
         args.push(format!("zone=field?{:#x}", ct.zone_src));
     }
-    if !ct.actions.is_empty() {
-        args.push(format!("exec({})", actions_text(&ct.actions)));
+    // As ovs-ofctl: a leading nat outside the exec envelope.
+    let mut rest = &ct.actions[..];
+    if let Some((Action::Nat(nat), tail)) = rest.split_first() {
+        args.push(nat_text(nat));
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        args.push(format!("exec({})", actions_text(rest)));
     }
     format!("ct({})", args.join(","))
+}
+
+/// `nat`, `nat(dst=10.1.0.2:8080)`, as ovs-ofctl writes them.
+fn nat_text(nat: &contiv_openflow::Nat) -> String {
+    let kind = if nat.flags & NX_NAT_F_SRC != 0 {
+        "src"
+    } else if nat.flags & NX_NAT_F_DST != 0 {
+        "dst"
+    } else {
+        return "nat".into();
+    };
+    let mut s = format!("nat({kind}=");
+    if let Some(a) = nat.ipv4_min {
+        s.push_str(&a.to_string());
+        if let Some(b) = nat.ipv4_max.filter(|b| *b != a) {
+            s.push_str(&format!("-{b}"));
+        }
+    }
+    if let Some(p) = nat.proto_min {
+        s.push_str(&format!(":{p}"));
+        if let Some(q) = nat.proto_max.filter(|q| *q != p) {
+            s.push_str(&format!("-{q}"));
+        }
+    }
+    s.push(')');
+    s
+}
+
+/// Groups, one line each, sorted by id: `group_id=N,type=select,bucket=actions=...,...`.
+pub fn dump_groups(groups: &[contiv_openflow::GroupMod]) -> String {
+    let mut lines: Vec<(u32, String)> = groups
+        .iter()
+        .map(|g| {
+            let kind = match g.group_type {
+                contiv_openflow::GroupType::All => "all",
+                contiv_openflow::GroupType::Select => "select",
+                contiv_openflow::GroupType::Indirect => "indirect",
+                contiv_openflow::GroupType::FastFailover => "ff",
+            };
+            let mut line = format!("group_id={},type={kind}", g.group_id);
+            for b in &g.buckets {
+                line.push_str(&format!(",bucket=actions={}", actions_text(&b.actions)));
+            }
+            (g.group_id, line)
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l + "\n").collect()
 }
 
 fn actions_text(actions: &[Action]) -> String {

@@ -18,6 +18,6 @@ pub mod pipeline;
 pub mod render;
 pub mod switch;
 
-pub use driver::{OvsConfig, OvsDatapath, OvsPolicy};
+pub use driver::{OvsConfig, OvsDatapath, OvsPolicy, OvsServices};
 pub use groups::{GroupNumbers, GroupNumbersError};
 pub use render::{render, Desired, Ports, Rendered};

@@ -130,6 +130,8 @@ pub enum Category {
     RemoteEndpoint = 4,
     /// Policy rules; the object id is a key of `Rendered::rules`.
     Policy = 5,
+    /// Service balancing (SRV_PROXY, the VIP's ARP answer, hairpin rewrites).
+    Service = 6,
 }
 
 /// The cookie of a flow of `category`, object `id`, agent round `round`.

@@ -326,6 +326,7 @@ fn expected(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, round: u16) 
         ports: &ports,
         tenants: &tenants,
         groups: &groups,
+        services: &Default::default(),
         round,
     });
     assert!(r.pending.is_empty(), "{:?}", r.pending);

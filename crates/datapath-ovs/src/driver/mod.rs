@@ -7,6 +7,7 @@
 
 pub mod plumb;
 mod policy;
+mod services;
 mod state;
 mod worker;
 
@@ -22,6 +23,7 @@ use tokio::sync::Mutex;
 
 use crate::switch::{OvsSwitch, SwitchConfig};
 pub use policy::OvsPolicy;
+pub use services::OvsServices;
 use state::State;
 use worker::Worker;
 
@@ -209,6 +211,13 @@ impl OvsDatapath {
             .worker
             .run(async move { inner.lock().await.policy_on = true });
         Arc::new(OvsPolicy::new(self.core.clone()))
+    }
+
+    /// The service driver balancing the agent's serviceLB VIPs on this datapath's switch
+    /// (SRV_PROXY and select groups, in the same pipeline and under the same lock: see
+    /// [`OvsServices`]).
+    pub fn service_driver(&self) -> Arc<OvsServices> {
+        Arc::new(OvsServices::new(self.core.clone()))
     }
 
     /// The cookie round this run installs under.

@@ -6,12 +6,15 @@
 
 mod forwarding;
 mod policy;
+mod services;
+
+pub use services::group_id;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use contiv_datapath::{LocalEndpoint, NetworkSpec, RemoteEndpoint};
-use contiv_openflow::{Field, FlowMod, Instruction, Match};
+use contiv_datapath::{LocalEndpoint, NetworkSpec, RemoteEndpoint, TenantServices};
+use contiv_openflow::{Field, FlowMod, GroupMod, Instruction, Match};
 use contiv_policy::{HostPolicy, RuleId};
 
 use crate::groups::GroupNumbers;
@@ -44,6 +47,8 @@ pub struct Desired<'a> {
     /// Each policy group's number in its tenant, allocated and kept by the agent
     /// ([`GroupNumbers::assign`]), so a new group changes no other group's flows.
     pub groups: &'a GroupNumbers,
+    /// The service balancing of each tenant (SRV_PROXY and its select groups).
+    pub services: &'a BTreeMap<String, TenantServices>,
     /// The agent's round, carried in every cookie.
     pub round: u16,
 }
@@ -52,6 +57,9 @@ pub struct Desired<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     pub flows: Vec<FlowMod>,
+    /// The select groups the flows name (group-mods with `Add`, sorted by id): groups carry
+    /// no cookie, so they are owned by id, which [`group_id`] derives from the service port.
+    pub groups: Vec<GroupMod>,
     /// Policy rule of each policy cookie's object id: flow stats by cookie give per-rule
     /// counters. The id is a hash of the rule, its group and direction, so it stays the same
     /// while the rule does, whatever else changes.
@@ -73,6 +81,7 @@ pub fn render(d: &Desired<'_>) -> Rendered {
             None => out.pending(format!("policy of tenant {}: no tenant number", tp.tenant)),
         }
     }
+    services::services(&mut out, d);
     out.done()
 }
 
@@ -112,6 +121,10 @@ impl Out {
         self.r.flows.push(f);
     }
 
+    pub(crate) fn group(&mut self, g: GroupMod) {
+        self.r.groups.push(g);
+    }
+
     pub(crate) fn pending(&mut self, why: String) {
         self.r.pending.push(why);
     }
@@ -128,7 +141,8 @@ impl Out {
         oid
     }
 
-    fn done(self) -> Rendered {
+    fn done(mut self) -> Rendered {
+        self.r.groups.sort_by_key(|g| g.group_id);
         self.r
     }
 }

@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use contiv_datapath::{
-    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint,
+    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint, ServicePort,
+    ServiceSpec,
 };
 use contiv_policy::{
     compile_tenant, GroupRef, HostPolicy, Member, NetworkRef, PolicyInput, RuleSpec, Scope,
@@ -147,6 +148,7 @@ struct Fixture {
     ports: Ports,
     tenants: BTreeMap<String, u16>,
     groups: GroupNumbers,
+    services: BTreeMap<String, TenantServices>,
 }
 
 fn fixture() -> Fixture {
@@ -191,6 +193,26 @@ fn fixture() -> Fixture {
         tenants: [("demo".to_string(), 1), ("other".to_string(), 2)]
             .into_iter()
             .collect(),
+        services: [("demo".to_string(), web_service(&["10.10.0.2", "10.10.0.4"]))]
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// demo's `web`: VIP 10.10.0.200, tcp 80 → 8080 and udp 53 → 5353, on the given providers
+/// (10.10.0.2 is ep1, local; 10.10.0.4 is ep3, remote).
+fn web_service(providers: &[&str]) -> TenantServices {
+    TenantServices {
+        tenant: "demo".into(),
+        services: vec![ServiceSpec {
+            name: "demo:web".into(),
+            vip: Ipv4Addr::new(10, 10, 0, 200),
+            ports: ["80:8080:TCP", "53:5353:UDP"]
+                .iter()
+                .map(|p| ServicePort::parse(p).unwrap())
+                .collect(),
+            providers: providers.iter().map(|p| p.parse().unwrap()).collect(),
+        }],
     }
 }
 
@@ -203,6 +225,7 @@ fn desired(f: &Fixture, round: u16) -> Desired<'_> {
         ports: &f.ports,
         tenants: &f.tenants,
         groups: &f.groups,
+        services: &f.services,
         round,
     }
 }
@@ -213,6 +236,7 @@ fn full_pipeline_matches_golden() {
     let r = render(&desired(&f, 1));
     assert!(r.pending.is_empty(), "{:?}", r.pending);
     golden("full.txt", &dump(&r.flows));
+    golden("groups.txt", &crate::dump::dump_groups(&r.groups));
     let mut rules: Vec<String> = r.rules.values().map(ToString::to_string).collect();
     rules.sort();
     assert_eq!(
@@ -267,6 +291,7 @@ fn vlan_fixture() -> Fixture {
             uplink: Some(2),
         },
         tenants: [("demo".to_string(), 1)].into_iter().collect(),
+        services: BTreeMap::new(),
     }
 }
 
@@ -552,4 +577,62 @@ fn routing_mode_answers_arp_with_the_router_mac() {
         .find(|l| l.contains("arp_tpa=10.20.0.5,"))
         .expect("ARP reply for 10.20.0.5");
     assert!(db.contains("set_field:02:02:0a:14:00:05->arp_sha"), "{db}");
+}
+
+#[test]
+fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_groups() {
+    let mut f = fixture();
+    let r1 = render(&desired(&f, 1));
+    assert_eq!(r1.groups.len(), 2, "one select group per service port");
+    for g in &r1.groups {
+        assert_eq!(g.group_type, contiv_openflow::GroupType::Select);
+        assert_eq!(g.buckets.len(), 2, "one bucket per provider");
+        assert!(g.buckets.iter().all(|b| b.weight == 1));
+    }
+    let tcp = group_id("demo", "demo:web", contiv_datapath::Transport::Tcp, 80);
+    assert!(r1.groups.iter().any(|g| g.group_id == tcp));
+    // The same service port has the same group in every rendering (and run).
+    assert_eq!(
+        tcp,
+        group_id("demo", "demo:web", contiv_datapath::Transport::Tcp, 80)
+    );
+    assert_ne!(
+        tcp,
+        group_id("other", "demo:web", contiv_datapath::Transport::Tcp, 80)
+    );
+
+    // A provider gone (the remote one): the groups change, no flow does, so open connections
+    // (conntrack's NAT) are untouched and the switch gets group-mods only.
+    f.services
+        .insert("demo".into(), web_service(&["10.10.0.2", "10.10.0.9"]));
+    let r2 = render(&desired(&f, 1));
+    assert_eq!(dump(&r1.flows), dump(&r2.flows));
+    assert_ne!(r1.groups, r2.groups);
+    let text = crate::dump::dump_groups(&r2.groups);
+    assert!(
+        text.contains("nat(dst=10.10.0.9:8080)") && !text.contains("10.10.0.4"),
+        "{text}"
+    );
+
+    // The local provider gone: its hairpin rewrites go with it.
+    f.services
+        .insert("demo".into(), web_service(&["10.10.0.4"]));
+    let r3 = render(&desired(&f, 1));
+    let hairpin = |r: &Rendered| {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("mod_nw_src") || l.contains("mod_nw_dst"))
+            .count()
+    };
+    assert_eq!(hairpin(&r1), 3, "IP rewrite + one answer per target port");
+    assert_eq!(hairpin(&r3), 0);
+
+    // No provider: no group and no SRV_PROXY flow, the VIP's ARP still answered.
+    f.services.insert("demo".into(), web_service(&[]));
+    let r4 = render(&desired(&f, 1));
+    assert!(r4.groups.is_empty());
+    let flows = dump(&r4.flows);
+    assert!(!flows.contains("group:"), "{flows}");
+    assert!(flows.contains("arp_tpa=10.10.0.200"), "{flows}");
+    assert!(r4.pending.is_empty(), "{:?}", r4.pending);
 }
