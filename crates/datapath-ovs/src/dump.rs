@@ -227,6 +227,39 @@ fn ct_text(ct: &Ct) -> String {
     format!("ct({})", args.join(","))
 }
 
+/// NXAST_MULTIPATH (as the renderers write it: a register's bits 0-15) as ovs-ofctl writes it.
+fn multipath_text(data: &[u8]) -> Option<String> {
+    let be16 = |i: usize| Some(u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]));
+    if be16(0)? != 10 || data.len() != 24 {
+        return None;
+    }
+    let fields = match be16(2)? {
+        0 => "eth_src",
+        1 => "symmetric_l4",
+        2 => "symmetric_l3l4",
+        3 => "symmetric_l3l4+udp",
+        _ => return None,
+    };
+    let alg = match be16(8)? {
+        0 => "modulo_n",
+        1 => "hash_threshold",
+        2 => "hrw",
+        3 => "iter_hash",
+        _ => return None,
+    };
+    let dst = u32::from_be_bytes([data[20], data[21], data[22], data[23]]);
+    let ofs_nbits = be16(18)?;
+    let (ofs, n) = (ofs_nbits >> 6, (ofs_nbits & 0x3f) + 1);
+    let reg = (dst >> 9) & 0x7f;
+    Some(format!(
+        "multipath({fields},{},{alg},{},{},NXM_NX_REG{reg}[{ofs}..{}])",
+        be16(4)?,
+        be16(10)? + 1,
+        u32::from_be_bytes([data[12], data[13], data[14], data[15]]),
+        ofs + n - 1
+    ))
+}
+
 /// `nat`, `nat(dst=10.1.0.2:8080)`, as ovs-ofctl writes them.
 fn nat_text(nat: &contiv_openflow::Nat) -> String {
     let kind = if nat.flags & NX_NAT_F_SRC != 0 {
@@ -303,6 +336,9 @@ fn actions_text(actions: &[Action]) -> String {
             }
             Action::Resubmit { in_port, table } => format!("resubmit({in_port},{table})"),
             Action::Ct(ct) => ct_text(ct),
+            Action::Experimenter { data, .. } if multipath_text(data).is_some() => {
+                multipath_text(data).unwrap_or_default()
+            }
             other => format!("action?{other:?}"),
         });
     }

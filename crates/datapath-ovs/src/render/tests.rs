@@ -583,7 +583,7 @@ fn routing_mode_answers_arp_with_the_router_mac() {
 fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_groups() {
     let mut f = fixture();
     let r1 = render(&desired(&f, 1));
-    assert_eq!(r1.groups.len(), 2, "one select group per service port");
+    assert_eq!(r1.groups.len(), 1, "one select group per TCP service port");
     for g in &r1.groups {
         assert_eq!(g.group_type, contiv_openflow::GroupType::Select);
         assert_eq!(g.buckets.len(), 2, "one bucket per provider");
@@ -601,16 +601,43 @@ fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_group
         group_id("other", "demo:web", contiv_datapath::Transport::Tcp, 80)
     );
 
-    // A provider gone (the remote one): the groups change, no flow does, so open connections
-    // (conntrack's NAT) are untouched and the switch gets group-mods only.
-    f.services
-        .insert("demo".into(), web_service(&["10.10.0.2", "10.10.0.9"]));
+    // A provider gone (the remote one), one added (ep2) and one the host does not know (its
+    // remote endpoint not declared yet: left out, reported): the TCP group changes, no TCP flow
+    // does, so open connections (conntrack's NAT) are untouched.
+    f.services.insert(
+        "demo".into(),
+        web_service(&["10.10.0.2", "10.10.0.3", "10.10.0.9"]),
+    );
     let r2 = render(&desired(&f, 1));
-    assert_eq!(dump(&r1.flows), dump(&r2.flows));
+    // UDP (multipath, no group): one DNAT flow per provider, the link numbers kept.
+    let udp_links = |r: &Rendered| -> Vec<String> {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("reg2=0x1") && l.contains("udp"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(udp_links(&r1).len(), 2);
+    let tcp_flows = |r: &Rendered| -> Vec<String> {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("table=4,") && l.contains("tcp"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(tcp_flows(&r1).len(), 1);
+    assert_eq!(tcp_flows(&r1), tcp_flows(&r2));
+    assert!(udp_links(&r2).iter().any(|l| l.contains("10.10.0.3:5353")));
+    assert!(!dump(&r2.flows).contains("10.10.0.9"));
+    assert!(
+        r2.pending.iter().any(|p| p.contains("demo:web")),
+        "{:?}",
+        r2.pending
+    );
     assert_ne!(r1.groups, r2.groups);
     let text = crate::dump::dump_groups(&r2.groups);
     assert!(
-        text.contains("nat(dst=10.10.0.9:8080)") && !text.contains("10.10.0.4"),
+        text.contains("nat(dst=10.10.0.3:8080)") && !text.contains("10.10.0.4"),
         "{text}"
     );
 
@@ -634,5 +661,6 @@ fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_group
     let flows = dump(&r4.flows);
     assert!(!flows.contains("group:"), "{flows}");
     assert!(flows.contains("arp_tpa=10.10.0.200"), "{flows}");
+    assert!(!flows.contains("multipath"), "{flows}");
     assert!(r4.pending.is_empty(), "{:?}", r4.pending);
 }
