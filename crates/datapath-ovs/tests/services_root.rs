@@ -57,7 +57,12 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
     ] {
         h.exec(&args);
     }
-    let dp = OvsDatapath::start(OvsConfig {
+    (start(h, vtep), vtep)
+}
+
+/// The driver of host `h` (its underlay set up by [`driver`]), started again.
+fn start(h: &Host, vtep: Ipv4Addr) -> OvsDatapath {
+    OvsDatapath::start(OvsConfig {
         switch: SwitchConfig {
             ovsdb: format!("unix:{}", h.sock()),
             bridge: "osbr".into(),
@@ -72,8 +77,7 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
         host_netns: Some(format!("/run/netns/{}", h.ns).into()),
         vlan_uplink: None,
     })
-    .unwrap();
-    (dp, vtep)
+    .unwrap()
 }
 
 fn endpoint(h: &mut Host, n: u8) -> LocalEndpoint {
@@ -312,4 +316,65 @@ fn a_vip_balances_over_providers_on_two_hosts_and_keeps_open_connections() {
 /// committed bundle is in the tables at once; cached megaflows follow a moment later).
 fn settle(h: &Host) {
     h.exec(&["ovs-appctl", "-t", "ovs-vswitchd", "revalidator/wait"]);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
+    let pid = std::process::id() % 100_000;
+    let (ua, ub) = (format!("osr{pid}a"), format!("osr{pid}b"));
+    let mut a = Host::start_named("ra");
+    a.start_vswitchd();
+    // The underlay's far end is not used: one host is enough here.
+    a.exec(&[
+        "ip", "link", "add", &ua, "type", "veth", "peer", "name", &ub,
+    ]);
+    let (dp, _) = driver(&a, 1, &ua);
+    let (e2, e3) = (endpoint(&mut a, 2), endpoint(&mut a, 3));
+    dp.ensure_network(&net()).unwrap();
+    dp.add_local_endpoint(&e2).unwrap();
+    dp.add_local_endpoint(&e3).unwrap();
+    dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
+        .unwrap();
+    let w2 = a.workloads[0].clone();
+    provider(&a.workloads[1].clone(), e3.ip.addr(), "p3");
+    // Two services: web (tcp 80) and api (tcp 81 → the same provider).
+    let mut two = web(&[e3.ip.addr()]);
+    let mut api = two.services[0].clone();
+    api.name = "demo:api".into();
+    api.vip = Ipv4Addr::new(10, 10, 0, 201);
+    api.ports = vec![ServicePort::parse("81:8080:TCP").unwrap()];
+    two.services.insert(0, api);
+    dp.service_driver().apply(&two).unwrap();
+    let before = a.dump_groups("osbr");
+    assert_eq!(before.matches("group_id=").count(), 2, "{before}");
+    assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
+    drop(dp);
+
+    // The next run declares only web: its group (the same id) is taken over in place, api's
+    // goes with the previous round's flows once everything is declared.
+    let dp = start(&a, Ipv4Addr::new(192, 0, 2, 1));
+    dp.ensure_network(&net()).unwrap();
+    dp.service_driver().apply(&web(&[e3.ip.addr()])).unwrap();
+    assert_eq!(
+        a.dump_groups("osbr").matches("group_id=").count(),
+        2,
+        "nothing deleted before the resync"
+    );
+    dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
+        .unwrap();
+    let after = a.dump_groups("osbr");
+    assert_eq!(after.matches("group_id=").count(), 1, "{after}");
+    let web_line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("group_id=") && l.contains("nat(dst=10.10.0.3:8080)"))
+            .map(|l| l.split(',').next().unwrap_or_default().to_string())
+    };
+    assert!(
+        web_line(&after).is_some_and(|id| before.contains(&id)),
+        "{before}\n{after}"
+    );
+    assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
+    let flows = a.dump_flows("osbr");
+    assert!(!flows.contains("10.10.0.201"), "{flows}");
 }
