@@ -41,7 +41,10 @@ pub fn group_id(tenant: &str, service: &str, transport: Transport, port: u16) ->
     ((h ^ (h >> 32)) as u32 & GROUP_ID_MASK).max(1)
 }
 
-fn l4(transport: Transport) -> (u8, fn(u16) -> Field, fn(u16) -> Field) {
+/// A transport's IP protocol number, its destination-port field and its source-port field.
+type L4 = (u8, fn(u16) -> Field, fn(u16) -> Field);
+
+fn l4(transport: Transport) -> L4 {
     match transport {
         Transport::Tcp => (6, Field::TcpDst, Field::TcpSrc),
         Transport::Udp => (17, Field::UdpDst, Field::UdpSrc),
