@@ -258,6 +258,14 @@ fn a_vip_balances_over_providers_on_two_hosts_and_keeps_open_connections() {
         !sa.apply(&web(&all)).unwrap(),
         "the same services again: nothing"
     );
+    // Services of a tenant with no network here render nothing (no tenant number, no zone):
+    // nothing is sent, the other tenant's groups and flows stay as they are.
+    let mut ghost = web(&all);
+    ghost.tenant = "ghost".into();
+    assert!(
+        !sa.apply(&ghost).unwrap(),
+        "a tenant without a network here changed the switch"
+    );
     assert!(sb.apply(&web(&all)).unwrap());
 
     // New TCP connections spread over every provider (one here, two across).
