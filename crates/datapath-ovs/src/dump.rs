@@ -174,6 +174,8 @@ pub fn match_text(m: &Match) -> String {
             Field::ArpSha(v, _) => format!("arp_sha={}", mac(v)),
             Field::ArpTha(v, _) => format!("arp_tha={}", mac(v)),
             Field::TunnelId(v, m) => format!("tun_id={}", hex_masked(*v, *m)),
+            // ovs-ofctl writes an exact 0 as `0`, not `0x0`.
+            Field::Reg(r, 0, None) => format!("reg{r}=0"),
             Field::Reg(r, v, m) => format!("reg{r}={}", hex_masked(*v, *m)),
             Field::CtState(v, m) => format!("ct_state={}", ct_state_text(*v, *m)),
             Field::CtZone(z) => format!("ct_zone={z}"),
@@ -192,8 +194,9 @@ fn set_field_text(f: &Field) -> String {
         Field::EthDst(m, _) => format!("set_field:{}->eth_dst", mac(m)),
         Field::TunnelId(v, _) => format!("set_field:{v:#x}->tun_id"),
         Field::Reg(r, v, _) => format!("set_field:{v:#x}->reg{r}"),
-        Field::Ipv4Dst(a, _) => format!("mod_nw_dst:{a}"),
-        Field::Ipv4Src(a, _) => format!("mod_nw_src:{a}"),
+        // OpenFlow 1.3's set_field (ovs-ofctl writes mod_nw_* only for OpenFlow 1.0's actions).
+        Field::Ipv4Dst(a, _) => format!("set_field:{a}->ip_dst"),
+        Field::Ipv4Src(a, _) => format!("set_field:{a}->ip_src"),
         Field::ArpOp(o) => format!("set_field:{o}->arp_op"),
         Field::ArpSha(m, _) => format!("set_field:{}->arp_sha", mac(m)),
         Field::ArpSpa(a, _) => format!("set_field:{a}->arp_spa"),

@@ -312,9 +312,10 @@ fn hairpin(out: &mut Out, d: &Desired<'_>, nets: &[&NetworkSpec], zone: u16, svc
                 Table::MacDest,
                 PRIO_HIGH + 1,
                 own,
+                // OVS's field order (metadata before the port), so dumps compare line for line.
                 vec![
-                    Field::InPort(port),
                     meta(&net_meta(n)),
+                    Field::InPort(port),
                     Field::EthDst(ep.mac.octets(), None),
                 ],
                 vec![Instruction::ApplyActions(vec![Action::Output {

@@ -648,7 +648,7 @@ fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_group
     let hairpin = |r: &Rendered| {
         dump(&r.flows)
             .lines()
-            .filter(|l| l.contains("mod_nw_src") || l.contains("mod_nw_dst"))
+            .filter(|l| l.contains("->ip_src") || l.contains("->ip_dst"))
             .count()
     };
     assert_eq!(hairpin(&r1), 3, "IP rewrite + one answer per target port");
