@@ -385,4 +385,30 @@ fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
     assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
     let flows = a.dump_flows("osbr");
     assert!(!flows.contains("10.10.0.201"), "{flows}");
+
+    // ovs-vswitchd restarted under the running driver: it holds no group, the driver sends
+    // the group again with the flows, and the VIP answers again.
+    let old = a.pid("ovs-vswitchd").unwrap();
+    a.exec(&["ovs-appctl", "-t", "ovs-vswitchd", "exit"]);
+    let t = std::time::Instant::now();
+    // SAFETY: kill with signal 0 only asks whether our own daemon's pid is still there.
+    while unsafe { libc::kill(old, 0) } == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "vswitchd did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.start_vswitchd();
+    let t = std::time::Instant::now();
+    while connect(&w2).map(|c| c.1) != Ok("p3".to_string()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "VIP not back after a vswitchd restart: {}",
+            a.dump_groups("osbr")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("VIP answered {:?} after vswitchd started", t.elapsed());
+    assert_eq!(a.dump_groups("osbr").matches("group_id=").count(), 1);
 }
