@@ -17,6 +17,7 @@ pub mod groups;
 pub mod pipeline;
 pub mod render;
 pub mod switch;
+pub mod unixctl;
 
 pub use driver::{OvsConfig, OvsDatapath, OvsPolicy, OvsServices};
 pub use groups::{GroupNumbers, GroupNumbersError};

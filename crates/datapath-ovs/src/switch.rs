@@ -203,9 +203,25 @@ impl OvsSwitch {
         Ok(self.vsw.clear_flow_restore_wait().await?)
     }
 
+    /// Whether the switch holds flows of `category` from an earlier round (a previous run's).
+    pub fn holds_old(&self, category: crate::pipeline::Category) -> bool {
+        let (mine, cat) = (u64::from(self.round) << 48, (category as u64) << 40);
+        self.installed.iter().any(|f| {
+            f.cookie & COOKIE_ROUND_MASK != mine
+                && f.cookie & crate::pipeline::COOKIE_CATEGORY_MASK == cat
+        })
+    }
+
     /// The round this run installs under.
     pub fn round(&self) -> u16 {
         self.round
+    }
+
+    /// The directory of ovsdb-server's unix socket, where OVS keeps its pidfiles and control
+    /// sockets too (`None` over TCP).
+    pub fn rundir(&self) -> Option<std::path::PathBuf> {
+        let sock = std::path::Path::new(self.cfg.ovsdb.strip_prefix("unix:")?);
+        Some(sock.parent()?.to_path_buf())
     }
 
     pub fn bridge(&self) -> &str {

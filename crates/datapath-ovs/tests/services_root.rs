@@ -297,10 +297,31 @@ fn a_vip_balances_over_providers_on_two_hosts_and_keeps_open_connections() {
             open.entry(name).or_insert(s);
         }
     }
-    // p5 leaves the service (it keeps running): new connections never reach it, both open
-    // connections keep echoing (conntrack holds their provider).
+    // p5 stops answering (its link down), so connections that pick it hang in SYN_SENT; then
+    // it leaves the service (it keeps running): those unanswered connections are dropped from
+    // conntrack and their retransmission (~1 s) picks another provider; new connections never
+    // reach p5; both open connections keep echoing (conntrack holds their provider).
+    b.exec(&[
+        "ip", "netns", "exec", &w5, "ip", "link", "set", "eth0", "down",
+    ]);
+    let pending: Vec<_> = (0..12)
+        .map(|_| {
+            let w2 = w2.clone();
+            std::thread::spawn(move || connect(&w2).map(|c| c.1))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     assert!(sa.apply(&web(&[e3.ip.addr(), e4.ip.addr()])).unwrap());
     settle(&a);
+    let answered: Vec<Result<String, String>> =
+        pending.into_iter().map(|t| t.join().unwrap()).collect();
+    b.exec(&[
+        "ip", "netns", "exec", &w5, "ip", "link", "set", "eth0", "up",
+    ]);
+    assert!(
+        answered.iter().all(|r| r.as_ref().is_ok_and(|n| n != "p5")),
+        "connections in flight when p5 left: {answered:?}"
+    );
     let got = tally(&w2, 40);
     assert!(!got.contains_key("p5"), "{got:?}");
     assert_eq!(got.len(), 2, "{got:?}");
@@ -359,18 +380,30 @@ fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
     assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
     drop(dp);
 
-    // The next run declares only web: its group (the same id) is taken over in place, api's
-    // goes with the previous round's flows once everything is declared.
+    // The next run declares only web, after its reconcile (as the agent does): until its
+    // first service pass the previous run's service flows and groups stay whole, so both VIPs
+    // keep balancing; then web's group (the same id) is taken over in place and api's goes.
     let dp = start(&a, Ipv4Addr::new(192, 0, 2, 1));
+    let services = dp.service_driver();
     dp.ensure_network(&net()).unwrap();
-    dp.service_driver().apply(&web(&[e3.ip.addr()])).unwrap();
+    dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
+        .unwrap();
     assert_eq!(
         a.dump_groups("osbr").matches("group_id=").count(),
         2,
-        "nothing deleted before the resync"
+        "nothing deleted before the first service pass"
     );
-    dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
-        .unwrap();
+    assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
+    let api_vip = SocketAddr::from((Ipv4Addr::new(10, 10, 0, 201), 81));
+    assert!(
+        in_ns(&w2, move || TcpStream::connect_timeout(
+            &api_vip,
+            Duration::from_secs(2)
+        ))
+        .is_ok(),
+        "api (not declared yet) still balanced during the hold"
+    );
+    services.apply(&web(&[e3.ip.addr()])).unwrap();
     let after = a.dump_groups("osbr");
     assert_eq!(after.matches("group_id=").count(), 1, "{after}");
     let web_line = |t: &str| {

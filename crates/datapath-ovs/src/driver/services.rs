@@ -50,8 +50,15 @@ impl ServiceDriver for OvsServices {
         self.core.with(move |i| {
             Box::pin(async move {
                 let tenant = desired.tenant.clone();
+                // This run's first service pass ends the hold on the previous run's service
+                // flows (see `Inner::settled`): converge then even when unchanged.
+                let was_settled = i.settled();
+                i.hold_services = false;
                 let want = (!desired.services.is_empty()).then_some(desired);
                 if i.state.services.get(&tenant) == want.as_ref() {
+                    if !was_settled && i.settled() {
+                        converge(i, &format!("services of tenant {tenant}")).await?;
+                    }
                     return Ok(false);
                 }
                 Ok(install(i, &tenant, want).await? > 0)
@@ -63,8 +70,12 @@ impl ServiceDriver for OvsServices {
         let tenant = tenant.to_string();
         self.core.with(move |i| {
             Box::pin(async move {
+                let was_settled = i.settled();
+                i.hold_services = false;
                 if i.state.services.contains_key(&tenant) {
                     install(i, &tenant, None).await?;
+                } else if !was_settled && i.settled() {
+                    converge(i, &format!("services of tenant {tenant}")).await?;
                 }
                 Ok(())
             })

@@ -32,6 +32,8 @@ pub(super) struct State {
     groups: GroupNumbers,
     /// The service balancing applied per tenant (what [`super::OvsServices`] installed).
     pub services: BTreeMap<String, contiv_datapath::TenantServices>,
+    /// The service bindings of the last rendering the switch took.
+    pub bindings: std::collections::BTreeSet<crate::render::Binding>,
     /// The rule of each policy cookie's object id, from the last rendering (for counters).
     pub rules: BTreeMap<u64, RuleId>,
 }

@@ -60,6 +60,9 @@ pub struct Rendered {
     /// The select groups the flows name (group-mods with `Add`, sorted by id): groups carry
     /// no cookie, so they are owned by id, which [`group_id`] derives from the service port.
     pub groups: Vec<GroupMod>,
+    /// Every (VIP port → provider) choice the service flows offer: when one goes, the agent
+    /// drops the unanswered connections that took it (see [`crate::unixctl`]).
+    pub bindings: BTreeSet<Binding>,
     /// Policy rule of each policy cookie's object id: flow stats by cookie give per-rule
     /// counters. The id is a hash of the rule, its group and direction, so it stays the same
     /// while the rule does, whatever else changes.
@@ -67,6 +70,18 @@ pub struct Rendered {
     /// Objects left out for now, with why (no ofport yet, an unknown network ...). Rendering
     /// again once they are resolved brings them in.
     pub pending: Vec<String>,
+}
+
+/// One provider of one service port, in a tenant's conntrack zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Binding {
+    pub zone: u16,
+    /// IP protocol number (6, 17).
+    pub proto: u8,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub provider: Ipv4Addr,
+    pub target: u16,
 }
 
 /// Renders every flow of the pipeline for `d`.
@@ -123,6 +138,10 @@ impl Out {
 
     pub(crate) fn group(&mut self, g: GroupMod) {
         self.r.groups.push(g);
+    }
+
+    pub(crate) fn binding(&mut self, b: Binding) {
+        self.r.bindings.insert(b);
     }
 
     pub(crate) fn pending(&mut self, why: String) {

@@ -26,7 +26,7 @@ use contiv_openflow::{
 };
 
 use super::forwarding::{ct_nat, meta, net_meta, write_meta};
-use super::{fnv1a, Desired, Out};
+use super::{fnv1a, Binding, Desired, Out};
 use crate::pipeline::*;
 
 const ETH_IP: u16 = 0x0800;
@@ -116,6 +116,16 @@ pub(super) fn services(out: &mut Out, d: &Desired<'_>) {
                 // No provider: no group; the VIP's packets go on and meet no route (dropped).
                 if svc.providers.is_empty() {
                     continue;
+                }
+                for provider in &svc.providers {
+                    out.binding(Binding {
+                        zone,
+                        proto: l4(p.transport).0,
+                        vip: svc.vip,
+                        port: p.port,
+                        provider: *provider,
+                        target: p.target,
+                    });
                 }
                 match p.transport {
                     Transport::Tcp => tcp_port(out, &mut used, &ts.tenant, zone, svc, p),
