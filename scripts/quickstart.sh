@@ -186,8 +186,8 @@ start_netplugin() { # start_netplugin host-index netmaster-urls
   local i=$1 d="$QS_DIR/h$(($1 + 1))"
   local dp=(--underlay-if ul0)
   if [[ $DATAPATH == ovs ]]; then
-    # Policy is the pipeline's own (`--policy auto` = openflow); it balances no services yet
-    # (`--services auto` = none on ovs, said in the agent's log).
+    # Policy and service balancing are the pipeline's own (`--policy/--services auto` =
+    # openflow).
     dp=(--underlay-if "$OVS_PHY" --datapath ovs --ovsdb "unix:$(ovs_dir "$i")/db.sock"
       --ovs-bridge "$OVS_BR")
   fi
@@ -452,7 +452,8 @@ up() {
   echo
   if [[ $DATAPATH == ovs ]]; then
     # The rest (source-guard counters, service balancing, the move to etcd) is the Linux
-    # driver's demo: the OVS pipeline balances no services yet.
+    # driver's demo; the OVS pipeline balances services too (tests/e2e_services.rs runs on
+    # both datapaths).
     ovs_flows
     return
   fi

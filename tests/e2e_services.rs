@@ -1,7 +1,9 @@
 //! End-to-end east-west service load balancing: netmaster + one netplugin per simulated host,
 //! providers and clients attached through contivk8s with labels in `CNI_ARGS`, real TCP and UDP
-//! to the serviceLB's VIP from workload namespaces on both hosts. Root only.
+//! to the serviceLB's VIP from workload namespaces on both hosts, on both datapaths (nftables DNAT
+//! in tenant namespaces; the OVS pipeline's select groups). Root only.
 
+#[macro_use]
 mod common;
 
 use common::bins;
@@ -13,7 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use contiv_netplugin::testbed::{
-    connect_named, eventually, in_netns, require_root, tally_named, Cluster, NamedServer, Workload,
+    connect_named, eventually, in_netns, require_root, tally_named, Cluster, NamedServer,
+    TestDatapath, Workload,
 };
 use serde_json::{json, Value};
 
@@ -78,11 +81,14 @@ fn relabel(c: &Cluster, w: &Workload, labels: Value) {
     }
 }
 
-#[test]
-#[ignore = "needs root"]
-fn a_service_balances_tcp_and_udp_over_providers_on_two_hosts() {
+on_both_datapaths!(
+    a_service_balances_tcp_and_udp_over_providers_on_two_hosts,
+    a_provider_side_deny_blocks_vip_traffic_on_both_hosts,
+);
+
+fn a_service_balances_tcp_and_udp_over_providers_on_two_hosts(dp: TestDatapath) {
     require_root();
-    let c = Cluster::start(bins(), 2, &[]).expect("cluster");
+    let c = Cluster::start_on(bins(), dp, 2, &[]).expect("cluster");
     c.create_tenant(T).expect("tenant");
     c.create_network(T, NET, "10.61.0.0/24", "10.61.0.1")
         .expect("network");
@@ -213,11 +219,9 @@ fn a_service_balances_tcp_and_udp_over_providers_on_two_hosts() {
     drop(kept);
 }
 
-#[test]
-#[ignore = "needs root"]
-fn a_provider_side_deny_blocks_vip_traffic_on_both_hosts() {
+fn a_provider_side_deny_blocks_vip_traffic_on_both_hosts(dp: TestDatapath) {
     require_root();
-    let c = Cluster::start(bins(), 2, &[]).expect("cluster");
+    let c = Cluster::start_on(bins(), dp, 2, &[]).expect("cluster");
     c.create_tenant(T).expect("tenant");
     c.create_network(T, NET, "10.62.0.0/24", "10.62.0.1")
         .expect("network");
@@ -290,8 +294,12 @@ fn a_provider_side_deny_blocks_vip_traffic_on_both_hosts() {
     }));
 }
 
-/// The service table of the test tenant on host `h` (`nft list`).
+/// The service balancing of the test tenant on host `h`: its nftables table (`nft list`,
+/// Linux), the bridge's groups (`ovs-ofctl dump-groups`, OVS).
 fn lb_table(c: &Cluster, h: usize) -> String {
+    if let Some(ovs) = c.ovs(h) {
+        return ovs.dump_groups().expect("dump-groups");
+    }
     let out = std::process::Command::new("nsenter")
         .arg(format!("--net={}", c.tenant_ns(h, T).display()))
         .args(["nft", "list", "table", "ip", "contiv_lb"])

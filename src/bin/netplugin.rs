@@ -47,18 +47,13 @@ fn drivers(flags: &Flags) -> Result<Drivers, RunError> {
                 })),
             })
         }
-        DatapathKind::Ovs => ovs(flags, policy),
+        DatapathKind::Ovs => ovs(flags, policy, services),
     }
 }
 
-/// The OVS datapath with its policy driver (flows in the same pipeline). Service balancing is
-/// not in its pipeline yet: none, said in the log.
-fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
-    if flags.services == ServicesKind::Auto {
-        tracing::warn!(
-            "--datapath ovs balances no services yet: serviceLB VIPs are not reachable on this host"
-        );
-    }
+/// The OVS datapath with its policy and service drivers (flows in the same pipeline) and the
+/// tenant DNS namespaces its DNS servers bind in.
+fn ovs(flags: &Flags, policy: PolicyKind, services: ServicesKind) -> Result<Drivers, RunError> {
     // Each tenant's DNS server binds in the tenant DNS namespace the driver makes.
     let dns_ns = DnsNetns {
         dir: flags.netns_dir.clone(),
@@ -82,12 +77,16 @@ fn ovs(flags: &Flags, policy: PolicyKind) -> Result<Drivers, RunError> {
         PolicyKind::Openflow => dp.policy_driver(),
         _ => Arc::new(NoPolicy),
     };
+    let svc: Arc<dyn ServiceDriver> = match services {
+        ServicesKind::Openflow => dp.service_driver(),
+        _ => Arc::new(NoServices),
+    };
     Ok(Drivers {
         name: "ovs",
         dp: Arc::new(dp),
         pol,
         qos: Arc::new(NoQos),
-        svc: Arc::new(NoServices),
+        svc,
         netns_alive: Arc::new(|p: &std::path::Path| netns::is_netns(p)),
         dns: Some(Arc::new(NetnsBinder {
             path: Arc::new(move |t: &str| dns_ns.path(t)),

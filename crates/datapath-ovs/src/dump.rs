@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use contiv_openflow::{
     ct_state, Action, Ct, Field, FlowMod, FlowModCommand, Instruction, Mac, Match, NX_CT_F_COMMIT,
-    NX_CT_RECIRC_NONE, OFPP_CONTROLLER, OFPP_IN_PORT,
+    NX_CT_RECIRC_NONE, NX_NAT_F_DST, NX_NAT_F_SRC, OFPP_CONTROLLER, OFPP_IN_PORT,
 };
 
 const ETH_IP: u16 = 0x0800;
@@ -174,6 +174,8 @@ pub fn match_text(m: &Match) -> String {
             Field::ArpSha(v, _) => format!("arp_sha={}", mac(v)),
             Field::ArpTha(v, _) => format!("arp_tha={}", mac(v)),
             Field::TunnelId(v, m) => format!("tun_id={}", hex_masked(*v, *m)),
+            // ovs-ofctl writes an exact 0 as `0`, not `0x0`.
+            Field::Reg(r, 0, None) => format!("reg{r}=0"),
             Field::Reg(r, v, m) => format!("reg{r}={}", hex_masked(*v, *m)),
             Field::CtState(v, m) => format!("ct_state={}", ct_state_text(*v, *m)),
             Field::CtZone(z) => format!("ct_zone={z}"),
@@ -192,8 +194,9 @@ fn set_field_text(f: &Field) -> String {
         Field::EthDst(m, _) => format!("set_field:{}->eth_dst", mac(m)),
         Field::TunnelId(v, _) => format!("set_field:{v:#x}->tun_id"),
         Field::Reg(r, v, _) => format!("set_field:{v:#x}->reg{r}"),
-        Field::Ipv4Dst(a, _) => format!("mod_nw_dst:{a}"),
-        Field::Ipv4Src(a, _) => format!("mod_nw_src:{a}"),
+        // OpenFlow 1.3's set_field (ovs-ofctl writes mod_nw_* only for OpenFlow 1.0's actions).
+        Field::Ipv4Dst(a, _) => format!("set_field:{a}->ip_dst"),
+        Field::Ipv4Src(a, _) => format!("set_field:{a}->ip_src"),
         Field::ArpOp(o) => format!("set_field:{o}->arp_op"),
         Field::ArpSha(m, _) => format!("set_field:{}->arp_sha", mac(m)),
         Field::ArpSpa(a, _) => format!("set_field:{a}->arp_spa"),
@@ -215,10 +218,97 @@ fn ct_text(ct: &Ct) -> String {
     } else {
         args.push(format!("zone=field?{:#x}", ct.zone_src));
     }
-    if !ct.actions.is_empty() {
-        args.push(format!("exec({})", actions_text(&ct.actions)));
+    // As ovs-ofctl: a leading nat outside the exec envelope.
+    let mut rest = &ct.actions[..];
+    if let Some((Action::Nat(nat), tail)) = rest.split_first() {
+        args.push(nat_text(nat));
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        args.push(format!("exec({})", actions_text(rest)));
     }
     format!("ct({})", args.join(","))
+}
+
+/// NXAST_MULTIPATH (as the renderers write it: a register's bits 0-15) as ovs-ofctl writes it.
+fn multipath_text(data: &[u8]) -> Option<String> {
+    let be16 = |i: usize| Some(u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]));
+    if be16(0)? != 10 || data.len() != 24 {
+        return None;
+    }
+    let fields = match be16(2)? {
+        0 => "eth_src",
+        1 => "symmetric_l4",
+        2 => "symmetric_l3l4",
+        3 => "symmetric_l3l4+udp",
+        _ => return None,
+    };
+    let alg = match be16(8)? {
+        0 => "modulo_n",
+        1 => "hash_threshold",
+        2 => "hrw",
+        3 => "iter_hash",
+        _ => return None,
+    };
+    let dst = u32::from_be_bytes([data[20], data[21], data[22], data[23]]);
+    let ofs_nbits = be16(18)?;
+    let (ofs, n) = (ofs_nbits >> 6, (ofs_nbits & 0x3f) + 1);
+    let reg = (dst >> 9) & 0x7f;
+    Some(format!(
+        "multipath({fields},{},{alg},{},{},NXM_NX_REG{reg}[{ofs}..{}])",
+        be16(4)?,
+        be16(10)? + 1,
+        u32::from_be_bytes([data[12], data[13], data[14], data[15]]),
+        ofs + n - 1
+    ))
+}
+
+/// `nat`, `nat(dst=10.1.0.2:8080)`, as ovs-ofctl writes them.
+fn nat_text(nat: &contiv_openflow::Nat) -> String {
+    let kind = if nat.flags & NX_NAT_F_SRC != 0 {
+        "src"
+    } else if nat.flags & NX_NAT_F_DST != 0 {
+        "dst"
+    } else {
+        return "nat".into();
+    };
+    let mut s = format!("nat({kind}=");
+    if let Some(a) = nat.ipv4_min {
+        s.push_str(&a.to_string());
+        if let Some(b) = nat.ipv4_max.filter(|b| *b != a) {
+            s.push_str(&format!("-{b}"));
+        }
+    }
+    if let Some(p) = nat.proto_min {
+        s.push_str(&format!(":{p}"));
+        if let Some(q) = nat.proto_max.filter(|q| *q != p) {
+            s.push_str(&format!("-{q}"));
+        }
+    }
+    s.push(')');
+    s
+}
+
+/// Groups, one line each, sorted by id: `group_id=N,type=select,bucket=actions=...,...`.
+pub fn dump_groups(groups: &[contiv_openflow::GroupMod]) -> String {
+    let mut lines: Vec<(u32, String)> = groups
+        .iter()
+        .map(|g| {
+            let kind = match g.group_type {
+                contiv_openflow::GroupType::All => "all",
+                contiv_openflow::GroupType::Select => "select",
+                contiv_openflow::GroupType::Indirect => "indirect",
+                contiv_openflow::GroupType::FastFailover => "ff",
+            };
+            let mut line = format!("group_id={},type={kind}", g.group_id);
+            for b in &g.buckets {
+                line.push_str(&format!(",bucket=actions={}", actions_text(&b.actions)));
+            }
+            (g.group_id, line)
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l + "\n").collect()
 }
 
 fn actions_text(actions: &[Action]) -> String {
@@ -249,6 +339,9 @@ fn actions_text(actions: &[Action]) -> String {
             }
             Action::Resubmit { in_port, table } => format!("resubmit({in_port},{table})"),
             Action::Ct(ct) => ct_text(ct),
+            Action::Experimenter { data, .. } if multipath_text(data).is_some() => {
+                multipath_text(data).unwrap_or_default()
+            }
             other => format!("action?{other:?}"),
         });
     }

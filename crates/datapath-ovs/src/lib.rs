@@ -17,7 +17,8 @@ pub mod groups;
 pub mod pipeline;
 pub mod render;
 pub mod switch;
+pub mod unixctl;
 
-pub use driver::{DnsNetns, OvsConfig, OvsDatapath, OvsPolicy};
+pub use driver::{DnsNetns, OvsConfig, OvsDatapath, OvsPolicy, OvsServices};
 pub use groups::{GroupNumbers, GroupNumbersError};
 pub use render::{render, Desired, Ports, Rendered};

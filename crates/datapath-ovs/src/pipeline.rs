@@ -116,6 +116,13 @@ pub const ETH_8021Q: u16 = 0x8100;
 /// NXM register 0: the destination's group (0: none), set by DST_GRP.
 pub const REG_DST_GROUP: u8 = 0;
 
+/// NXM register 1: SRV_PROXY's pick of a UDP service's provider (bits 0-15, by `multipath`).
+pub const REG_SRV_LINK: u8 = 1;
+/// NXM register 2: 1 once SRV_PROXY picked (the table is entered again with the pick).
+pub const REG_SRV_PICKED: u8 = 2;
+/// At most this many providers of a UDP service port are balanced over (the pick's 16 bits).
+pub const SRV_LINK_MAX: u16 = 0xffff;
+
 /// Cookie layout: round (16 bits) | category (8 bits) | object id (40 bits). A new agent run
 /// installs everything under a new round and deletes the old round by cookie mask.
 pub const COOKIE_ROUND_MASK: u64 = 0xffff << 48;
@@ -134,6 +141,8 @@ pub enum Category {
     /// A tenant's DNS port (the agent's DNS server for that tenant); the object id is its
     /// ofport.
     Dns = 6,
+    /// Service balancing (SRV_PROXY, the VIP's ARP answer, hairpin rewrites).
+    Service = 7,
 }
 
 /// The cookie of a flow of `category`, object `id`, agent round `round`.

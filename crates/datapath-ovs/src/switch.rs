@@ -7,9 +7,11 @@
 
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use contiv_openflow::{
-    ConnOptions, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest, Message, MultipartReply,
-    MultipartRequest, Switch,
+    ConnOptions, FlowMod, FlowModCommand, FlowStats, FlowStatsRequest, GroupMod, GroupModCommand,
+    GroupType, Message, MultipartReply, MultipartRequest, Switch,
 };
 use contiv_ovsdb::vswitch::{BridgeSpec, PortSpec, Vswitch};
 use contiv_ovsdb::{Client, ClientOptions};
@@ -67,6 +69,11 @@ pub struct OvsSwitch {
     round: u16,
     /// What the switch holds (read on start, then kept as each bundle commits).
     installed: Vec<FlowMod>,
+    /// The groups this run installed (group id → group-mod as sent, command `Add`).
+    groups: BTreeMap<u32, GroupMod>,
+    /// Group ids the switch held when this run found it (start, reconnect) that it has not
+    /// installed since: an earlier run's, deleted once the earlier round's flows are (prune).
+    found_groups: BTreeSet<u32>,
     next_bundle: u32,
     /// Whether this start made the bridge (a start that fails later takes it away again).
     created: bool,
@@ -99,10 +106,13 @@ impl OvsSwitch {
             sw,
             round: 0,
             installed: vec![],
+            groups: BTreeMap::new(),
+            found_groups: BTreeSet::new(),
             next_bundle: 1,
             created,
         };
         s.installed = s.read_flows().await?;
+        s.found_groups = s.read_group_ids().await?;
         let last = s
             .installed
             .iter()
@@ -176,6 +186,13 @@ impl OvsSwitch {
                 source,
             })?;
         self.installed = self.read_flows().await?;
+        // A restarted vswitchd holds no group: every one is sent again with the next apply.
+        let found = self.read_group_ids().await?;
+        self.groups.retain(|id, _| found.contains(id));
+        self.found_groups = found
+            .into_iter()
+            .filter(|id| !self.groups.contains_key(id))
+            .collect();
         Ok(())
     }
 
@@ -186,9 +203,25 @@ impl OvsSwitch {
         Ok(self.vsw.clear_flow_restore_wait().await?)
     }
 
+    /// Whether the switch holds flows of `category` from an earlier round (a previous run's).
+    pub fn holds_old(&self, category: crate::pipeline::Category) -> bool {
+        let (mine, cat) = (u64::from(self.round) << 48, (category as u64) << 40);
+        self.installed.iter().any(|f| {
+            f.cookie & COOKIE_ROUND_MASK != mine
+                && f.cookie & crate::pipeline::COOKIE_CATEGORY_MASK == cat
+        })
+    }
+
     /// The round this run installs under.
     pub fn round(&self) -> u16 {
         self.round
+    }
+
+    /// The directory of ovsdb-server's unix socket, where OVS keeps its pidfiles and control
+    /// sockets too (`None` over TCP).
+    pub fn rundir(&self) -> Option<std::path::PathBuf> {
+        let sock = std::path::Path::new(self.cfg.ovsdb.strip_prefix("unix:")?);
+        Some(sock.parent()?.to_path_buf())
     }
 
     pub fn bridge(&self) -> &str {
@@ -250,18 +283,63 @@ impl OvsSwitch {
                     || !old.contains(&key(m.table_id, m.priority, &m.r#match))
             });
         }
+        // Groups: added or replaced (OVS's add-or-modify: a group an earlier run left is
+        // converged in place) before the flows that name them, deleted after the flows that
+        // named them are gone (OVS deletes the flows naming a deleted group). One bundle.
+        let want: BTreeMap<u32, &GroupMod> = r.groups.iter().map(|g| (g.group_id, g)).collect();
+        let mut upserts = vec![];
+        for (id, g) in &want {
+            if self.groups.get(id) != Some(*g) {
+                let mut m = (*g).clone();
+                m.command = GroupModCommand::AddOrModify;
+                upserts.push(m);
+            }
+        }
+        let mut gone: Vec<u32> = self
+            .groups
+            .keys()
+            .filter(|id| !want.contains_key(id))
+            .copied()
+            .collect();
+        if prune {
+            gone.extend(self.found_groups.iter().filter(|id| !want.contains_key(id)));
+        }
+        let deletes: Vec<GroupMod> = gone
+            .iter()
+            .map(|&group_id| GroupMod {
+                command: GroupModCommand::Delete,
+                group_type: GroupType::All,
+                group_id,
+                buckets: vec![],
+            })
+            .collect();
         let stale = prune
             && self
                 .installed
                 .iter()
                 .any(|f| f.cookie & COOKIE_ROUND_MASK != u64::from(self.round) << 48);
-        if !mods.is_empty() {
-            let msgs: Vec<Message> = mods.iter().cloned().map(Message::FlowMod).collect();
+        let sent = mods.len() + upserts.len() + deletes.len();
+        if sent > 0 {
+            let msgs: Vec<Message> = upserts
+                .iter()
+                .cloned()
+                .map(Message::GroupMod)
+                .chain(mods.iter().cloned().map(Message::FlowMod))
+                .chain(deletes.iter().cloned().map(Message::GroupMod))
+                .collect();
             let id = self.bundle_id();
             self.sw
                 .bundle(id, &msgs)
                 .await
                 .map_err(SwitchError::Flows)?;
+        }
+        for g in upserts {
+            self.found_groups.remove(&g.group_id);
+            self.groups.insert(g.group_id, want[&g.group_id].clone());
+        }
+        for id in &gone {
+            self.groups.remove(id);
+            self.found_groups.remove(id);
         }
         self.installed = if prune {
             r.flows.clone()
@@ -283,7 +361,29 @@ impl OvsSwitch {
                 self.sw.bundle(id, &del).await.map_err(SwitchError::Flows)?;
             }
         }
-        Ok(mods.len())
+        Ok(sent)
+    }
+
+    /// The ids of every group the switch holds (group description stats).
+    pub async fn read_group_ids(&self) -> Result<BTreeSet<u32>, SwitchError> {
+        let replies = self
+            .sw
+            .multipart(MultipartRequest::Other {
+                typ: OFPMP_GROUP_DESC,
+                flags: 0,
+                body: vec![],
+            })
+            .await
+            .map_err(SwitchError::Flows)?;
+        let mut ids = BTreeSet::new();
+        for r in replies {
+            if let MultipartReply::Other { typ, body, .. } = r {
+                if typ == OFPMP_GROUP_DESC {
+                    ids.extend(group_desc_ids(&body));
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn old_rounds(&self) -> Result<Vec<u16>, SwitchError> {
@@ -327,6 +427,25 @@ impl OvsSwitch {
     }
 }
 
+/// OFPMP_GROUP_DESC.
+const OFPMP_GROUP_DESC: u16 = 7;
+
+/// The group ids of a group description reply's body (`ofp_group_desc`s: length, type, pad,
+/// group id, buckets); a truncated entry ends the list.
+fn group_desc_ids(body: &[u8]) -> Vec<u32> {
+    let mut ids = vec![];
+    let mut rest = body;
+    while rest.len() >= 8 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        ids.push(u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]));
+        if len < 8 || len > rest.len() {
+            break;
+        }
+        rest = &rest[len..];
+    }
+    ids
+}
+
 /// ovs-vswitchd's management socket for the bridge, `<rundir>/<bridge>.mgmt`, where the rundir
 /// is the directory of ovsdb-server's unix socket (OVS puts both there); `None` over TCP.
 pub fn mgmt_socket(cfg: &SwitchConfig) -> Option<std::path::PathBuf> {
@@ -337,6 +456,19 @@ pub fn mgmt_socket(cfg: &SwitchConfig) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_ids_are_read_from_group_descriptions() {
+        let mut body = vec![];
+        for (id, len) in [(7u32, 8u16), (0x0123_4567, 24)] {
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(&[1, 0]);
+            body.extend_from_slice(&id.to_be_bytes());
+            body.resize(body.len() + usize::from(len) - 8, 0);
+        }
+        assert_eq!(group_desc_ids(&body), vec![7, 0x0123_4567]);
+        assert_eq!(group_desc_ids(&body[..4]), Vec::<u32>::new());
+    }
 
     #[test]
     fn the_management_socket_sits_beside_ovsdb_servers() {

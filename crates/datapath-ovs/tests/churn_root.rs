@@ -4,6 +4,8 @@
 //! switch's flow dump equals the rendering of the final desired state line for line (no stale
 //! flow, no duplicate). The same with the driver's process killed with SIGKILL in the middle of
 //! the churn and a new driver given the final desired state (as the agent's reconcile gives it).
+//! A service over every attached workload follows the churn (its select group, UDP and hairpin
+//! flows change with each workload change), so services converge exactly too.
 
 mod common;
 
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::{ip, run, Host};
 use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, PolicyDriver,
+    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
+    PolicyDriver, ServiceDriver, ServicePort, ServiceSpec, TenantServices,
 };
 use contiv_datapath_ovs::driver::plumb::host_ifname;
 use contiv_datapath_ovs::switch::SwitchConfig;
@@ -88,6 +91,25 @@ fn ep(n: u8, ns: &str) -> LocalEndpoint {
 }
 
 const GROUPS: [&str; 3] = ["web", "db", "app"];
+
+/// Service `demo:web` (VIP 10.10.0.250, tcp 80 → 8080, udp 53 → 5353) over every attached
+/// workload: each workload change changes its providers (a group-mod, UDP flows, hairpin flows).
+fn services(attached: &BTreeSet<u8>, ns: &str) -> TenantServices {
+    let mut providers: Vec<Ipv4Addr> = attached.iter().map(|n| ep(*n, ns).ip.addr()).collect();
+    providers.sort();
+    TenantServices {
+        tenant: "demo".into(),
+        services: vec![ServiceSpec {
+            name: "demo:web".into(),
+            vip: Ipv4Addr::new(10, 10, 0, 250),
+            ports: ["80:8080:TCP", "53:5353:UDP"]
+                .iter()
+                .filter_map(|p| ServicePort::parse(p))
+                .collect(),
+            providers,
+        }],
+    }
+}
 
 /// xorshift64*: the same sequence from the same seed in every run, no dependency.
 struct Rng(u64);
@@ -241,6 +263,7 @@ fn final_state(steps: &[Step], ns: &str) -> (BTreeSet<u8>, TenantPolicy) {
 /// Runs `steps` through the driver's API; `progress` is told how many are done.
 fn churn(dp: &OvsDatapath, ns: &str, steps: &[Step], mut progress: impl FnMut(usize)) {
     let pol = dp.policy_driver();
+    let svc = dp.service_driver();
     for n in networks() {
         dp.ensure_network(&n).unwrap();
     }
@@ -256,6 +279,7 @@ fn churn(dp: &OvsDatapath, ns: &str, steps: &[Step], mut progress: impl FnMut(us
                     dp.add_local_endpoint(&ep(*n, ns)).unwrap();
                     attached.insert(*n);
                 }
+                svc.apply(&services(&attached, ns)).unwrap();
             }
             Step::Policy(r) => {
                 rules = r.clone();
@@ -285,11 +309,13 @@ fn declare_final(dp: &OvsDatapath, ns: &str, attached: &BTreeSet<u8>, p: &Tenant
     }
     dp.resync_local_endpoints(&eps).unwrap();
     dp.policy_driver().apply(p).unwrap();
+    dp.service_driver().apply(&services(attached, ns)).unwrap();
 }
 
 /// The rendering of the final desired state with the switch's ofports and the numbers the
 /// driver kept on the bridge.
-fn expected(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, round: u16) -> String {
+/// The flow dump and the number of groups.
+fn expected(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, round: u16) -> (String, usize) {
     let vsctl = |args: &[&str]| {
         let out = run(&mut host.cmd(&host.ns, &[&["ovs-vsctl", "--no-wait"], args].concat()));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -327,10 +353,13 @@ fn expected(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, round: u16) 
         ports: &ports,
         tenants: &tenants,
         groups: &groups,
+        services: &[("demo".to_string(), services(attached, &host.ns))]
+            .into_iter()
+            .collect(),
         round,
     });
     assert!(r.pending.is_empty(), "{:?}", r.pending);
-    dump::dump(&r.flows)
+    (dump::dump(&r.flows), r.groups.len())
 }
 
 /// Flow lines, sorted, duplicates kept (a duplicate would show as a count difference).
@@ -345,7 +374,8 @@ fn lines(text: &str) -> Vec<String> {
 }
 
 fn assert_converged(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, round: u16) {
-    let want = lines(&expected(host, attached, p, round));
+    let (want, groups) = expected(host, attached, p, round);
+    let want = lines(&want);
     let have = lines(&host.dump_flows(BRIDGE));
     let stale: Vec<&String> = have.iter().filter(|l| !want.contains(l)).collect();
     let missing: Vec<&String> = want.iter().filter(|l| !have.contains(l)).collect();
@@ -354,6 +384,13 @@ fn assert_converged(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, roun
         "stale: {stale:#?}\nmissing: {missing:#?}"
     );
     assert_eq!(have.len(), want.len(), "no duplicate");
+    // Groups too: the service's (none left by an earlier run or a removed service).
+    let dump = run(&mut host.cmd(
+        &host.ns,
+        &["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", BRIDGE],
+    ));
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert_eq!(dump.matches("group_id=").count(), groups, "{dump}");
     // Ports follow too: exactly the final workloads' (plus the bridge's own).
     let out = run(&mut host.cmd(&host.ns, &["ovs-vsctl", "--no-wait", "list-ports", BRIDGE]));
     let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)

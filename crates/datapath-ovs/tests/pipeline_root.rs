@@ -197,6 +197,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         ports: &ports,
         tenants: &tenants,
         groups: &groups,
+        services: &Default::default(),
         round: 1,
     });
     assert!(rendered.pending.is_empty(), "{:?}", rendered.pending);
@@ -318,6 +319,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         ports: &ports,
         tenants: &tenants,
         groups: &groups,
+        services: &Default::default(),
         round: 1,
     });
     let held = installed(&sw).await;

@@ -71,6 +71,7 @@ fn rendering(locals: &[LocalEndpoint], ports: &Ports, round: u16) -> contiv_data
         ports,
         tenants: &tenants,
         groups: &GroupNumbers::default(),
+        services: &Default::default(),
         round,
     });
     assert!(r.pending.is_empty(), "{:?}", r.pending);

@@ -50,11 +50,13 @@ pub enum PolicyKind {
 /// Which driver balances serviceLB VIPs over their providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServicesKind {
-    /// The datapath's own: nftables on linux; none on ovs (its pipeline balances no services
-    /// yet: VIPs are not reachable, and the agent logs a warning).
+    /// The datapath's own: nftables on linux, openflow on ovs.
     Auto,
     /// nftables DNAT in each tenant namespace (the Linux datapath's).
     Nftables,
+    /// Select groups and conntrack DNAT in the OVS pipeline's SRV_PROXY table (the OVS
+    /// datapath's).
+    Openflow,
     /// No balancing: VIPs are not reachable.
     None,
 }
@@ -282,9 +284,12 @@ impl Flags {
     pub fn services_kind(&self) -> Result<ServicesKind, ConfigError> {
         match (self.datapath, self.services) {
             (DatapathKind::Linux, ServicesKind::Auto) => Ok(ServicesKind::Nftables),
-            (DatapathKind::Ovs, ServicesKind::Auto) => Ok(ServicesKind::None),
+            (DatapathKind::Ovs, ServicesKind::Auto) => Ok(ServicesKind::Openflow),
             (DatapathKind::Ovs, ServicesKind::Nftables) => Err(ConfigError(
-                "--services nftables needs --datapath linux; the ovs datapath balances no services yet (--services none or auto)".into(),
+                "--services nftables needs --datapath linux; the ovs datapath balances services in its OpenFlow pipeline (--services openflow or auto)".into(),
+            )),
+            (DatapathKind::Linux, ServicesKind::Openflow) => Err(ConfigError(
+                "--services openflow needs --datapath ovs; the linux datapath balances services with nftables (--services nftables or auto)".into(),
             )),
             (_, s) => Ok(s),
         }
@@ -453,7 +458,7 @@ mod tests {
         let mut o = f.clone();
         o.datapath = DatapathKind::Ovs;
         assert_eq!(o.policy_kind().unwrap(), PolicyKind::Openflow);
-        assert_eq!(o.services_kind().unwrap(), ServicesKind::None);
+        assert_eq!(o.services_kind().unwrap(), ServicesKind::Openflow);
         o.policy = PolicyKind::Nftables;
         assert!(o
             .check()
@@ -462,8 +467,15 @@ mod tests {
             .contains("--policy openflow or auto"));
         o.policy = PolicyKind::None;
         o.services = ServicesKind::Nftables;
-        assert!(o.check().unwrap_err().0.contains("--services none or auto"));
+        assert!(o
+            .check()
+            .unwrap_err()
+            .0
+            .contains("--services openflow or auto"));
         let mut l = f.clone();
+        l.services = ServicesKind::Openflow;
+        assert!(l.check().unwrap_err().0.contains("needs --datapath ovs"));
+        l.services = ServicesKind::Auto;
         l.policy = PolicyKind::Openflow;
         assert!(l.check().unwrap_err().0.contains("needs --datapath ovs"));
         let mut v = f.clone();

@@ -493,9 +493,7 @@ impl Cluster {
                 cmd.arg("--ovs-openflow-port")
                     .arg(ovs::OPENFLOW_PORT.to_string());
                 cmd.arg("--vlan-uplink").arg(ovs::TRUNK_IF);
-                // Policy is the pipeline's own (`--policy auto` = openflow); service balancing
-                // is not in the pipeline yet, switched off here in this one place.
-                cmd.args(["--services", "none"]);
+                // Policy and service balancing are the pipeline's own (`auto` = openflow).
             }
             None => {
                 cmd.arg("--underlay-if").arg("ul0");

@@ -157,6 +157,9 @@ pub enum GroupModCommand {
     Add = 0,
     Modify = 1,
     Delete = 2,
+    /// Open vSwitch's extension (`OFPGC11_ADD_OR_MOD`, OpenFlow 1.1-1.4): adds the group or
+    /// replaces its buckets, so a restarted controller converges a group it cannot know exists.
+    AddOrModify = 0x8000,
 }
 
 /// `ofp_group_type`.
@@ -209,6 +212,7 @@ impl GroupMod {
             0 => GroupModCommand::Add,
             1 => GroupModCommand::Modify,
             2 => GroupModCommand::Delete,
+            0x8000 => GroupModCommand::AddOrModify,
             v => {
                 return Err(DecodeError::BadValue {
                     what: "group-mod command",

@@ -122,6 +122,7 @@ pub fn flows(n: usize, round: u16) -> anyhow::Result<Vec<FlowMod>> {
         ports: &ports,
         tenants: &tenants,
         groups: &GroupNumbers::default(),
+        services: &BTreeMap::new(),
         round,
     });
     if !r.pending.is_empty() {
@@ -175,6 +176,7 @@ fn install(
                 flows: flows.to_vec(),
                 rules: BTreeMap::new(),
                 pending: vec![],
+                ..Rendered::default()
             };
             super::host::in_ns(&host.netns_path(), || async move {
                 let mut sw = OvsSwitch::start(c).await?;

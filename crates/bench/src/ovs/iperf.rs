@@ -243,6 +243,7 @@ impl Bed {
                 ports: &ports,
                 tenants: &tenants,
                 groups: &GroupNumbers::default(),
+                services: &BTreeMap::new(),
                 round: sw.round(),
             });
             if !r.pending.is_empty() {

@@ -8,6 +8,7 @@
 mod dns;
 pub mod plumb;
 mod policy;
+mod services;
 mod state;
 mod worker;
 
@@ -21,9 +22,11 @@ use contiv_datapath::{
 };
 use tokio::sync::Mutex;
 
+use crate::pipeline::Category;
 use crate::switch::{OvsSwitch, SwitchConfig};
 pub use dns::DnsNetns;
 pub use policy::OvsPolicy;
+pub use services::OvsServices;
 use state::State;
 use worker::Worker;
 
@@ -65,6 +68,9 @@ struct Inner {
     /// A policy driver enforces on this switch: flows of an earlier run stay whole until it
     /// has declared the policy (see [`Inner::settled`]).
     policy_on: bool,
+    /// A service driver balances on this switch and the previous run left service flows: they
+    /// stay whole until this run's first service pass (see [`Inner::settled`]).
+    hold_services: bool,
     /// Tenants whose policy was applied in this run.
     applied: std::collections::BTreeSet<String>,
     /// When the agent's full reconcile declared everything (`resync_local_endpoints`).
@@ -93,7 +99,11 @@ impl Inner {
     /// policy, and replacing the old round's flows by those would let new connections through
     /// unjudged.
     fn settled(&self) -> bool {
+        let held_too_long = self
+            .resynced_at
+            .is_some_and(|t| t.elapsed() >= POLICY_HOLD_MAX);
         self.prune
+            && (!self.hold_services || held_too_long)
             && (!self.policy_on
                 || self
                     .state
@@ -211,6 +221,7 @@ impl OvsDatapath {
                 restore_wait: true,
                 pins: policy::Pins::default(),
                 policy_on: false,
+                hold_services: false,
                 applied: Default::default(),
                 resynced_at: None,
                 uplink_mtu,
@@ -247,6 +258,20 @@ impl OvsDatapath {
             .worker
             .run(async move { inner.lock().await.policy_on = true });
         Arc::new(OvsPolicy::new(self.core.clone()))
+    }
+
+    /// The service driver balancing the agent's serviceLB VIPs on this datapath's switch
+    /// (SRV_PROXY and select groups, in the same pipeline and under the same lock: see
+    /// [`OvsServices`]). If the previous run left service flows, they are kept until this
+    /// run's first service pass (a restarted agent's reconcile comes before it: new VIP
+    /// connections would meet no balancing in between).
+    pub fn service_driver(&self) -> Arc<OvsServices> {
+        let inner = self.core.inner.clone();
+        let _ = self.core.worker.run(async move {
+            let mut i = inner.lock().await;
+            i.hold_services = i.sw.holds_old(Category::Service);
+        });
+        Arc::new(OvsServices::new(self.core.clone()))
     }
 
     /// The cookie round this run installs under.
@@ -288,11 +313,30 @@ async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
     }
     let settled = i.settled();
     let n =
-        i.sw.apply_holding(&rendered, settled, i.policy_on && !settled)
-            .await
-            .map_err(|e| backend(what, e))?;
+        i.sw.apply_holding(
+            &rendered,
+            settled,
+            (i.policy_on || i.hold_services) && !settled,
+        )
+        .await
+        .map_err(|e| backend(what, e))?;
     // Kept for counters: flow stats carry the cookie, this maps it back to the rule.
     i.state.rules = rendered.rules;
+    // Providers that left: connections that took one and were never answered go, so their
+    // next retransmission is balanced anew (answered ones stay: "established untouched").
+    let gone: Vec<crate::render::Binding> = i
+        .state
+        .bindings
+        .difference(&rendered.bindings)
+        .cloned()
+        .collect();
+    i.state.bindings = rendered.bindings;
+    if !gone.is_empty() {
+        if let Err(e) = forget_unanswered(&i.sw, &gone).await {
+            // Best effort: the entries then expire on their own (the connection times out).
+            tracing::warn!("ovs services: unanswered connections to removed providers kept: {e}");
+        }
+    }
     // Everything is in: a vswitchd held by flow-restore-wait may forward again.
     // The flows are committed whatever happens here: a failure to clear is logged and tried
     // again by the next converge, never reported as a failed change (the caller would roll its
@@ -310,6 +354,54 @@ async fn converge(i: &mut Inner, what: &str) -> Result<usize, DatapathError> {
             }
         }
     }
+    Ok(n)
+}
+
+/// Drops from ovs-vswitchd's conntrack the connections that took one of `gone` and were never
+/// answered (UDP: all of them; a datagram flow's next packet is balanced anew).
+async fn forget_unanswered(
+    sw: &OvsSwitch,
+    gone: &[crate::render::Binding],
+) -> std::io::Result<usize> {
+    use crate::unixctl::{call, ctl_socket, CtEntry};
+    let rundir = sw
+        .rundir()
+        .ok_or_else(|| std::io::Error::other("ovsdb over TCP: no control socket to reach"))?;
+    let sock = ctl_socket(&rundir)?;
+    let zones: std::collections::BTreeSet<u16> = gone.iter().map(|b| b.zone).collect();
+    let mut n = 0;
+    for zone in zones {
+        let zone_arg = format!("zone={zone}");
+        let dump = call(
+            &sock,
+            "dpctl/dump-conntrack",
+            std::slice::from_ref(&zone_arg),
+        )
+        .await?;
+        for e in dump.lines().filter_map(CtEntry::parse) {
+            let took = gone.iter().any(|b| {
+                b.zone == zone
+                    && b.proto == e.proto
+                    && (b.vip, b.port) == (e.orig.1, e.orig.3)
+                    && (b.provider, b.target) == (e.reply.0, e.reply.2)
+            });
+            let unanswered =
+                e.proto == 17 || e.state.as_deref().is_some_and(|s| s.starts_with("SYN"));
+            if took && unanswered {
+                call(
+                    &sock,
+                    "dpctl/flush-conntrack",
+                    &[zone_arg.clone(), e.origin_tuple()],
+                )
+                .await?;
+                n += 1;
+            }
+        }
+    }
+    tracing::debug!(
+        n,
+        "ovs services: unanswered connections to removed providers dropped"
+    );
     Ok(n)
 }
 

@@ -30,6 +30,10 @@ pub(super) struct State {
     /// Each policy group's number, kept while the policy names the group; kept on the bridge
     /// beside the tenants' numbers for the same reason.
     groups: GroupNumbers,
+    /// The service balancing applied per tenant (what [`super::OvsServices`] installed).
+    pub services: BTreeMap<String, contiv_datapath::TenantServices>,
+    /// The service bindings of the last rendering the switch took.
+    pub bindings: std::collections::BTreeSet<crate::render::Binding>,
     /// The rule of each policy cookie's object id, from the last rendering (for counters).
     pub rules: BTreeMap<u64, RuleId>,
 }
@@ -183,6 +187,7 @@ impl State {
             ports: &self.ports,
             tenants: &self.tenants,
             groups: &self.groups,
+            services: &self.services,
             round,
         })
     }

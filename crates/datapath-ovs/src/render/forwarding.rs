@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 use contiv_datapath::{Encap, FwdMode, NetworkSpec};
 use contiv_openflow::oxm::{header, NXM_1};
 use contiv_openflow::{
-    ct_state, Action, Ct, Field, Instruction, Mac, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE, OFPP_IN_PORT,
+    ct_state, Action, Ct, Field, Instruction, Mac, Nat, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE,
+    OFPP_IN_PORT,
 };
 
 use super::{Desired, Out};
@@ -38,15 +39,29 @@ pub(super) fn write_meta(fields: &[(MetaField, u64)]) -> Instruction {
     Instruction::WriteMetadata { value, mask }
 }
 
-fn ct(flags: u16, zone: u16, recirc: Option<Table>) -> Action {
+/// CONNTRACK's lookup in the tenant's zone: `nat` gives later packets of a connection a service
+/// DNAT'd (SRV_PROXY) the same translation, and its replies the reverse one; recirculates to
+/// CT_STATE.
+pub(super) fn ct_nat(zone: u16) -> Action {
     Action::Ct(Ct {
+        actions: vec![Action::Nat(Nat::default())],
+        ..ct_plain(0, zone, Some(Table::CtState))
+    })
+}
+
+fn ct(flags: u16, zone: u16, recirc: Option<Table>) -> Action {
+    Action::Ct(ct_plain(flags, zone, recirc))
+}
+
+fn ct_plain(flags: u16, zone: u16, recirc: Option<Table>) -> Ct {
+    Ct {
         flags,
         zone_src: 0,
         zone,
         recirc_table: recirc.map_or(NX_CT_RECIRC_NONE, Table::id),
         alg: 0,
         actions: vec![],
-    })
+    }
 }
 
 /// Table defaults and the flows that do not depend on any object.
@@ -145,11 +160,7 @@ pub(super) fn networks(out: &mut Out, d: &Desired<'_>) {
             PRIO_HIGH,
             t_own,
             vec![meta(&[tenant]), Field::EthType(ETH_IP)],
-            vec![Instruction::ApplyActions(vec![ct(
-                0,
-                zone,
-                Some(Table::CtState),
-            )])],
+            vec![Instruction::ApplyActions(vec![ct_nat(zone)])],
         );
         out.flow(
             Table::CtCommit,
@@ -404,7 +415,13 @@ fn mv(src: (u16, u8, u8), dst: (u16, u8, u8)) -> Action {
 /// ARP_RESP: a request in network `n` for `ip` becomes the reply "`ip` is at `mac`", sent back
 /// out of the port it came in on. Nothing is flooded and nothing learned: an address the agent
 /// does not know gets no answer (the table's default drops it).
-fn arp_reply(out: &mut Out, owner: (Category, u64), n: &NetworkSpec, ip: Ipv4Addr, mac: Mac) {
+pub(super) fn arp_reply(
+    out: &mut Out,
+    owner: (Category, u64),
+    n: &NetworkSpec,
+    ip: Ipv4Addr,
+    mac: Mac,
+) {
     out.flow(
         Table::ArpResp,
         PRIO_HIGH,

@@ -7,12 +7,15 @@
 mod dns;
 mod forwarding;
 mod policy;
+mod services;
+
+pub use services::group_id;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use contiv_datapath::{LocalEndpoint, NetworkSpec, RemoteEndpoint};
-use contiv_openflow::{Field, FlowMod, Instruction, Match};
+use contiv_datapath::{LocalEndpoint, NetworkSpec, RemoteEndpoint, TenantServices};
+use contiv_openflow::{Field, FlowMod, GroupMod, Instruction, Match};
 use contiv_policy::{HostPolicy, RuleId};
 
 use crate::groups::GroupNumbers;
@@ -49,6 +52,8 @@ pub struct Desired<'a> {
     /// Each policy group's number in its tenant, allocated and kept by the agent
     /// ([`GroupNumbers::assign`]), so a new group changes no other group's flows.
     pub groups: &'a GroupNumbers,
+    /// The service balancing of each tenant (SRV_PROXY and its select groups).
+    pub services: &'a BTreeMap<String, TenantServices>,
     /// The agent's round, carried in every cookie.
     pub round: u16,
 }
@@ -57,6 +62,12 @@ pub struct Desired<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     pub flows: Vec<FlowMod>,
+    /// The select groups the flows name (group-mods with `Add`, sorted by id): groups carry
+    /// no cookie, so they are owned by id, which [`group_id`] derives from the service port.
+    pub groups: Vec<GroupMod>,
+    /// Every (VIP port → provider) choice the service flows offer: when one goes, the agent
+    /// drops the unanswered connections that took it (see [`crate::unixctl`]).
+    pub bindings: BTreeSet<Binding>,
     /// Policy rule of each policy cookie's object id: flow stats by cookie give per-rule
     /// counters. The id is a hash of the rule, its group and direction, so it stays the same
     /// while the rule does, whatever else changes.
@@ -64,6 +75,18 @@ pub struct Rendered {
     /// Objects left out for now, with why (no ofport yet, an unknown network ...). Rendering
     /// again once they are resolved brings them in.
     pub pending: Vec<String>,
+}
+
+/// One provider of one service port, in a tenant's conntrack zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Binding {
+    pub zone: u16,
+    /// IP protocol number (6, 17).
+    pub proto: u8,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub provider: Ipv4Addr,
+    pub target: u16,
 }
 
 /// Renders every flow of the pipeline for `d`.
@@ -79,6 +102,7 @@ pub fn render(d: &Desired<'_>) -> Rendered {
             None => out.pending(format!("policy of tenant {}: no tenant number", tp.tenant)),
         }
     }
+    services::services(&mut out, d);
     out.done()
 }
 
@@ -118,6 +142,14 @@ impl Out {
         self.r.flows.push(f);
     }
 
+    pub(crate) fn group(&mut self, g: GroupMod) {
+        self.r.groups.push(g);
+    }
+
+    pub(crate) fn binding(&mut self, b: Binding) {
+        self.r.bindings.insert(b);
+    }
+
     pub(crate) fn pending(&mut self, why: String) {
         self.r.pending.push(why);
     }
@@ -134,7 +166,8 @@ impl Out {
         oid
     }
 
-    fn done(self) -> Rendered {
+    fn done(mut self) -> Rendered {
+        self.r.groups.sort_by_key(|g| g.group_id);
         self.r
     }
 }

@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use contiv_datapath::{
-    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint,
+    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint, ServicePort,
+    ServiceSpec,
 };
 use contiv_policy::{
     compile_tenant, GroupRef, HostPolicy, Member, NetworkRef, PolicyInput, RuleSpec, Scope,
@@ -147,6 +148,7 @@ struct Fixture {
     ports: Ports,
     tenants: BTreeMap<String, u16>,
     groups: GroupNumbers,
+    services: BTreeMap<String, TenantServices>,
 }
 
 fn fixture() -> Fixture {
@@ -196,6 +198,26 @@ fn fixture() -> Fixture {
         tenants: [("demo".to_string(), 1), ("other".to_string(), 2)]
             .into_iter()
             .collect(),
+        services: [("demo".to_string(), web_service(&["10.10.0.2", "10.10.0.4"]))]
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// demo's `web`: VIP 10.10.0.200, tcp 80 → 8080 and udp 53 → 5353, on the given providers
+/// (10.10.0.2 is ep1, local; 10.10.0.4 is ep3, remote).
+fn web_service(providers: &[&str]) -> TenantServices {
+    TenantServices {
+        tenant: "demo".into(),
+        services: vec![ServiceSpec {
+            name: "demo:web".into(),
+            vip: Ipv4Addr::new(10, 10, 0, 200),
+            ports: ["80:8080:TCP", "53:5353:UDP"]
+                .iter()
+                .map(|p| ServicePort::parse(p).unwrap())
+                .collect(),
+            providers: providers.iter().map(|p| p.parse().unwrap()).collect(),
+        }],
     }
 }
 
@@ -208,6 +230,7 @@ fn desired(f: &Fixture, round: u16) -> Desired<'_> {
         ports: &f.ports,
         tenants: &f.tenants,
         groups: &f.groups,
+        services: &f.services,
         round,
     }
 }
@@ -218,6 +241,7 @@ fn full_pipeline_matches_golden() {
     let r = render(&desired(&f, 1));
     assert!(r.pending.is_empty(), "{:?}", r.pending);
     golden("full.txt", &dump(&r.flows));
+    golden("groups.txt", &crate::dump::dump_groups(&r.groups));
     let mut rules: Vec<String> = r.rules.values().map(ToString::to_string).collect();
     rules.sort();
     assert_eq!(
@@ -273,6 +297,7 @@ fn vlan_fixture() -> Fixture {
             dns: Default::default(),
         },
         tenants: [("demo".to_string(), 1)].into_iter().collect(),
+        services: BTreeMap::new(),
     }
 }
 
@@ -585,5 +610,97 @@ fn dns_to_a_gateway_goes_to_its_tenants_port_ahead_of_conntrack() {
     );
     f.ports.dns.clear();
     let text = dump(&render(&desired(&f, 1)).flows);
-    assert!(!text.contains("tp_dst=53"), "{text}");
+    // (The fixture's UDP service on port 53 has its own flows, in SRV_PROXY.)
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("table=2,") && l.contains("tp_dst=53")),
+        "{text}"
+    );
+}
+
+#[test]
+fn services_render_a_group_per_port_and_a_provider_change_touches_only_the_groups() {
+    let mut f = fixture();
+    let r1 = render(&desired(&f, 1));
+    assert_eq!(r1.groups.len(), 1, "one select group per TCP service port");
+    for g in &r1.groups {
+        assert_eq!(g.group_type, contiv_openflow::GroupType::Select);
+        assert_eq!(g.buckets.len(), 2, "one bucket per provider");
+        assert!(g.buckets.iter().all(|b| b.weight == 1));
+    }
+    let tcp = group_id("demo", "demo:web", contiv_datapath::Transport::Tcp, 80);
+    assert!(r1.groups.iter().any(|g| g.group_id == tcp));
+    // The same service port has the same group in every rendering (and run).
+    assert_eq!(
+        tcp,
+        group_id("demo", "demo:web", contiv_datapath::Transport::Tcp, 80)
+    );
+    assert_ne!(
+        tcp,
+        group_id("other", "demo:web", contiv_datapath::Transport::Tcp, 80)
+    );
+
+    // A provider gone (the remote one), one added (ep2) and one the host does not know (its
+    // remote endpoint not declared yet: left out, reported): the TCP group changes, no TCP flow
+    // does, so open connections (conntrack's NAT) are untouched.
+    f.services.insert(
+        "demo".into(),
+        web_service(&["10.10.0.2", "10.10.0.3", "10.10.0.9"]),
+    );
+    let r2 = render(&desired(&f, 1));
+    // UDP (multipath, no group): one DNAT flow per provider, the link numbers kept.
+    let udp_links = |r: &Rendered| -> Vec<String> {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("reg2=0x1") && l.contains("udp"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(udp_links(&r1).len(), 2);
+    let tcp_flows = |r: &Rendered| -> Vec<String> {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("table=4,") && l.contains("tcp"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(tcp_flows(&r1).len(), 1);
+    assert_eq!(tcp_flows(&r1), tcp_flows(&r2));
+    assert!(udp_links(&r2).iter().any(|l| l.contains("10.10.0.3:5353")));
+    assert!(!dump(&r2.flows).contains("10.10.0.9"));
+    assert!(
+        r2.pending.iter().any(|p| p.contains("demo:web")),
+        "{:?}",
+        r2.pending
+    );
+    assert_ne!(r1.groups, r2.groups);
+    let text = crate::dump::dump_groups(&r2.groups);
+    assert!(
+        text.contains("nat(dst=10.10.0.3:8080)") && !text.contains("10.10.0.4"),
+        "{text}"
+    );
+
+    // The local provider gone: its hairpin rewrites go with it.
+    f.services
+        .insert("demo".into(), web_service(&["10.10.0.4"]));
+    let r3 = render(&desired(&f, 1));
+    let hairpin = |r: &Rendered| {
+        dump(&r.flows)
+            .lines()
+            .filter(|l| l.contains("->ip_src") || l.contains("->ip_dst"))
+            .count()
+    };
+    assert_eq!(hairpin(&r1), 3, "IP rewrite + one answer per target port");
+    assert_eq!(hairpin(&r3), 0);
+
+    // No provider: no group and no SRV_PROXY flow, the VIP's ARP still answered.
+    f.services.insert("demo".into(), web_service(&[]));
+    let r4 = render(&desired(&f, 1));
+    assert!(r4.groups.is_empty());
+    let flows = dump(&r4.flows);
+    assert!(!flows.contains("group:"), "{flows}");
+    assert!(flows.contains("arp_tpa=10.10.0.200"), "{flows}");
+    assert!(!flows.contains("multipath"), "{flows}");
+    assert!(r4.pending.is_empty(), "{:?}", r4.pending);
 }

@@ -150,6 +150,19 @@ impl Host {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The bridge's groups as `ovs-ofctl dump-groups` prints them.
+    pub fn dump_groups(&self, br: &str) -> String {
+        let mgmt = format!(
+            "unix:{}",
+            self.dir.path().join(format!("{br}.mgmt")).display()
+        );
+        let out = run(&mut self.cmd(
+            &self.ns,
+            &["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", &mgmt],
+        ));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A TCP connection opened inside the OVS namespace (a short-lived thread enters it).
     pub fn connect_in_ns(&self, port: u16) -> std::io::Result<std::net::TcpStream> {
         let path = PathBuf::from(format!("/run/netns/{}", self.ns));

@@ -154,6 +154,19 @@ impl OvsHost {
         ])
     }
 
+    /// The groups of the integration bridge as `ovs-ofctl dump-groups` prints them (the
+    /// service balancing's select groups: one bucket per provider).
+    pub fn dump_groups(&self) -> Result<String, String> {
+        self.exec(&[
+            "ovs-ofctl",
+            TIMEOUT,
+            "-O",
+            "OpenFlow13",
+            "dump-groups",
+            BRIDGE,
+        ])
+    }
+
     /// Every interface this OVS has (of every bridge) with its name, MAC, external ids and
     /// options (`ovs-vsctl list interface`), as text.
     pub fn ports(&self) -> Result<String, String> {
