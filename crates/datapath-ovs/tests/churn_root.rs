@@ -11,16 +11,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{ip, run, Host};
+use common::{host_with_workloads, ovs_config, run, spawn_self, Host};
 use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-    PolicyDriver, ServiceDriver, ServicePort, ServiceSpec, TenantServices,
+    Datapath, Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, PolicyDriver,
+    ServiceDriver, ServicePort, ServiceSpec, TenantServices,
 };
 use contiv_datapath_ovs::driver::plumb::host_ifname;
-use contiv_datapath_ovs::switch::SwitchConfig;
 use contiv_datapath_ovs::{dump, render, Desired, GroupNumbers, OvsConfig, OvsDatapath, Ports};
 use contiv_policy::{
     compile_tenant, GroupRef, HostPolicy, Member, NetworkRef, PolicyInput, RuleSpec, Scope,
@@ -35,22 +34,12 @@ const SEED: u64 = 0x5eed_c0de;
 const CHILD_ENV: &str = "CONTIV_OVS_TEST_CHURN";
 
 fn cfg(ns: &str, sock: &str) -> OvsConfig {
-    OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{sock}"),
-            bridge: BRIDGE.into(),
-            openflow_port: 16661,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "eth0".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{ns}").into()),
-        vlan_uplink: None,
-        dns: None,
-    }
+    ovs_config(ns, sock, BRIDGE, 16661, "eth0", Ipv4Addr::new(192, 0, 2, 1))
+}
+
+/// A host with every slot's namespace (the driver plumbs the veths).
+fn host(tag: &str) -> Host {
+    host_with_workloads(tag, SLOTS)
 }
 
 /// Two networks of tenant demo: `app` (10.10.0.0/24) and `db` (10.20.0.0/24).
@@ -404,22 +393,6 @@ fn assert_converged(host: &Host, attached: &BTreeSet<u8>, p: &TenantPolicy, roun
     assert_eq!(listed, want_ports);
 }
 
-/// A host with every slot's namespace (the driver plumbs the veths).
-fn host(tag: &str) -> Host {
-    let mut host = Host::start_named(tag);
-    host.start_vswitchd();
-    for n in SLOTS {
-        let wns = format!("{}-w{n}", host.ns);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &wns])
-            .stderr(Stdio::null())
-            .status();
-        ip(&["netns", "add", &wns]);
-        host.workloads.push(wns);
-    }
-    host
-}
-
 #[test]
 #[ignore = "needs root"]
 fn churn_converges_on_the_rendering_of_the_final_state() {
@@ -475,20 +448,11 @@ fn kill_then_restart(kill_at: usize) {
     let host = host(&format!("x{kill_at}"));
     let steps = steps();
     let progress = host.dir.path().join("progress");
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "churn_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            CHILD_ENV,
-            format!("{}|{}|{}", host.ns, host.sock(), progress.display()),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_self(
+        "churn_process",
+        CHILD_ENV,
+        format!("{}|{}|{}", host.ns, host.sock(), progress.display()),
+    );
     let mut churner = Churner(child);
     let t = Instant::now();
     loop {

@@ -15,27 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ip, Host};
-use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-};
-use contiv_datapath_ovs::switch::SwitchConfig;
+use common::{app_endpoint, app_net, ip, ovs_config, Host};
+use contiv_datapath::{Datapath, Encap, FwdMode, NetworkSpec};
 use contiv_datapath_ovs::{DnsNetns, OvsConfig, OvsDatapath};
 
 const GW: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
-
-fn net(tenant: &str, vni: u32, mode: FwdMode) -> NetworkSpec {
-    NetworkSpec {
-        id: format!("{tenant}:app"),
-        tenant: tenant.into(),
-        vni,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: GW,
-        fwd_mode: mode,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    }
-}
 
 /// Removes the test's DNS namespaces (`<prefix>-d-*`) even when the test fails.
 struct NsGuard(String);
@@ -156,25 +140,19 @@ fn dig(host: &Host, wns: &str, name: &str, tcp: bool) -> String {
 }
 
 fn cfg(host: &Host, prefix: &str) -> OvsConfig {
-    OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", host.sock()),
-            bridge: "ovdnsbr".into(),
-            openflow_port: 16659,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "eth0".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{}", host.ns).into()),
-        vlan_uplink: None,
-        dns: Some(DnsNetns {
-            dir: "/run/netns".into(),
-            prefix: prefix.into(),
-        }),
-    }
+    let mut c = ovs_config(
+        &host.ns,
+        &host.sock(),
+        "ovdnsbr",
+        16659,
+        "eth0",
+        Ipv4Addr::new(192, 0, 2, 1),
+    );
+    c.dns = Some(DnsNetns {
+        dir: "/run/netns".into(),
+        prefix: prefix.into(),
+    });
+    c
 }
 
 /// Ports of the bridge marked as a tenant's DNS port: (port name, tenant).
@@ -216,26 +194,14 @@ fn each_tenant_reaches_its_own_dns_server_on_its_gateway() {
     // Tenants blue (bridge mode) and red (routing mode) reuse the subnet, the gateway and even
     // the workload address.
     let nets = [
-        net("blue", 5000, FwdMode::Bridge),
-        net("red", 6000, FwdMode::Routing),
+        app_net("blue", 5000, FwdMode::Bridge, Encap::Vxlan),
+        app_net("red", 6000, FwdMode::Routing, Encap::Vxlan),
     ];
     let mut eps = vec![];
     for (n, spec) in nets.iter().enumerate() {
-        let wns = format!("{}-w{n}", host.ns);
-        ip(&["netns", "add", &wns]);
-        host.workloads.push(wns.clone());
+        let wns = host.workload_netns(n as u8);
         dp.ensure_network(spec).unwrap();
-        let a = Ipv4Addr::new(10, 10, 0, 2);
-        let ep = LocalEndpoint {
-            id: format!("{}-ep", spec.tenant),
-            network_id: spec.id.clone(),
-            netns_path: format!("/run/netns/{wns}").into(),
-            ifname: "eth0".into(),
-            ip: format!("{a}/24").parse().unwrap(),
-            mac: MacAddr::from_ipv4(a),
-            gateway: GW,
-            plumbing: Plumbing::InWorkload,
-        };
+        let ep = app_endpoint(format!("{}-ep", spec.tenant), &spec.id, 2, &wns);
         dp.add_local_endpoint(&ep).unwrap();
         eps.push(ep);
     }
@@ -296,9 +262,7 @@ fn a_vlan_network_resolves_through_its_gateway() {
     let prefix = format!("{}-x", host.ns);
     let _guard = NsGuard(prefix.clone());
     // The trunk uplink: one end of a veth in the host namespace (nothing beyond it here).
-    host.exec(&[
-        "ip", "link", "add", "trunk0", "type", "veth", "peer", "name", "trunk0p",
-    ]);
+    host.add_veth("trunk0", "trunk0p");
     let mut c = cfg(&host, &prefix);
     c.vlan_uplink = Some("trunk0".into());
     let dp = OvsDatapath::start(c).unwrap();
@@ -306,24 +270,12 @@ fn a_vlan_network_resolves_through_its_gateway() {
         id: "green:v".into(),
         encap: Encap::Vlan,
         vni: 100,
-        ..net("green", 100, FwdMode::Bridge)
+        ..app_net("green", 100, FwdMode::Bridge, Encap::Vxlan)
     };
     dp.ensure_network(&spec).unwrap();
-    let wns = format!("{}-w0", host.ns);
-    ip(&["netns", "add", &wns]);
-    host.workloads.push(wns.clone());
-    let a = Ipv4Addr::new(10, 10, 0, 2);
-    dp.add_local_endpoint(&LocalEndpoint {
-        id: "green-ep".into(),
-        network_id: spec.id.clone(),
-        netns_path: format!("/run/netns/{wns}").into(),
-        ifname: "eth0".into(),
-        ip: format!("{a}/24").parse().unwrap(),
-        mac: MacAddr::from_ipv4(a),
-        gateway: GW,
-        plumbing: Plumbing::InWorkload,
-    })
-    .unwrap();
+    let wns = host.workload_netns(0);
+    dp.add_local_endpoint(&app_endpoint("green-ep".into(), &spec.id, 2, &wns))
+        .unwrap();
     let dns = DnsNetns {
         dir: "/run/netns".into(),
         prefix,
@@ -367,24 +319,12 @@ fn an_unusable_dns_directory_leaves_networks_working() {
         prefix: "x".into(),
     });
     let dp = OvsDatapath::start(c).unwrap();
-    let spec = net("blue", 5000, FwdMode::Bridge);
+    let spec = app_net("blue", 5000, FwdMode::Bridge, Encap::Vxlan);
     dp.ensure_network(&spec).unwrap();
     let mut eps = vec![];
     for n in [2u8, 3] {
-        let wns = format!("{}-w{n}", host.ns);
-        ip(&["netns", "add", &wns]);
-        host.workloads.push(wns.clone());
-        let a = Ipv4Addr::new(10, 10, 0, n);
-        let ep = LocalEndpoint {
-            id: format!("ep{n}"),
-            network_id: spec.id.clone(),
-            netns_path: format!("/run/netns/{wns}").into(),
-            ifname: "eth0".into(),
-            ip: format!("{a}/24").parse().unwrap(),
-            mac: MacAddr::from_ipv4(a),
-            gateway: GW,
-            plumbing: Plumbing::InWorkload,
-        };
+        let wns = host.workload_netns(n);
+        let ep = app_endpoint(format!("ep{n}"), &spec.id, n, &wns);
         dp.add_local_endpoint(&ep).unwrap();
         eps.push(ep);
     }

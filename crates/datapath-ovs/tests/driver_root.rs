@@ -8,26 +8,11 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use common::{ip, run, Host};
+use common::{app_net, demo_endpoint, demo_net, ovs_config, run, Host};
 use contiv_datapath::{
-    Datapath, DatapathError, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec,
-    Plumbing, RemoteEndpoint,
+    Datapath, DatapathError, Encap, FwdMode, MacAddr, NetworkSpec, RemoteEndpoint,
 };
-use contiv_datapath_ovs::switch::SwitchConfig;
 use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
-
-fn net(encap: Encap) -> NetworkSpec {
-    NetworkSpec {
-        id: "demo:app".into(),
-        tenant: "demo".into(),
-        vni: 5000,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap,
-        mtu: 0,
-    }
-}
 
 #[test]
 #[ignore = "needs root"]
@@ -41,7 +26,7 @@ fn the_trait_drives_ports_flows_and_tunnels() {
     let vlan = NetworkSpec {
         id: "demo:v".into(),
         vni: 100,
-        ..net(Encap::Vlan)
+        ..app_net("demo", 5000, FwdMode::Bridge, Encap::Vlan)
     };
     let e = dp.ensure_network(&vlan).unwrap_err();
     assert!(matches!(e, DatapathError::Invalid { .. }), "{e}");
@@ -49,31 +34,12 @@ fn the_trait_drives_ports_flows_and_tunnels() {
         e.to_string().contains("network demo:v") && e.to_string().contains("--vlan-uplink"),
         "{e}"
     );
-    let ep = |n: u8| {
-        let wns = format!("{}-w{n}", host.ns);
-        let a = Ipv4Addr::new(10, 10, 0, n);
-        LocalEndpoint {
-            id: format!("ep{n}"),
-            network_id: "demo:app".into(),
-            netns_path: format!("/run/netns/{wns}").into(),
-            ifname: "eth0".into(),
-            ip: format!("{a}/24").parse().unwrap(),
-            mac: MacAddr::from_ipv4(a),
-            gateway: Ipv4Addr::new(10, 10, 0, 1),
-            plumbing: Plumbing::InWorkload,
-        }
-    };
-    let (e2, e3) = (ep(2), ep(3));
-    for n in [2, 3] {
-        let wns = format!("{}-w{n}", host.ns);
-        ip(&["netns", "add", &wns]);
-        host.workloads.push(wns);
-    }
+    let (e2, e3) = (demo_endpoint(&mut host, 2), demo_endpoint(&mut host, 3));
     assert!(matches!(
         dp.add_local_endpoint(&e2),
         Err(DatapathError::NetworkNotFound(_))
     ));
-    dp.ensure_network(&net(Encap::Vxlan)).unwrap();
+    dp.ensure_network(&demo_net()).unwrap();
     let t = std::time::Instant::now();
     let a2 = dp.add_local_endpoint(&e2).unwrap();
     eprintln!("first endpoint added in {:?}", t.elapsed());
@@ -137,7 +103,7 @@ fn the_trait_drives_ports_flows_and_tunnels() {
     // then removes them, and only round 2 remains.
     let dp = OvsDatapath::start(cfg(&host)).unwrap();
     assert_eq!(dp.round(), 2);
-    dp.ensure_network(&net(Encap::Vxlan)).unwrap();
+    dp.ensure_network(&demo_net()).unwrap();
     let flows = host.dump_flows("ovdbr");
     assert!(
         flows.contains("cookie=0x1030000000"),
@@ -160,20 +126,12 @@ fn the_trait_drives_ports_flows_and_tunnels() {
 }
 
 fn cfg(host: &Host) -> OvsConfig {
-    OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", host.sock()),
-            bridge: "ovdbr".into(),
-            openflow_port: 16657,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "eth0".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{}", host.ns).into()),
-        vlan_uplink: None,
-        dns: None,
-    }
+    ovs_config(
+        &host.ns,
+        &host.sock(),
+        "ovdbr",
+        16657,
+        "eth0",
+        Ipv4Addr::new(192, 0, 2, 1),
+    )
 }

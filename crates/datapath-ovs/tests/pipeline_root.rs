@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use contiv_datapath::{
-    Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint,
-};
+use contiv_datapath::{LocalEndpoint, MacAddr, RemoteEndpoint};
 use contiv_datapath_ovs::{diff, dump, render, Desired, Ports};
 use contiv_openflow::{
     ConnOptions, FlowStatsRequest, Message, MultipartReply, MultipartRequest, Switch,
@@ -22,7 +20,7 @@ use contiv_policy::{
 };
 
 mod common;
-use common::{run, Host};
+use common::{demo_ep, demo_net, run, Host};
 
 /// The flow lines of a dump, as a set (OVS orders flows of equal priority its own way).
 fn lines(text: &str) -> BTreeSet<String> {
@@ -109,16 +107,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
         .await
         .unwrap();
 
-    let net = NetworkSpec {
-        id: "demo:app".into(),
-        tenant: "demo".into(),
-        vni: 5000,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    };
+    let net = demo_net();
     let addrs: Vec<Ipv4Addr> = [2, 3, 5].map(|l| Ipv4Addr::new(10, 10, 0, l)).to_vec();
     let pid = std::process::id() % 100_000;
     let mut locals = vec![];
@@ -143,16 +132,7 @@ async fn rendered_pipeline_runs_in_a_real_vswitchd() {
             .unwrap();
         assert_eq!(ofport, n + 2);
         ports.endpoints.insert(id.clone(), ofport);
-        locals.push(LocalEndpoint {
-            id,
-            network_id: net.id.clone(),
-            netns_path: format!("/run/netns/{}", wns[i]).into(),
-            ifname: "eth0".into(),
-            ip: format!("{a}/24").parse().unwrap(),
-            mac: MacAddr::from_ipv4(*a),
-            gateway: net.gateway,
-            plumbing: Plumbing::InWorkload,
-        });
+        locals.push(demo_ep(a.octets()[3], &wns[i]));
     }
 
     // A tunnel to another host (VXLAN, key=flow) and one endpoint behind it: its flows must be

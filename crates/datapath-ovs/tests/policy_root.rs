@@ -8,139 +8,27 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use common::{ip, Host};
-use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-    PolicyDriver, RemoteEndpoint,
+use common::{
+    demo_endpoint, demo_net, echo, host_with_veth, in_netns, linked_hosts, ovs_config, remote,
+    tcp_connect, underlay_driver, Host,
 };
-use contiv_datapath_ovs::switch::SwitchConfig;
-use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
+use contiv_datapath::{Datapath, PolicyDriver};
+use contiv_datapath_ovs::OvsDatapath;
 use contiv_policy::{
     compile_tenant, GroupRef, Member, NetworkRef, PolicyInput, RuleSpec, Scope, TenantPolicy,
 };
 
-fn net() -> NetworkSpec {
-    NetworkSpec {
-        id: "demo:app".into(),
-        tenant: "demo".into(),
-        vni: 5000,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    }
-}
-
-/// Host `n`: underlay 192.0.2.n on a netdev bridge holding its end of the underlay veth.
+/// Host `n` of this test: underlay 192.0.2.n on `opphy` holding `underlay_if`, driver on `opbr`.
 fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
-    let vtep = Ipv4Addr::new(192, 0, 2, n);
-    let cidr = format!("{vtep}/24");
-    for args in [
-        vec![
-            "ovs-vsctl",
-            "add-br",
-            "opphy",
-            "--",
-            "set",
-            "bridge",
-            "opphy",
-            "datapath_type=netdev",
-        ],
-        vec!["ovs-vsctl", "add-port", "opphy", underlay_if],
-        vec!["ip", "link", "set", underlay_if, "up"],
-        vec!["ip", "addr", "add", &cidr, "dev", "opphy"],
-        vec!["ip", "link", "set", "opphy", "up"],
-    ] {
-        h.exec(&args);
-    }
-    let dp = OvsDatapath::start(OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", h.sock()),
-            bridge: "opbr".into(),
-            openflow_port: 16661,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: vtep,
-            underlay_ifname: "opphy".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{}", h.ns).into()),
-        vlan_uplink: None,
-        dns: None,
-    })
-    .unwrap();
-    (dp, vtep)
+    underlay_driver(h, n, underlay_if, "opphy", "opbr", 16661)
 }
 
-fn endpoint(h: &mut Host, n: u8) -> LocalEndpoint {
-    let wns = format!("{}-w{n}", h.ns);
-    let _ = std::process::Command::new("ip")
-        .args(["netns", "del", &wns])
-        .output(); // a killed run's leftover
-    ip(&["netns", "add", &wns]);
-    h.workloads.push(wns.clone());
-    let a = Ipv4Addr::new(10, 10, 0, n);
-    LocalEndpoint {
-        id: format!("ep{n}"),
-        network_id: "demo:app".into(),
-        netns_path: format!("/run/netns/{wns}").into(),
-        ifname: "eth0".into(),
-        ip: format!("{a}/24").parse().unwrap(),
-        mac: MacAddr::from_ipv4(a),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        plumbing: Plumbing::InWorkload,
-    }
-}
-
-fn remote(ep: &LocalEndpoint, vtep: Ipv4Addr) -> RemoteEndpoint {
-    RemoteEndpoint {
-        id: ep.id.clone(),
-        network_id: ep.network_id.clone(),
-        ip: ep.ip.addr(),
-        mac: ep.mac,
-        vtep,
-    }
-}
-
-/// Runs `f` on a thread inside namespace `wns`: sockets it opens stay there.
-fn in_ns<T: Send + 'static>(wns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{wns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(path).expect("workload netns");
-        // SAFETY: setns on a valid netns fd changes only this thread, which ends here.
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        f()
-    })
-    .join()
-    .expect("thread in the workload netns")
-}
-
-fn connect(wns: &str, to: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
-    let addr = SocketAddr::from((to, port));
-    in_ns(wns, move || {
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-    })
-}
-
-/// Whether one line goes from `c` to the accepted `s` and back.
-fn echo(c: &mut TcpStream, s: &mut TcpStream, what: &[u8]) -> bool {
-    let timeout = Some(Duration::from_secs(2));
-    let _ = c.set_read_timeout(timeout);
-    let _ = s.set_read_timeout(timeout);
-    let (mut there, mut back) = (vec![0; what.len()], vec![0; what.len()]);
-    let sent = c.write_all(what).is_ok() && s.read_exact(&mut there).is_ok();
-    let answered = sent && s.write_all(&there).is_ok() && c.read_exact(&mut back).is_ok();
-    answered && back == what
+/// The driver of host `h` (its underlay set up by [`driver`]), started again.
+fn start(h: &Host, vtep: Ipv4Addr) -> OvsDatapath {
+    OvsDatapath::start(ovs_config(&h.ns, &h.sock(), "opbr", 16661, "opphy", vtep)).unwrap()
 }
 
 /// Waits until ovs-vswitchd has revalidated its datapath flow caches against the tables: the
@@ -237,14 +125,7 @@ fn base_rules() -> Vec<RuleSpec> {
 fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
     let pid = std::process::id() % 100_000;
     let (ua, ub) = (format!("opu{pid}a"), format!("opu{pid}b"));
-    let mut a = Host::start_named("pa");
-    let mut b = Host::start_named("pb");
-    a.start_vswitchd();
-    b.start_vswitchd();
-    a.exec(&[
-        "ip", "link", "add", &ua, "type", "veth", "peer", "name", &ub,
-    ]);
-    a.exec(&["ip", "link", "set", &ub, "netns", &b.ns]);
+    let (mut a, mut b) = linked_hosts("pa", "pb", &ua, &ub);
     let (dpa, vtep_a) = driver(&a, 1, &ua);
     let (dpb, vtep_b) = driver(&b, 2, &ub);
     let (pa, pb) = (dpa.policy_driver(), dpb.policy_driver());
@@ -256,12 +137,12 @@ fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
     assert!(!pa.admit("demo", "db", Ipv4Addr::new(10, 10, 0, 3)).unwrap());
 
     let (e2, e3, e4) = (
-        endpoint(&mut a, 2),
-        endpoint(&mut a, 3),
-        endpoint(&mut b, 4),
+        demo_endpoint(&mut a, 2),
+        demo_endpoint(&mut a, 3),
+        demo_endpoint(&mut b, 4),
     );
-    dpa.ensure_network(&net()).unwrap();
-    dpb.ensure_network(&net()).unwrap();
+    dpa.ensure_network(&demo_net()).unwrap();
+    dpb.ensure_network(&demo_net()).unwrap();
     let s = pa.apply(&for_host(&pol, "a")).unwrap();
     assert!(s.changed && !s.pending && s.rules > 0, "{s:?}");
     assert!(pb.apply(&for_host(&pol, "b")).unwrap().changed);
@@ -299,17 +180,17 @@ fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
     assert!(!b.ping(&w4, e3.ip.addr(), None), "db w4 (B) → db w3 (A)");
     assert!(!a.ping(&w3, e4.ip.addr(), None), "db w3 (A) → db w4 (B)");
     // No rule for tcp/7000: allowed; the out-rule denies tcp/7001 from web only.
-    let l7000 = in_ns(&w3, || TcpListener::bind("10.10.0.3:7000")).unwrap();
-    let l7001 = in_ns(&w3, || TcpListener::bind("10.10.0.3:7001")).unwrap();
-    let mut c = connect(&w2, e3.ip.addr(), 7000).expect("w2 → w3 tcp/7000 (no rule)");
+    let l7000 = in_netns(&w3, || TcpListener::bind("10.10.0.3:7000")).unwrap();
+    let l7001 = in_netns(&w3, || TcpListener::bind("10.10.0.3:7001")).unwrap();
+    let mut c = tcp_connect(&w2, e3.ip.addr(), 7000).expect("w2 → w3 tcp/7000 (no rule)");
     let (mut s, _) = l7000.accept().unwrap();
     assert!(echo(&mut c, &mut s, b"before\n"));
     assert!(
-        connect(&w2, e3.ip.addr(), 7001).is_err(),
+        tcp_connect(&w2, e3.ip.addr(), 7001).is_err(),
         "web-out denies tcp/7001"
     );
     assert!(
-        connect(&w4, e3.ip.addr(), 7001).is_ok(),
+        tcp_connect(&w4, e3.ip.addr(), 7001).is_ok(),
         "the out-rule is web's, db w4 is not held by it"
     );
     let _ = l7001.accept();
@@ -352,7 +233,7 @@ fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
         "the established connection keeps flowing"
     );
     assert!(
-        connect(&w2, e3.ip.addr(), 7000).is_err(),
+        tcp_connect(&w2, e3.ip.addr(), 7000).is_err(),
         "a new connection is refused: {}",
         a.dump_flows("opbr")
     );
@@ -383,17 +264,13 @@ fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
 #[test]
 #[ignore = "needs root"]
 fn forgetting_a_tenant_removes_its_policy_flows() {
-    let mut h = Host::start_named("pf");
-    h.start_vswitchd();
     let phy = format!("opf{}", std::process::id() % 100_000);
     let peer = format!("{phy}p");
-    h.exec(&[
-        "ip", "link", "add", &phy, "type", "veth", "peer", "name", &peer,
-    ]);
+    let mut h = host_with_veth("pf", &phy, &peer);
     let (dp, _) = driver(&h, 1, &phy);
     let pol = dp.policy_driver();
-    let (e2, e3) = (endpoint(&mut h, 2), endpoint(&mut h, 3));
-    dp.ensure_network(&net()).unwrap();
+    let (e2, e3) = (demo_endpoint(&mut h, 2), demo_endpoint(&mut h, 3));
+    dp.ensure_network(&demo_net()).unwrap();
     let mut input = input(base_rules());
     input.endpoints = vec![member(2, "db", "a"), member(3, "db", "a")];
     pol.apply(&for_host(&input, "a")).unwrap();
@@ -420,19 +297,15 @@ fn forgetting_a_tenant_removes_its_policy_flows() {
 #[test]
 #[ignore = "needs root"]
 fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
-    let mut h = Host::start_named("pr");
-    h.start_vswitchd();
     let phy = format!("opr{}", std::process::id() % 100_000);
     let peer = format!("{phy}p");
-    h.exec(&[
-        "ip", "link", "add", &phy, "type", "veth", "peer", "name", &peer,
-    ]);
+    let mut h = host_with_veth("pr", &phy, &peer);
     let (dp, _) = driver(&h, 1, &phy);
     let pol = dp.policy_driver();
     let (e2, e3, e4) = (
-        endpoint(&mut h, 2),
-        endpoint(&mut h, 3),
-        endpoint(&mut h, 4),
+        demo_endpoint(&mut h, 2),
+        demo_endpoint(&mut h, 3),
+        demo_endpoint(&mut h, 4),
     );
     let mut input = input(base_rules());
     input.endpoints = vec![
@@ -441,7 +314,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
         member(4, "db", "a"),
     ];
     let policy = for_host(&input, "a");
-    dp.ensure_network(&net()).unwrap();
+    dp.ensure_network(&demo_net()).unwrap();
     pol.apply(&policy).unwrap();
     for e in [&e2, &e3, &e4] {
         dp.add_local_endpoint(e).unwrap();
@@ -450,7 +323,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
         .unwrap();
     let (w2, w4) = (h.workloads[0].clone(), h.workloads[2].clone());
     let w3 = h.workloads[1].clone();
-    let l7001 = in_ns(&w3, || TcpListener::bind("10.10.0.3:7001")).unwrap();
+    let l7001 = in_netns(&w3, || TcpListener::bind("10.10.0.3:7001")).unwrap();
     let enforced = |when: &str| {
         assert!(
             h.ping(&w2, e3.ip.addr(), None),
@@ -461,7 +334,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
             "{when}: db ↛ db icmp (in-rule)"
         );
         assert!(
-            connect(&w2, e3.ip.addr(), 7001).is_err(),
+            tcp_connect(&w2, e3.ip.addr(), 7001).is_err(),
             "{when}: web ↛ tcp/7001 (out-rule)"
         );
     };
@@ -471,28 +344,12 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
     drop((pol, dp));
     let (dp, _) = {
         // The underlay bridge exists already: only the driver starts again.
-        let dp = OvsDatapath::start(OvsConfig {
-            switch: SwitchConfig {
-                ovsdb: format!("unix:{}", h.sock()),
-                bridge: "opbr".into(),
-                openflow_port: 16661,
-                owner: "netplugin-test".into(),
-            },
-            host: HostSpec {
-                vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-                underlay_ifname: "opphy".into(),
-                underlay_mtu: 1500,
-            },
-            host_netns: Some(format!("/run/netns/{}", h.ns).into()),
-            vlan_uplink: None,
-            dns: None,
-        })
-        .unwrap();
+        let dp = start(&h, Ipv4Addr::new(192, 0, 2, 1));
         (dp, ())
     };
     assert_eq!(dp.round(), 2);
     let pol = dp.policy_driver();
-    dp.ensure_network(&net()).unwrap();
+    dp.ensure_network(&demo_net()).unwrap();
     dp.resync_local_endpoints(&[e2.clone(), e3.clone(), e4.clone()])
         .unwrap();
     settle(&h);
@@ -525,17 +382,13 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
 #[test]
 #[ignore = "needs root"]
 fn policy_calls_fail_clearly_when_ovs_vswitchd_is_gone() {
-    let mut h = Host::start_named("pg");
-    h.start_vswitchd();
     let phy = format!("opg{}", std::process::id() % 100_000);
     let peer = format!("{phy}p");
-    h.exec(&[
-        "ip", "link", "add", &phy, "type", "veth", "peer", "name", &peer,
-    ]);
+    let mut h = host_with_veth("pg", &phy, &peer);
     let (dp, _) = driver(&h, 1, &phy);
     let pol = dp.policy_driver();
-    let _e2 = endpoint(&mut h, 2);
-    dp.ensure_network(&net()).unwrap();
+    let _e2 = demo_endpoint(&mut h, 2);
+    dp.ensure_network(&demo_net()).unwrap();
     let first = for_host(&input(base_rules()), "a");
     assert!(pol.apply(&first).unwrap().changed);
     let pid = h.pid("ovs-vswitchd").expect("ovs-vswitchd pidfile");

@@ -11,11 +11,8 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ip, run, Host};
-use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-};
-use contiv_datapath_ovs::switch::SwitchConfig;
+use common::{app_net, demo_ep, host_with_workloads, ovs_config, run, spawn_self, Host};
+use contiv_datapath::{Datapath, Encap, FwdMode, LocalEndpoint};
 use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
 
 const BRIDGE: &str = "ovkbr";
@@ -23,50 +20,16 @@ const BRIDGE: &str = "ovkbr";
 const CHILD_ENV: &str = "CONTIV_OVS_TEST_AGENT";
 
 fn cfg(ns: &str, sock: &str) -> OvsConfig {
-    OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{sock}"),
-            bridge: BRIDGE.into(),
-            openflow_port: 16659,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "eth0".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{ns}").into()),
-        vlan_uplink: None,
-        dns: None,
-    }
-}
-
-/// Network `app` of `tenant`: every tenant uses the same subnet (tenants may overlap).
-fn net(tenant: &str, vni: u32) -> NetworkSpec {
-    NetworkSpec {
-        id: format!("{tenant}:app"),
-        tenant: tenant.into(),
-        vni,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    }
+    ovs_config(ns, sock, BRIDGE, 16659, "eth0", Ipv4Addr::new(192, 0, 2, 1))
 }
 
 fn ep(n: u8, ns: &str) -> LocalEndpoint {
-    let a = Ipv4Addr::new(10, 10, 0, n);
-    LocalEndpoint {
-        id: format!("ep{n}"),
-        network_id: "demo:app".into(),
-        netns_path: format!("/run/netns/{ns}-w{n}").into(),
-        ifname: "eth0".into(),
-        ip: format!("{a}/24").parse().unwrap(),
-        mac: MacAddr::from_ipv4(a),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        plumbing: Plumbing::InWorkload,
-    }
+    demo_ep(n, &format!("{ns}-w{n}"))
+}
+
+/// A host with demo's workloads w2 and w3 (namespaces only: the driver plumbs them).
+fn host(tag: &str) -> Host {
+    host_with_workloads(tag, [2, 3])
 }
 
 /// What an agent declares on start: the networks of `tenants` in that order (tenant numbers
@@ -74,7 +37,9 @@ fn ep(n: u8, ns: &str) -> LocalEndpoint {
 fn declare(dp: &OvsDatapath, ns: &str, tenants: &[&str]) {
     for t in tenants {
         let vni = if *t == "demo" { 5000 } else { 5001 };
-        dp.ensure_network(&net(t, vni)).unwrap();
+        // Network `app` of every tenant uses the same subnet (tenants may overlap).
+        dp.ensure_network(&app_net(t, vni, FwdMode::Bridge, Encap::Vxlan))
+            .unwrap();
     }
     for n in [2, 3] {
         dp.add_local_endpoint(&ep(n, ns)).unwrap();
@@ -109,23 +74,13 @@ struct Agent(Child);
 impl Agent {
     /// Starts the agent and waits until it has declared everything; returns its round.
     fn start(host: &Host, order: &str) -> (Agent, u16) {
-        let exe = std::env::current_exe().unwrap();
         let ready = host.dir.path().join("agent-ready");
         let _ = std::fs::remove_file(&ready);
-        let child = Command::new(exe)
-            .args([
-                "--exact",
-                "agent_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(
-                CHILD_ENV,
-                format!("{}|{}|{order}|{}", host.ns, host.sock(), ready.display()),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = spawn_self(
+            "agent_process",
+            CHILD_ENV,
+            format!("{}|{}|{order}|{}", host.ns, host.sock(), ready.display()),
+        );
         let mut agent = Agent(child);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(60) {
@@ -198,22 +153,6 @@ fn retransmits(host: &Host, wns: &str) -> u64 {
     let values: Vec<&str> = tcp[1].split_whitespace().collect();
     let i = names.iter().position(|n| *n == "RetransSegs").unwrap();
     values[i].parse().unwrap()
-}
-
-/// A host with demo's workloads w2 and w3 (namespaces only: the driver plumbs them).
-fn host(tag: &str) -> Host {
-    let mut host = Host::start_named(tag);
-    host.start_vswitchd();
-    for n in [2, 3] {
-        let wns = format!("{}-w{n}", host.ns);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &wns])
-            .stderr(Stdio::null())
-            .status();
-        ip(&["netns", "add", &wns]);
-        host.workloads.push(wns);
-    }
-    host
 }
 
 /// Traffic w2 → w3 that must not notice a restart: a TCP connection carrying a numbered line

@@ -9,128 +9,31 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use common::{ip, Host};
-use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-    RemoteEndpoint, ServiceDriver, ServicePort, ServiceSpec, TenantServices,
+use common::{
+    demo_endpoint, demo_net, host_with_veth, in_netns, linked_hosts, ovs_config, remote,
+    underlay_driver, Host,
 };
-use contiv_datapath_ovs::switch::SwitchConfig;
-use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
+use contiv_datapath::{Datapath, ServiceDriver, ServicePort, ServiceSpec, TenantServices};
+use contiv_datapath_ovs::OvsDatapath;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 200);
 
-fn net() -> NetworkSpec {
-    NetworkSpec {
-        id: "demo:app".into(),
-        tenant: "demo".into(),
-        vni: 5000,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    }
-}
-
-/// Host `n`: underlay 192.0.2.n on a netdev bridge holding its end of the underlay veth.
+/// Host `n` of this test: underlay 192.0.2.n on `osphy` holding `underlay_if`, driver on `osbr`.
 fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
-    let vtep = Ipv4Addr::new(192, 0, 2, n);
-    let cidr = format!("{vtep}/24");
-    for args in [
-        vec![
-            "ovs-vsctl",
-            "add-br",
-            "osphy",
-            "--",
-            "set",
-            "bridge",
-            "osphy",
-            "datapath_type=netdev",
-        ],
-        vec!["ovs-vsctl", "add-port", "osphy", underlay_if],
-        vec!["ip", "link", "set", underlay_if, "up"],
-        vec!["ip", "addr", "add", &cidr, "dev", "osphy"],
-        vec!["ip", "link", "set", "osphy", "up"],
-    ] {
-        h.exec(&args);
-    }
-    (start(h, vtep), vtep)
+    underlay_driver(h, n, underlay_if, "osphy", "osbr", 16671)
 }
 
 /// The driver of host `h` (its underlay set up by [`driver`]), started again.
 fn start(h: &Host, vtep: Ipv4Addr) -> OvsDatapath {
-    OvsDatapath::start(OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", h.sock()),
-            bridge: "osbr".into(),
-            openflow_port: 16671,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            vtep_ip: vtep,
-            underlay_ifname: "osphy".into(),
-            underlay_mtu: 1500,
-        },
-        host_netns: Some(format!("/run/netns/{}", h.ns).into()),
-        vlan_uplink: None,
-        dns: None,
-    })
-    .unwrap()
-}
-
-fn endpoint(h: &mut Host, n: u8) -> LocalEndpoint {
-    let wns = format!("{}-w{n}", h.ns);
-    let _ = std::process::Command::new("ip")
-        .args(["netns", "del", &wns])
-        .output(); // a killed run's leftover
-    ip(&["netns", "add", &wns]);
-    h.workloads.push(wns.clone());
-    let a = Ipv4Addr::new(10, 10, 0, n);
-    LocalEndpoint {
-        id: format!("ep{n}"),
-        network_id: "demo:app".into(),
-        netns_path: format!("/run/netns/{wns}").into(),
-        ifname: "eth0".into(),
-        ip: format!("{a}/24").parse().unwrap(),
-        mac: MacAddr::from_ipv4(a),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        plumbing: Plumbing::InWorkload,
-    }
-}
-
-fn remote(ep: &LocalEndpoint, vtep: Ipv4Addr) -> RemoteEndpoint {
-    RemoteEndpoint {
-        id: ep.id.clone(),
-        network_id: ep.network_id.clone(),
-        ip: ep.ip.addr(),
-        mac: ep.mac,
-        vtep,
-    }
-}
-
-/// Runs `f` on a thread inside namespace `wns`: sockets it opens stay there.
-fn in_ns<T: Send + 'static>(wns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{wns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(path).expect("workload netns");
-        // SAFETY: setns on a valid netns fd changes only this thread, which ends here.
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        f()
-    })
-    .join()
-    .expect("thread in the workload netns")
+    OvsDatapath::start(ovs_config(&h.ns, &h.sock(), "osbr", 16671, "osphy", vtep)).unwrap()
 }
 
 /// Provider `name` in `wns`: TCP 8080 greets with its name then echoes; UDP 5353 answers its
 /// name. Threads in the namespace, for the test's lifetime.
 fn provider(wns: &str, addr: Ipv4Addr, name: &'static str) {
-    let tcp = in_ns(wns, move || TcpListener::bind((addr, 8080))).expect("tcp listener");
+    let tcp = in_netns(wns, move || TcpListener::bind((addr, 8080))).expect("tcp listener");
     std::thread::spawn(move || {
         for mut s in tcp.incoming().flatten() {
             std::thread::spawn(move || {
@@ -144,7 +47,7 @@ fn provider(wns: &str, addr: Ipv4Addr, name: &'static str) {
             });
         }
     });
-    let udp = in_ns(wns, move || UdpSocket::bind((addr, 5353))).expect("udp socket");
+    let udp = in_netns(wns, move || UdpSocket::bind((addr, 5353))).expect("udp socket");
     std::thread::spawn(move || {
         let mut buf = [0u8; 64];
         while let Ok((_, from)) = udp.recv_from(&mut buf) {
@@ -155,7 +58,7 @@ fn provider(wns: &str, addr: Ipv4Addr, name: &'static str) {
 
 /// A new TCP connection from `wns` to the VIP's port 80: the stream and who answered.
 fn connect(wns: &str) -> Result<(TcpStream, String), String> {
-    let s = in_ns(wns, || {
+    let s = in_netns(wns, || {
         TcpStream::connect_timeout(&SocketAddr::from((VIP, 80)), Duration::from_secs(2))
     })
     .map_err(|e| format!("connect: {e}"))?;
@@ -186,7 +89,7 @@ fn echoes(s: &mut TcpStream, what: &str) -> bool {
 }
 
 fn udp_ask(wns: &str) -> (SocketAddr, String) {
-    in_ns(wns, || {
+    in_netns(wns, || {
         let s = UdpSocket::bind("0.0.0.0:0").expect("udp");
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         s.send_to(b"who", SocketAddr::from((VIP, 53))).unwrap();
@@ -218,26 +121,19 @@ fn web(providers: &[Ipv4Addr]) -> TenantServices {
 fn a_vip_balances_over_providers_on_two_hosts_and_keeps_open_connections() {
     let pid = std::process::id() % 100_000;
     let (ua, ub) = (format!("osu{pid}a"), format!("osu{pid}b"));
-    let mut a = Host::start_named("sa");
-    let mut b = Host::start_named("sb");
-    a.start_vswitchd();
-    b.start_vswitchd();
-    a.exec(&[
-        "ip", "link", "add", &ua, "type", "veth", "peer", "name", &ub,
-    ]);
-    a.exec(&["ip", "link", "set", &ub, "netns", &b.ns]);
+    let (mut a, mut b) = linked_hosts("sa", "sb", &ua, &ub);
     let (dpa, vtep_a) = driver(&a, 1, &ua);
     let (dpb, vtep_b) = driver(&b, 2, &ub);
     let (sa, sb) = (dpa.service_driver(), dpb.service_driver());
     // Client w2 and provider w3 on A; providers w4 and w5 on B.
     let (e2, e3, e4, e5) = (
-        endpoint(&mut a, 2),
-        endpoint(&mut a, 3),
-        endpoint(&mut b, 4),
-        endpoint(&mut b, 5),
+        demo_endpoint(&mut a, 2),
+        demo_endpoint(&mut a, 3),
+        demo_endpoint(&mut b, 4),
+        demo_endpoint(&mut b, 5),
     );
-    dpa.ensure_network(&net()).unwrap();
-    dpb.ensure_network(&net()).unwrap();
+    dpa.ensure_network(&demo_net()).unwrap();
+    dpb.ensure_network(&demo_net()).unwrap();
     for e in [&e2, &e3] {
         dpa.add_local_endpoint(e).unwrap();
     }
@@ -353,15 +249,11 @@ fn settle(h: &Host) {
 fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
     let pid = std::process::id() % 100_000;
     let (ua, ub) = (format!("osr{pid}a"), format!("osr{pid}b"));
-    let mut a = Host::start_named("ra");
-    a.start_vswitchd();
     // The underlay's far end is not used: one host is enough here.
-    a.exec(&[
-        "ip", "link", "add", &ua, "type", "veth", "peer", "name", &ub,
-    ]);
+    let mut a = host_with_veth("ra", &ua, &ub);
     let (dp, _) = driver(&a, 1, &ua);
-    let (e2, e3) = (endpoint(&mut a, 2), endpoint(&mut a, 3));
-    dp.ensure_network(&net()).unwrap();
+    let (e2, e3) = (demo_endpoint(&mut a, 2), demo_endpoint(&mut a, 3));
+    dp.ensure_network(&demo_net()).unwrap();
     dp.add_local_endpoint(&e2).unwrap();
     dp.add_local_endpoint(&e3).unwrap();
     dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
@@ -386,7 +278,7 @@ fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
     // keep balancing; then web's group (the same id) is taken over in place and api's goes.
     let dp = start(&a, Ipv4Addr::new(192, 0, 2, 1));
     let services = dp.service_driver();
-    dp.ensure_network(&net()).unwrap();
+    dp.ensure_network(&demo_net()).unwrap();
     dp.resync_local_endpoints(&[e2.clone(), e3.clone()])
         .unwrap();
     assert_eq!(
@@ -397,7 +289,7 @@ fn a_restarted_driver_converges_the_groups_an_earlier_run_left() {
     assert_eq!(connect(&w2).map(|c| c.1), Ok("p3".to_string()));
     let api_vip = SocketAddr::from((Ipv4Addr::new(10, 10, 0, 201), 81));
     assert!(
-        in_ns(&w2, move || TcpStream::connect_timeout(
+        in_netns(&w2, move || TcpStream::connect_timeout(
             &api_vip,
             Duration::from_secs(2)
         ))

@@ -10,21 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use common::{run, Host};
-use contiv_datapath::{Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing};
+use common::{demo_ep, demo_net, run, switch_config, Host};
+use contiv_datapath::LocalEndpoint;
 use contiv_datapath_ovs::switch::{OvsSwitch, SwitchConfig};
 use contiv_datapath_ovs::{dump, render, Desired, GroupNumbers, Ports};
 use contiv_ovsdb::vswitch::{PortKind, PortSpec};
 use contiv_policy::HostPolicy;
-
-fn cfg(host: &Host, bridge: &str, port: u16) -> SwitchConfig {
-    SwitchConfig {
-        ovsdb: format!("unix:{}", host.sock()),
-        bridge: bridge.into(),
-        openflow_port: port,
-        owner: "netplugin-test".into(),
-    }
-}
 
 fn lines(text: &str) -> BTreeSet<String> {
     text.lines()
@@ -33,38 +24,11 @@ fn lines(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn net() -> NetworkSpec {
-    NetworkSpec {
-        id: "demo:app".into(),
-        tenant: "demo".into(),
-        vni: 5000,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        fwd_mode: FwdMode::Bridge,
-        encap: Encap::Vxlan,
-        mtu: 0,
-    }
-}
-
-fn local(n: u8, wns: &str) -> LocalEndpoint {
-    let a = Ipv4Addr::new(10, 10, 0, n);
-    LocalEndpoint {
-        id: format!("ep{n}"),
-        network_id: "demo:app".into(),
-        netns_path: format!("/run/netns/{wns}").into(),
-        ifname: "eth0".into(),
-        ip: format!("{a}/24").parse().unwrap(),
-        mac: MacAddr::from_ipv4(a),
-        gateway: Ipv4Addr::new(10, 10, 0, 1),
-        plumbing: Plumbing::InWorkload,
-    }
-}
-
 /// The flows for `locals` in round `round`.
 fn rendering(locals: &[LocalEndpoint], ports: &Ports, round: u16) -> contiv_datapath_ovs::Rendered {
     let tenants: BTreeMap<String, u16> = [("demo".to_string(), 1)].into_iter().collect();
     let r = render(&Desired {
-        networks: &[net()],
+        networks: &[demo_net()],
         local_endpoints: locals,
         remote_endpoints: &[],
         policy: &HostPolicy::new(),
@@ -89,12 +53,12 @@ fn rounds_replace_each_other_and_churn_sends_only_the_difference() {
     for n in [2u8, 3] {
         let host_if = format!("ovr{pid}w{n}");
         let wns = host.workload(u32::from(n), &host_if, Ipv4Addr::new(10, 10, 0, n));
-        locals.push(local(n, &wns));
+        locals.push(demo_ep(n, &wns));
         names.push(host_if);
     }
     let host = Arc::new(host);
     let h = host.clone();
-    let config = cfg(&host, "ovrbr", 16654);
+    let config = switch_config(&host.sock(), "ovrbr", 16654);
     host.in_ns(move || async move {
         let mut sw = OvsSwitch::start(config.clone()).await.unwrap();
         assert_eq!(sw.round(), 1, "nothing of ours on the switch yet");
@@ -155,9 +119,9 @@ fn bad_setups_get_a_clear_error_and_change_nothing() {
     let (no_db, no_vswitchd) = (
         SwitchConfig {
             ovsdb: format!("unix:{}/nothing.sock", host.dir.path().display()),
-            ..cfg(&host, "ovbbr", 16655)
+            ..switch_config(&host.sock(), "ovbbr", 16655)
         },
-        cfg(&host, "ovbbr", 16655),
+        switch_config(&host.sock(), "ovbbr", 16655),
     );
     let list_br = |h: &Host| {
         let out = run(&mut h.cmd(&h.ns, &["ovs-vsctl", "--no-wait", "list-br"]));
@@ -189,7 +153,7 @@ fn bad_setups_get_a_clear_error_and_change_nothing() {
         &["ovs-vsctl", "--no-wait", "list", "Bridge", "ovbforeign"],
     ))
     .stdout;
-    let foreign = cfg(&host, "ovbforeign", 16656);
+    let foreign = switch_config(&host.sock(), "ovbforeign", 16656);
     host.in_ns(move || async move {
         let e = OvsSwitch::start(foreign).await.err().unwrap().to_string();
         assert!(e.contains("not managed by contiv"), "{e}");

@@ -10,12 +10,10 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Stdio;
 
-use common::{ip, Host};
+use common::{ip, linked_hosts, ovs_config, Host};
 use contiv_datapath::{
-    Datapath, Encap, FwdMode, HostSpec, LocalEndpoint, MacAddr, NetworkSpec, Plumbing,
-    RemoteEndpoint,
+    Datapath, Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, RemoteEndpoint,
 };
-use contiv_datapath_ovs::switch::SwitchConfig;
 use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
 
 const RED_VLAN: u32 = 100;
@@ -36,24 +34,19 @@ fn net(name: &str, tag: u32, third: u8) -> NetworkSpec {
 }
 
 fn cfg(h: &Host, bridge: &str, uplink: Option<&str>) -> OvsConfig {
-    OvsConfig {
-        switch: SwitchConfig {
-            ovsdb: format!("unix:{}", h.sock()),
-            bridge: bridge.into(),
-            openflow_port: 16670,
-            owner: "netplugin-test".into(),
-        },
-        host: HostSpec {
-            // No VXLAN here: the VTEP is only the host's identity.
-            vtep_ip: Ipv4Addr::new(192, 0, 2, 1),
-            underlay_ifname: "lo".into(),
-            // Not the trunk's (1500): VLAN workloads must get the trunk's MTU, not this.
-            underlay_mtu: 9000,
-        },
-        host_netns: Some(format!("/run/netns/{}", h.ns).into()),
-        vlan_uplink: uplink.map(str::to_string),
-        dns: None,
-    }
+    // No VXLAN here: the VTEP is only the host's identity.
+    let mut c = ovs_config(
+        &h.ns,
+        &h.sock(),
+        bridge,
+        16670,
+        "lo",
+        Ipv4Addr::new(192, 0, 2, 1),
+    );
+    // Not the trunk's (1500): VLAN workloads must get the trunk's MTU, not this.
+    c.host.underlay_mtu = 9000;
+    c.vlan_uplink = uplink.map(str::to_string);
+    c
 }
 
 /// Workload `n` of network `net` on host `h` (its namespace made here, removed with the host).
@@ -75,14 +68,9 @@ fn endpoint(h: &mut Host, net: &NetworkSpec, n: u8) -> LocalEndpoint {
     }
 }
 
+/// `ep` as the other host (VTEP 192.0.2.2) announces it.
 fn remote(ep: &LocalEndpoint) -> RemoteEndpoint {
-    RemoteEndpoint {
-        id: ep.id.clone(),
-        network_id: ep.network_id.clone(),
-        ip: ep.ip.addr(),
-        mac: ep.mac,
-        vtep: Ipv4Addr::new(192, 0, 2, 2),
-    }
+    common::remote(ep, Ipv4Addr::new(192, 0, 2, 2))
 }
 
 fn wns_of(ep: &LocalEndpoint) -> String {
@@ -107,15 +95,8 @@ fn snapshot(h: &Host, br: &str) -> (String, String) {
 fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
     let pid = std::process::id() % 100_000;
     let (ta, tb) = (format!("ovl{pid}a"), format!("ovl{pid}b"));
-    let mut a = Host::start_named("la");
-    let mut b = Host::start_named("lb");
-    a.start_vswitchd();
-    b.start_vswitchd();
     // The trunk: a veth made in host A's namespace, its other end moved to host B.
-    a.exec(&[
-        "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
-    ]);
-    a.exec(&["ip", "link", "set", &tb, "netns", &b.ns]);
+    let (mut a, mut b) = linked_hosts("la", "lb", &ta, &tb);
 
     // An uplink that does not exist: a clear error, and OVS untouched (no bridge made).
     let e = OvsDatapath::start(cfg(&a, "ovlbr", Some("nosuch0")))
@@ -142,9 +123,7 @@ fn vlan_networks_reach_their_own_across_a_trunk_and_never_the_other() {
     a.exec(&["ip", "addr", "del", "192.0.2.77/24", "dev", &ta]);
     // An uplink that is a port of a bridge not ours: refused, and our bridge is not left behind.
     let theirs = format!("ovl{pid}x");
-    a.exec(&[
-        "ip", "link", "add", &theirs, "type", "veth", "peer", "name", "ovlxpeer",
-    ]);
+    a.add_veth(&theirs, "ovlxpeer");
     vsctl(
         &a,
         &[
