@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{host_with_workloads, ovs_config, run, spawn_self, Host};
+use common::{child_args, host_with_workloads, ovs_config, run, spawn_self, Host};
 use contiv_datapath::{
     Datapath, Encap, FwdMode, LocalEndpoint, MacAddr, NetworkSpec, Plumbing, PolicyDriver,
     ServiceDriver, ServicePort, ServiceSpec, TenantServices,
@@ -412,12 +412,9 @@ fn churn_converges_on_the_rendering_of_the_final_state() {
 /// Without [`CHILD_ENV`] it does nothing.
 #[test]
 fn churn_process() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some([ns, sock, progress]) = child_args(CHILD_ENV) else {
         return;
     };
-    let mut parts = spec.split('|');
-    let mut next = || parts.next().unwrap().to_string();
-    let (ns, sock, progress) = (next(), next(), next());
     let dp = OvsDatapath::start(cfg(&ns, &sock)).unwrap();
     churn(&dp, &ns, &steps(), |done| {
         let _ = std::fs::write(&progress, done.to_string());

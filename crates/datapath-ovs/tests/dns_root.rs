@@ -40,6 +40,15 @@ impl Drop for NsGuard {
     }
 }
 
+/// Host `tag` (ovs-vswitchd started), the prefix of its DNS namespaces and their guard.
+fn dns_host(tag: &str) -> (Host, String, NsGuard) {
+    let host = Host::start_named(tag);
+    host.start_vswitchd();
+    let prefix = format!("{}-x", host.ns);
+    let guard = NsGuard(prefix.clone());
+    (host, prefix, guard)
+}
+
 /// A DNS server answering every A question with `answer`, on `GW:53` (UDP and TCP) inside the
 /// namespace `ns`, until dropped.
 struct TinyDns {
@@ -182,10 +191,7 @@ fn dns_ports(host: &Host) -> Vec<String> {
 #[test]
 #[ignore = "needs root"]
 fn each_tenant_reaches_its_own_dns_server_on_its_gateway() {
-    let mut host = Host::start_named("dns");
-    host.start_vswitchd();
-    let prefix = format!("{}-x", host.ns);
-    let _guard = NsGuard(prefix.clone());
+    let (mut host, prefix, _guard) = dns_host("dns");
     let dns = DnsNetns {
         dir: "/run/netns".into(),
         prefix: prefix.clone(),
@@ -257,10 +263,7 @@ fn each_tenant_reaches_its_own_dns_server_on_its_gateway() {
 #[test]
 #[ignore = "needs root"]
 fn a_vlan_network_resolves_through_its_gateway() {
-    let mut host = Host::start_named("dnsv");
-    host.start_vswitchd();
-    let prefix = format!("{}-x", host.ns);
-    let _guard = NsGuard(prefix.clone());
+    let (mut host, prefix, _guard) = dns_host("dnsv");
     // The trunk uplink: one end of a veth in the host namespace (nothing beyond it here).
     host.add_veth("trunk0", "trunk0p");
     let mut c = cfg(&host, &prefix);

@@ -26,6 +26,14 @@ fn driver(h: &Host, n: u8, underlay_if: &str) -> (OvsDatapath, Ipv4Addr) {
     underlay_driver(h, n, underlay_if, "opphy", "opbr", 16661)
 }
 
+/// Host `tag` alone, as host 1: its underlay veth `<phy><pid>` (the peer unused) and driver.
+fn lone_host(tag: &str, phy: &str) -> (Host, OvsDatapath) {
+    let phy = format!("{phy}{}", std::process::id() % 100_000);
+    let h = host_with_veth(tag, &phy, &format!("{phy}p"));
+    let (dp, _) = driver(&h, 1, &phy);
+    (h, dp)
+}
+
 /// The driver of host `h` (its underlay set up by [`driver`]), started again.
 fn start(h: &Host, vtep: Ipv4Addr) -> OvsDatapath {
     OvsDatapath::start(ovs_config(&h.ns, &h.sock(), "opbr", 16661, "opphy", vtep)).unwrap()
@@ -264,10 +272,7 @@ fn policy_on_ovs_is_stateful_ordered_and_counted_across_two_hosts() {
 #[test]
 #[ignore = "needs root"]
 fn forgetting_a_tenant_removes_its_policy_flows() {
-    let phy = format!("opf{}", std::process::id() % 100_000);
-    let peer = format!("{phy}p");
-    let mut h = host_with_veth("pf", &phy, &peer);
-    let (dp, _) = driver(&h, 1, &phy);
+    let (mut h, dp) = lone_host("pf", "opf");
     let pol = dp.policy_driver();
     let (e2, e3) = (demo_endpoint(&mut h, 2), demo_endpoint(&mut h, 3));
     dp.ensure_network(&demo_net()).unwrap();
@@ -297,10 +302,7 @@ fn forgetting_a_tenant_removes_its_policy_flows() {
 #[test]
 #[ignore = "needs root"]
 fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
-    let phy = format!("opr{}", std::process::id() % 100_000);
-    let peer = format!("{phy}p");
-    let mut h = host_with_veth("pr", &phy, &peer);
-    let (dp, _) = driver(&h, 1, &phy);
+    let (mut h, dp) = lone_host("pr", "opr");
     let pol = dp.policy_driver();
     let (e2, e3, e4) = (
         demo_endpoint(&mut h, 2),
@@ -382,10 +384,7 @@ fn a_restarted_agent_keeps_the_old_policy_until_it_declares_its_own() {
 #[test]
 #[ignore = "needs root"]
 fn policy_calls_fail_clearly_when_ovs_vswitchd_is_gone() {
-    let phy = format!("opg{}", std::process::id() % 100_000);
-    let peer = format!("{phy}p");
-    let mut h = host_with_veth("pg", &phy, &peer);
-    let (dp, _) = driver(&h, 1, &phy);
+    let (mut h, dp) = lone_host("pg", "opg");
     let pol = dp.policy_driver();
     let _e2 = demo_endpoint(&mut h, 2);
     dp.ensure_network(&demo_net()).unwrap();

@@ -11,7 +11,9 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{app_net, demo_ep, host_with_workloads, ovs_config, run, spawn_self, Host};
+use common::{
+    app_net, child_args, demo_ep, host_with_workloads, ovs_config, run, spawn_self, Host,
+};
 use contiv_datapath::{Datapath, Encap, FwdMode, LocalEndpoint};
 use contiv_datapath_ovs::{OvsConfig, OvsDatapath};
 
@@ -52,12 +54,9 @@ fn declare(dp: &OvsDatapath, ns: &str, tenants: &[&str]) {
 /// its round in the ready file and waits to be killed. Without [`CHILD_ENV`] it does nothing.
 #[test]
 fn agent_process() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some([ns, sock, order, ready]) = child_args(CHILD_ENV) else {
         return;
     };
-    let mut parts = spec.split('|');
-    let mut next = || parts.next().unwrap().to_string();
-    let (ns, sock, order, ready) = (next(), next(), next(), next());
     let dp = OvsDatapath::start(cfg(&ns, &sock)).unwrap();
     let tenants: Vec<&str> = order.split(',').collect();
     declare(&dp, &ns, &tenants);

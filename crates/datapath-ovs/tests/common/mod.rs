@@ -342,6 +342,14 @@ pub fn spawn_self(test: &str, env: &str, value: String) -> std::process::Child {
         .unwrap()
 }
 
+/// In a child started by [`spawn_self`]: the `|`-separated fields of `env`; `None` in a
+/// normal run (the child's test then does nothing).
+pub fn child_args<const N: usize>(env: &str) -> Option<[String; N]> {
+    let spec = std::env::var(env).ok()?;
+    let fields: Vec<String> = spec.split('|').map(str::to_string).collect();
+    Some(fields.try_into().expect("child environment fields"))
+}
+
 /// The switch part of a driver's config: ovsdb at `sock`, `bridge` listening for OpenFlow on
 /// `openflow_port`, owned by `netplugin-test`.
 pub fn switch_config(sock: &str, bridge: &str, openflow_port: u16) -> SwitchConfig {
