@@ -8,8 +8,6 @@
 //! tenants no longer here ([`prune`]).
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use contiv_datapath::DatapathError;
@@ -17,10 +15,9 @@ use contiv_datapath_linux::netns;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkUnspec};
 
-use super::plumb::{fail, index_of, tx_checksum_off, PlumbError};
+use super::plumb::{delete_link, fail, in_netns, index_of, make_veth, tx_checksum_off, PlumbError};
 use super::{backend, Inner};
 use crate::pipeline::ROUTER_MAC;
 
@@ -108,7 +105,7 @@ async fn ensure(
     let mut placed = false;
     for _ in 0..2 {
         if index_of(&i.nl, &host).await.is_none() {
-            make_veth(&i.nl, &host, &path, i.dns_mtu).await?;
+            make_veth(&i.nl, &host, &path, NS_IF, &ROUTER_MAC, i.dns_mtu).await?;
         }
         if configure(path.clone(), want.clone()).await? {
             placed = true;
@@ -136,77 +133,17 @@ async fn ensure(
     Ok(i.sw.ensure_port(&spec).await?)
 }
 
-async fn make_veth(
-    nl: &Handle,
-    host: &str,
-    ns: &std::path::Path,
-    mtu: u32,
-) -> Result<(), PlumbError> {
-    let f = File::open(ns).map_err(fail(format!("open netns {}", ns.display())))?;
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(NS_IF.to_string())
-        .mtu(mtu)
-        .address(ROUTER_MAC.to_vec())
-        .setns_by_fd(f.as_raw_fd())
-        .build();
-    let msg = LinkVeth::new(host, NS_IF)
-        .mtu(mtu)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .build();
-    nl.link()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(fail(format!("create veth {host}")))
-}
-
-async fn delete_link(nl: &Handle, name: &str) -> Result<(), PlumbError> {
-    let Some(index) = index_of(nl, name).await else {
-        return Ok(());
-    };
-    nl.link()
-        .del(index)
-        .execute()
-        .await
-        .map_err(fail(format!("delete {name}")))
-}
-
 /// Inside the namespace: `lo` and [`NS_IF`] up, transmit checksum offload off (the userspace
 /// datapath never completes it), exactly the addresses `want`. `Ok(false)`: no [`NS_IF`] there.
 async fn configure(ns: PathBuf, want: BTreeSet<Ipv4Net>) -> Result<bool, PlumbError> {
-    tokio::task::spawn_blocking(move || {
-        let f = File::open(&ns).map_err(fail(format!("open netns {}", ns.display())))?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a valid netns fd changes only this scoped thread.
-                if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(fail(format!("enter netns {}", ns.display()))(
-                        std::io::Error::last_os_error(),
-                    ));
-                }
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(fail("runtime in the dns netns".into()))?;
-                rt.block_on(configure_here(&want))
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(fail("dns netns thread".into())(std::io::Error::other(
-                    "panicked",
-                )))
-            })
-        })
+    in_netns(ns, "dns", move |h| async move {
+        configure_here(&h, &want).await
     })
     .await
-    .map_err(fail("dns netns task".into()))?
 }
 
-async fn configure_here(want: &BTreeSet<Ipv4Net>) -> Result<bool, PlumbError> {
-    let (conn, h, _) =
-        rtnetlink::new_connection().map_err(fail("netlink in the dns netns".into()))?;
-    tokio::spawn(conn);
-    let Some(index) = index_of(&h, NS_IF).await else {
+async fn configure_here(h: &Handle, want: &BTreeSet<Ipv4Net>) -> Result<bool, PlumbError> {
+    let Some(index) = index_of(h, NS_IF).await else {
         return Ok(false);
     };
     tx_checksum_off(NS_IF).map_err(fail(format!("tx checksum offload off on {NS_IF}")))?;
@@ -284,11 +221,7 @@ pub(super) async fn prune(i: &mut Inner) -> Result<(), DatapathError> {
     let Some(cfg) = i.dns.clone() else {
         return Ok(());
     };
-    let ports =
-        i.sw.vswitch()
-            .ports(i.sw.bridge())
-            .await
-            .map_err(|e| backend("ovs ports", e))?;
+    let ports = i.bridge_ports().await?;
     let gone: Vec<String> = ports
         .iter()
         .filter(|p| p.ours)

@@ -93,6 +93,15 @@ struct Inner {
 const POLICY_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Inner {
+    /// Every port of the bridge as OVSDB has it (ours marked).
+    async fn bridge_ports(&self) -> Result<Vec<contiv_ovsdb::vswitch::PortInfo>, DatapathError> {
+        self.sw
+            .vswitch()
+            .ports(self.sw.bridge())
+            .await
+            .map_err(|e| backend("ovs ports", e))
+    }
+
     /// Whether the previous run's flows may go: the agent declared every endpoint (resync) and,
     /// with policy on, applied the policy of every tenant with a network here (or
     /// [`POLICY_HOLD_MAX`] passed). Until then a restarted agent renders without (all of) the
@@ -405,39 +414,31 @@ async fn forget_unanswered(
     Ok(n)
 }
 
+/// One job on the driver's state: a future borrowing it (see [`Core::with`]).
+type Job<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>>;
+
 impl Core {
     /// Runs `f` with the driver's state on its thread, then converges the switch on the result.
     fn change<F, T>(&self, what: String, f: F) -> Result<T, DatapathError>
     where
-        F: for<'a> FnOnce(
-                &'a mut Inner,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
-            > + Send
-            + 'static,
+        F: for<'a> FnOnce(&'a mut Inner) -> Job<'a, T> + Send + 'static,
         T: Send + 'static,
     {
-        let inner = self.inner.clone();
-        let out = self.worker.run(async move {
-            let mut guard = inner.lock().await;
-            let i = &mut *guard;
-            let out = f(i).await?;
-            converge(i, &what).await?;
-            Ok(out)
-        });
-        out.unwrap_or_else(|| Err(thread_gone()))
+        self.with(move |i| {
+            Box::pin(async move {
+                let out = f(i).await?;
+                converge(i, &what).await?;
+                Ok(out)
+            })
+        })
     }
 
     /// Runs `f` with the driver's state on its thread (it converges the switch itself if it
     /// changes anything).
     fn with<F, T>(&self, f: F) -> Result<T, DatapathError>
     where
-        F: for<'a> FnOnce(
-                &'a mut Inner,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, DatapathError>> + Send + 'a>,
-            > + Send
-            + 'static,
+        F: for<'a> FnOnce(&'a mut Inner) -> Job<'a, T> + Send + 'static,
         T: Send + 'static,
     {
         let inner = self.inner.clone();
@@ -588,17 +589,12 @@ impl Datapath for OvsDatapath {
     }
 
     fn observe(&self) -> Result<ObservedState, DatapathError> {
-        let inner = self.core.inner.clone();
-        let out = self.core.worker.run(async move {
-            let i = inner.lock().await;
-            let ports = i.sw.vswitch().ports(i.sw.bridge()).await?;
-            Ok::<_, contiv_ovsdb::Error>(i.state.observed(&ports))
-        });
-        match out {
-            Some(Ok(o)) => Ok(o),
-            Some(Err(e)) => Err(backend("ovs ports", e)),
-            None => Err(backend("ovs driver thread", std::io::Error::other("ended"))),
-        }
+        self.core.with(|i| {
+            Box::pin(async move {
+                let ports = i.bridge_ports().await?;
+                Ok(i.state.observed(&ports))
+            })
+        })
     }
 
     fn workload_ends(&self, eps: &[ObservedEndpoint]) -> Result<Vec<WorkloadEnd>, DatapathError> {
@@ -793,11 +789,7 @@ async fn adopt(i: &mut Inner, eps: &[LocalEndpoint]) -> Result<(), DatapathError
     if missing.is_empty() {
         return Ok(());
     }
-    let ports =
-        i.sw.vswitch()
-            .ports(i.sw.bridge())
-            .await
-            .map_err(|e| backend("ovs ports", e))?;
+    let ports = i.bridge_ports().await?;
     for ep in missing {
         let ofport = ports
             .iter()

@@ -6,8 +6,10 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use contiv_datapath::{LocalEndpoint, Plumbing};
+use contiv_datapath_linux::netns;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -48,23 +50,7 @@ pub(super) async fn index_of(h: &Handle, name: &str) -> Option<u32> {
 pub async fn plug(h: &Handle, ep: &LocalEndpoint, mtu: u32) -> Result<String, PlumbError> {
     let host = host_ifname(&ep.id);
     if index_of(h, &host).await.is_none() {
-        let ns = File::open(&ep.netns_path)
-            .map_err(fail(format!("open netns {}", ep.netns_path.display())))?;
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(ep.ifname.clone())
-            .mtu(mtu)
-            .address(ep.mac.octets().to_vec())
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
-        let msg = LinkVeth::new(&host, &ep.ifname)
-            .mtu(mtu)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .build();
-        h.link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(fail(format!("create veth {host}")))?;
+        make_veth(h, &host, &ep.netns_path, &ep.ifname, &ep.mac.octets(), mtu).await?;
         if ep.plumbing == Plumbing::InWorkload {
             if let Err(e) = configure_workload(ep).await {
                 let _ = unplug(h, &ep.id).await;
@@ -81,17 +67,49 @@ pub async fn plug(h: &Handle, ep: &LocalEndpoint, mtu: u32) -> Result<String, Pl
     Ok(host)
 }
 
-/// Deletes the host end (the workload end goes with it); absent is fine.
-pub async fn unplug(h: &Handle, endpoint_id: &str) -> Result<(), PlumbError> {
-    let host = host_ifname(endpoint_id);
-    let Some(index) = index_of(h, &host).await else {
+/// A veth pair: `host` in this (the host) namespace, its peer made directly in the namespace
+/// at `ns` with its name, MAC and MTU (never seen in the host namespace, so no name clash).
+pub(super) async fn make_veth(
+    h: &Handle,
+    host: &str,
+    ns: &Path,
+    peer_name: &str,
+    peer_mac: &[u8],
+    mtu: u32,
+) -> Result<(), PlumbError> {
+    let f = File::open(ns).map_err(fail(format!("open netns {}", ns.display())))?;
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer_name.to_string())
+        .mtu(mtu)
+        .address(peer_mac.to_vec())
+        .setns_by_fd(f.as_raw_fd())
+        .build();
+    let msg = LinkVeth::new(host, peer_name)
+        .mtu(mtu)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(fail(format!("create veth {host}")))
+}
+
+/// Deletes the link `name` (a veth's peer goes with it); absent is fine.
+pub(super) async fn delete_link(h: &Handle, name: &str) -> Result<(), PlumbError> {
+    let Some(index) = index_of(h, name).await else {
         return Ok(());
     };
     h.link()
         .del(index)
         .execute()
         .await
-        .map_err(fail(format!("delete {host}")))
+        .map_err(fail(format!("delete {name}")))
+}
+
+/// Deletes the host end (the workload end goes with it); absent is fine.
+pub async fn unplug(h: &Handle, endpoint_id: &str) -> Result<(), PlumbError> {
+    delete_link(h, &host_ifname(endpoint_id)).await
 }
 
 /// Whether the host end of `endpoint_id` exists: `Ok(false)` only when the kernel says there
@@ -182,38 +200,29 @@ pub async fn set_up(h: &Handle, name: &str) -> Result<(), PlumbError> {
         .map_err(fail(format!("set {name} up")))
 }
 
+/// Runs `f` with a netlink handle inside the network namespace at `ns`, on a thread of its own
+/// (`contiv_datapath_linux::netns::run_in`), kept off the async runtime's threads while it waits.
+pub(super) async fn in_netns<F, Fut, R>(ns: PathBuf, what: &str, f: F) -> Result<R, PlumbError>
+where
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, PlumbError>>,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || netns::run_in(&ns, |h| async move { Ok(f(h).await) }))
+        .await
+        .map_err(fail(format!("{what} netns task")))?
+        .map_err(fail(format!("{what} netns")))?
+}
+
 /// Inside the workload's namespace: interface up, its address, default route via the gateway.
 async fn configure_workload(ep: &LocalEndpoint) -> Result<(), PlumbError> {
     let ep = ep.clone();
-    tokio::task::spawn_blocking(move || {
-        let ns = File::open(&ep.netns_path)
-            .map_err(fail(format!("open netns {}", ep.netns_path.display())))?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a valid netns fd changes only this scoped thread.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(fail(format!("enter netns {}", ep.netns_path.display()))(
-                        std::io::Error::last_os_error(),
-                    ));
-                }
-                tx_checksum_off(&ep.ifname)
-                    .map_err(fail(format!("tx checksum offload off on {}", ep.ifname)))?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(fail("runtime in the workload netns".into()))?;
-                rt.block_on(configure_here(&ep))
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(fail("workload netns thread".into())(std::io::Error::other(
-                    "panicked",
-                )))
-            })
-        })
+    in_netns(ep.netns_path.clone(), "workload", move |h| async move {
+        tx_checksum_off(&ep.ifname)
+            .map_err(fail(format!("tx checksum offload off on {}", ep.ifname)))?;
+        configure_here(&h, &ep).await
     })
     .await
-    .map_err(fail("workload netns task".into()))?
 }
 
 /// Turns transmit checksum offload off on `ifname` (this thread's namespace), as `ethtool -K
@@ -259,11 +268,8 @@ pub(super) fn tx_checksum_off(ifname: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn configure_here(ep: &LocalEndpoint) -> Result<(), PlumbError> {
-    let (conn, h, _) =
-        rtnetlink::new_connection().map_err(fail("netlink in the workload netns".into()))?;
-    tokio::spawn(conn);
-    let index = index_of(&h, &ep.ifname).await.ok_or_else(|| {
+async fn configure_here(h: &Handle, ep: &LocalEndpoint) -> Result<(), PlumbError> {
+    let index = index_of(h, &ep.ifname).await.ok_or_else(|| {
         fail(format!("find {} in the workload", ep.ifname))(std::io::Error::from(
             std::io::ErrorKind::NotFound,
         ))
